@@ -1,0 +1,249 @@
+//! The CPU backend: the reference every other backend is compared with.
+//!
+//! - SHA-256 comes from `sha2`, which picks the SHA-NI (x86) or ARMv8 SHA2 instructions at
+//!   run time when the CPU has them; batches are spread over a rayon pool.
+//! - Ed25519 uses `ed25519-consensus` (ZIP-215). A batch is cut into one chunk per worker
+//!   and each chunk is checked with one randomised multi-scalar equation. When a chunk fails,
+//!   it is bisected until the failing items are isolated and checked singly, so every item
+//!   gets the verdict single verification would give it.
+
+use ed25519_consensus::{Signature, VerificationKey, VerificationKeyBytes, batch};
+use rand_chacha::ChaCha12Rng;
+use rand_core::{OsRng, SeedableRng};
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+use crate::backend::{Accelerator, BackendInfo, BackendKind, SigItem};
+use crate::{AccelError, Digest, merkle};
+
+/// Settings of the CPU backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuConfig {
+    /// Worker threads; `0` uses one per available core.
+    pub threads: usize,
+}
+
+/// Below this many bytes per task, splitting a SHA-256 batch costs more than it saves.
+const SHA_TASK_BYTES: usize = 32 * 1024;
+/// Levels shorter than this are reduced on the calling thread.
+const MERKLE_PAR_LEVEL: usize = 1024;
+/// Largest chunk checked by one batch equation; bigger chunks gain little from
+/// Pippenger's algorithm and make bisection after a failure more expensive.
+const ED_MAX_CHUNK: usize = 512;
+/// Chunks this small are checked item by item after a batch failure.
+const ED_SINGLE_BELOW: usize = 4;
+
+/// The reference backend on the host CPU.
+pub struct CpuBackend {
+    pool: rayon::ThreadPool,
+    threads: usize,
+}
+
+impl std::fmt::Debug for CpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuBackend")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl CpuBackend {
+    /// Starts the worker pool.
+    pub fn new(config: CpuConfig) -> Result<Self, AccelError> {
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("cpc-accel-cpu-{i}"))
+            .build()
+            .map_err(|e| AccelError::Config(format!("cannot start {threads} cpu workers: {e}")))?;
+        Ok(Self { pool, threads })
+    }
+
+    /// Worker threads in the pool.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// SHA-256 of every message; infallible on the CPU.
+    pub fn sha256(&self, msgs: &[&[u8]]) -> Vec<Digest> {
+        // Padding adds up to a block per message; count it, or batches of tiny messages
+        // look cheaper than they are.
+        let work: usize = msgs.iter().map(|m| m.len() + 64).sum();
+        if self.threads == 1 || msgs.len() < 2 || work < 2 * SHA_TASK_BYTES {
+            return msgs.iter().map(|m| sha256_one(m)).collect();
+        }
+        let min_len = (SHA_TASK_BYTES * msgs.len() / work).max(1);
+        self.pool.install(|| {
+            msgs.par_iter()
+                .with_min_len(min_len)
+                .map(|m| sha256_one(m))
+                .collect()
+        })
+    }
+
+    /// The Merkle root of `leaves`; infallible on the CPU.
+    pub fn merkle(&self, leaves: &[Digest]) -> Digest {
+        if self.threads == 1 || leaves.len() < MERKLE_PAR_LEVEL {
+            return merkle::reference_root(leaves);
+        }
+        self.pool.install(|| {
+            let mut level: Vec<Digest> = leaves
+                .par_iter()
+                .with_min_len(256)
+                .map(merkle::leaf_hash)
+                .collect();
+            while level.len() >= MERKLE_PAR_LEVEL {
+                let odd = (level.len() % 2 == 1).then(|| level[level.len() - 1]);
+                let mut next: Vec<Digest> = level
+                    .par_chunks_exact(2)
+                    .with_min_len(256)
+                    .map(|p| merkle::node_hash(&p[0], &p[1]))
+                    .collect();
+                next.extend(odd);
+                level = next;
+            }
+            merkle::root_of_nodes(level)
+        })
+    }
+
+    /// ZIP-215 verdict of every item; infallible on the CPU.
+    pub fn ed25519(&self, items: &[SigItem<'_>]) -> Vec<bool> {
+        match items.len() {
+            0 => Vec::new(),
+            1 => vec![ed25519_verify_one(&items[0])],
+            n => {
+                let chunk = n.div_ceil(self.threads).clamp(2, ED_MAX_CHUNK);
+                if n <= chunk {
+                    return verify_chunk(items);
+                }
+                self.pool.install(|| {
+                    items
+                        .par_chunks(chunk)
+                        .flat_map_iter(verify_chunk)
+                        .collect()
+                })
+            }
+        }
+    }
+}
+
+/// SHA-256 of one message: the one-at-a-time baseline.
+pub fn sha256_one(msg: &[u8]) -> Digest {
+    Sha256::digest(msg).into()
+}
+
+/// ZIP-215 single verification of one item: the reference verdict.
+pub fn ed25519_verify_one(item: &SigItem<'_>) -> bool {
+    VerificationKey::try_from(item.public_key)
+        .and_then(|vk| vk.verify(&Signature::from(item.signature), item.message))
+        .is_ok()
+}
+
+fn verify_chunk(items: &[SigItem<'_>]) -> Vec<bool> {
+    let prepared: Vec<batch::Item> = items
+        .iter()
+        .map(|it| {
+            batch::Item::from((
+                VerificationKeyBytes::from(it.public_key),
+                Signature::from(it.signature),
+                it.message,
+            ))
+        })
+        .collect();
+    // The batch coefficients must be unpredictable to whoever chose the signatures; one
+    // OS-seeded stream per chunk avoids a system call per item.
+    // Without OS randomness a batch equation is unsafe, but single checks need none.
+    match ChaCha12Rng::from_rng(OsRng) {
+        Ok(mut rng) => {
+            let mut verdicts = vec![false; items.len()];
+            bisect(&prepared, &mut verdicts, &mut rng);
+            verdicts
+        }
+        Err(_) => prepared
+            .into_iter()
+            .map(|item| item.verify_single().is_ok())
+            .collect(),
+    }
+}
+
+fn bisect(items: &[batch::Item], verdicts: &mut [bool], rng: &mut ChaCha12Rng) {
+    if items.len() < ED_SINGLE_BELOW {
+        for (item, v) in items.iter().zip(verdicts.iter_mut()) {
+            *v = item.clone().verify_single().is_ok();
+        }
+        return;
+    }
+    let mut verifier = batch::Verifier::new();
+    for item in items {
+        verifier.queue(item.clone());
+    }
+    if verifier.verify(&mut *rng).is_ok() {
+        verdicts.fill(true);
+        return;
+    }
+    let mid = items.len() / 2;
+    let (left, right) = verdicts.split_at_mut(mid);
+    bisect(&items[..mid], left, rng);
+    bisect(&items[mid..], right, rng);
+}
+
+/// CPU features that speed up this backend, as reported by `cpchain accel list`.
+pub fn cpu_features() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut features = Vec::new();
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        if std::arch::is_x86_feature_detected!("sha") {
+            features.push("sha-ni".to_owned());
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            features.push("avx2".to_owned());
+        }
+        if std::arch::is_x86_feature_detected!("bmi2") {
+            features.push("bmi2".to_owned());
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("sha2") {
+            features.push("armv8-sha2".to_owned());
+        }
+    }
+    features
+}
+
+impl Accelerator for CpuBackend {
+    fn info(&self) -> BackendInfo {
+        let mut features = cpu_features();
+        features.push("ed25519-zip215".to_owned());
+        BackendInfo {
+            name: "cpu".to_owned(),
+            kind: BackendKind::Cpu,
+            available: true,
+            device: format!(
+                "host {} CPU, {} worker threads",
+                std::env::consts::ARCH,
+                self.threads
+            ),
+            features,
+            max_batch: None,
+            parallelism: self.threads,
+            unavailable_reason: None,
+        }
+    }
+
+    fn sha256_batch(&self, msgs: &[&[u8]]) -> Result<Vec<Digest>, AccelError> {
+        Ok(self.sha256(msgs))
+    }
+
+    fn merkle_root(&self, leaves: &[Digest]) -> Result<Digest, AccelError> {
+        Ok(self.merkle(leaves))
+    }
+
+    fn ed25519_verify_batch(&self, items: &[SigItem<'_>]) -> Result<Vec<bool>, AccelError> {
+        Ok(self.ed25519(items))
+    }
+}

@@ -1,0 +1,41 @@
+//! The CPChain accelerator layer.
+//!
+//! Every heavy cryptographic operation of the node — SHA-256 over batches of messages,
+//! Merkle roots, Ed25519 batch verification — goes through one trait, [`Accelerator`].
+//! Backends implement it for a device: [`cpu::CpuBackend`] is the reference and is always
+//! present; GPU (wgpu, CUDA) and FPGA backends register with the same trait.
+//!
+//! Callers never talk to a backend directly. They hold a [`Dispatcher`], which
+//!
+//! - routes each operation to a backend by [`DispatchConfig`] (`auto | cpu | wgpu | cuda |
+//!   fpga`, chosen per operation),
+//! - splits batches larger than the backend's limit,
+//! - falls back to the CPU when a backend is unavailable, fails, or returns a malformed
+//!   answer, so the caller always gets its answer, and
+//! - counts operations, items, errors, fallbacks and busy time per backend and operation.
+//!
+//! # Consensus rules
+//!
+//! Every backend must return exactly what the CPU reference returns for every input:
+//!
+//! - SHA-256 is FIPS 180-4.
+//! - Merkle roots follow the tree rule documented in [`merkle`].
+//! - Ed25519 verdicts follow **ZIP-215**: the cofactored equation `[8][S]B = [8]R + [8][k]A`,
+//!   `S` must be canonical (`S < L`), and any encoding of `A` and `R` that decodes to a
+//!   curve point is accepted, including non-canonical `y` and small-order points. Batch and
+//!   single verification agree on every input under this rule, so a batch verdict never
+//!   depends on which other signatures share the batch.
+
+pub mod backend;
+pub mod cpu;
+pub mod dispatch;
+pub mod error;
+pub mod merkle;
+pub mod vectors;
+
+pub use backend::{Accelerator, BackendInfo, BackendKind, Op, SigItem};
+pub use dispatch::{AutoPolicy, CounterSnapshot, DispatchConfig, Dispatcher, Route};
+pub use error::AccelError;
+
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];

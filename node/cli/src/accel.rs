@@ -1,0 +1,343 @@
+//! `cpchain accel …`: list, hash, verify and self-test the accelerator backends.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use cpc_accel::{BackendKind, DispatchConfig, Dispatcher, Route, SigItem, vectors};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccelCommand {
+    /// List the backends: availability, device, features and limits.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// SHA-256 of files (or standard input), or the Merkle root over their digests.
+    Hash {
+        #[command(flatten)]
+        backend: BackendArg,
+        /// Print the Merkle root of the files' digests (in the order given) instead.
+        #[arg(long)]
+        merkle: bool,
+        /// Files to hash; `-` or nothing reads standard input.
+        files: Vec<PathBuf>,
+    },
+    /// Verify Ed25519 signatures (ZIP-215) from JSON lines.
+    ///
+    /// Each input line is `{"pk":HEX,"msg":HEX,"sig":HEX}`; each output line is
+    /// `{"valid":BOOL}`, or `{"error":"…"}` for a malformed line. Lines are verified in
+    /// batches; a malformed line never stops the others.
+    Verify {
+        #[command(flatten)]
+        backend: BackendArg,
+        /// The JSON-lines file; `-` reads standard input.
+        #[arg(long, short, default_value = "-")]
+        input: PathBuf,
+        /// Lines verified per batch.
+        #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+        batch: u64,
+    },
+    /// Run known-answer tests on every available backend; fails on any mismatch.
+    Selftest {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackendArg {
+    /// Backend to run on: auto, cpu, wgpu, cuda or fpga.
+    #[arg(long, short, default_value = "auto", env = "CPCHAIN_ACCEL_BACKEND")]
+    backend: Route,
+    /// CPU worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0, env = "CPCHAIN_ACCEL_THREADS")]
+    threads: usize,
+}
+
+impl BackendArg {
+    /// A dispatcher routing everything to the chosen backend. An explicitly chosen device
+    /// that cannot run is an error here: the user asked for it by name.
+    fn dispatcher(&self) -> Result<Dispatcher> {
+        let mut config = match self.backend {
+            Route::Auto => DispatchConfig::default(),
+            Route::Backend(kind) => DispatchConfig::only(kind),
+        };
+        config.cpu_threads = self.threads;
+        let dispatcher = crate::accel::build_dispatcher(config)?;
+        if let Route::Backend(kind) = self.backend {
+            require_available(&dispatcher, kind)?;
+        }
+        Ok(dispatcher)
+    }
+}
+
+/// Builds the dispatcher with every backend this build knows about.
+pub(crate) fn build_dispatcher(config: DispatchConfig) -> Result<Dispatcher> {
+    Dispatcher::new(config).context("cannot start the accelerator layer")
+}
+
+fn require_available(dispatcher: &Dispatcher, kind: BackendKind) -> Result<()> {
+    match dispatcher.backend(kind).map(|b| b.info()) {
+        Some(info) if info.available => Ok(()),
+        Some(info) => bail!(
+            "backend {kind} is unavailable here: {}; see `cpchain accel list`",
+            info.unavailable_reason
+                .unwrap_or_else(|| "no reason given".into())
+        ),
+        None => bail!(
+            "backend {kind} is not built into this cpchain; available: {}",
+            dispatcher
+                .backends()
+                .iter()
+                .filter(|b| b.available)
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+pub(crate) fn run(cmd: AccelCommand) -> Result<ExitCode> {
+    match cmd {
+        AccelCommand::List { json } => list(json),
+        AccelCommand::Hash {
+            backend,
+            merkle,
+            files,
+        } => hash(&backend, merkle, &files),
+        AccelCommand::Verify {
+            backend,
+            input,
+            batch,
+        } => verify(&backend, &input, batch as usize),
+        AccelCommand::Selftest { json } => selftest(json),
+    }
+}
+
+fn list(json: bool) -> Result<ExitCode> {
+    let dispatcher = build_dispatcher(DispatchConfig::default())?;
+    let infos = dispatcher.backends();
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &infos)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<6} {:<5} {:<10} {:<12} device / features",
+        "name", "kind", "status", "max batch"
+    )?;
+    for b in infos {
+        let status = if b.available {
+            "available"
+        } else {
+            "unavailable"
+        };
+        let max = b
+            .max_batch
+            .map_or("unlimited".to_owned(), |m| m.to_string());
+        writeln!(
+            out,
+            "{:<6} {:<5} {:<10} {:<12} {}",
+            b.name,
+            b.kind.as_str(),
+            status,
+            max,
+            b.device
+        )?;
+        if !b.features.is_empty() {
+            writeln!(out, "{:<36} features: {}", "", b.features.join(", "))?;
+        }
+        if let Some(reason) = b.unavailable_reason {
+            writeln!(out, "{:<36} reason: {reason}", "")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if path.as_os_str() == "-" {
+        io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .context("cannot read standard input")?;
+    } else {
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut buf))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    Ok(buf)
+}
+
+fn hash(backend: &BackendArg, merkle: bool, files: &[PathBuf]) -> Result<ExitCode> {
+    let dispatcher = backend.dispatcher()?;
+    let stdin = [PathBuf::from("-")];
+    let files = if files.is_empty() { &stdin[..] } else { files };
+    let contents = files.iter().map(read_input).collect::<Result<Vec<_>>>()?;
+    let msgs: Vec<&[u8]> = contents.iter().map(Vec::as_slice).collect();
+    let digests = dispatcher.sha256_batch(&msgs);
+    let mut out = io::stdout().lock();
+    if merkle {
+        let root = dispatcher.merkle_root(&digests);
+        writeln!(
+            out,
+            "{}  merkle root of {} inputs",
+            hex::encode(root),
+            digests.len()
+        )?;
+    } else {
+        for (d, f) in digests.iter().zip(files) {
+            writeln!(out, "{}  {}", hex::encode(d), f.display())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyLine {
+    pk: String,
+    msg: String,
+    sig: String,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Verdict {
+    Valid { valid: bool },
+    Error { error: String },
+}
+
+struct Parsed {
+    public_key: [u8; 32],
+    signature: [u8; 64],
+    message: Vec<u8>,
+}
+
+fn parse_line(line: &str) -> Result<Parsed, String> {
+    let v: VerifyLine =
+        serde_json::from_str(line).map_err(|e| format!("not a verify object: {e}"))?;
+    let field = |name: &str, hex_str: &str| {
+        hex::decode(hex_str).map_err(|e| format!("{name} is not hex: {e}"))
+    };
+    let pk = field("pk", &v.pk)?;
+    let sig = field("sig", &v.sig)?;
+    let message = field("msg", &v.msg)?;
+    let public_key = pk
+        .try_into()
+        .map_err(|pk: Vec<u8>| format!("pk must be 32 bytes, got {}", pk.len()))?;
+    let signature = sig
+        .try_into()
+        .map_err(|sig: Vec<u8>| format!("sig must be 64 bytes, got {}", sig.len()))?;
+    Ok(Parsed {
+        public_key,
+        signature,
+        message,
+    })
+}
+
+fn verify(backend: &BackendArg, input: &PathBuf, batch: usize) -> Result<ExitCode> {
+    let dispatcher = backend.dispatcher()?;
+    let reader: Box<dyn BufRead> = if input.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(BufReader::new(
+            File::open(input).with_context(|| format!("cannot open {}", input.display()))?,
+        ))
+    };
+    let mut out = BufWriter::new(io::stdout().lock());
+    let (mut valid, mut invalid, mut malformed) = (0usize, 0usize, 0usize);
+    let mut lines = reader.lines();
+    loop {
+        let mut parsed = Vec::with_capacity(batch);
+        for line in lines.by_ref().take(batch) {
+            let line = line.with_context(|| format!("cannot read {}", input.display()))?;
+            parsed.push(parse_line(line.trim()));
+        }
+        if parsed.is_empty() {
+            break;
+        }
+        let items: Vec<SigItem<'_>> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|p| SigItem {
+                public_key: p.public_key,
+                signature: p.signature,
+                message: &p.message,
+            })
+            .collect();
+        let mut verdicts = dispatcher.ed25519_verify_batch(&items).into_iter();
+        for p in &parsed {
+            let verdict = match p {
+                Ok(_) => {
+                    let ok = verdicts.next().unwrap_or(false);
+                    if ok {
+                        valid += 1
+                    } else {
+                        invalid += 1
+                    }
+                    Verdict::Valid { valid: ok }
+                }
+                Err(e) => {
+                    malformed += 1;
+                    Verdict::Error { error: e.clone() }
+                }
+            };
+            serde_json::to_writer(&mut out, &verdict)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    eprintln!("{valid} valid, {invalid} invalid, {malformed} malformed");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn selftest(json: bool) -> Result<ExitCode> {
+    let dispatcher = build_dispatcher(DispatchConfig::default())?;
+    let mut reports = Vec::new();
+    for info in dispatcher.backends() {
+        if !info.available {
+            if !json {
+                println!("{:<5} skipped: unavailable", info.name);
+            }
+            continue;
+        }
+        let Some(backend) = dispatcher.backend(info.kind) else {
+            continue;
+        };
+        let report = vectors::selftest(backend.as_ref());
+        if !json {
+            if report.passed() {
+                println!("{:<5} ok: {} known answers", info.name, report.checked);
+            } else {
+                println!(
+                    "{:<5} FAILED {} of {} known answers:",
+                    info.name,
+                    report.failures.len(),
+                    report.checked
+                );
+                for f in &report.failures {
+                    println!("        {f}");
+                }
+            }
+        }
+        reports.push(report);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(if reports.iter().all(|r| r.passed()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

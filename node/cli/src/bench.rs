@@ -1,0 +1,79 @@
+//! `cpchain bench`: the accelerator report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use cpc_accel::{BackendKind, DispatchConfig};
+use cpc_bench::{BenchConfig, Workload};
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Batch sizes up to 1024 and shorter measurements (about a minute instead of several).
+    #[arg(long)]
+    quick: bool,
+    /// Operations to measure (default: all): sha256-64b, sha256-16kib, merkle, ed25519.
+    #[arg(long, value_delimiter = ',')]
+    ops: Vec<Workload>,
+    /// Batch sizes (default: 1,64,1024,16384; with --quick 1,64,1024).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    sizes: Vec<u64>,
+    /// Backends to measure (default: every available one).
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<BackendKind>,
+    /// CPU worker threads (0 = one per core); `--threads 1` measures one core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Minimum milliseconds per measurement.
+    #[arg(long)]
+    budget_ms: Option<u64>,
+    /// Directory for report.json and report.svg.
+    #[arg(long, default_value = "cpchain-bench")]
+    out: PathBuf,
+    /// Print the JSON report on standard output instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
+    let mut config = if args.quick {
+        BenchConfig::quick()
+    } else {
+        BenchConfig::full()
+    };
+    if !args.ops.is_empty() {
+        config.workloads = args.ops.clone();
+    }
+    if !args.sizes.is_empty() {
+        config.sizes = args.sizes.iter().map(|&s| s as usize).collect();
+    }
+    config.backends = args.backends.clone();
+    if let Some(ms) = args.budget_ms {
+        config.budget = std::time::Duration::from_millis(ms);
+    }
+    let dispatcher = crate::accel::build_dispatcher(DispatchConfig {
+        cpu_threads: args.threads,
+        ..DispatchConfig::default()
+    })?;
+    let report = cpc_bench::run(&dispatcher, &config, |step| eprintln!("bench: {step}"))?;
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create the output directory {}", args.out.display()))?;
+    let json_path = args.out.join("report.json");
+    let svg_path = args.out.join("report.svg");
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(&json_path, &json)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    let svg = cpc_bench::render_svg(&report)?;
+    std::fs::write(&svg_path, svg)
+        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", report.table());
+        println!("wrote {} and {}", json_path.display(), svg_path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,289 @@
+//! The `cpchain` binary driven the way a user drives it.
+
+use assert_cmd::Command;
+use ed25519_consensus::SigningKey;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+fn cpchain() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cpchain"));
+    c.env_remove("CPCHAIN_ACCEL_BACKEND")
+        .env_remove("CPCHAIN_ACCEL_THREADS");
+    c
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn accel_list_shows_the_cpu_backend_as_json() {
+    let out = stdout_of(cpchain().args(["accel", "list", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cpu = &v.as_array().unwrap()[0];
+    assert_eq!(cpu["kind"], "cpu");
+    assert_eq!(cpu["available"], true);
+    assert!(
+        cpu["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "ed25519-zip215")
+    );
+
+    let table = stdout_of(cpchain().args(["accel", "list"]));
+    assert!(
+        table.contains("cpu") && table.contains("available"),
+        "{table}"
+    );
+}
+
+#[test]
+fn accel_hash_files_stdin_and_merkle() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::write(&a, b"abc").unwrap();
+    std::fs::write(&b, vec![7u8; 100_000]).unwrap();
+
+    let out = stdout_of(
+        cpchain()
+            .args(["accel", "hash", "--backend", "cpu"])
+            .arg(&a)
+            .arg(&b),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  ")
+    );
+    assert!(lines[1].starts_with(&hex::encode(Sha256::digest(vec![7u8; 100_000]))));
+
+    let out = stdout_of(cpchain().args(["accel", "hash", "-"]).write_stdin("abc"));
+    assert!(out.starts_with("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+
+    let leaves = [
+        Sha256::digest(b"abc").into(),
+        Sha256::digest(vec![7u8; 100_000]).into(),
+    ];
+    let want = cpc_accel::merkle::reference_root(&leaves);
+    let out = stdout_of(
+        cpchain()
+            .args(["accel", "hash", "--merkle"])
+            .arg(&a)
+            .arg(&b),
+    );
+    assert_eq!(out.split_whitespace().next().unwrap(), hex::encode(want));
+}
+
+#[test]
+fn accel_hash_reports_missing_files_and_unknown_backends() {
+    let out = cpchain()
+        .args(["accel", "hash", "/nonexistent/file"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/file"));
+
+    let out = cpchain()
+        .args(["accel", "hash", "--backend", "tpu", "-"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected auto, cpu, wgpu, cuda or fpga")
+    );
+}
+
+fn line(pk: &[u8], msg: &[u8], sig: &[u8]) -> String {
+    format!(
+        r#"{{"pk":"{}","msg":"{}","sig":"{}"}}"#,
+        hex::encode(pk),
+        hex::encode(msg),
+        hex::encode(sig)
+    )
+}
+
+#[test]
+fn accel_verify_gives_one_verdict_per_line_and_survives_malformed_lines() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let sk = SigningKey::new(&mut rng);
+    let pk = sk.verification_key().to_bytes();
+    let msg = b"roadside unit 17: speed 52 km/h";
+    let sig = sk.sign(msg).to_bytes();
+    let mut bad_sig = sig;
+    bad_sig[5] ^= 0x10;
+
+    let input = [
+        line(&pk, msg, &sig),
+        "{not json".to_owned(),
+        line(&pk, msg, &bad_sig),
+        r#"{"pk":"zz","msg":"","sig":"00"}"#.to_owned(),
+        line(&pk[..31], msg, &sig),
+        line(&pk, msg, &sig[..63]),
+        r#"{"pk":"00","msg":"","sig":"00","extra":1}"#.to_owned(),
+        String::new(),
+        line(&pk, b"another message", &sig),
+        line(&pk, msg, &sig),
+    ]
+    .join("\n");
+
+    for batch in ["1", "3", "16384"] {
+        let out = cpchain()
+            .args(["accel", "verify", "--backend", "cpu", "--batch", batch])
+            .write_stdin(input.clone())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let verdicts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(verdicts.len(), 10, "batch {batch}");
+        assert_eq!(verdicts[0]["valid"], true);
+        assert!(
+            verdicts[1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a verify object")
+        );
+        assert_eq!(verdicts[2]["valid"], false);
+        assert!(
+            verdicts[3]["error"]
+                .as_str()
+                .unwrap()
+                .contains("pk is not hex")
+        );
+        assert!(
+            verdicts[4]["error"]
+                .as_str()
+                .unwrap()
+                .contains("pk must be 32 bytes, got 31")
+        );
+        assert!(
+            verdicts[5]["error"]
+                .as_str()
+                .unwrap()
+                .contains("sig must be 64 bytes, got 63")
+        );
+        assert!(
+            verdicts[6]["error"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field")
+        );
+        assert!(verdicts[7]["error"].is_string());
+        assert_eq!(verdicts[8]["valid"], false);
+        assert_eq!(verdicts[9]["valid"], true);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("2 valid, 2 invalid, 6 malformed"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn accel_verify_agrees_with_the_known_answers_from_a_file() {
+    let vectors = cpc_accel::vectors::ed25519_vectors();
+    let input: String = vectors
+        .iter()
+        .map(|v| line(&v.public_key, &v.message, &v.signature) + "\n")
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("items.jsonl");
+    std::fs::write(&path, input).unwrap();
+    let out = stdout_of(cpchain().args(["accel", "verify", "--input"]).arg(&path));
+    let got: Vec<bool> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["valid"]
+                .as_bool()
+                .unwrap()
+        })
+        .collect();
+    let want: Vec<bool> = vectors.iter().map(|v| v.valid).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_explicit_backend_that_is_not_here_is_a_clear_error() {
+    let out = cpchain()
+        .args(["accel", "verify", "--backend", "cuda"])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("backend cuda is not built into this cpchain"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn accel_selftest_passes() {
+    let out = stdout_of(cpchain().args(["accel", "selftest"]));
+    assert!(out.contains("cpu   ok:"), "{out}");
+    let json = stdout_of(cpchain().args(["accel", "selftest", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["failures"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bench_writes_a_table_json_and_an_svg_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stdout_of(
+        cpchain()
+            .args([
+                "bench",
+                "--quick",
+                "--sizes",
+                "1,8",
+                "--budget-ms",
+                "5",
+                "--out",
+            ])
+            .arg(dir.path()),
+    );
+    for op in [
+        "sha256-64b",
+        "sha256-16kib",
+        "merkle",
+        "ed25519",
+        "1-at-a-time",
+    ] {
+        assert!(out.contains(op), "{op} missing from\n{out}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4 * 2, "4 workloads x 2 sizes on the cpu");
+    for r in rows {
+        assert!(r["items_per_sec"].as_f64().unwrap() > 0.0);
+        assert!(r["speedup"].as_f64().unwrap() > 0.0);
+        assert!(r["p99_us"].as_f64().unwrap() >= r["p50_us"].as_f64().unwrap());
+    }
+    assert_eq!(report["baselines"].as_array().unwrap().len(), 4);
+    let svg = std::fs::read_to_string(dir.path().join("report.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("ed25519"),
+        "not an svg chart"
+    );
+}
+
+#[test]
+fn bench_rejects_unknown_operations() {
+    let out = cpchain().args(["bench", "--ops", "md5"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown operation \"md5\""));
+}
