@@ -1,6 +1,7 @@
 //! The dispatcher: the one door through which the node reaches the accelerators.
 
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -285,50 +286,26 @@ impl Dispatcher {
     /// SHA-256 of every message.
     pub fn sha256_batch(&self, msgs: &[&[u8]]) -> Vec<Digest> {
         let n = msgs.len();
-        let device = self.on_device(Op::Sha256, n, |dev, max| {
-            let mut out = Vec::with_capacity(n);
-            for chunk in msgs.chunks(max) {
-                let got = dev.sha256_batch(chunk)?;
-                check_len(dev, chunk.len(), got.len())?;
-                out.extend(got);
-            }
-            Ok(out)
-        });
+        let device = self.on_device(Op::Sha256, n, |dev, max| sha256_split(dev, msgs, max));
         device.unwrap_or_else(|| self.on_cpu(Op::Sha256, n, |cpu| cpu.sha256(msgs)))
     }
 
     /// The Merkle root of `leaves` (see [`crate::merkle`] for the rule).
     pub fn merkle_root(&self, leaves: &[Digest]) -> Digest {
         let n = leaves.len();
-        let device = self.on_device(Op::Merkle, n, |dev, max| {
-            if n <= max {
-                return dev.merkle_root(leaves);
-            }
-            let roots = leaves
-                .chunks(merkle::split_chunk_len(max))
-                .map(|chunk| dev.merkle_root(chunk))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(merkle::root_of_nodes(roots))
-        });
+        let device = self.on_device(Op::Merkle, n, |dev, max| merkle_split(dev, leaves, max));
         device.unwrap_or_else(|| self.on_cpu(Op::Merkle, n, |cpu| cpu.merkle(leaves)))
     }
 
     /// The ZIP-215 verdict of every item.
     pub fn ed25519_verify_batch(&self, items: &[SigItem<'_>]) -> Vec<bool> {
         let n = items.len();
-        let device = self.on_device(Op::Ed25519, n, |dev, max| {
-            let mut out = Vec::with_capacity(n);
-            for chunk in items.chunks(max) {
-                let got = dev.ed25519_verify_batch(chunk)?;
-                check_len(dev, chunk.len(), got.len())?;
-                out.extend(got);
-            }
-            Ok(out)
-        });
+        let device = self.on_device(Op::Ed25519, n, |dev, max| ed25519_split(dev, items, max));
         device.unwrap_or_else(|| self.on_cpu(Op::Ed25519, n, |cpu| cpu.ed25519(items)))
     }
 
-    /// Counters of every backend and operation that has seen traffic or a fallback.
+    /// Counters of every registered backend and operation, and of unregistered backends
+    /// that a route sent work to (their fallbacks).
     pub fn counters(&self) -> Vec<CounterSnapshot> {
         let mut out = Vec::new();
         for kind in BackendKind::ALL {
@@ -379,7 +356,17 @@ impl Dispatcher {
             return None;
         };
         let start = Instant::now();
-        let result = f(device.backend.as_ref(), device.max_batch);
+        // A device driver that panics must not take the node down: it is one more device
+        // error, and the CPU answers.
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            f(device.backend.as_ref(), device.max_batch)
+        }))
+        .unwrap_or_else(|_| {
+            Err(AccelError::Device {
+                kind,
+                message: "the backend panicked".into(),
+            })
+        });
         c.busy_ns.fetch_add(elapsed_ns(start), Ordering::Relaxed);
         match result {
             Ok(v) => {
@@ -414,14 +401,63 @@ fn elapsed_ns(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn check_len(dev: &dyn Accelerator, expected: usize, got: usize) -> Result<(), AccelError> {
+fn check_len(kind: BackendKind, expected: usize, got: usize) -> Result<(), AccelError> {
     if expected == got {
         Ok(())
     } else {
         Err(AccelError::BadAnswer {
-            kind: dev.info().kind,
+            kind,
             expected,
             got,
         })
     }
+}
+
+/// SHA-256 on one backend, in calls of at most `max` messages, with the answer's length
+/// checked. The dispatcher, the self-test and the bench all call backends this way.
+pub fn sha256_split(
+    dev: &dyn Accelerator,
+    msgs: &[&[u8]],
+    max: usize,
+) -> Result<Vec<Digest>, AccelError> {
+    let mut out = Vec::with_capacity(msgs.len());
+    for chunk in msgs.chunks(max.max(1)) {
+        let got = dev.sha256_batch(chunk)?;
+        check_len(dev.info().kind, chunk.len(), got.len())?;
+        out.extend(got);
+    }
+    Ok(out)
+}
+
+/// A Merkle root on one backend; trees larger than `max` leaves are cut into power-of-two
+/// subtrees whose roots are combined by the tree rule (see [`crate::merkle`]).
+pub fn merkle_split(
+    dev: &dyn Accelerator,
+    leaves: &[Digest],
+    max: usize,
+) -> Result<Digest, AccelError> {
+    if leaves.len() <= max {
+        return dev.merkle_root(leaves);
+    }
+    let roots = leaves
+        .chunks(merkle::split_chunk_len(max))
+        .map(|chunk| dev.merkle_root(chunk))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(merkle::root_of_nodes(roots))
+}
+
+/// Ed25519 verdicts on one backend, in calls of at most `max` items, with the answer's
+/// length checked.
+pub fn ed25519_split(
+    dev: &dyn Accelerator,
+    items: &[SigItem<'_>],
+    max: usize,
+) -> Result<Vec<bool>, AccelError> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(max.max(1)) {
+        let got = dev.ed25519_verify_batch(chunk)?;
+        check_len(dev.info().kind, chunk.len(), got.len())?;
+        out.extend(got);
+    }
+    Ok(out)
 }

@@ -10,8 +10,8 @@
 //! - routes each operation to a backend by [`DispatchConfig`] (`auto | cpu | wgpu | cuda |
 //!   fpga`, chosen per operation),
 //! - splits batches larger than the backend's limit,
-//! - falls back to the CPU when a backend is unavailable, fails, or returns a malformed
-//!   answer, so the caller always gets its answer, and
+//! - falls back to the CPU when a backend is unavailable, fails, panics, or returns the
+//!   wrong number of results, so the caller always gets its answer, and
 //! - counts operations, items, errors, fallbacks and busy time per backend and operation.
 //!
 //! # Consensus rules
@@ -22,9 +22,10 @@
 //! - Merkle roots follow the tree rule documented in [`merkle`].
 //! - Ed25519 verdicts follow **ZIP-215**: the cofactored equation `[8][S]B = [8]R + [8][k]A`,
 //!   `S` must be canonical (`S < L`), and any encoding of `A` and `R` that decodes to a
-//!   curve point is accepted, including non-canonical `y` and small-order points. Batch and
-//!   single verification agree on every input under this rule, so a batch verdict never
-//!   depends on which other signatures share the batch.
+//!   curve point is accepted, including non-canonical `y` and small-order points. Under this
+//!   rule a batch of valid signatures always passes the batch equation, and a batch with an
+//!   invalid one fails it except with probability 2⁻¹²⁸, so per-item verdicts from a batch
+//!   equal single verification and never depend on which signatures share the batch.
 
 pub mod backend;
 pub mod cpu;
@@ -34,7 +35,10 @@ pub mod merkle;
 pub mod vectors;
 
 pub use backend::{Accelerator, BackendInfo, BackendKind, Op, SigItem};
-pub use dispatch::{AutoPolicy, CounterSnapshot, DispatchConfig, Dispatcher, Route};
+pub use dispatch::{
+    AutoPolicy, CounterSnapshot, DispatchConfig, Dispatcher, Route, ed25519_split, merkle_split,
+    sha256_split,
+};
 pub use error::AccelError;
 
 /// A SHA-256 digest.

@@ -10,7 +10,8 @@
 use serde::Serialize;
 
 use crate::backend::{Accelerator, BackendKind, SigItem};
-use crate::{Digest, merkle};
+use crate::dispatch::{ed25519_split, merkle_split, sha256_split};
+use crate::{Digest, cpu};
 
 /// A SHA-256 known answer.
 #[derive(Clone, Debug)]
@@ -142,6 +143,18 @@ pub fn merkle_vectors() -> Vec<MerkleVector> {
     })
     .collect()
 }
+
+/// Leaves `SHA-256(i as u32, little-endian)` for `i < 4097`: one past a power of two, so
+/// the odd-node rule runs at every level.
+pub fn big_merkle_leaves() -> Vec<Digest> {
+    (0..4097u32)
+        .map(|i| cpu::sha256_one(&i.to_le_bytes()))
+        .collect()
+}
+
+/// The root of [`big_merkle_leaves`], computed independently of this crate.
+pub const BIG_MERKLE_ROOT: &str =
+    "1ad6f2c3cea88d66a25b35192518c8d8e4dbf925aa3fcefd1b9a42db98302d42";
 
 /// The group order `L = 2^252 + 27742317777372353535851937790883648493`, little-endian.
 pub const ED25519_L: [u8; 32] = [
@@ -333,15 +346,17 @@ impl SelftestReport {
 /// Runs every known answer on `backend`, each operation as one batch (so batch code paths,
 /// not only single ones, are exercised).
 pub fn selftest(backend: &dyn Accelerator) -> SelftestReport {
+    let info = backend.info();
+    let max = info.max_batch.unwrap_or(usize::MAX);
     let mut report = SelftestReport {
-        backend: Some(backend.info().kind),
+        backend: Some(info.kind),
         ..SelftestReport::default()
     };
 
     let sha = sha256_vectors();
     let msgs: Vec<&[u8]> = sha.iter().map(|v| v.message.as_slice()).collect();
     report.checked += sha.len();
-    match backend.sha256_batch(&msgs) {
+    match sha256_split(backend, &msgs, max) {
         Ok(got) if got.len() == sha.len() => {
             for (v, d) in sha.iter().zip(got) {
                 if d != v.digest {
@@ -359,7 +374,7 @@ pub fn selftest(backend: &dyn Accelerator) -> SelftestReport {
 
     for v in merkle_vectors() {
         report.checked += 1;
-        match backend.merkle_root(&v.leaf_values()) {
+        match merkle_split(backend, &v.leaf_values(), max) {
             Ok(root) if root == v.root => {}
             Ok(_) => report.failures.push(format!("merkle: {} leaves", v.leaves)),
             Err(e) => report
@@ -367,21 +382,23 @@ pub fn selftest(backend: &dyn Accelerator) -> SelftestReport {
                 .push(format!("merkle: {} leaves: {e}", v.leaves)),
         }
     }
-    // The rule itself, checked once more on a tree large enough to need several levels.
-    let big: Vec<Digest> = (0..1000u32)
-        .map(|i| crate::cpu::sha256_one(&i.to_le_bytes()))
-        .collect();
+    // A tree large enough for the parallel and split code paths of every backend.
+    let big = big_merkle_leaves();
     report.checked += 1;
-    match backend.merkle_root(&big) {
-        Ok(root) if root == merkle::reference_root(&big) => {}
-        Ok(_) => report.failures.push("merkle: 1000 leaves".into()),
-        Err(e) => report.failures.push(format!("merkle: 1000 leaves: {e}")),
+    match merkle_split(backend, &big, max) {
+        Ok(root) if root == unhex::<32>(BIG_MERKLE_ROOT) => {}
+        Ok(_) => report
+            .failures
+            .push(format!("merkle: {} leaves", big.len())),
+        Err(e) => report
+            .failures
+            .push(format!("merkle: {} leaves: {e}", big.len())),
     }
 
     let ed = ed25519_vectors();
     let items: Vec<SigItem<'_>> = ed.iter().map(Ed25519Vector::item).collect();
     report.checked += ed.len();
-    match backend.ed25519_verify_batch(&items) {
+    match ed25519_split(backend, &items, max) {
         Ok(got) if got.len() == ed.len() => {
             for (v, ok) in ed.iter().zip(got) {
                 if ok != v.valid {

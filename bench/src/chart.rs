@@ -1,5 +1,5 @@
 //! The SVG chart of a report: one panel per workload, throughput against batch size on
-//! log-log axes, one line per backend and the baseline as a dashed line.
+//! log-log axes, one line per backend and one for the baseline.
 
 use plotters::prelude::*;
 
@@ -49,13 +49,18 @@ where
         .iter()
         .filter(|r| r.op == op && r.error.is_none() && r.items_per_sec > 0.0)
         .collect();
-    let base = report.baseline(op).map_or(0.0, |b| b.items_per_sec);
+    let base: Vec<(f64, f64)> = report
+        .baselines
+        .iter()
+        .filter(|b| b.op == op && b.items_per_sec > 0.0)
+        .map(|b| (b.batch as f64, b.items_per_sec))
+        .collect();
     let xs = rows.iter().map(|r| r.batch as f64);
     let (x_min, x_max) = xs.fold((f64::MAX, 1.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
     let ys = rows
         .iter()
         .map(|r| r.items_per_sec)
-        .chain((base > 0.0).then_some(base));
+        .chain(base.iter().map(|b| b.1));
     let (y_min, y_max) = ys.fold((f64::MAX, 1.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
     let mut chart = ChartBuilder::on(area)
         .caption(
@@ -100,21 +105,16 @@ where
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
             .map_err(chart_err)?;
     }
-    if base > 0.0 {
-        let dashes: Vec<_> = (0..24)
-            .map(|i| {
-                let t = |k: f64| {
-                    (x_min.max(1.0) * 0.8)
-                        * ((x_max * 1.25) / (x_min.max(1.0) * 0.8)).powf(k / 24.0)
-                };
-                PathElement::new(vec![(t(i as f64), base), (t(i as f64 + 0.5), base)], BLACK)
-            })
-            .collect();
+    if !base.is_empty() {
+        let grey = RGBColor(0x55, 0x55, 0x55);
         chart
-            .draw_series(dashes)
+            .draw_series(LineSeries::new(base.clone(), grey.stroke_width(1)))
             .map_err(chart_err)?
-            .label("cpu 1-at-a-time baseline")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
+            .label("baseline: cpu, one at a time, one thread")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], grey));
+        chart
+            .draw_series(base.into_iter().map(|p| Cross::new(p, 4, grey)))
+            .map_err(chart_err)?;
     }
     chart
         .configure_series_labels()

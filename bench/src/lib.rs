@@ -15,7 +15,7 @@ mod workload;
 
 pub use chart::render_svg;
 pub use measure::{Baseline, BenchConfig, Report, Row, run};
-pub use workload::{Workload, WorkloadData};
+pub use workload::{Batch, Workload, WorkloadData};
 
 /// Errors of the report.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,17 @@ pub enum BenchError {
     /// No backend was left to measure.
     #[error("no available backend matches the selection: see `cpchain accel list`")]
     NoBackend,
+    /// A batch larger than the generated inputs was asked for.
+    #[error("batch of {wanted} asked for, {generated} inputs generated")]
+    TooFewInputs {
+        /// Batch size.
+        wanted: usize,
+        /// Inputs available.
+        generated: usize,
+    },
+    /// The CPU baseline failed (it cannot, short of a bug).
+    #[error("baseline failed: {0}")]
+    Baseline(String),
     /// The chart could not be drawn.
     #[error("cannot draw the chart: {0}")]
     Chart(String),

@@ -46,15 +46,15 @@ impl BenchConfig {
     }
 }
 
-/// The one-at-a-time single-thread CPU rate of one workload.
+/// The one-at-a-time single-thread CPU rate of a workload at a batch size.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Baseline {
     /// The workload.
     pub op: Workload,
+    /// The batch size it was measured on.
+    pub batch: usize,
     /// Items per second.
     pub items_per_sec: f64,
-    /// Items per measured pass.
-    pub items: usize,
 }
 
 /// One measurement: a workload on a backend at a batch size.
@@ -102,9 +102,16 @@ pub struct Report {
 }
 
 fn percentile(sorted: &[Duration], pct: usize) -> Duration {
-    // Nearest-rank percentile.
-    let rank = (sorted.len() * pct).div_ceil(100).max(1);
-    sorted[rank - 1]
+    // Nearest rank; `timed` guarantees at least one sample.
+    let rank = (sorted.len() * pct)
+        .div_ceil(100)
+        .clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied().unwrap_or_default()
+}
+
+fn rate(items: usize, samples: &[Duration]) -> f64 {
+    let secs = samples.iter().sum::<Duration>().as_secs_f64();
+    if secs > 0.0 { items as f64 / secs } else { 0.0 }
 }
 
 fn timed(
@@ -116,7 +123,7 @@ fn timed(
     let mut samples = Vec::new();
     let mut items = 0;
     let start = Instant::now();
-    while samples.len() < min_iter || start.elapsed() < budget {
+    while samples.len() < min_iter.max(1) || start.elapsed() < budget {
         let t = Instant::now();
         items += f()?;
         samples.push(t.elapsed());
@@ -158,42 +165,43 @@ pub fn run(
     };
     let max = config.sizes.iter().copied().max().unwrap_or(1).max(1);
     for &op in &config.workloads {
-        // Enough items that one pass of the baseline is not dominated by timer overhead.
-        let base_n = max.clamp(64, 1024);
-        let n_inputs = max.max(base_n);
-        progress(&format!("{op}: generating {n_inputs} inputs"));
-        let data = op.generate(n_inputs);
-        let (samples, items) = timed(config.budget, config.min_iterations, || {
-            Ok(data.run_one_at_a_time(base_n))
-        })
-        .map_err(BenchError::Chart)?;
-        let base_rate = items as f64 / samples.iter().sum::<Duration>().as_secs_f64();
-        report.baselines.push(Baseline {
-            op,
-            items_per_sec: base_rate,
-            items: base_n,
-        });
-        for info in &backends {
-            let Some(backend) = dispatcher.backend(info.kind) else {
-                continue;
-            };
-            for &n in &config.sizes {
+        progress(&format!("{op}: generating {max} inputs"));
+        let data = op.generate(max);
+        for &n in &config.sizes {
+            let batch = data.batch(n)?;
+            // Small batches are repeated within a sample so the clock's own cost stays small.
+            let reps = 256usize.div_ceil(n.max(1));
+            let (samples, items) = timed(config.budget, config.min_iterations, || {
+                Ok((0..reps).map(|_| batch.run_one_at_a_time()).sum())
+            })
+            .map_err(BenchError::Baseline)?;
+            let base_rate = rate(items, &samples);
+            report.baselines.push(Baseline {
+                op,
+                batch: n,
+                items_per_sec: base_rate,
+            });
+            for info in &backends {
+                let Some(backend) = dispatcher.backend(info.kind) else {
+                    continue;
+                };
                 progress(&format!("{op}: {} batch {n}", info.name));
+                let limit = info.max_batch.unwrap_or(usize::MAX);
                 let row = match timed(config.budget, config.min_iterations, || {
-                    data.run_batch(backend.as_ref(), n)
+                    batch.run(backend.as_ref(), limit)
                 }) {
                     Ok((samples, items)) => {
-                        let rate = items as f64 / samples.iter().sum::<Duration>().as_secs_f64();
+                        let r = rate(items, &samples);
                         Row {
                             op,
                             backend: info.kind,
                             batch: n,
                             iterations: samples.len(),
-                            items_per_sec: rate,
-                            bytes_per_sec: op.item_bytes().map(|b| rate * b as f64),
+                            items_per_sec: r,
+                            bytes_per_sec: op.item_bytes().map(|b| r * b as f64),
                             p50_us: percentile(&samples, 50).as_secs_f64() * 1e6,
                             p99_us: percentile(&samples, 99).as_secs_f64() * 1e6,
-                            speedup: rate / base_rate,
+                            speedup: if base_rate > 0.0 { r / base_rate } else { 0.0 },
                             error: None,
                         }
                     }
@@ -227,9 +235,11 @@ pub(crate) fn si(v: f64) -> String {
 }
 
 impl Report {
-    /// The baseline of a workload.
-    pub fn baseline(&self, op: Workload) -> Option<&Baseline> {
-        self.baselines.iter().find(|b| b.op == op)
+    /// The baseline of a workload at a batch size.
+    pub fn baseline(&self, op: Workload, batch: usize) -> Option<&Baseline> {
+        self.baselines
+            .iter()
+            .find(|b| b.op == op && b.batch == batch)
     }
 
     /// A fixed-width table for the terminal.
@@ -246,57 +256,63 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<13} {:<7} {:>6} {:>12} {:>11} {:>11} {:>11} {:>8}",
-            "op", "backend", "batch", "items/s", "MB/s", "p50 µs", "p99 µs", "speedup"
+            "\n{:<13} {:<9} {:>6} {:>6} {:>10} {:>9} {:>10} {:>10} {:>8}",
+            "op", "backend", "batch", "iters", "items/s", "MB/s", "p50 µs", "p99 µs", "speedup"
         );
+        let mb = |op: Workload, rate: f64| {
+            op.item_bytes()
+                .map_or(String::new(), |b| format!("{:.1}", rate * b as f64 / 1e6))
+        };
         for op in Workload::ALL {
-            let Some(base) = self.baseline(op) else {
-                continue;
-            };
-            let _ = writeln!(
-                out,
-                "{:<13} {:<7} {:>6} {:>12} {:>11} {:>11} {:>11} {:>8}",
-                op.name(),
-                "1-at-a-time",
-                "",
-                si(base.items_per_sec),
-                op.item_bytes().map_or(String::new(), |b| format!(
-                    "{:.1}",
-                    base.items_per_sec * b as f64 / 1e6
-                )),
-                "",
-                "",
-                "1.00×"
-            );
-            for r in self.rows.iter().filter(|r| r.op == op) {
-                if let Some(e) = &r.error {
-                    let _ = writeln!(
-                        out,
-                        "{:<13} {:<7} {:>6}  failed: {e}",
-                        op.name(),
-                        r.backend.as_str(),
-                        r.batch
-                    );
-                    continue;
-                }
+            for base in self.baselines.iter().filter(|b| b.op == op) {
                 let _ = writeln!(
                     out,
-                    "{:<13} {:<7} {:>6} {:>12} {:>11} {:>11.1} {:>11.1} {:>7.2}×",
+                    "{:<13} {:<9} {:>6} {:>6} {:>10} {:>9} {:>10} {:>10} {:>8}",
                     op.name(),
-                    r.backend.as_str(),
-                    r.batch,
-                    si(r.items_per_sec),
-                    r.bytes_per_sec
-                        .map_or(String::new(), |b| format!("{:.1}", b / 1e6)),
-                    r.p50_us,
-                    r.p99_us,
-                    r.speedup
+                    "baseline",
+                    base.batch,
+                    "",
+                    si(base.items_per_sec),
+                    mb(op, base.items_per_sec),
+                    "",
+                    "",
+                    "1.00×"
                 );
+                for r in self
+                    .rows
+                    .iter()
+                    .filter(|r| r.op == op && r.batch == base.batch)
+                {
+                    if let Some(e) = &r.error {
+                        let _ = writeln!(
+                            out,
+                            "{:<13} {:<9} {:>6}  failed: {e}",
+                            op.name(),
+                            r.backend.as_str(),
+                            r.batch
+                        );
+                        continue;
+                    }
+                    let _ = writeln!(
+                        out,
+                        "{:<13} {:<9} {:>6} {:>6} {:>10} {:>9} {:>10.1} {:>10.1} {:>7.2}×",
+                        op.name(),
+                        r.backend.as_str(),
+                        r.batch,
+                        r.iterations,
+                        si(r.items_per_sec),
+                        mb(op, r.items_per_sec),
+                        r.p50_us,
+                        r.p99_us,
+                        r.speedup
+                    );
+                }
             }
         }
         let _ = writeln!(
             out,
-            "\nspeedup = throughput / the single-thread one-at-a-time CPU baseline of the same run"
+            "\nbaseline = the CPU reference, one item at a time on one thread, on the same batch \
+             (Merkle: the sequential reference over the same leaves); speedup = items/s ÷ baseline"
         );
         out
     }

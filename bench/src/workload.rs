@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use cpc_accel::{Accelerator, Digest, SigItem, cpu, merkle};
+use cpc_accel::{
+    Accelerator, Digest, SigItem, cpu, ed25519_split, merkle, merkle_split, sha256_split,
+};
 use ed25519_consensus::SigningKey;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -133,25 +135,81 @@ pub enum WorkloadData {
 }
 
 impl WorkloadData {
-    /// Runs the first `n` items as one batch on `backend`; `Err` carries the device error.
-    pub fn run_batch(&self, backend: &dyn Accelerator, n: usize) -> Result<usize, String> {
+    /// Items generated.
+    pub fn len(&self) -> usize {
         match self {
+            WorkloadData::Messages(m) => m.len(),
+            WorkloadData::Leaves(l) => l.len(),
+            WorkloadData::Signatures(s) => s.len(),
+        }
+    }
+
+    /// Whether nothing was generated.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first `n` items as one batch, prepared so that timing a run measures the
+    /// operation and not the set-up.
+    pub fn batch(&self, n: usize) -> Result<Batch<'_>, BenchError> {
+        if n > self.len() {
+            return Err(BenchError::TooFewInputs {
+                wanted: n,
+                generated: self.len(),
+            });
+        }
+        Ok(match self {
             WorkloadData::Messages(m) => {
-                let refs: Vec<&[u8]> = m[..n].iter().map(Vec::as_slice).collect();
-                backend
-                    .sha256_batch(&refs)
-                    .map(|v| v.len())
-                    .map_err(|e| e.to_string())
+                Batch::Messages(m[..n].iter().map(Vec::as_slice).collect())
             }
-            WorkloadData::Leaves(l) => backend
-                .merkle_root(&l[..n])
-                .map(|_| n)
+            WorkloadData::Leaves(l) => Batch::Leaves(&l[..n]),
+            WorkloadData::Signatures(s) => Batch::Signatures(sig_items(&s[..n])),
+        })
+    }
+}
+
+/// A prepared batch of inputs.
+#[derive(Debug)]
+pub enum Batch<'a> {
+    /// Messages to hash.
+    Messages(Vec<&'a [u8]>),
+    /// Merkle leaves.
+    Leaves(&'a [Digest]),
+    /// Signatures to verify (all valid).
+    Signatures(Vec<SigItem<'a>>),
+}
+
+impl Batch<'_> {
+    /// Items in the batch.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Messages(m) => m.len(),
+            Batch::Leaves(l) => l.len(),
+            Batch::Signatures(s) => s.len(),
+        }
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs the batch on `backend` in calls of at most its `max_batch`; `Err` carries the
+    /// device error or a wrong answer.
+    pub fn run(&self, backend: &dyn Accelerator, max: usize) -> Result<usize, String> {
+        let n = self.len();
+        match self {
+            Batch::Messages(m) => sha256_split(backend, m, max)
+                .map(|v| std::hint::black_box(v).len())
                 .map_err(|e| e.to_string()),
-            WorkloadData::Signatures(s) => {
-                let items = sig_items(&s[..n]);
-                let verdicts = backend
-                    .ed25519_verify_batch(&items)
-                    .map_err(|e| e.to_string())?;
+            Batch::Leaves(l) => merkle_split(backend, l, max)
+                .map(|r| {
+                    std::hint::black_box(r);
+                    n
+                })
+                .map_err(|e| e.to_string()),
+            Batch::Signatures(items) => {
+                let verdicts = ed25519_split(backend, items, max).map_err(|e| e.to_string())?;
                 // Every generated signature is valid: a fast wrong answer is no result.
                 if verdicts.len() != n || !verdicts.iter().all(|ok| *ok) {
                     return Err("wrong verdicts on valid signatures".into());
@@ -161,22 +219,22 @@ impl WorkloadData {
         }
     }
 
-    /// Runs the first `n` items one at a time on the calling thread with the CPU reference:
-    /// the baseline every speedup is measured against.
-    pub fn run_one_at_a_time(&self, n: usize) -> usize {
+    /// Runs the batch one item at a time on the calling thread with the CPU reference: the
+    /// baseline every speedup is measured against. A Merkle tree has no "one item"; its
+    /// baseline is the sequential reference implementation over the same leaves.
+    pub fn run_one_at_a_time(&self) -> usize {
         match self {
-            WorkloadData::Messages(m) => {
-                for x in &m[..n] {
+            Batch::Messages(m) => {
+                for x in m {
                     std::hint::black_box(cpu::sha256_one(x));
                 }
-                n
+                m.len()
             }
-            // A Merkle root has no "one item"; its baseline is the sequential reference.
-            WorkloadData::Leaves(l) => {
-                std::hint::black_box(merkle::reference_root(&l[..n]));
-                n
+            Batch::Leaves(l) => {
+                std::hint::black_box(merkle::reference_root(l));
+                l.len()
             }
-            WorkloadData::Signatures(s) => sig_items(&s[..n])
+            Batch::Signatures(items) => items
                 .iter()
                 .filter(|it| cpu::ed25519_verify_one(it))
                 .count(),

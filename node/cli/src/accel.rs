@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -163,28 +163,64 @@ fn list(json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
+/// Files are read into memory and hashed in batches of at most this many bytes; a larger
+/// file is streamed through the CPU reference (every backend gives the same digest).
+const HASH_BATCH_BYTES: u64 = 256 << 20;
+
+fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     if path.as_os_str() == "-" {
-        io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .context("cannot read standard input")?;
+        Ok(Box::new(io::stdin().lock()))
     } else {
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut buf))
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Box::new(f))
     }
-    Ok(buf)
 }
 
 fn hash(backend: &BackendArg, merkle: bool, files: &[PathBuf]) -> Result<ExitCode> {
     let dispatcher = backend.dispatcher()?;
     let stdin = [PathBuf::from("-")];
     let files = if files.is_empty() { &stdin[..] } else { files };
-    let contents = files.iter().map(read_input).collect::<Result<Vec<_>>>()?;
-    let msgs: Vec<&[u8]> = contents.iter().map(Vec::as_slice).collect();
-    let digests = dispatcher.sha256_batch(&msgs);
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        bail!("standard input (-) can be hashed only once per command");
+    }
+    let mut digests = Vec::with_capacity(files.len());
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    let mut pending_bytes = 0u64;
+    let flush = |pending: &mut Vec<Vec<u8>>, digests: &mut Vec<cpc_accel::Digest>| {
+        let msgs: Vec<&[u8]> = pending.iter().map(Vec::as_slice).collect();
+        digests.extend(dispatcher.sha256_batch(&msgs));
+        pending.clear();
+    };
+    for path in files {
+        let size = if path.as_os_str() == "-" {
+            None
+        } else {
+            Some(
+                std::fs::metadata(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .len(),
+            )
+        };
+        if size.is_some_and(|s| s > HASH_BATCH_BYTES) {
+            flush(&mut pending, &mut digests);
+            pending_bytes = 0;
+            let d = cpc_accel::cpu::sha256_reader(open_input(path)?)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            digests.push(d);
+            continue;
+        }
+        let mut buf = Vec::new();
+        open_input(path)?
+            .read_to_end(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        pending_bytes += buf.len() as u64;
+        pending.push(buf);
+        if pending_bytes >= HASH_BATCH_BYTES {
+            flush(&mut pending, &mut digests);
+            pending_bytes = 0;
+        }
+    }
+    flush(&mut pending, &mut digests);
     let mut out = io::stdout().lock();
     if merkle {
         let root = dispatcher.merkle_root(&digests);
@@ -245,9 +281,45 @@ fn parse_line(line: &str) -> Result<Parsed, String> {
     })
 }
 
-fn verify(backend: &BackendArg, input: &PathBuf, batch: usize) -> Result<ExitCode> {
+/// Longest input line accepted by `verify` (a 8 MiB message in hex, plus the keys).
+const MAX_LINE: usize = 16 << 20;
+
+/// Reads one line into `buf` (without the newline), keeping at most `MAX_LINE` bytes.
+/// Returns `None` at the end of the input, `Some(false)` when the line was too long.
+fn read_line_capped(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut seen_any = false;
+    let mut fits = true;
+    loop {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(seen_any.then_some(fits));
+        }
+        seen_any = true;
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if buf.len() + part.len() <= MAX_LINE {
+            buf.extend_from_slice(part);
+        } else {
+            fits = false;
+        }
+        let used = done.unwrap_or(chunk.len());
+        r.consume(used);
+        if done.is_some() {
+            return Ok(Some(fits));
+        }
+    }
+}
+
+fn verify(backend: &BackendArg, input: &Path, batch: usize) -> Result<ExitCode> {
     let dispatcher = backend.dispatcher()?;
-    let reader: Box<dyn BufRead> = if input.as_os_str() == "-" {
+    let mut reader: Box<dyn BufRead> = if input.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
         Box::new(BufReader::new(
@@ -256,15 +328,24 @@ fn verify(backend: &BackendArg, input: &PathBuf, batch: usize) -> Result<ExitCod
     };
     let mut out = BufWriter::new(io::stdout().lock());
     let (mut valid, mut invalid, mut malformed) = (0usize, 0usize, 0usize);
-    let mut lines = reader.lines();
-    loop {
-        let mut parsed = Vec::with_capacity(batch);
-        for line in lines.by_ref().take(batch) {
-            let line = line.with_context(|| format!("cannot read {}", input.display()))?;
-            parsed.push(parse_line(line.trim()));
-        }
-        if parsed.is_empty() {
-            break;
+    let mut line = Vec::new();
+    let mut eof = false;
+    while !eof {
+        let mut parsed = Vec::with_capacity(batch.min(4096));
+        while parsed.len() < batch {
+            match read_line_capped(reader.as_mut(), &mut line)
+                .with_context(|| format!("cannot read {}", input.display()))?
+            {
+                None => {
+                    eof = true;
+                    break;
+                }
+                Some(false) => parsed.push(Err(format!("line longer than {MAX_LINE} bytes"))),
+                Some(true) => parsed.push(match std::str::from_utf8(&line) {
+                    Ok(text) => parse_line(text.trim()),
+                    Err(_) => Err("line is not utf-8".to_owned()),
+                }),
+            }
         }
         let items: Vec<SigItem<'_>> = parsed
             .iter()
@@ -275,11 +356,21 @@ fn verify(backend: &BackendArg, input: &PathBuf, batch: usize) -> Result<ExitCod
                 message: &p.message,
             })
             .collect();
-        let mut verdicts = dispatcher.ed25519_verify_batch(&items).into_iter();
+        let verdicts = dispatcher.ed25519_verify_batch(&items);
+        if verdicts.len() != items.len() {
+            bail!(
+                "internal error: {} verdicts for {} signatures",
+                verdicts.len(),
+                items.len()
+            );
+        }
+        let mut verdicts = verdicts.into_iter();
         for p in &parsed {
             let verdict = match p {
                 Ok(_) => {
-                    let ok = verdicts.next().unwrap_or(false);
+                    let ok = verdicts
+                        .next()
+                        .context("internal error: verdicts ran out")?;
                     if ok {
                         valid += 1
                     } else {

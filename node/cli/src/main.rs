@@ -5,6 +5,10 @@
 
 mod accel;
 mod bench;
+mod client;
+mod config;
+mod keys;
+mod node;
 
 use std::process::ExitCode;
 
@@ -23,23 +27,59 @@ enum Command {
     /// Inspect and use the accelerator backends (CPU, GPU, FPGA).
     #[command(subcommand)]
     Accel(accel::AccelCommand),
+    /// Create a node home: keys, a single-validator genesis and a commented config.toml.
+    Init(node::InitArgs),
+    /// Run the node until SIGINT or SIGTERM.
+    Start(node::StartArgs),
+    /// Replay the stored chain from genesis and compare it with the stored state.
+    Check(node::CheckArgs),
+    /// Create and inspect key files.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Build, sign and submit transactions through a node's API.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Show a running node's status.
+    Status(client::StatusArgs),
+    /// Load a node with signed transfers and report throughput and commit latency.
+    Loadgen(client::LoadgenArgs),
     /// Measure every operation on every available backend against a CPU baseline.
     Bench(bench::BenchArgs),
     /// Print the version and build information.
     Version,
 }
 
+#[derive(Debug, Subcommand)]
+enum TxCommand {
+    /// Transfer CPC to another account.
+    Transfer(client::TransferArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A running node reports what it does; one-shot commands only warnings.
+    let default_log = if matches!(cli.command, Command::Start(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CPCHAIN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .init();
     let result = match cli.command {
         Command::Accel(cmd) => accel::run(cmd),
+        Command::Init(args) => node::init(&args),
+        Command::Start(args) => node::start(&args),
+        Command::Check(args) => node::check(&args),
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Tx(TxCommand::Transfer(args)) => client::transfer(&args),
+        Command::Status(args) => client::status(&args),
+        Command::Loadgen(args) => client::loadgen(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Version => {
             println!(

@@ -193,6 +193,48 @@ fn accel_verify_gives_one_verdict_per_line_and_survives_malformed_lines() {
 }
 
 #[test]
+fn accel_verify_answers_non_utf8_lines_with_an_error_and_goes_on() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let sk = SigningKey::new(&mut rng);
+    let sig = sk.sign(b"m").to_bytes();
+    let good = line(&sk.verification_key().to_bytes(), b"m", &sig);
+    let mut input = good.clone().into_bytes();
+    input.extend_from_slice(b"\n\xff\xfe{}\n");
+    input.extend_from_slice(good.as_bytes());
+    input.push(b'\n');
+    let out = cpchain()
+        .args(["accel", "verify"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"valid":true}"#,
+            r#"{"error":"line is not utf-8"}"#,
+            r#"{"valid":true}"#
+        ]
+    );
+}
+
+#[test]
+fn accel_hash_reads_standard_input_once() {
+    let out = cpchain()
+        .args(["accel", "hash", "-", "-"])
+        .write_stdin("x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only once"));
+}
+
+#[test]
 fn accel_verify_agrees_with_the_known_answers_from_a_file() {
     let vectors = cpc_accel::vectors::ed25519_vectors();
     let input: String = vectors
@@ -260,7 +302,7 @@ fn bench_writes_a_table_json_and_an_svg_chart() {
         "sha256-16kib",
         "merkle",
         "ed25519",
-        "1-at-a-time",
+        "baseline",
     ] {
         assert!(out.contains(op), "{op} missing from\n{out}");
     }
@@ -273,7 +315,11 @@ fn bench_writes_a_table_json_and_an_svg_chart() {
         assert!(r["speedup"].as_f64().unwrap() > 0.0);
         assert!(r["p99_us"].as_f64().unwrap() >= r["p50_us"].as_f64().unwrap());
     }
-    assert_eq!(report["baselines"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        report["baselines"].as_array().unwrap().len(),
+        4 * 2,
+        "a baseline per workload and size"
+    );
     let svg = std::fs::read_to_string(dir.path().join("report.svg")).unwrap();
     assert!(
         svg.starts_with("<svg") && svg.contains("ed25519"),

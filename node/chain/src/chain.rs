@@ -1,0 +1,557 @@
+//! The chain service.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use cpc_accel::{Dispatcher, SigItem};
+use cpc_state::{BlockEnv, Genesis, GenesisError, State};
+use cpc_storage::{StorageError, Store, StoreConfig};
+use cpc_types::{
+    Address, Block, BlockHeader, Certificate, Hash32, SecretKey, SignedTransaction, TxReceipt, Vote,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::exec::{genesis_block, tx_root};
+use crate::mempool::{Mempool, MempoolConfig, SubmitError};
+
+/// Settings of the chain service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// Mempool limits.
+    pub mempool: MempoolConfig,
+}
+
+/// Failures of the chain service.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The genesis file is invalid.
+    #[error("invalid genesis: {0}")]
+    Genesis(#[from] GenesisError),
+    /// Stored data is inconsistent.
+    #[error("{0}; run `cpchain check` on the data directory")]
+    Corrupt(String),
+    /// A block commit failed earlier; memory and disk may differ until a restart.
+    #[error("a block commit failed earlier; restart the node to reload the state from disk")]
+    Poisoned,
+}
+
+/// Where a transaction stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// In the mempool.
+    Pending {
+        /// The transaction.
+        tx: SignedTransaction,
+    },
+    /// In a committed block.
+    Committed {
+        /// Block height.
+        height: u64,
+        /// Block hash.
+        block: Hash32,
+        /// Index in the block.
+        index: u32,
+        /// The transaction.
+        tx: SignedTransaction,
+        /// What executing it did.
+        receipt: TxReceipt,
+    },
+    /// Dropped after admission (failed at execution, evicted or expired).
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// Not known to this node.
+    Unknown,
+}
+
+/// An account as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountView {
+    /// The address.
+    pub address: Address,
+    /// Spendable base units.
+    pub balance: u64,
+    /// Committed nonce: the next transaction to execute carries it.
+    pub nonce: u64,
+    /// The nonce to use for a new transaction, counting pending ones.
+    pub next_nonce: u64,
+    /// Pending transactions.
+    pub pending: usize,
+    /// Free transactions left today.
+    pub quota_left: u64,
+    /// DApp stake.
+    pub dapp_stake: u64,
+    /// Stake leased in.
+    pub leased_in: u64,
+}
+
+/// The node's view of its chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainStatus {
+    /// The chain id.
+    pub chain_id: u32,
+    /// The genesis hash.
+    pub genesis: Hash32,
+    /// Height of the last committed block.
+    pub height: u64,
+    /// Its hash.
+    pub head: Hash32,
+    /// Its timestamp.
+    pub head_timestamp_ms: u64,
+    /// Its state root.
+    pub state_root: Hash32,
+    /// Pending transactions.
+    pub mempool_txs: usize,
+    /// Their encoded size.
+    pub mempool_bytes: usize,
+    /// This node's validator address, if it has a key.
+    pub validator: Option<Address>,
+    /// Whether this node produces blocks.
+    pub producing: bool,
+}
+
+/// Counters for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ChainMetrics {
+    /// Blocks committed since start.
+    pub blocks_total: u64,
+    /// Transactions committed since start.
+    pub txs_committed_total: u64,
+    /// Transactions admitted into the mempool since start.
+    pub txs_admitted_total: u64,
+    /// Submissions refused at admission since start.
+    pub txs_refused_total: u64,
+    /// Admitted transactions dropped before commit since start.
+    pub txs_dropped_total: u64,
+    /// Nanoseconds spent producing and committing blocks.
+    pub block_commit_ns_total: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    blocks: AtomicU64,
+    committed: AtomicU64,
+    admitted: AtomicU64,
+    refused: AtomicU64,
+    dropped: AtomicU64,
+    commit_ns: AtomicU64,
+}
+
+struct Inner {
+    state: State,
+    head: BlockHeader,
+}
+
+/// What one produced block holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Produced {
+    /// The block height.
+    pub height: u64,
+    /// Transactions included.
+    pub txs: usize,
+    /// Transactions dropped because they failed to execute.
+    pub dropped: usize,
+}
+
+/// The chain service; share it with an `Arc`.
+pub struct Chain {
+    genesis: Genesis,
+    genesis_hash: Hash32,
+    accel: Arc<Dispatcher>,
+    store: Store,
+    key: Option<SecretKey>,
+    producing: bool,
+    inner: RwLock<Inner>,
+    mempool: Mutex<Mempool>,
+    counters: Counters,
+    poisoned: AtomicBool,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("genesis", &self.genesis_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chain {
+    /// Opens the chain: commits genesis into an empty store, or loads the state and head of
+    /// an existing one and checks that they agree.
+    pub fn open(
+        genesis: Genesis,
+        store: &StoreConfig,
+        accel: Arc<Dispatcher>,
+        key: Option<SecretKey>,
+        config: ChainConfig,
+    ) -> Result<Chain, ChainError> {
+        genesis.validate()?;
+        let genesis_hash = genesis.hash();
+        let store = Store::open(store, genesis_hash)?;
+        let (state, head) = match store.head()? {
+            None => {
+                let mut state = State::from_genesis(&genesis)?;
+                let g = genesis_block(&genesis, &mut state, &accel);
+                store.commit_block(&g, &[], &state.take_diff())?;
+                (state, g.header)
+            }
+            Some(height) => {
+                let (head, _) = store.header(height)?.ok_or_else(|| {
+                    ChainError::Corrupt(format!("the head block {height} is missing"))
+                })?;
+                let mut state =
+                    State::from_entries(store.state_entries()?).map_err(ChainError::Corrupt)?;
+                let root = state.root(&accel);
+                if root != head.state_root {
+                    return Err(ChainError::Corrupt(format!(
+                        "the stored state has root {root}, block {height} says {}",
+                        head.state_root
+                    )));
+                }
+                (state, head)
+            }
+        };
+        let producing = key.as_ref().is_some_and(|k| {
+            genesis.validators.len() == 1 && genesis.validators[0].key == k.public()
+        });
+        Ok(Chain {
+            genesis,
+            genesis_hash,
+            accel,
+            store,
+            key,
+            producing,
+            inner: RwLock::new(Inner { state, head }),
+            mempool: Mutex::new(Mempool::new(config.mempool)),
+            counters: Counters::default(),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    // A panic while holding a lock leaves data we never half-update (every mutation is
+    // complete or not started), so a poisoned lock is still safe to use.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Mempool> {
+        self.mempool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The accelerator dispatcher.
+    pub fn accel(&self) -> &Dispatcher {
+        &self.accel
+    }
+
+    /// The genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// Whether this node produces blocks (single-validator chain, with the validator key).
+    pub fn is_producer(&self) -> bool {
+        self.producing
+    }
+
+    fn env(&self, head: &BlockHeader, now_ms: u64) -> BlockEnv {
+        BlockEnv {
+            height: head.height + 1,
+            timestamp_ms: now_ms.max(head.timestamp_ms + 1),
+            proposer: self
+                .key
+                .as_ref()
+                .map_or(head.proposer.address(), SecretKey::address),
+        }
+    }
+
+    /// Admits transactions into the mempool: not committed yet, valid signature (one
+    /// accelerator batch for all of them), usable nonce, and — for an account's next
+    /// transaction — executable now. Returns one result per transaction, in order.
+    pub fn submit(
+        &self,
+        txs: Vec<SignedTransaction>,
+        now_ms: u64,
+    ) -> Vec<Result<Hash32, SubmitError>> {
+        let mut results: Vec<Option<Result<Hash32, SubmitError>>> = vec![None; txs.len()];
+        let signing: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+        let items: Vec<SigItem<'_>> = txs
+            .iter()
+            .zip(&signing)
+            .map(|(t, m)| SigItem {
+                public_key: t.tx.sender.0,
+                signature: t.signature.0,
+                message: m,
+            })
+            .collect();
+        let verdicts = self.accel.ed25519_verify_batch(&items);
+        for (i, tx) in txs.iter().enumerate() {
+            if !verdicts.get(i).copied().unwrap_or(false) {
+                results[i] = Some(Err(SubmitError::Signature));
+            } else if let Ok(Some(_)) = self.store.tx_location(&tx.id()) {
+                results[i] = Some(Err(SubmitError::Committed(tx.id())));
+            }
+        }
+        {
+            let inner = self.read();
+            let env = self.env(&inner.head, now_ms);
+            let mut pool = self.pool();
+            for (i, tx) in txs.into_iter().enumerate() {
+                if results[i].is_some() {
+                    continue;
+                }
+                let r = self.admit(&inner.state, &env, &mut pool, tx, now_ms);
+                results[i] = Some(r);
+            }
+        }
+        let results: Vec<Result<Hash32, SubmitError>> = results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(SubmitError::Signature)))
+            .collect();
+        let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+        self.counters.admitted.fetch_add(ok, Ordering::Relaxed);
+        self.counters
+            .refused
+            .fetch_add(results.len() as u64 - ok, Ordering::Relaxed);
+        results
+    }
+
+    fn admit(
+        &self,
+        state: &State,
+        env: &BlockEnv,
+        pool: &mut Mempool,
+        tx: SignedTransaction,
+        now_ms: u64,
+    ) -> Result<Hash32, SubmitError> {
+        if tx.tx.chain_id != state.chain_id() {
+            return Err(SubmitError::Invalid(format!(
+                "transaction is for chain {}, this is chain {}",
+                tx.tx.chain_id,
+                state.chain_id()
+            )));
+        }
+        if pool.contains(&tx.id()) {
+            return Err(SubmitError::Duplicate(tx.id()));
+        }
+        let account_nonce = state.account(&tx.sender()).nonce;
+        if tx.tx.nonce == account_nonce {
+            // The account's next transaction must execute against the current state;
+            // later ones are checked when they become next.
+            state.check_tx(env, &tx).map_err(|e| {
+                if e.is_nonce() {
+                    SubmitError::Nonce(e.to_string())
+                } else {
+                    SubmitError::Invalid(e.to_string())
+                }
+            })?;
+        }
+        pool.insert(tx, account_nonce, now_ms)
+    }
+
+    /// Produces, executes and commits the next block from the mempool, if this node is the
+    /// producer. `now_ms` is the producer's clock; block timestamps strictly increase.
+    pub fn produce_block(&self, now_ms: u64) -> Result<Option<Produced>, ChainError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(ChainError::Poisoned);
+        }
+        let Some(key) = self.key.as_ref().filter(|_| self.producing) else {
+            return Ok(None);
+        };
+        let start = Instant::now();
+        let mut inner = self.write();
+        let max = inner.state.params().max_block_txs as usize;
+        let picked = {
+            let state = &inner.state;
+            self.pool().pick(max, |a| state.account(a).nonce)
+        };
+        let env = self.env(&inner.head, now_ms);
+        let state = &mut inner.state;
+        state.begin_block(&env);
+        let mut txs = Vec::with_capacity(picked.len());
+        let mut receipts = Vec::with_capacity(picked.len());
+        let mut dropped = Vec::new();
+        for tx in picked {
+            match state.apply_tx(&env, &tx) {
+                Ok(r) => {
+                    receipts.push(r);
+                    txs.push(tx);
+                }
+                Err(e) => dropped.push((tx.id(), e.to_string())),
+            }
+        }
+        let header = BlockHeader {
+            chain_id: self.genesis.chain_id,
+            height: env.height,
+            parent: inner.head.hash(),
+            timestamp_ms: env.timestamp_ms,
+            proposer: key.public(),
+            tx_root: tx_root(&self.accel, &txs),
+            state_root: inner.state.root(&self.accel),
+            committee_change: None,
+        };
+        let vote = Vote {
+            chain_id: header.chain_id,
+            height: header.height,
+            round: 0,
+            block: header.hash(),
+        };
+        let certificate = Certificate {
+            round: 0,
+            votes: vec![(key.public(), key.sign(&vote.signing_bytes()))],
+        };
+        let block = Block {
+            header,
+            certificate,
+            txs,
+        };
+        let diff = inner.state.take_diff();
+        if let Err(e) = self.store.commit_block(&block, &receipts, &diff) {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(e.into());
+        }
+        inner.head = block.header.clone();
+        let produced = Produced {
+            height: block.header.height,
+            txs: block.txs.len(),
+            dropped: dropped.len(),
+        };
+        {
+            let state = &inner.state;
+            let mut pool = self.pool();
+            for tx in &block.txs {
+                pool.remove(&tx.id());
+            }
+            for (id, why) in dropped {
+                pool.remove(&id);
+                pool.note_rejected(id, why);
+            }
+            pool.prune(|a| state.account(a).nonce, now_ms);
+        }
+        drop(inner);
+        self.counters.blocks.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .committed
+            .fetch_add(produced.txs as u64, Ordering::Relaxed);
+        self.counters
+            .dropped
+            .fetch_add(produced.dropped as u64, Ordering::Relaxed);
+        self.counters.commit_ns.fetch_add(
+            u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(Some(produced))
+    }
+
+    /// The node's view of its chain.
+    pub fn status(&self) -> ChainStatus {
+        let inner = self.read();
+        let pool = self.pool();
+        ChainStatus {
+            chain_id: self.genesis.chain_id,
+            genesis: self.genesis_hash,
+            height: inner.head.height,
+            head: inner.head.hash(),
+            head_timestamp_ms: inner.head.timestamp_ms,
+            state_root: inner.head.state_root,
+            mempool_txs: pool.len(),
+            mempool_bytes: pool.bytes(),
+            validator: self.key.as_ref().map(SecretKey::address),
+            producing: self.producing,
+        }
+    }
+
+    /// Height of the last committed block.
+    pub fn height(&self) -> u64 {
+        self.read().head.height
+    }
+
+    /// A committed block and its receipts.
+    pub fn block(&self, height: u64) -> Result<Option<(Block, Vec<TxReceipt>)>, ChainError> {
+        let Some(block) = self.store.block(height)? else {
+            return Ok(None);
+        };
+        let receipts = self.store.receipts(height)?.unwrap_or_default();
+        Ok(Some((block, receipts)))
+    }
+
+    /// Where a transaction stands.
+    pub fn tx_status(&self, id: &Hash32) -> Result<TxStatus, ChainError> {
+        if let Some(loc) = self.store.tx_location(id)? {
+            let block = self.store.block(loc.height)?.ok_or_else(|| {
+                ChainError::Corrupt(format!("indexed block {} is missing", loc.height))
+            })?;
+            let receipts = self.store.receipts(loc.height)?.unwrap_or_default();
+            let i = loc.index as usize;
+            let (Some(tx), Some(receipt)) = (block.txs.get(i), receipts.get(i)) else {
+                return Err(ChainError::Corrupt(format!(
+                    "transaction index of {id} points past its block"
+                )));
+            };
+            return Ok(TxStatus::Committed {
+                height: loc.height,
+                block: block.header.hash(),
+                index: loc.index,
+                tx: tx.clone(),
+                receipt: receipt.clone(),
+            });
+        }
+        let pool = self.pool();
+        if let Some(tx) = pool.get(id) {
+            return Ok(TxStatus::Pending { tx: tx.clone() });
+        }
+        Ok(match pool.rejection(id) {
+            Some(reason) => TxStatus::Rejected {
+                reason: reason.to_owned(),
+            },
+            None => TxStatus::Unknown,
+        })
+    }
+
+    /// An account, with its quota at `now_ms`.
+    pub fn account(&self, address: &Address, now_ms: u64) -> AccountView {
+        let inner = self.read();
+        let acct = inner.state.account(address);
+        let pool = self.pool();
+        AccountView {
+            address: *address,
+            balance: acct.balance,
+            nonce: acct.nonce,
+            next_nonce: pool.next_nonce(address, acct.nonce),
+            pending: pool.pending_of(address),
+            quota_left: inner
+                .state
+                .quota_left(address, now_ms.max(inner.head.timestamp_ms)),
+            dapp_stake: acct.dapp_stake,
+            leased_in: acct.leased_in,
+        }
+    }
+
+    /// Counters since start.
+    pub fn metrics(&self) -> ChainMetrics {
+        let c = &self.counters;
+        ChainMetrics {
+            blocks_total: c.blocks.load(Ordering::Relaxed),
+            txs_committed_total: c.committed.load(Ordering::Relaxed),
+            txs_admitted_total: c.admitted.load(Ordering::Relaxed),
+            txs_refused_total: c.refused.load(Ordering::Relaxed),
+            txs_dropped_total: c.dropped.load(Ordering::Relaxed),
+            block_commit_ns_total: c.commit_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The mempool's limits.
+    pub fn mempool_config(&self) -> MempoolConfig {
+        self.pool().config().clone()
+    }
+}

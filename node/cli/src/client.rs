@@ -1,0 +1,522 @@
+//! Commands that talk to a running node over its HTTP API: `status`, `tx transfer` and
+//! the load generator.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use cpc_types::{
+    Address, Hash32, SecretKey, SignedTransaction, Transaction, TxKind, UNITS_PER_CPC,
+};
+use serde_json::Value;
+
+/// Where the API is and how to authenticate.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ApiArgs {
+    /// Base URL of the node's API (default: from --home's config, else http://127.0.0.1:8645).
+    #[arg(long, env = "CPCHAIN_API")]
+    api: Option<String>,
+    /// Bearer token (default: from --home's config).
+    #[arg(long, env = "CPCHAIN_API__TOKEN")]
+    token: Option<String>,
+    /// A node home directory to read the API address, token and key from.
+    #[arg(long, env = "CPCHAIN_HOME")]
+    home: Option<PathBuf>,
+}
+
+pub(crate) struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: Option<String>,
+}
+
+impl ApiArgs {
+    pub(crate) fn client(&self) -> Result<Client> {
+        let config = match &self.home {
+            Some(h) => Some(crate::config::load(h, &serde_json::json!({}))?),
+            None => None,
+        };
+        let base = match (&self.api, &config) {
+            (Some(a), _) => a.trim_end_matches('/').to_owned(),
+            (None, Some(c)) => format!("http://{}", c.api.listen),
+            (None, None) => "http://127.0.0.1:8645".to_owned(),
+        };
+        let token = self
+            .token
+            .clone()
+            .or_else(|| config.and_then(|c| c.api.token));
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Ok(Client { agent, base, token })
+    }
+
+    fn default_key(&self) -> Option<PathBuf> {
+        self.home.as_ref().map(|h| h.join("keys/validator.key"))
+    }
+}
+
+impl Client {
+    fn finish(
+        &self,
+        path: &str,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value> {
+        let mut resp = resp.with_context(|| {
+            format!(
+                "cannot reach the node at {}{path}: is it running?",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(body)
+        } else {
+            bail!(
+                "{path}: {} {}: {}",
+                status.as_u16(),
+                body["code"].as_str().unwrap_or(""),
+                body["message"].as_str().unwrap_or("no details")
+            )
+        }
+    }
+
+    pub(crate) fn get(&self, path: &str) -> Result<Value> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(path, req.call())
+    }
+
+    pub(crate) fn post_json(&self, path: &str, body: &impl serde::Serialize) -> Result<Value> {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(path, req.send_json(body))
+    }
+
+    pub(crate) fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Value> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/octet-stream");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(path, req.send(body))
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+pub(crate) fn status(args: &StatusArgs) -> Result<ExitCode> {
+    let v = args.api.client()?.get("/v1/status")?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a CPC amount with up to 8 decimals ("1.5") into base units.
+pub(crate) fn parse_cpc(s: &str) -> Result<u64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty()
+        || frac.len() > 8
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
+        bail!("{s:?} is not an amount of CPC (digits, at most 8 decimals)");
+    }
+    let int: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().context("amount too large")?
+    };
+    let frac: u64 = format!("{frac:0<8}").parse().unwrap_or(0);
+    int.checked_mul(UNITS_PER_CPC)
+        .and_then(|v| v.checked_add(frac))
+        .context("amount too large")
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TransferArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The sender's key file (default: the home's keys/validator.key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The recipient address (cpc…).
+    #[arg(long)]
+    to: Address,
+    /// Amount in CPC, up to 8 decimals.
+    #[arg(long)]
+    amount: String,
+    /// Most base units of fee to pay (used only beyond the free quota).
+    #[arg(long, default_value_t = UNITS_PER_CPC / 1000)]
+    max_fee: u64,
+    /// Nonce (default: the account's next nonce, counting pending transactions).
+    #[arg(long)]
+    nonce: Option<u64>,
+    /// Wait until the transaction is committed.
+    #[arg(long)]
+    wait: bool,
+}
+
+pub(crate) fn transfer(args: &TransferArgs) -> Result<ExitCode> {
+    let client = args.api.client()?;
+    let key_path = args
+        .key
+        .clone()
+        .or_else(|| args.api.default_key())
+        .context("give the sender's key with --key (or --home)")?;
+    let key = crate::keys::read_key(&key_path)?;
+    let amount = parse_cpc(&args.amount)?;
+    let status = client.get("/v1/status")?;
+    let chain_id = status["chain_id"]
+        .as_u64()
+        .and_then(|c| u32::try_from(c).ok())
+        .context("the node sent no chain id")?;
+    let nonce = match args.nonce {
+        Some(n) => n,
+        None => client.get(&format!("/v1/accounts/{}", key.address()))?["next_nonce"]
+            .as_u64()
+            .context("the node sent no nonce")?,
+    };
+    let tx = Transaction {
+        chain_id,
+        sender: key.public(),
+        nonce,
+        max_fee: args.max_fee,
+        kind: TxKind::Transfer {
+            to: args.to,
+            amount,
+        },
+    }
+    .sign(&key);
+    let v = client.post_json("/v1/txs", &tx)?;
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    println!("{id}");
+    if args.wait {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let st = client.get(&format!("/v1/txs/{id}"))?;
+            match st["status"].as_str() {
+                Some("committed") => {
+                    eprintln!("committed in block {}", st["height"]);
+                    break;
+                }
+                Some("rejected") => bail!("rejected: {}", st["reason"].as_str().unwrap_or("")),
+                _ if Instant::now() > deadline => bail!("not committed after 60 s"),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadgenArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Key file of the account that funds the senders (default: the home's validator key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Sending accounts.
+    #[arg(long, default_value_t = 200)]
+    accounts: usize,
+    /// Transfers to send in all.
+    #[arg(long, default_value_t = 20_000)]
+    txs: usize,
+    /// Transactions per batch request.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Stop waiting for commits after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+    /// PID of the node, to report its resident memory.
+    #[arg(long)]
+    node_pid: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn pct(sorted: &[f64], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() * p).div_ceil(100)).clamp(1, sorted.len()) - 1]
+}
+
+/// Sends signed transfers from many accounts through the batch endpoint and measures
+/// finalized throughput and commit latency from block observations.
+pub(crate) fn loadgen(args: &LoadgenArgs) -> Result<ExitCode> {
+    let client = args.api.client()?;
+    let key_path = args
+        .key
+        .clone()
+        .or_else(|| args.api.default_key())
+        .context("give the funding key with --key (or --home)")?;
+    let funder = crate::keys::read_key(&key_path)?;
+    let status = client.get("/v1/status")?;
+    let chain_id = status["chain_id"]
+        .as_u64()
+        .and_then(|c| u32::try_from(c).ok())
+        .context("no chain id")?;
+    let accounts = args.accounts.max(2);
+    let per = args.txs.div_ceil(accounts) as u64;
+    let fee = UNITS_PER_CPC / 1000;
+    let senders: Vec<SecretKey> = (0..accounts)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            seed[8..16].copy_from_slice(&rand_seed().to_le_bytes());
+            SecretKey::from_bytes(seed)
+        })
+        .collect();
+    let rss_idle = args.node_pid.and_then(rss_kib);
+
+    // Fund every sender with enough for its transfers and fees.
+    let mut nonce = client.get(&format!("/v1/accounts/{}", funder.address()))?["next_nonce"]
+        .as_u64()
+        .context("no nonce")?;
+    let funding: Vec<SignedTransaction> = senders
+        .iter()
+        .map(|s| {
+            let tx = Transaction {
+                chain_id,
+                sender: funder.public(),
+                nonce,
+                max_fee: fee,
+                kind: TxKind::Transfer {
+                    to: s.address(),
+                    amount: per * (fee + 1) + UNITS_PER_CPC,
+                },
+            }
+            .sign(&funder);
+            nonce += 1;
+            tx
+        })
+        .collect();
+    eprintln!("loadgen: funding {accounts} accounts");
+    let last_funding = funding.last().map(SignedTransaction::id);
+    for chunk in funding.chunks(args.batch.max(1)) {
+        check_batch(
+            &client.post_bytes("/v1/txs/batch", &cpc_types::Encode::encode(&chunk.to_vec()))?,
+        )?;
+    }
+    if let Some(id) = last_funding {
+        wait_committed(&client, &id, Duration::from_secs(args.timeout_secs))?;
+    }
+
+    // Sign everything before the clock starts.
+    eprintln!("loadgen: signing {} transfers", per * accounts as u64);
+    let mut txs: Vec<SignedTransaction> = Vec::new();
+    for n in 0..per {
+        for (i, s) in senders.iter().enumerate() {
+            let to = senders[(i + 1) % accounts].address();
+            txs.push(
+                Transaction {
+                    chain_id,
+                    sender: s.public(),
+                    nonce: n,
+                    max_fee: fee,
+                    kind: TxKind::Transfer { to, amount: 1 },
+                }
+                .sign(s),
+            );
+        }
+    }
+    let total = txs.len();
+    let start_height = client.get("/v1/status")?["height"].as_u64().unwrap_or(0);
+    let batches: Vec<Vec<u8>> = txs
+        .chunks(args.batch.max(1))
+        .map(|c| cpc_types::Encode::encode(&c.to_vec()))
+        .collect();
+    let ids: std::collections::HashMap<Hash32, usize> =
+        txs.iter().enumerate().map(|(i, t)| (t.id(), i)).collect();
+    let sent_at = std::sync::Mutex::new(vec![None::<Instant>; total]);
+    let batch_len = args.batch.max(1);
+    let start = Instant::now();
+    eprintln!("loadgen: sending");
+    let errors = std::sync::atomic::AtomicUsize::new(0);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..args.concurrency.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(body) = batches.get(b) else { break };
+                    let t = Instant::now();
+                    match client
+                        .post_bytes("/v1/txs/batch", body)
+                        .and_then(|v| check_batch(&v))
+                    {
+                        Ok(()) => {
+                            let mut s = sent_at.lock().unwrap_or_else(|e| e.into_inner());
+                            for slot in s.iter_mut().skip(b * batch_len).take(batch_len) {
+                                *slot = Some(t);
+                            }
+                        }
+                        Err(e) => {
+                            if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                                eprintln!("loadgen: batch refused: {e:#}");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let send_secs = start.elapsed().as_secs_f64();
+
+    // Follow the blocks until every transfer is seen committed.
+    let sent_at = sent_at.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut latencies = Vec::with_capacity(total);
+    let mut last_commit = start;
+    let mut height = start_height + 1;
+    let mut rss_peak = None;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    while latencies.len() < total - errors.load(std::sync::atomic::Ordering::Relaxed) * batch_len
+        && Instant::now() < deadline
+    {
+        let head = client.get("/v1/status")?["height"].as_u64().unwrap_or(0);
+        if let Some(pid) = args.node_pid {
+            rss_peak = rss_peak.max(rss_kib(pid));
+        }
+        if head < height {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let seen = Instant::now();
+        while height <= head {
+            let b = client.get(&format!("/v1/blocks/{height}"))?;
+            for id in b["tx_ids"].as_array().into_iter().flatten() {
+                let Some(i) = id
+                    .as_str()
+                    .and_then(|s| s.parse::<Hash32>().ok())
+                    .and_then(|h| ids.get(&h))
+                else {
+                    continue;
+                };
+                if let Some(t) = sent_at[*i] {
+                    latencies.push(seen.duration_since(t).as_secs_f64());
+                    last_commit = seen;
+                }
+            }
+            height += 1;
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let committed = latencies.len();
+    let secs = last_commit.duration_since(start).as_secs_f64().max(1e-9);
+    let report = serde_json::json!({
+        "submitted": total,
+        "committed": committed,
+        "refused_batches": errors.load(std::sync::atomic::Ordering::Relaxed),
+        "send_seconds": send_secs,
+        "ingest_tx_per_sec": total as f64 / send_secs.max(1e-9),
+        "finalized_tx_per_sec": committed as f64 / secs,
+        "commit_latency_p50_ms": pct(&latencies, 50) * 1e3,
+        "commit_latency_p99_ms": pct(&latencies, 99) * 1e3,
+        "node_rss_idle_kib": rss_idle,
+        "node_rss_peak_kib": rss_peak,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!("submitted {total} transfers from {accounts} accounts in {send_secs:.2} s");
+        println!(
+            "committed {committed} in {secs:.2} s: {:.0} tx/s",
+            committed as f64 / secs
+        );
+        println!(
+            "commit latency p50 {:.0} ms, p99 {:.0} ms",
+            pct(&latencies, 50) * 1e3,
+            pct(&latencies, 99) * 1e3
+        );
+        if let (Some(i), Some(p)) = (rss_idle, rss_peak) {
+            println!(
+                "node RSS: idle {} MiB, under load {} MiB",
+                i / 1024,
+                p / 1024
+            );
+        }
+    }
+    Ok(if committed == total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn rand_seed() -> u64 {
+    let mut b = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    u64::from_le_bytes(b)
+}
+
+fn check_batch(v: &Value) -> Result<()> {
+    if let Some(e) = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|r| r.get("error"))
+    {
+        bail!(
+            "{}: {}",
+            e["code"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn wait_committed(client: &Client, id: &Hash32, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if client.get(&format!("/v1/txs/{id}"))?["status"] == "committed" {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("transaction {id} was not committed within {timeout:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpc;
+
+    #[test]
+    fn cpc_amounts() {
+        assert_eq!(parse_cpc("1").unwrap(), 100_000_000);
+        assert_eq!(parse_cpc("1.5").unwrap(), 150_000_000);
+        assert_eq!(parse_cpc("0.00000001").unwrap(), 1);
+        assert_eq!(parse_cpc(".25").unwrap(), 25_000_000);
+        assert!(parse_cpc("1.000000001").is_err());
+        assert!(parse_cpc("-1").is_err());
+        assert!(parse_cpc("").is_err());
+        assert!(parse_cpc("1e3").is_err());
+        assert!(parse_cpc("999999999999999").is_err());
+    }
+}

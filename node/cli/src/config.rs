@@ -1,0 +1,148 @@
+//! The node's configuration: `config.toml` in the home directory, overridden by
+//! `CPCHAIN_*` environment variables, overridden by command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use cpc_accel::DispatchConfig;
+use cpc_api::ApiConfig;
+use cpc_chain::MempoolConfig;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything `cpchain start` reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct NodeConfig {
+    pub(crate) node: NodeSection,
+    pub(crate) api: ApiConfig,
+    pub(crate) mempool: MempoolConfig,
+    pub(crate) accel: DispatchConfig,
+}
+
+/// The `[node]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct NodeSection {
+    /// RocksDB directory, relative to the home directory.
+    pub(crate) data_dir: PathBuf,
+    /// The genesis file, relative to the home directory.
+    pub(crate) genesis_file: PathBuf,
+    /// The node's signing key, relative to the home directory.
+    pub(crate) key_file: PathBuf,
+    /// Milliseconds between blocks on a single-validator chain.
+    pub(crate) block_interval_ms: u64,
+    /// Whether every block commit waits for the disk.
+    pub(crate) sync_writes: bool,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            data_dir: "data".into(),
+            genesis_file: "genesis.json".into(),
+            key_file: "keys/validator.key".into(),
+            block_interval_ms: 1000,
+            sync_writes: true,
+        }
+    }
+}
+
+/// `config.toml` as `cpchain init` writes it: every setting, its default and what it does.
+/// A test checks that it parses to [`NodeConfig::default`].
+pub(crate) const TEMPLATE: &str = r#"# cpchain node configuration.
+# Every setting is shown with its default. Environment variables override this file
+# (CPCHAIN_<SECTION>__<KEY>, for example CPCHAIN_API__LISTEN=0.0.0.0:8645), and
+# command-line flags override both.
+
+[node]
+# RocksDB directory, relative to the home directory.
+data_dir = "data"
+# The genesis file, relative to the home directory.
+genesis_file = "genesis.json"
+# This node's signing key (hex seed), relative to the home directory.
+key_file = "keys/validator.key"
+# Milliseconds between blocks on a single-validator chain.
+block_interval_ms = 1000
+# Wait for the disk at every block commit (survives power loss, not only a crash).
+sync_writes = true
+
+[api]
+# Address of the HTTP admin API. Beyond loopback a token is required.
+listen = "127.0.0.1:8645"
+# Bearer token for transaction submission, /v1/accel and /metrics.
+# token = "change-me"
+# Largest request body, in bytes.
+max_body_bytes = 4194304
+# Longest a request may take, in milliseconds.
+request_timeout_ms = 10000
+# Most transactions in one POST /v1/txs/batch.
+max_batch = 10000
+# Most submissions waiting for admission before the API answers 429.
+admission_queue = 100000
+
+[mempool]
+# Most pending transactions, and most bytes of them.
+max_txs = 200000
+max_bytes = 134217728
+# Most pending transactions of one account.
+max_per_account = 4096
+# How far beyond an account's nonce a transaction may be queued.
+max_nonce_gap = 4096
+# Seconds a transaction may wait before it is dropped.
+ttl_secs = 600
+
+[accel]
+# Backend of each operation: auto, cpu, wgpu, cuda or fpga. A backend that is
+# unavailable or fails is replaced by the CPU, and the fallback is counted.
+sha256 = "auto"
+merkle = "auto"
+ed25519 = "auto"
+# CPU worker threads; 0 uses every core.
+cpu_threads = 0
+# Batch sizes from which `auto` sends work to a device (measured by `cpchain bench`):
+# [[accel.auto.thresholds]]
+# backend = "wgpu"
+# op = "ed25519"
+# min_batch = 4096
+"#;
+
+/// Loads the configuration of the node in `home`, with environment variables and `flags`
+/// (a partial config) on top.
+pub(crate) fn load(home: &Path, flags: &impl Serialize) -> Result<NodeConfig> {
+    let file = home.join("config.toml");
+    if !file.exists() {
+        anyhow::bail!(
+            "{} does not exist: run `cpchain init --home {}` first",
+            file.display(),
+            home.display()
+        );
+    }
+    Figment::new()
+        .merge(Toml::file(&file))
+        .merge(
+            Env::prefixed("CPCHAIN_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        )
+        .merge(Serialized::defaults(flags))
+        .extract()
+        .with_context(|| {
+            format!(
+                "invalid configuration (from {}, CPCHAIN_* variables or flags)",
+                file.display()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_documents_exactly_the_defaults() {
+        let parsed: NodeConfig = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(parsed, NodeConfig::default());
+    }
+}

@@ -1,0 +1,415 @@
+//! Transaction execution rules.
+
+use cpc_types::{Address, Hash32, SignedTransaction, TxKind, TxReceipt, sha256};
+
+use crate::model::{Account, Anchor, Grant, LeaseOffer, Stream, Validator};
+use crate::store::{Overlay, key};
+use crate::{DAY_MS, MINUTE_MS, Params, TxError};
+
+/// What execution knows about the block a transaction is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockEnv {
+    /// Block height.
+    pub height: u64,
+    /// The block's timestamp: the only clock execution sees.
+    pub timestamp_ms: u64,
+    /// The proposer, who receives fees.
+    pub proposer: Address,
+}
+
+impl BlockEnv {
+    /// The quota day of the block.
+    pub fn day(&self) -> u64 {
+        self.timestamp_ms / DAY_MS
+    }
+
+    fn minute(&self) -> u64 {
+        self.timestamp_ms / MINUTE_MS
+    }
+}
+
+/// Free transactions per day of an account: the ordinary quota plus the DApp share.
+pub(crate) fn free_quota(params: &Params, acct: &Account) -> u64 {
+    let stake = acct.dapp_stake.saturating_add(acct.leased_in);
+    u64::from(params.free_tx_per_day).saturating_add(stake / params.dapp_stake_per_free_tx.max(1))
+}
+
+fn credit(ov: &mut Overlay<'_>, addr: &Address, amount: u64) -> Result<(), TxError> {
+    if amount == 0 {
+        return Ok(());
+    }
+    let mut a = ov.account(addr);
+    a.balance = a.balance.checked_add(amount).ok_or(TxError::Overflow)?;
+    ov.set_account(addr, &a);
+    Ok(())
+}
+
+fn debit(ov: &mut Overlay<'_>, addr: &Address, amount: u64) -> Result<(), TxError> {
+    let mut a = ov.account(addr);
+    a.balance = a
+        .balance
+        .checked_sub(amount)
+        .ok_or(TxError::InsufficientFunds {
+            needed: amount,
+            available: a.balance,
+        })?;
+    ov.set_account(addr, &a);
+    Ok(())
+}
+
+fn positive(amount: u64, what: &'static str) -> Result<u64, TxError> {
+    if amount == 0 {
+        Err(TxError::InvalidAmount(what))
+    } else {
+        Ok(amount)
+    }
+}
+
+/// Executes `tx` on the overlay: nonce, quota and fee first, then the kind's rule.
+pub(crate) fn execute(
+    ov: &mut Overlay<'_>,
+    env: &BlockEnv,
+    stx: &SignedTransaction,
+) -> Result<TxReceipt, TxError> {
+    let tx = &stx.tx;
+    if tx.chain_id != ov.chain_id() {
+        return Err(TxError::WrongChain {
+            expected: ov.chain_id(),
+            got: tx.chain_id,
+        });
+    }
+    let sender = tx.sender.address();
+    let id = tx.id();
+    let params = ov.params();
+    let mut acct = ov.account(&sender);
+    if tx.nonce != acct.nonce {
+        return Err(TxError::BadNonce {
+            expected: acct.nonce,
+            got: tx.nonce,
+        });
+    }
+    if acct.quota_day != env.day() {
+        acct.quota_day = env.day();
+        acct.sent_today = 0;
+    }
+    if acct.rate_minute != env.minute() {
+        acct.rate_minute = env.minute();
+        acct.sent_this_minute = 0;
+    }
+    let free = u64::from(acct.sent_today) < free_quota(params, &acct)
+        && acct.sent_this_minute < params.rate_limit_per_minute;
+    let fee = if free { 0 } else { params.base_fee };
+    if fee > tx.max_fee {
+        return Err(TxError::FeeTooHigh {
+            fee,
+            max_fee: tx.max_fee,
+        });
+    }
+    acct.balance = acct
+        .balance
+        .checked_sub(fee)
+        .ok_or(TxError::InsufficientFunds {
+            needed: fee,
+            available: acct.balance,
+        })?;
+    acct.nonce += 1;
+    acct.sent_today = acct.sent_today.saturating_add(1);
+    acct.sent_this_minute = acct.sent_this_minute.saturating_add(1);
+    ov.set_account(&sender, &acct);
+
+    apply_kind(ov, env, &sender, &id, stx)?;
+
+    let foundation_share =
+        (u128::from(fee) * u128::from(params.foundation_fee_percent) / 100) as u64;
+    credit(ov, &params.foundation, foundation_share)?;
+    credit(ov, &env.proposer, fee - foundation_share)?;
+    Ok(TxReceipt { tx: id, fee, free })
+}
+
+fn apply_kind(
+    ov: &mut Overlay<'_>,
+    env: &BlockEnv,
+    sender: &Address,
+    id: &Hash32,
+    stx: &SignedTransaction,
+) -> Result<(), TxError> {
+    let params = ov.params();
+    match &stx.tx.kind {
+        TxKind::Transfer { to, amount } => {
+            positive(*amount, "transfer of zero")?;
+            debit(ov, sender, *amount)?;
+            credit(ov, to, *amount)
+        }
+        TxKind::RegisterValidator {
+            deposit,
+            vrf_key,
+            endpoint,
+        } => {
+            if *deposit < params.min_validator_deposit {
+                return Err(TxError::InvalidAmount("deposit below the minimum"));
+            }
+            if endpoint.len() > 256 {
+                return Err(TxError::Invalid("endpoint longer than 256 bytes".into()));
+            }
+            if ov.get(&key::validator(sender)).is_some() {
+                return Err(TxError::NotAllowed(
+                    "the sender is already a validator".into(),
+                ));
+            }
+            debit(ov, sender, *deposit)?;
+            let v = Validator {
+                key: stx.tx.sender,
+                vrf_key: *vrf_key,
+                endpoint: endpoint.clone(),
+                deposit: *deposit,
+                credit: params.initial_credit,
+            };
+            ov.put(key::validator(sender), &v);
+            Ok(())
+        }
+        TxKind::DataRecord(rec) => {
+            if rec.first_interval > rec.last_interval {
+                return Err(TxError::Invalid(
+                    "first_interval after last_interval".into(),
+                ));
+            }
+            if rec.capsule.len() > 16 * 1024 {
+                return Err(TxError::Invalid("capsule longer than 16 KiB".into()));
+            }
+            let mut stream = match ov.get_decoded::<Stream>(&key::stream(&rec.stream_id)) {
+                Some(s) if s.owner != *sender => {
+                    return Err(TxError::NotAllowed(format!(
+                        "stream {} belongs to {}",
+                        rec.stream_id, s.owner
+                    )));
+                }
+                Some(s) => s,
+                None => Stream {
+                    owner: *sender,
+                    policy: rec.policy,
+                    records: 0,
+                },
+            };
+            let rk = key::record(&rec.stream_id, rec.first_interval);
+            if ov.get(&rk).is_some() {
+                return Err(TxError::NotAllowed(
+                    "a record for this interval exists".into(),
+                ));
+            }
+            stream.policy = rec.policy;
+            stream.records += 1;
+            ov.put(key::stream(&rec.stream_id), &stream);
+            ov.put(rk, rec);
+            Ok(())
+        }
+        TxKind::Grant {
+            stream_id,
+            grantee,
+            first_interval,
+            last_interval,
+        } => {
+            owned_stream(ov, stream_id, sender)?;
+            if first_interval > last_interval {
+                return Err(TxError::Invalid(
+                    "first_interval after last_interval".into(),
+                ));
+            }
+            let g = Grant {
+                first_interval: *first_interval,
+                last_interval: *last_interval,
+                granted_at: env.height,
+            };
+            ov.put(key::grant(stream_id, grantee), &g);
+            Ok(())
+        }
+        TxKind::Revoke { stream_id, grantee } => {
+            owned_stream(ov, stream_id, sender)?;
+            let gk = key::grant(stream_id, grantee);
+            if ov.get(&gk).is_none() {
+                return Err(TxError::NotFound {
+                    what: "grant for stream",
+                    id: *stream_id,
+                });
+            }
+            ov.delete(gk);
+            Ok(())
+        }
+        TxKind::Anchor {
+            group_id,
+            sequence,
+            frontier_root,
+            confirmed_vertices,
+        } => {
+            if let Some(prev) = ov.get_decoded::<Anchor>(&key::anchor(group_id)) {
+                if *sequence <= prev.sequence || *confirmed_vertices < prev.confirmed_vertices {
+                    return Err(TxError::Invalid(format!(
+                        "anchor {sequence} does not follow anchor {} of the group",
+                        prev.sequence
+                    )));
+                }
+            }
+            let a = Anchor {
+                submitter: *sender,
+                sequence: *sequence,
+                frontier_root: *frontier_root,
+                confirmed_vertices: *confirmed_vertices,
+                height: env.height,
+            };
+            ov.put(key::anchor(group_id), &a);
+            Ok(())
+        }
+        TxKind::Evidence(ev) => {
+            if ev.first.payload == ev.second.payload {
+                return Err(TxError::Invalid("evidence messages are identical".into()));
+            }
+            if !ev.offender.verify(&ev.first.payload, &ev.first.signature)
+                || !ev.offender.verify(&ev.second.payload, &ev.second.signature)
+            {
+                return Err(TxError::Invalid("evidence signatures do not verify".into()));
+            }
+            // The pair, in either order, is reported once.
+            let (a, b) = if ev.first.payload <= ev.second.payload {
+                (&ev.first.payload, &ev.second.payload)
+            } else {
+                (&ev.second.payload, &ev.first.payload)
+            };
+            let eid = sha256(&[&ev.offender.0, &(a.len() as u64).to_be_bytes(), a, b]);
+            if ov.get(&key::evidence(&eid)).is_some() {
+                return Err(TxError::NotAllowed(
+                    "this evidence is already on chain".into(),
+                ));
+            }
+            ov.put(key::evidence(&eid), &env.height);
+            Ok(())
+        }
+        TxKind::DappStake { amount } => {
+            positive(*amount, "stake of zero")?;
+            debit(ov, sender, *amount)?;
+            let mut a = ov.account(sender);
+            a.dapp_stake = a.dapp_stake.checked_add(*amount).ok_or(TxError::Overflow)?;
+            ov.set_account(sender, &a);
+            Ok(())
+        }
+        TxKind::DappUnstake { amount } => {
+            positive(*amount, "unstake of zero")?;
+            let mut a = ov.account(sender);
+            a.dapp_stake = a
+                .dapp_stake
+                .checked_sub(*amount)
+                .ok_or(TxError::InsufficientFunds {
+                    needed: *amount,
+                    available: a.dapp_stake,
+                })?;
+            a.balance = a.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
+            ov.set_account(sender, &a);
+            Ok(())
+        }
+        TxKind::LeaseOffer {
+            amount,
+            fee_per_day,
+            max_days,
+        } => {
+            positive(*amount, "lease of zero")?;
+            if *max_days == 0 {
+                return Err(TxError::InvalidAmount("max_days of zero"));
+            }
+            debit(ov, sender, *amount)?;
+            let offer = LeaseOffer {
+                lender: *sender,
+                amount: *amount,
+                fee_per_day: *fee_per_day,
+                max_days: *max_days,
+                lessee: None,
+                end_day: 0,
+            };
+            ov.put(key::offer(id), &offer);
+            Ok(())
+        }
+        TxKind::LeaseTake { offer, days } => {
+            let mut o: LeaseOffer =
+                ov.get_decoded(&key::offer(offer))
+                    .ok_or(TxError::NotFound {
+                        what: "lease offer",
+                        id: *offer,
+                    })?;
+            if o.lessee.is_some() {
+                return Err(TxError::NotAllowed("the offer is already leased".into()));
+            }
+            if o.lender == *sender {
+                return Err(TxError::NotAllowed(
+                    "a lender cannot lease its own offer".into(),
+                ));
+            }
+            if *days == 0 || *days > o.max_days {
+                return Err(TxError::Invalid(format!(
+                    "days must be 1 to {}",
+                    o.max_days
+                )));
+            }
+            let fee = o
+                .fee_per_day
+                .checked_mul(u64::from(*days))
+                .ok_or(TxError::Overflow)?;
+            debit(ov, sender, fee)?;
+            credit(ov, &o.lender, fee)?;
+            let mut a = ov.account(sender);
+            a.leased_in = a.leased_in.checked_add(o.amount).ok_or(TxError::Overflow)?;
+            ov.set_account(sender, &a);
+            o.lessee = Some(*sender);
+            o.end_day = env.day() + u64::from(*days);
+            ov.put(key::offer(offer), &o);
+            Ok(())
+        }
+        TxKind::LeaseCancel { offer } => {
+            let o: LeaseOffer = ov
+                .get_decoded(&key::offer(offer))
+                .ok_or(TxError::NotFound {
+                    what: "lease offer",
+                    id: *offer,
+                })?;
+            if o.lender != *sender {
+                return Err(TxError::NotAllowed(
+                    "only the lender can cancel an offer".into(),
+                ));
+            }
+            if o.lessee.is_some() {
+                return Err(TxError::NotAllowed(
+                    "the offer is leased until its end day".into(),
+                ));
+            }
+            ov.delete(key::offer(offer));
+            credit(ov, sender, o.amount)
+        }
+    }
+}
+
+fn owned_stream(ov: &Overlay<'_>, stream_id: &Hash32, sender: &Address) -> Result<Stream, TxError> {
+    let s: Stream = ov
+        .get_decoded(&key::stream(stream_id))
+        .ok_or(TxError::NotFound {
+            what: "stream",
+            id: *stream_id,
+        })?;
+    if s.owner != *sender {
+        return Err(TxError::NotAllowed(format!(
+            "stream {stream_id} belongs to {}",
+            s.owner
+        )));
+    }
+    Ok(s)
+}
+
+/// Returns a lease's stake to its lender and removes it from the DApp's stake.
+pub(crate) fn end_lease(ov: &mut Overlay<'_>, id: &Hash32) {
+    let Some(o) = ov.get_decoded::<LeaseOffer>(&key::offer(id)) else {
+        return;
+    };
+    if let Some(lessee) = o.lessee {
+        let mut a = ov.account(&lessee);
+        a.leased_in = a.leased_in.saturating_sub(o.amount);
+        ov.set_account(&lessee, &a);
+    }
+    ov.delete(key::offer(id));
+    // Supply is conserved, so the lender's balance cannot overflow.
+    let _ = credit(ov, &o.lender, o.amount);
+}

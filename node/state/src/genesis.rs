@@ -1,0 +1,192 @@
+//! The genesis file: chain id, economic parameters, allocations and first validators.
+
+use std::collections::BTreeMap;
+
+use cpc_types::codec::{Decode, DecodeError, Encode, Reader};
+use cpc_types::{Address, Hash32, PublicKey, TOTAL_SUPPLY, UNITS_PER_CPC, codec_struct, sha256};
+use serde::{Deserialize, Serialize};
+
+use crate::GenesisError;
+
+/// Economic and block parameters, fixed at genesis and stored in the state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Free transactions per UTC day for an ordinary account.
+    pub free_tx_per_day: u32,
+    /// Transactions per minute beyond which each one pays the fee.
+    pub rate_limit_per_minute: u32,
+    /// Fee of a transaction beyond the free quota or the rate limit, in base units.
+    pub base_fee: u64,
+    /// Base units of DApp stake that earn one more free transaction per day.
+    pub dapp_stake_per_free_tx: u64,
+    /// The foundation account.
+    pub foundation: Address,
+    /// Share of every fee paid to the foundation, 0–100; the proposer gets the rest.
+    pub foundation_fee_percent: u8,
+    /// Smallest deposit of a validator registration, in base units.
+    pub min_validator_deposit: u64,
+    /// Credit of a newly registered validator (0–1000).
+    pub initial_credit: u32,
+    /// Most transactions in one block.
+    pub max_block_txs: u32,
+}
+codec_struct!(Params {
+    free_tx_per_day,
+    rate_limit_per_minute,
+    base_fee,
+    dapp_stake_per_free_tx,
+    foundation,
+    foundation_fee_percent,
+    min_validator_deposit,
+    initial_credit,
+    max_block_txs,
+});
+
+impl Params {
+    /// Defaults for a new network, with `foundation` as the foundation account.
+    pub fn with_foundation(foundation: Address) -> Self {
+        Self {
+            free_tx_per_day: 100,
+            rate_limit_per_minute: 30,
+            base_fee: UNITS_PER_CPC / 1000,
+            dapp_stake_per_free_tx: 10 * UNITS_PER_CPC,
+            foundation,
+            foundation_fee_percent: 20,
+            min_validator_deposit: 10_000 * UNITS_PER_CPC,
+            initial_credit: 500,
+            max_block_txs: 20_000,
+        }
+    }
+}
+
+/// A validator present from genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisValidator {
+    /// Its signing key.
+    pub key: PublicKey,
+    /// Its VRF key.
+    pub vrf_key: PublicKey,
+    /// Where peers reach it.
+    pub endpoint: String,
+    /// Deposit locked from the supply.
+    pub deposit: u64,
+}
+codec_struct!(GenesisValidator {
+    key,
+    vrf_key,
+    endpoint,
+    deposit
+});
+
+/// The genesis file (`genesis.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// The chain id every transaction and block carries.
+    pub chain_id: u32,
+    /// Timestamp of the genesis block.
+    pub timestamp_ms: u64,
+    /// Parameters.
+    pub params: Params,
+    /// Initial balances in base units. With the validators' deposits they add up to
+    /// exactly 1,000,000,000 CPC.
+    pub allocations: BTreeMap<Address, u64>,
+    /// Validators from the start.
+    pub validators: Vec<GenesisValidator>,
+}
+
+impl Encode for Genesis {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.chain_id.encode_to(out);
+        self.timestamp_ms.encode_to(out);
+        self.params.encode_to(out);
+        (self.allocations.len() as u32).encode_to(out);
+        for (a, v) in &self.allocations {
+            a.encode_to(out);
+            v.encode_to(out);
+        }
+        self.validators.encode_to(out);
+    }
+}
+
+impl Decode for Genesis {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let chain_id = Decode::decode_from(r)?;
+        let timestamp_ms = Decode::decode_from(r)?;
+        let params = Decode::decode_from(r)?;
+        let n = r.length("allocations", usize::MAX, 28)?;
+        let mut allocations = BTreeMap::new();
+        let mut last: Option<Address> = None;
+        for _ in 0..n {
+            let a = Address::decode_from(r)?;
+            if last.is_some_and(|l| l >= a) {
+                return Err(DecodeError::Invalid("allocation order"));
+            }
+            last = Some(a);
+            allocations.insert(a, u64::decode_from(r)?);
+        }
+        Ok(Self {
+            chain_id,
+            timestamp_ms,
+            params,
+            allocations,
+            validators: Decode::decode_from(r)?,
+        })
+    }
+}
+
+impl Genesis {
+    /// Checks supply, uniqueness and parameter ranges.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let deposits: u128 = self.validators.iter().map(|v| u128::from(v.deposit)).sum();
+        let sum: u128 = self
+            .allocations
+            .values()
+            .map(|&v| u128::from(v))
+            .sum::<u128>()
+            + deposits;
+        if sum != u128::from(TOTAL_SUPPLY) {
+            return Err(GenesisError::Supply {
+                sum,
+                expected: TOTAL_SUPPLY,
+            });
+        }
+        if self.validators.is_empty() {
+            return Err(GenesisError::NoValidators);
+        }
+        let mut keys: Vec<Address> = self.validators.iter().map(|v| v.key.address()).collect();
+        keys.sort();
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(GenesisError::Param(format!(
+                "validator {} is listed twice",
+                w[0]
+            )));
+        }
+        let p = &self.params;
+        if p.foundation_fee_percent > 100 {
+            return Err(GenesisError::Param(format!(
+                "foundation_fee_percent is {}, at most 100",
+                p.foundation_fee_percent
+            )));
+        }
+        if p.dapp_stake_per_free_tx == 0 {
+            return Err(GenesisError::Param(
+                "dapp_stake_per_free_tx must be positive".into(),
+            ));
+        }
+        if p.max_block_txs == 0 {
+            return Err(GenesisError::Param("max_block_txs must be positive".into()));
+        }
+        if p.initial_credit > 1000 {
+            return Err(GenesisError::Param("initial_credit is at most 1000".into()));
+        }
+        Ok(())
+    }
+
+    /// The genesis hash: identifies the network, stored with the data directory.
+    pub fn hash(&self) -> Hash32 {
+        sha256(&[b"cpchain/genesis/v1", &self.encode()])
+    }
+}

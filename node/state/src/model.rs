@@ -1,0 +1,143 @@
+//! The records kept in the state.
+
+use cpc_types::{AccessPolicy, Address, Hash32, PublicKey, codec_struct};
+use serde::{Deserialize, Serialize};
+
+/// An account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Spendable base units.
+    pub balance: u64,
+    /// Committed transactions sent; the next transaction must carry this nonce.
+    pub nonce: u64,
+    /// Base units staked as a DApp account.
+    pub dapp_stake: u64,
+    /// Base units of stake leased in from lenders (active leases).
+    pub leased_in: u64,
+    /// The day (`timestamp / DAY_MS`) that `sent_today` counts.
+    pub quota_day: u64,
+    /// Transactions sent on `quota_day`.
+    pub sent_today: u32,
+    /// The minute (`timestamp / MINUTE_MS`) that `sent_this_minute` counts.
+    pub rate_minute: u64,
+    /// Transactions sent in `rate_minute`.
+    pub sent_this_minute: u32,
+}
+codec_struct!(Account {
+    balance,
+    nonce,
+    dapp_stake,
+    leased_in,
+    quota_day,
+    sent_today,
+    rate_minute,
+    sent_this_minute,
+});
+
+impl Account {
+    /// Whether nothing is recorded for the account (such entries are not stored).
+    pub fn is_empty(&self) -> bool {
+        *self == Account::default()
+    }
+}
+
+/// Stake offered for lease, and the lease once taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseOffer {
+    /// Who offers the stake and receives fee and stake back.
+    pub lender: Address,
+    /// Base units locked.
+    pub amount: u64,
+    /// Fee per day.
+    pub fee_per_day: u64,
+    /// Longest lease accepted, in days.
+    pub max_days: u32,
+    /// The DApp that leased it, if taken.
+    pub lessee: Option<Address>,
+    /// The day the lease ends (stake returns at the first block of that day).
+    pub end_day: u64,
+}
+codec_struct!(LeaseOffer {
+    lender,
+    amount,
+    fee_per_day,
+    max_days,
+    lessee,
+    end_day
+});
+
+/// A consensus candidate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validator {
+    /// The key that signs votes and proposals.
+    pub key: PublicKey,
+    /// The key of its VRF tickets.
+    pub vrf_key: PublicKey,
+    /// Where peers reach it.
+    pub endpoint: String,
+    /// Locked deposit.
+    pub deposit: u64,
+    /// Credit (reputation), 0–1000.
+    pub credit: u32,
+}
+codec_struct!(Validator {
+    key,
+    vrf_key,
+    endpoint,
+    deposit,
+    credit
+});
+
+/// A data stream and its owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stream {
+    /// The owner: the first account that recorded the stream.
+    pub owner: Address,
+    /// Access policy of the latest record.
+    pub policy: AccessPolicy,
+    /// Records published.
+    pub records: u64,
+}
+codec_struct!(Stream {
+    owner,
+    policy,
+    records
+});
+
+/// Read access to a range of a stream's intervals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// First interval.
+    pub first_interval: u64,
+    /// Last interval (inclusive).
+    pub last_interval: u64,
+    /// Height of the block that granted it.
+    pub granted_at: u64,
+}
+codec_struct!(Grant {
+    first_interval,
+    last_interval,
+    granted_at
+});
+
+/// The latest side-chain checkpoint of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The anchoring gateway.
+    pub submitter: Address,
+    /// Sequence number, increasing per group.
+    pub sequence: u64,
+    /// Root of the confirmed frontier.
+    pub frontier_root: Hash32,
+    /// Confirmed vertices covered.
+    pub confirmed_vertices: u64,
+    /// Height of the anchoring block.
+    pub height: u64,
+}
+codec_struct!(Anchor {
+    submitter,
+    sequence,
+    frontier_root,
+    confirmed_vertices,
+    height
+});

@@ -1,0 +1,456 @@
+//! The economics, driven through signed transactions as the chain executes them.
+
+use std::collections::BTreeMap;
+
+use cpc_accel::{DispatchConfig, Dispatcher};
+use cpc_state::{BlockEnv, Genesis, GenesisError, GenesisValidator, Params, State, TxError};
+use cpc_types::{
+    Address, SecretKey, SignedTransaction, TOTAL_SUPPLY, Transaction, TxKind, UNITS_PER_CPC,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+const CPC: u64 = UNITS_PER_CPC;
+const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const MIN: u64 = 60_000;
+const DAY: u64 = 86_400_000;
+
+struct World {
+    state: State,
+    keys: Vec<SecretKey>,
+    validator: SecretKey,
+    foundation: Address,
+    nonces: BTreeMap<Address, u64>,
+}
+
+fn key(i: u8) -> SecretKey {
+    SecretKey::from_bytes([i; 32])
+}
+
+fn world(tweak: impl FnOnce(&mut Params)) -> World {
+    let keys: Vec<SecretKey> = (1..=4).map(key).collect();
+    let validator = key(100);
+    let foundation = key(200).address();
+    let mut params = Params::with_foundation(foundation);
+    params.free_tx_per_day = 3;
+    params.rate_limit_per_minute = 1000;
+    params.base_fee = 1000;
+    tweak(&mut params);
+    let mut allocations = BTreeMap::new();
+    for k in &keys {
+        allocations.insert(k.address(), 1_000_000 * CPC);
+    }
+    let deposit = 10_000 * CPC;
+    allocations.insert(foundation, TOTAL_SUPPLY - 4 * 1_000_000 * CPC - deposit);
+    let genesis = Genesis {
+        chain_id: 7,
+        timestamp_ms: T0,
+        params,
+        allocations,
+        validators: vec![GenesisValidator {
+            key: validator.public(),
+            vrf_key: validator.public(),
+            endpoint: "/ip4/127.0.0.1/tcp/1".into(),
+            deposit,
+        }],
+    };
+    World {
+        state: State::from_genesis(&genesis).unwrap(),
+        keys,
+        validator,
+        foundation,
+        nonces: BTreeMap::new(),
+    }
+}
+
+impl World {
+    fn env(&self, t: u64) -> BlockEnv {
+        BlockEnv {
+            height: 1,
+            timestamp_ms: t,
+            proposer: self.validator.address(),
+        }
+    }
+
+    fn tx(&mut self, who: usize, max_fee: u64, kind: TxKind) -> SignedTransaction {
+        let k = &self.keys[who];
+        let n = self.nonces.entry(k.address()).or_default();
+        let tx = Transaction {
+            chain_id: 7,
+            sender: k.public(),
+            nonce: *n,
+            max_fee,
+            kind,
+        };
+        tx.sign(k)
+    }
+
+    fn send(
+        &mut self,
+        t: u64,
+        who: usize,
+        max_fee: u64,
+        kind: TxKind,
+    ) -> Result<cpc_types::TxReceipt, TxError> {
+        let stx = self.tx(who, max_fee, kind);
+        let env = self.env(t);
+        self.state.begin_block(&env);
+        let r = self.state.apply_tx(&env, &stx);
+        if r.is_ok() {
+            *self.nonces.get_mut(&stx.sender()).unwrap() += 1;
+        }
+        r
+    }
+
+    fn transfer(
+        &mut self,
+        t: u64,
+        who: usize,
+        max_fee: u64,
+    ) -> Result<cpc_types::TxReceipt, TxError> {
+        let to = self.keys[(who + 1) % self.keys.len()].address();
+        self.send(t, who, max_fee, TxKind::Transfer { to, amount: 1 })
+    }
+
+    fn balance(&self, i: usize) -> u64 {
+        self.state.account(&self.keys[i].address()).balance
+    }
+}
+
+#[test]
+fn genesis_must_allocate_exactly_the_supply() {
+    let w = world(|_| {});
+    let _ = w;
+    let foundation = key(200).address();
+    let mut g = Genesis {
+        chain_id: 1,
+        timestamp_ms: 0,
+        params: Params::with_foundation(foundation),
+        allocations: [(foundation, TOTAL_SUPPLY - 1)].into_iter().collect(),
+        validators: vec![GenesisValidator {
+            key: key(1).public(),
+            vrf_key: key(1).public(),
+            endpoint: String::new(),
+            deposit: 0,
+        }],
+    };
+    assert!(matches!(
+        State::from_genesis(&g),
+        Err(GenesisError::Supply { .. })
+    ));
+    g.allocations.insert(foundation, TOTAL_SUPPLY);
+    assert!(State::from_genesis(&g).is_ok());
+    g.params.foundation_fee_percent = 101;
+    assert!(matches!(
+        State::from_genesis(&g),
+        Err(GenesisError::Param(_))
+    ));
+    g.params.foundation_fee_percent = 20;
+    g.validators.clear();
+    assert_eq!(
+        State::from_genesis(&g).unwrap_err(),
+        GenesisError::NoValidators
+    );
+}
+
+#[test]
+fn free_quota_then_fee_and_daily_reset() {
+    let mut w = world(|_| {});
+    for i in 0..3 {
+        let r = w.transfer(T0 + i * MIN, 0, 0).unwrap();
+        assert!(r.free && r.fee == 0, "tx {i} should be free");
+    }
+    // The fourth of the day pays, and only with a high enough max_fee.
+    let before = w.state.reference_root();
+    assert_eq!(
+        w.transfer(T0 + 5 * MIN, 0, 999),
+        Err(TxError::FeeTooHigh {
+            fee: 1000,
+            max_fee: 999
+        })
+    );
+    assert_eq!(
+        w.state.reference_root(),
+        before,
+        "a rejected transaction changes nothing"
+    );
+    let r = w.transfer(T0 + 5 * MIN, 0, 1000).unwrap();
+    assert_eq!((r.fee, r.free), (1000, false));
+    assert_eq!(w.state.quota_left(&w.keys[0].address(), T0 + 5 * MIN), 0);
+    // Next day: free again.
+    assert_eq!(w.state.quota_left(&w.keys[0].address(), T0 + DAY), 3);
+    assert!(w.transfer(T0 + DAY, 0, 0).unwrap().free);
+}
+
+#[test]
+fn sending_faster_than_the_rate_limit_pays_the_fee() {
+    let mut w = world(|p| {
+        p.free_tx_per_day = 1000;
+        p.rate_limit_per_minute = 2;
+    });
+    assert!(w.transfer(T0, 0, 0).unwrap().free);
+    assert!(w.transfer(T0 + 1, 0, 0).unwrap().free);
+    assert_eq!(w.transfer(T0 + 2, 0, 5000).unwrap().fee, 1000);
+    assert!(
+        w.transfer(T0 + MIN, 0, 0).unwrap().free,
+        "a new minute resets the window"
+    );
+}
+
+#[test]
+fn fees_are_split_between_foundation_and_proposer() {
+    let mut w = world(|p| {
+        p.free_tx_per_day = 0;
+        p.base_fee = 1001;
+        p.foundation_fee_percent = 20;
+    });
+    let f0 = w.state.account(&w.foundation).balance;
+    let v0 = w.state.account(&w.validator.address()).balance;
+    let s0 = w.balance(0);
+    w.transfer(T0, 0, 1001).unwrap();
+    let to_foundation = w.state.account(&w.foundation).balance - f0;
+    let to_proposer = w.state.account(&w.validator.address()).balance - v0;
+    assert_eq!(to_foundation, 200); // floor(1001 * 20 / 100)
+    assert_eq!(to_proposer, 801);
+    assert_eq!(s0 - w.balance(0), 1001 + 1);
+}
+
+#[test]
+fn nonces_and_funds_are_enforced() {
+    let mut w = world(|_| {});
+    let stx = w.tx(
+        0,
+        0,
+        TxKind::Transfer {
+            to: key(9).address(),
+            amount: 1,
+        },
+    );
+    let env = w.env(T0);
+    w.state.apply_tx(&env, &stx).unwrap();
+    assert_eq!(
+        w.state.apply_tx(&env, &stx),
+        Err(TxError::BadNonce {
+            expected: 1,
+            got: 0
+        })
+    );
+    let all = w.balance(1) + 1;
+    let err = w
+        .send(
+            T0,
+            1,
+            0,
+            TxKind::Transfer {
+                to: key(9).address(),
+                amount: all,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, TxError::InsufficientFunds { .. }), "{err}");
+    assert_eq!(
+        w.state.account(&w.keys[1].address()).nonce,
+        0,
+        "failed tx does not bump the nonce"
+    );
+    let wrong_chain = Transaction {
+        chain_id: 8,
+        sender: w.keys[2].public(),
+        nonce: 0,
+        max_fee: 0,
+        kind: TxKind::DappStake { amount: 1 },
+    }
+    .sign(&w.keys[2]);
+    assert!(matches!(
+        w.state.apply_tx(&env, &wrong_chain),
+        Err(TxError::WrongChain { .. })
+    ));
+}
+
+#[test]
+fn dapp_stake_raises_quota_in_proportion() {
+    let mut w = world(|p| p.dapp_stake_per_free_tx = 10 * CPC);
+    let a = w.keys[0].address();
+    assert_eq!(w.state.quota_left(&a, T0), 3);
+    w.send(T0, 0, 0, TxKind::DappStake { amount: 1000 * CPC })
+        .unwrap();
+    assert_eq!(w.state.account(&a).dapp_stake, 1000 * CPC);
+    // 3 ordinary + 100 from stake, one already used by the stake transaction.
+    assert_eq!(w.state.quota_left(&a, T0), 102);
+    w.send(T0, 0, 0, TxKind::DappUnstake { amount: 400 * CPC })
+        .unwrap();
+    assert_eq!(w.state.quota_left(&a, T0), 3 + 60 - 2);
+    assert!(matches!(
+        w.send(T0, 0, 0, TxKind::DappUnstake { amount: 601 * CPC }),
+        Err(TxError::InsufficientFunds { .. })
+    ));
+}
+
+#[test]
+fn leases_pay_the_lender_and_return_the_stake_when_they_end() {
+    let mut w = world(|p| p.dapp_stake_per_free_tx = 10 * CPC);
+    let (lender, dapp) = (w.keys[0].address(), w.keys[1].address());
+    let l0 = w.balance(0);
+    let offer_tx = w.tx(
+        0,
+        0,
+        TxKind::LeaseOffer {
+            amount: 500 * CPC,
+            fee_per_day: 2 * CPC,
+            max_days: 10,
+        },
+    );
+    let offer = offer_tx.id();
+    w.state.apply_tx(&w.env(T0), &offer_tx).unwrap();
+    *w.nonces.get_mut(&lender).unwrap() += 1;
+    assert_eq!(w.balance(0), l0 - 500 * CPC, "offered stake is locked");
+
+    assert!(matches!(
+        w.send(T0, 1, 0, TxKind::LeaseTake { offer, days: 11 }),
+        Err(TxError::Invalid(_))
+    ));
+    let d0 = w.balance(1);
+    w.send(T0, 1, 0, TxKind::LeaseTake { offer, days: 3 })
+        .unwrap();
+    assert_eq!(
+        w.balance(1),
+        d0 - 6 * CPC,
+        "the lessee pays 3 days up front"
+    );
+    assert_eq!(
+        w.balance(0),
+        l0 - 500 * CPC + 6 * CPC,
+        "the lender gets the fee"
+    );
+    assert_eq!(w.state.account(&dapp).leased_in, 500 * CPC);
+    assert_eq!(w.state.quota_left(&dapp, T0), 3 + 50 - 1);
+    assert!(matches!(
+        w.send(T0, 0, 0, TxKind::LeaseCancel { offer }),
+        Err(TxError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        w.send(T0, 2, 0, TxKind::LeaseTake { offer, days: 1 }),
+        Err(TxError::NotAllowed(_))
+    ));
+
+    // Day 2: still leased. Day 3: the first block returns the stake.
+    w.state.begin_block(&w.env(T0 + 2 * DAY));
+    assert_eq!(w.state.account(&dapp).leased_in, 500 * CPC);
+    w.state.begin_block(&w.env(T0 + 3 * DAY));
+    assert_eq!(w.state.account(&dapp).leased_in, 0);
+    assert_eq!(w.balance(0), l0 + 6 * CPC);
+    assert!(w.state.lease_offer(&offer).is_none());
+}
+
+#[test]
+fn an_untaken_offer_can_be_cancelled_by_its_lender_only() {
+    let mut w = world(|_| {});
+    let offer_tx = w.tx(
+        0,
+        0,
+        TxKind::LeaseOffer {
+            amount: 5 * CPC,
+            fee_per_day: 1,
+            max_days: 1,
+        },
+    );
+    let offer = offer_tx.id();
+    let l0 = w.balance(0);
+    w.state.apply_tx(&w.env(T0), &offer_tx).unwrap();
+    *w.nonces.get_mut(&w.keys[0].address()).unwrap() += 1;
+    assert!(matches!(
+        w.send(T0, 1, 0, TxKind::LeaseCancel { offer }),
+        Err(TxError::NotAllowed(_))
+    ));
+    w.send(T0, 0, 0, TxKind::LeaseCancel { offer }).unwrap();
+    assert_eq!(w.balance(0), l0);
+}
+
+fn supply(state: &State, addrs: &[Address], foundation: Address, validator: Address) -> u128 {
+    let mut total = 0u128;
+    for a in addrs.iter().chain([&foundation, &validator]) {
+        let acct = state.account(a);
+        total += u128::from(acct.balance) + u128::from(acct.dapp_stake);
+    }
+    total
+}
+
+#[test]
+fn supply_is_conserved_and_roots_agree_with_the_reference() {
+    use rand::Rng;
+    let mut w = world(|p| {
+        p.free_tx_per_day = 2;
+        p.base_fee = 777;
+    });
+    let accel = Dispatcher::new(DispatchConfig::default()).unwrap();
+    let addrs: Vec<Address> = w.keys.iter().map(|k| k.address()).collect();
+    let initial = supply(&w.state, &addrs, w.foundation, w.validator.address());
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut offers = Vec::new();
+    let mut stored: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for (k, v) in w.state.take_diff() {
+        stored.insert(k, v.unwrap());
+    }
+    for step in 0..400u64 {
+        let t = T0 + step * 7 * MIN;
+        let who = rng.gen_range(0..4);
+        let kind = match rng.gen_range(0..5) {
+            0 | 1 => TxKind::Transfer {
+                to: addrs[rng.gen_range(0..4)],
+                amount: rng.gen_range(1..1000 * CPC),
+            },
+            2 => TxKind::DappStake {
+                amount: rng.gen_range(1..100 * CPC),
+            },
+            3 => TxKind::DappUnstake {
+                amount: rng.gen_range(1..50 * CPC),
+            },
+            _ => {
+                if offers.is_empty() || rng.gen_bool(0.5) {
+                    TxKind::LeaseOffer {
+                        amount: rng.gen_range(1..100 * CPC),
+                        fee_per_day: rng.gen_range(0..CPC),
+                        max_days: 3,
+                    }
+                } else {
+                    TxKind::LeaseTake {
+                        offer: offers[rng.gen_range(0..offers.len())],
+                        days: rng.gen_range(1..4),
+                    }
+                }
+            }
+        };
+        let stx = w.tx(who, 10_000, kind.clone());
+        let env = w.env(t);
+        w.state.begin_block(&env);
+        if w.state.apply_tx(&env, &stx).is_ok() {
+            *w.nonces.get_mut(&stx.sender()).unwrap() += 1;
+            if matches!(kind, TxKind::LeaseOffer { .. }) {
+                offers.push(stx.id());
+            }
+        }
+        for (k, v) in w.state.take_diff() {
+            match v {
+                Some(v) => stored.insert(k, v),
+                None => stored.remove(&k),
+            };
+        }
+        if step % 50 == 0 {
+            assert_eq!(w.state.root(&accel), w.state.reference_root());
+        }
+    }
+    // Locked in open offers and leases.
+    let locked: u128 = offers
+        .iter()
+        .filter_map(|o| w.state.lease_offer(o))
+        .map(|o| u128::from(o.amount))
+        .sum();
+    assert_eq!(
+        supply(&w.state, &addrs, w.foundation, w.validator.address()) + locked,
+        initial
+    );
+
+    // The stored diffs rebuild the same state.
+    let mut rebuilt = State::from_entries(stored).unwrap();
+    assert_eq!(rebuilt.root(&accel), w.state.root(&accel));
+}

@@ -1,0 +1,336 @@
+//! RocksDB storage for the node.
+//!
+//! Column families:
+//!
+//! | family | key | value |
+//! |---|---|---|
+//! | `headers` | height (u64 BE) | header and certificate |
+//! | `bodies` | height | the block's transactions |
+//! | `receipts` | height | the receipts of those transactions |
+//! | `txindex` | transaction id | height and index in the block |
+//! | `state` | state key | state value |
+//! | `meta` | name | storage format, genesis hash, head height |
+//!
+//! A committed block is one atomic write batch: header, body, receipts, index entries,
+//! the state changes and the new head. A crash leaves the store at the last committed
+//! block, never between. The store records its format and the genesis it belongs to, and
+//! refuses a data directory written by another format or for another network rather
+//! than reading it wrongly.
+
+use std::path::{Path, PathBuf};
+
+use cpc_types::codec::{Decode, Encode, decode_exact};
+use cpc_types::{Block, BlockHeader, Certificate, Hash32, SignedTransaction, TxReceipt};
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
+
+/// The storage format this build reads and writes.
+pub const FORMAT: &str = "cpchain-storage-v1";
+
+const CF_HEADERS: &str = "headers";
+const CF_BODIES: &str = "bodies";
+const CF_RECEIPTS: &str = "receipts";
+const CF_TXINDEX: &str = "txindex";
+const CF_STATE: &str = "state";
+const CF_META: &str = "meta";
+const FAMILIES: [&str; 6] = [
+    CF_HEADERS,
+    CF_BODIES,
+    CF_RECEIPTS,
+    CF_TXINDEX,
+    CF_STATE,
+    CF_META,
+];
+
+const META_FORMAT: &[u8] = b"format";
+const META_GENESIS: &[u8] = b"genesis";
+const META_HEAD: &[u8] = b"head";
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Another process holds the data directory.
+    #[error("data directory {0} is in use by another cpchain process")]
+    InUse(PathBuf),
+    /// The directory was written by another storage format.
+    #[error(
+        "data directory {path} holds storage format {found:?}; this cpchain uses {expected:?}. \
+         Use the cpchain version that wrote it, or start from an empty directory"
+    )]
+    Format {
+        /// The directory.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
+        /// What this build uses.
+        expected: &'static str,
+    },
+    /// The directory belongs to another network.
+    #[error(
+        "data directory {path} belongs to the network with genesis {found}; the configured genesis is {expected}"
+    )]
+    Genesis {
+        /// The directory.
+        path: PathBuf,
+        /// Genesis hash stored.
+        found: Hash32,
+        /// Genesis hash configured.
+        expected: Hash32,
+    },
+    /// Stored bytes do not decode.
+    #[error("corrupt {0} in the data directory")]
+    Corrupt(String),
+    /// RocksDB failed.
+    #[error("storage error: {0}")]
+    Db(#[from] rocksdb::Error),
+}
+
+/// Settings of the store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The RocksDB directory.
+    pub path: PathBuf,
+    /// Whether every block commit waits for the disk (survives power loss, not only a
+    /// crash of the process).
+    pub sync: bool,
+}
+
+/// A stored key and value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Where a transaction was committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Block height.
+    pub height: u64,
+    /// Index in the block.
+    pub index: u32,
+}
+
+/// The node's store.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    sync: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store for the network whose genesis hash is `genesis`.
+    pub fn open(config: &StoreConfig, genesis: Hash32) -> Result<Store, StorageError> {
+        let path = config.path.clone();
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_open_files(256);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let existing = DB::list_cf(&opts, &path).ok();
+        if let Some(found) = &existing {
+            let foreign: Vec<&String> = found
+                .iter()
+                .filter(|cf| *cf != "default" && !FAMILIES.contains(&cf.as_str()))
+                .collect();
+            if !foreign.is_empty() {
+                return Err(StorageError::Format {
+                    path,
+                    found: format!("column families {foreign:?}"),
+                    expected: FORMAT,
+                });
+            }
+        }
+        let cfs = FAMILIES
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| {
+            if e.to_string().contains("lock") {
+                StorageError::InUse(path.clone())
+            } else {
+                StorageError::Db(e)
+            }
+        })?;
+        let store = Store {
+            db,
+            path,
+            sync: config.sync,
+        };
+        let meta = store.cf(CF_META);
+        match store.db.get_cf(meta, META_FORMAT)? {
+            Some(found) if found != FORMAT.as_bytes() => {
+                return Err(StorageError::Format {
+                    path: store.path.clone(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: FORMAT,
+                });
+            }
+            Some(_) => {}
+            None => {
+                if store.db.get_cf(meta, META_HEAD)?.is_some() {
+                    return Err(StorageError::Corrupt(
+                        "metadata: head without format".into(),
+                    ));
+                }
+                let mut batch = WriteBatch::default();
+                batch.put_cf(meta, META_FORMAT, FORMAT);
+                batch.put_cf(meta, META_GENESIS, genesis.0);
+                store.write(batch)?;
+            }
+        }
+        let stored = store
+            .db
+            .get_cf(meta, META_GENESIS)?
+            .ok_or_else(|| StorageError::Corrupt("metadata: no genesis".into()))?;
+        let found = Hash32(
+            stored
+                .as_slice()
+                .try_into()
+                .map_err(|_| StorageError::Corrupt("metadata: genesis hash".into()))?,
+        );
+        if found != genesis {
+            return Err(StorageError::Genesis {
+                path: store.path.clone(),
+                found,
+                expected: genesis,
+            });
+        }
+        Ok(store)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // The families are created on open; their absence is a bug, not an input.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} missing"))
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Height of the last committed block, `None` before genesis is committed.
+    pub fn head(&self) -> Result<Option<u64>, StorageError> {
+        match self.db.get_cf(self.cf(CF_META), META_HEAD)? {
+            None => Ok(None),
+            Some(v) => decode_exact::<u64>(&v)
+                .map(Some)
+                .map_err(|_| StorageError::Corrupt("metadata: head height".into())),
+        }
+    }
+
+    /// Commits a block atomically: the block, its receipts, the index, the state changes and
+    /// the new head.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        receipts: &[TxReceipt],
+        state_changes: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), StorageError> {
+        let h = block.header.height.to_be_bytes();
+        let mut batch = WriteBatch::default();
+        let mut header = block.header.encode();
+        block.certificate.encode_to(&mut header);
+        batch.put_cf(self.cf(CF_HEADERS), h, header);
+        batch.put_cf(self.cf(CF_BODIES), h, block.txs.encode());
+        batch.put_cf(self.cf(CF_RECEIPTS), h, receipts.to_vec().encode());
+        let index = self.cf(CF_TXINDEX);
+        for (i, tx) in block.txs.iter().enumerate() {
+            let mut loc = block.header.height.encode();
+            (i as u32).encode_to(&mut loc);
+            batch.put_cf(index, tx.id().0, loc);
+        }
+        let state = self.cf(CF_STATE);
+        for (k, v) in state_changes {
+            match v {
+                Some(v) => batch.put_cf(state, k, v),
+                None => batch.delete_cf(state, k),
+            }
+        }
+        batch.put_cf(self.cf(CF_META), META_HEAD, block.header.height.encode());
+        self.write(batch)
+    }
+
+    /// The header and certificate at `height`.
+    pub fn header(&self, height: u64) -> Result<Option<(BlockHeader, Certificate)>, StorageError> {
+        let Some(v) = self.db.get_cf(self.cf(CF_HEADERS), height.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let mut r = cpc_types::codec::Reader::new(&v);
+        let header = BlockHeader::decode_from(&mut r);
+        let cert = Certificate::decode_from(&mut r);
+        match (header, cert, r.remaining()) {
+            (Ok(h), Ok(c), 0) => Ok(Some((h, c))),
+            _ => Err(StorageError::Corrupt(format!("header at height {height}"))),
+        }
+    }
+
+    /// The block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, StorageError> {
+        let Some((header, certificate)) = self.header(height)? else {
+            return Ok(None);
+        };
+        let body = self
+            .db
+            .get_cf(self.cf(CF_BODIES), height.to_be_bytes())?
+            .ok_or_else(|| StorageError::Corrupt(format!("missing body at height {height}")))?;
+        let txs: Vec<SignedTransaction> = decode_exact(&body)
+            .map_err(|_| StorageError::Corrupt(format!("body at height {height}")))?;
+        Ok(Some(Block {
+            header,
+            certificate,
+            txs,
+        }))
+    }
+
+    /// The receipts of the block at `height`.
+    pub fn receipts(&self, height: u64) -> Result<Option<Vec<TxReceipt>>, StorageError> {
+        self.db
+            .get_cf(self.cf(CF_RECEIPTS), height.to_be_bytes())?
+            .map(|v| {
+                decode_exact(&v)
+                    .map_err(|_| StorageError::Corrupt(format!("receipts at height {height}")))
+            })
+            .transpose()
+    }
+
+    /// Where a transaction was committed.
+    pub fn tx_location(&self, id: &Hash32) -> Result<Option<TxLocation>, StorageError> {
+        let Some(v) = self.db.get_cf(self.cf(CF_TXINDEX), id.0)? else {
+            return Ok(None);
+        };
+        let mut r = cpc_types::codec::Reader::new(&v);
+        match (
+            u64::decode_from(&mut r),
+            u32::decode_from(&mut r),
+            r.remaining(),
+        ) {
+            (Ok(height), Ok(index), 0) => Ok(Some(TxLocation { height, index })),
+            _ => Err(StorageError::Corrupt(format!(
+                "index entry of transaction {id}"
+            ))),
+        }
+    }
+
+    /// Every state entry, in key order.
+    pub fn state_entries(&self) -> Result<Vec<KeyValue>, StorageError> {
+        self.db
+            .iterator_cf(self.cf(CF_STATE), IteratorMode::Start)
+            .map(|kv| {
+                kv.map(|(k, v)| (k.into_vec(), v.into_vec()))
+                    .map_err(StorageError::from)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,94 @@
+//! The store: atomic commits, reopening, and refusing foreign data directories.
+
+use cpc_storage::{StorageError, Store, StoreConfig};
+use cpc_types::{Block, BlockHeader, Certificate, Hash32, PublicKey, TxReceipt};
+
+fn config(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig {
+        path: dir.join("db"),
+        sync: false,
+    }
+}
+
+fn block(height: u64) -> Block {
+    Block {
+        header: BlockHeader {
+            chain_id: 1,
+            height,
+            parent: Hash32([height as u8; 32]),
+            timestamp_ms: 1000 + height,
+            proposer: PublicKey([1; 32]),
+            tx_root: Hash32::ZERO,
+            state_root: Hash32([9; 32]),
+            committee_change: None,
+        },
+        certificate: Certificate::default(),
+        txs: Vec::new(),
+    }
+}
+
+#[test]
+fn commits_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Hash32([7; 32]);
+    {
+        let s = Store::open(&config(dir.path()), g).unwrap();
+        assert_eq!(s.head().unwrap(), None);
+        s.commit_block(&block(0), &[], &[(b"a".to_vec(), Some(b"1".to_vec()))])
+            .unwrap();
+        let r = TxReceipt {
+            tx: Hash32([3; 32]),
+            fee: 5,
+            free: false,
+        };
+        s.commit_block(
+            &block(1),
+            &[r],
+            &[(b"a".to_vec(), None), (b"b".to_vec(), Some(b"2".to_vec()))],
+        )
+        .unwrap();
+    }
+    let s = Store::open(&config(dir.path()), g).unwrap();
+    assert_eq!(s.head().unwrap(), Some(1));
+    assert_eq!(s.block(1).unwrap().unwrap(), block(1));
+    assert_eq!(s.receipts(1).unwrap().unwrap()[0].fee, 5);
+    assert_eq!(
+        s.state_entries().unwrap(),
+        vec![(b"b".to_vec(), b"2".to_vec())]
+    );
+    assert!(s.block(2).unwrap().is_none());
+}
+
+#[test]
+fn another_network_or_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(&config(dir.path()), Hash32([1; 32])).unwrap());
+    let err = Store::open(&config(dir.path()), Hash32([2; 32])).unwrap_err();
+    assert!(matches!(err, StorageError::Genesis { .. }), "{err}");
+
+    // A directory written by a future format with an extra column family.
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = rocksdb_opts();
+    opts.create_missing_column_families(true);
+    drop(rocksdb::DB::open_cf(&opts, dir.path().join("db"), ["headers", "blobs_v2"]).unwrap());
+    let err = Store::open(&config(dir.path()), Hash32([1; 32])).unwrap_err();
+    assert!(matches!(err, StorageError::Format { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Use the cpchain version that wrote it")
+    );
+}
+
+fn rocksdb_opts() -> rocksdb::Options {
+    let mut o = rocksdb::Options::default();
+    o.create_if_missing(true);
+    o
+}
+
+#[test]
+fn a_directory_in_use_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(&config(dir.path()), Hash32([1; 32])).unwrap();
+    let err = Store::open(&config(dir.path()), Hash32([1; 32])).unwrap_err();
+    assert!(matches!(err, StorageError::InUse(_)), "{err}");
+}
