@@ -1,3 +1,304 @@
-//! End-to-end tests that start real `cpchain` processes: single nodes, local appliance
-//! networks, crashes and restarts. Command-level tests of the binary live beside it in
-//! `node/cli/tests`; this crate is for scenarios that span several processes.
+//! End-to-end tests that start real `cpchain` processes: single nodes, crashes and
+//! restarts, and (with consensus) local appliance networks. Command-level tests of the
+//! binary live beside it in `node/cli/tests`.
+//!
+//! The harness runs the `cpchain` binary built in the same target directory (`cargo test
+//! --workspace` builds it), or the one named by `CPCHAIN_BIN`.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cpc_types::{SecretKey, SignedTransaction};
+use serde_json::Value;
+
+/// The `cpchain` binary under test.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CPCHAIN_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> → target/<profile>/cpchain
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("cpchain"))
+        .expect("tests run from target/<profile>/deps");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p cpc-cli` (or run `cargo test --workspace`)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `cpchain` with `args` and returns its output.
+pub fn cpchain(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .output()
+        .expect("cpchain runs")
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An HTTP answer: status and JSON body (`Null` when the body is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+/// One node: its home directory and, while it runs, its process.
+pub struct Node {
+    /// The home directory.
+    pub home: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    /// The API port.
+    pub port: u16,
+    child: Option<Child>,
+    agent: ureq::Agent,
+    extra: Vec<String>,
+    listen: Option<String>,
+}
+
+impl Node {
+    /// `cpchain init` in a fresh temporary directory.
+    pub fn init() -> Node {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let home = dir.path().join("node");
+        let out = cpchain(&["init", "--home", home.to_str().expect("utf-8 path")]);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Node {
+            home,
+            _dir: Some(dir),
+            port: free_port(),
+            child: None,
+            agent,
+            extra: Vec::new(),
+            listen: None,
+        }
+    }
+
+    /// Extra flags for every start.
+    pub fn with_flags(mut self, flags: &[&str]) -> Node {
+        self.extra = flags.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Listens on `ip` (with the node's port) instead of 127.0.0.1.
+    pub fn listen_on(mut self, ip: &str) -> Node {
+        self.listen = Some(format!("{ip}:{}", self.port));
+        self
+    }
+
+    /// Starts the process without waiting for the API; returns the child to inspect.
+    pub fn spawn(&mut self) -> &mut Child {
+        let log = std::fs::File::create(self.home.join("node.log")).expect("log file");
+        let listen = self
+            .listen
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.port));
+        let mut cmd = Command::new(binary());
+        cmd.args(["start", "--home"])
+            .arg(&self.home)
+            .args(["--api.listen", &listen, "--node.block-interval-ms", "100"])
+            .args(&self.extra)
+            .env("CPCHAIN_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.child.insert(cmd.spawn().expect("cpchain starts"))
+    }
+
+    /// A key file of the node's home (`validator` or `foundation`).
+    pub fn key(&self, name: &str) -> SecretKey {
+        let text =
+            std::fs::read_to_string(self.home.join(format!("keys/{name}.key"))).expect("key file");
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut seed).expect("hex key");
+        SecretKey::from_bytes(seed)
+    }
+
+    /// Starts the node and waits until its API answers.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("the node exited with {status}:\n{}", self.log());
+            }
+            if self.get("/v1/health").status == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the node did not answer within 30 s:\n{}", self.log());
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.home.join("node.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Stops the node with SIGTERM and waits for it; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Kills the node with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn answer(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+        match resp {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let body = r
+                    .body_mut()
+                    .with_config()
+                    .limit(256 << 20)
+                    .read_json()
+                    .unwrap_or(Value::Null);
+                Answer { status, body }
+            }
+            Err(_) => Answer {
+                status: 0,
+                body: Value::Null,
+            },
+        }
+    }
+
+    /// GET, with an optional bearer token.
+    pub fn get_with(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut req = self.agent.get(self.url(path));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        Self::answer(req.call())
+    }
+
+    /// GET.
+    pub fn get(&self, path: &str) -> Answer {
+        self.get_with(path, None)
+    }
+
+    /// GET a text page, with an optional bearer token: status and body.
+    pub fn get_text(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut req = self.agent.get(self.url(path));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        match req.call() {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    /// POST raw bytes with a content type and an optional bearer token.
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        token: Option<&str>,
+    ) -> Answer {
+        let mut req = self
+            .agent
+            .post(self.url(path))
+            .header("Content-Type", content_type);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        Self::answer(req.send(body))
+    }
+
+    /// POST a signed transaction as JSON.
+    pub fn submit(&self, tx: &SignedTransaction) -> Answer {
+        let body = serde_json::to_vec(tx).expect("serialisable");
+        self.post_raw("/v1/txs", "application/json", &body, None)
+    }
+
+    /// Waits until `/v1/txs/{id}` says committed; returns the answer.
+    pub fn wait_committed(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let a = self.get(&format!("/v1/txs/{id}"));
+            if a.body["status"] == "committed" {
+                return a.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} not committed: {:?}\n{}",
+                a,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

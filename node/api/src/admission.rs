@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cpc_chain::{Chain, SubmitError};
 use cpc_types::{Hash32, SignedTransaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::ApiError;
 
@@ -22,13 +22,17 @@ struct Job {
 /// The submission queue and its worker thread.
 #[derive(Debug, Clone)]
 pub struct Admission {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::UnboundedSender<Job>,
+    /// One permit per transaction that may wait: bounds the queue's memory in
+    /// transactions, not in requests.
+    room: Arc<Semaphore>,
+    capacity: usize,
 }
 
 impl Admission {
-    /// Starts the worker; at most `capacity` submissions wait in the queue.
+    /// Starts the worker; at most `capacity` transactions wait in the queue.
     pub fn start(chain: Arc<Chain>, capacity: usize) -> Self {
-        let (queue, mut rx) = mpsc::channel::<Job>(capacity.max(1));
+        let (queue, mut rx) = mpsc::unbounded_channel::<Job>();
         let spawned = std::thread::Builder::new()
             .name("cpc-admission".into())
             .spawn(move || {
@@ -62,24 +66,37 @@ impl Admission {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the admission worker; submissions will fail");
         }
-        Self { queue }
+        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            queue,
+            room: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
     }
 
     /// Submits transactions and waits for their admission results.
     pub async fn submit(&self, txs: Vec<SignedTransaction>) -> Result<Results, ApiError> {
+        let n = txs.len();
+        if n > self.capacity {
+            return Err(ApiError::TooLarge(format!(
+                "{n} transactions exceed the admission queue of {}",
+                self.capacity
+            )));
+        }
+        let permits = u32::try_from(n)
+            .ok()
+            .and_then(|n| self.room.clone().try_acquire_many_owned(n).ok())
+            .ok_or_else(|| {
+                ApiError::RateLimited("the admission queue is full; retry later".into())
+            })?;
         let (reply, answer) = oneshot::channel();
         self.queue
-            .try_send(Job { txs, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => {
-                    ApiError::RateLimited("the admission queue is full; retry later".into())
-                }
-                mpsc::error::TrySendError::Closed(_) => {
-                    ApiError::Unavailable("the admission worker stopped".into())
-                }
-            })?;
-        answer
+            .send(Job { txs, reply })
+            .map_err(|_| ApiError::Unavailable("the admission worker stopped".into()))?;
+        let results = answer
             .await
-            .map_err(|_| ApiError::Unavailable("the admission worker stopped".into()))
+            .map_err(|_| ApiError::Unavailable("the admission worker stopped".into()));
+        drop(permits);
+        results
     }
 }

@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 /// The JSON body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable: `malformed`, `unauthorized`, `forbidden`, `not_found`, `nonce`,
+    /// Machine-readable: `malformed`, `unauthorized`, `not_found`, `method_not_allowed`,
+    /// `timeout`, `nonce`,
     /// `duplicate`, `too_large`, `invalid_signature`, `invalid`, `rate_limited`,
     /// `unavailable`, `internal`.
     pub code: &'static str,
@@ -30,6 +31,12 @@ pub enum ApiError {
     /// Nothing there (404).
     #[error("{0}")]
     NotFound(String),
+    /// The method is not served at this path (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The request took too long (408).
+    #[error("{0}")]
+    Timeout(String),
     /// The nonce is used, conflicts or is too far ahead (409).
     #[error("{0}")]
     Nonce(String),
@@ -66,6 +73,8 @@ impl ApiError {
             ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::Nonce(_) => (StatusCode::CONFLICT, "nonce"),
             ApiError::Duplicate(_) => (StatusCode::CONFLICT, "duplicate"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -98,6 +107,8 @@ impl From<SubmitError> for ApiError {
             SubmitError::Signature => ApiError::Signature,
             SubmitError::Invalid(m) => ApiError::Invalid(m),
             SubmitError::Full(m) => ApiError::RateLimited(m),
+            SubmitError::TooLarge(_) => ApiError::TooLarge(e.to_string()),
+            SubmitError::Unavailable => ApiError::Unavailable(e.to_string()),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -61,12 +61,29 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed(
+                "this endpoint does not take that method; see /v1/openapi.json".into(),
+            )
+        })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             crate::timeout(&state.config),
         ))
+        .layer(middleware::map_response(json_timeouts))
         .with_state(state)
+}
+
+/// The timeout layer answers 408 with an empty body; give it the JSON error form.
+async fn json_timeouts(resp: Response) -> Response {
+    if resp.status() == StatusCode::REQUEST_TIMEOUT
+        && !resp.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return ApiError::Timeout("the request took longer than api.request_timeout_ms".into())
+            .into_response();
+    }
+    resp
 }
 
 /// Compares without leaking the position of the first difference through timing.
@@ -110,11 +127,28 @@ pub(crate) struct HealthView {
 }
 
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = HealthView), (status = 503, body = ErrorBody)))]
-async fn health(State(s): State<Shared>) -> Json<HealthView> {
-    Json(HealthView {
+async fn health(State(s): State<Shared>) -> Result<Json<HealthView>, ApiError> {
+    let chain = s.chain.clone();
+    let (height, poisoned) = blocking(move || Ok((chain.height(), chain.is_poisoned()))).await?;
+    if poisoned {
+        return Err(ApiError::Unavailable(
+            "a block commit failed; restart the node to reload its state from disk".into(),
+        ));
+    }
+    Ok(Json(HealthView {
         status: "ok",
-        height: s.chain.height(),
-    })
+        height,
+    }))
+}
+
+/// Runs a call that takes the chain's locks off the async workers: a block commit holds
+/// the state lock through its disk write.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
 }
 
 /// The node's status.
@@ -147,9 +181,10 @@ pub(crate) struct StatusView {
 }
 
 #[utoipa::path(get, path = "/v1/status", responses((status = 200, body = StatusView)))]
-async fn status(State(s): State<Shared>) -> Json<StatusView> {
-    let st = s.chain.status();
-    Json(StatusView {
+async fn status(State(s): State<Shared>) -> Result<Json<StatusView>, ApiError> {
+    let chain = s.chain.clone();
+    let st = blocking(move || Ok(chain.status())).await?;
+    Ok(Json(StatusView {
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: s.started.elapsed().as_secs(),
         chain_id: st.chain_id,
@@ -162,7 +197,7 @@ async fn status(State(s): State<Shared>) -> Json<StatusView> {
         mempool_bytes: st.mempool_bytes,
         validator: st.validator.map(|a| a.to_string()),
         producing: st.producing,
-    })
+    }))
 }
 
 /// A block with its transactions and receipts.
@@ -176,9 +211,10 @@ pub(crate) struct BlockView {
     /// The certificate.
     #[schema(value_type = Object)]
     certificate: cpc_types::Certificate,
-    /// Transactions, in order.
-    #[schema(value_type = Vec<Object>)]
-    txs: Vec<SignedTransaction>,
+    /// Transactions, in order (with `?full=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    txs: Option<Vec<SignedTransaction>>,
     /// Transaction ids, in order.
     tx_ids: Vec<String>,
     /// Receipts, in order.
@@ -189,24 +225,29 @@ pub(crate) struct BlockView {
 #[utoipa::path(
     get,
     path = "/v1/blocks/{id}",
-    params(("id" = String, Path, description = "A height, or `latest`")),
+    params(
+        ("id" = String, Path, description = "A height, or `latest`"),
+        ("full" = Option<bool>, Query, description = "Include the transactions themselves, not only their ids")
+    ),
     responses((status = 200, body = BlockView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn block(
     State(s): State<Shared>,
     Path(id): Path<String>,
+    Query(q): Query<BlockQuery>,
 ) -> Result<Json<BlockView>, ApiError> {
-    let height = if id == "latest" {
-        s.chain.height()
-    } else {
-        id.parse::<u64>().map_err(|_| {
+    let height = match id.as_str() {
+        "latest" => None,
+        _ => Some(id.parse::<u64>().map_err(|_| {
             ApiError::Malformed(format!("block id {id:?} is neither a height nor `latest`"))
-        })?
+        })?),
     };
     let chain = s.chain.clone();
-    let found = tokio::task::spawn_blocking(move || chain.block(height))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (height, found) = blocking(move || {
+        let h = height.unwrap_or_else(|| chain.height());
+        Ok((h, chain.block(h)?))
+    })
+    .await?;
     let (block, receipts) =
         found.ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))?;
     Ok(Json(BlockView {
@@ -214,9 +255,15 @@ async fn block(
         tx_ids: block.txs.iter().map(|t| t.id().to_string()).collect(),
         header: block.header,
         certificate: block.certificate,
-        txs: block.txs,
+        txs: q.full.then_some(block.txs),
         receipts,
     }))
+}
+
+#[derive(serde::Deserialize)]
+struct BlockQuery {
+    #[serde(default)]
+    full: bool,
 }
 
 #[utoipa::path(
@@ -264,6 +311,8 @@ pub(crate) struct AccountResponse {
     dapp_stake: u64,
     /// Stake leased in.
     leased_in: u64,
+    /// Unstaked base units, spendable from the next day.
+    unbonding: u64,
 }
 
 #[utoipa::path(
@@ -279,7 +328,8 @@ async fn account(
     let a: Address = address
         .parse()
         .map_err(|e| ApiError::Malformed(format!("{e}")))?;
-    let v = s.chain.account(&a, crate::now_ms());
+    let chain = s.chain.clone();
+    let v = blocking(move || Ok(chain.account(&a, crate::now_ms()))).await?;
     Ok(Json(AccountResponse {
         address: v.address.to_string(),
         balance: v.balance,
@@ -289,6 +339,7 @@ async fn account(
         quota_left: v.quota_left,
         dapp_stake: v.dapp_stake,
         leased_in: v.leased_in,
+        unbonding: v.unbonding,
     }))
 }
 
@@ -312,22 +363,26 @@ fn is_binary(headers: &HeaderMap) -> bool {
 }
 
 fn decode_one(binary: bool, body: &[u8]) -> Result<SignedTransaction, ApiError> {
-    if binary {
-        SignedTransaction::decode_untrusted(body).map_err(|e| match e {
-            cpc_types::DecodeError::TooLong { .. } => ApiError::TooLarge(e.to_string()),
-            e => ApiError::Malformed(format!("not a canonical transaction: {e}")),
-        })
-    } else {
-        let tx: SignedTransaction = serde_json::from_slice(body)
-            .map_err(|e| ApiError::Malformed(format!("not a transaction: {e}")))?;
-        let size = cpc_types::Encode::encode(&tx).len();
-        if size > MAX_TX_BYTES {
+    let tx = if binary {
+        if body.len() > MAX_TX_BYTES {
             return Err(ApiError::TooLarge(format!(
-                "the transaction encodes to {size} bytes, the limit is {MAX_TX_BYTES}"
+                "the transaction is {} bytes, the limit is {MAX_TX_BYTES}",
+                body.len()
             )));
         }
-        Ok(tx)
+        decode_exact::<SignedTransaction>(body)
+            .map_err(|e| ApiError::Malformed(format!("not a canonical transaction: {e}")))?
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::Malformed(format!("not a transaction: {e}")))?
+    };
+    let size = cpc_types::Encode::encode(&tx).len();
+    if size > MAX_TX_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "the transaction encodes to {size} bytes, the limit is {MAX_TX_BYTES}"
+        )));
     }
+    Ok(tx)
 }
 
 /// An admitted transaction.
@@ -446,11 +501,9 @@ async fn accel(State(s): State<Shared>) -> Json<serde_json::Value> {
     security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, body = ErrorBody))
 )]
-async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&s),
-    )
+async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiError> {
+    let page = blocking(move || Ok(crate::metrics::render(&s))).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page))
 }
 
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "This document", body = Object)))]

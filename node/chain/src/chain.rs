@@ -90,6 +90,8 @@ pub struct AccountView {
     pub dapp_stake: u64,
     /// Stake leased in.
     pub leased_in: u64,
+    /// Unstaked base units, spendable from the next day.
+    pub unbonding: u64,
 }
 
 /// The node's view of its chain.
@@ -235,18 +237,32 @@ impl Chain {
         })
     }
 
-    // A panic while holding a lock leaves data we never half-update (every mutation is
-    // complete or not started), so a poisoned lock is still safe to use.
+    // A panic while the state is locked for writing may leave part of a block in memory:
+    // the chain is then poisoned, refuses to produce or admit, and reads still answer
+    // (from memory that may be ahead of the disk) until an operator restarts the node.
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+        self.inner.read().unwrap_or_else(|e| {
+            self.poisoned.store(true, Ordering::Release);
+            e.into_inner()
+        })
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+        self.inner.write().unwrap_or_else(|e| {
+            self.poisoned.store(true, Ordering::Release);
+            e.into_inner()
+        })
     }
 
+    // Mempool operations complete or leave it unchanged, so its data stays usable.
     fn pool(&self) -> MutexGuard<'_, Mempool> {
         self.mempool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a failed commit or a panic left memory and disk possibly apart; the node
+    /// must be restarted.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
     }
 
     /// The accelerator dispatcher.
@@ -267,7 +283,9 @@ impl Chain {
     fn env(&self, head: &BlockHeader, now_ms: u64) -> BlockEnv {
         BlockEnv {
             height: head.height + 1,
-            timestamp_ms: now_ms.max(head.timestamp_ms + 1),
+            timestamp_ms: now_ms
+                .min(cpc_state::MAX_TIMESTAMP_MS)
+                .max(head.timestamp_ms.saturating_add(1)),
             proposer: self
                 .key
                 .as_ref()
@@ -283,6 +301,9 @@ impl Chain {
         txs: Vec<SignedTransaction>,
         now_ms: u64,
     ) -> Vec<Result<Hash32, SubmitError>> {
+        if self.is_poisoned() {
+            return txs.iter().map(|_| Err(SubmitError::Unavailable)).collect();
+        }
         let mut results: Vec<Option<Result<Hash32, SubmitError>>> = vec![None; txs.len()];
         let signing: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
         let items: Vec<SigItem<'_>> = txs
@@ -296,7 +317,10 @@ impl Chain {
             .collect();
         let verdicts = self.accel.ed25519_verify_batch(&items);
         for (i, tx) in txs.iter().enumerate() {
-            if !verdicts.get(i).copied().unwrap_or(false) {
+            let size = signing[i].len() - cpc_types::tx::TX_DOMAIN.len() + 64;
+            if size > cpc_types::MAX_TX_BYTES {
+                results[i] = Some(Err(SubmitError::TooLarge(size)));
+            } else if !verdicts.get(i).copied().unwrap_or(false) {
                 results[i] = Some(Err(SubmitError::Signature));
             } else if let Ok(Some(_)) = self.store.tx_location(&tx.id()) {
                 results[i] = Some(Err(SubmitError::Committed(tx.id())));
@@ -344,7 +368,16 @@ impl Chain {
         if pool.contains(&tx.id()) {
             return Err(SubmitError::Duplicate(tx.id()));
         }
-        let account_nonce = state.account(&tx.sender()).nonce;
+        let account = state.account(&tx.sender());
+        let account_nonce = account.nonce;
+        // Queued transactions must at least be able to pay for themselves.
+        let min = state.params().base_fee.max(tx.tx.max_fee);
+        if account.balance < min {
+            return Err(SubmitError::Invalid(format!(
+                "insufficient funds: {min} needed to queue a transaction, {} available",
+                account.balance
+            )));
+        }
         if tx.tx.nonce == account_nonce {
             // The account's next transaction must execute against the current state;
             // later ones are checked when they become next.
@@ -381,13 +414,23 @@ impl Chain {
         let mut txs = Vec::with_capacity(picked.len());
         let mut receipts = Vec::with_capacity(picked.len());
         let mut dropped = Vec::new();
+        // After one of its transactions fails, an account's later ones would fail on the
+        // nonce: they wait for the next block instead of being dropped.
+        let mut failed: std::collections::BTreeSet<Address> = std::collections::BTreeSet::new();
         for tx in picked {
+            let sender = tx.sender();
+            if failed.contains(&sender) {
+                continue;
+            }
             match state.apply_tx(&env, &tx) {
                 Ok(r) => {
                     receipts.push(r);
                     txs.push(tx);
                 }
-                Err(e) => dropped.push((tx.id(), e.to_string())),
+                Err(e) => {
+                    failed.insert(sender);
+                    dropped.push((tx.id(), e.to_string()));
+                }
             }
         }
         let header = BlockHeader {
@@ -485,8 +528,12 @@ impl Chain {
         Ok(Some((block, receipts)))
     }
 
-    /// Where a transaction stands.
+    /// Where a transaction stands. The mempool is asked first: a transaction leaves it only
+    /// after its block is in the store, so a commit in between cannot hide it.
     pub fn tx_status(&self, id: &Hash32) -> Result<TxStatus, ChainError> {
+        if let Some(tx) = self.pool().get(id) {
+            return Ok(TxStatus::Pending { tx: tx.clone() });
+        }
         if let Some(loc) = self.store.tx_location(id)? {
             let block = self.store.block(loc.height)?.ok_or_else(|| {
                 ChainError::Corrupt(format!("indexed block {} is missing", loc.height))
@@ -506,11 +553,7 @@ impl Chain {
                 receipt: receipt.clone(),
             });
         }
-        let pool = self.pool();
-        if let Some(tx) = pool.get(id) {
-            return Ok(TxStatus::Pending { tx: tx.clone() });
-        }
-        Ok(match pool.rejection(id) {
+        Ok(match self.pool().rejection(id) {
             Some(reason) => TxStatus::Rejected {
                 reason: reason.to_owned(),
             },
@@ -534,6 +577,7 @@ impl Chain {
                 .quota_left(address, now_ms.max(inner.head.timestamp_ms)),
             dapp_stake: acct.dapp_stake,
             leased_in: acct.leased_in,
+            unbonding: acct.unbonding,
         }
     }
 

@@ -119,6 +119,11 @@ pub fn check_certificate(
     if cert.votes.is_empty() {
         return Err(bad("the certificate has no votes"));
     }
+    if cert.votes.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(bad(
+            "certificate votes are not sorted by voter, one vote each",
+        ));
+    }
     for (pk, sig) in &cert.votes {
         if !signers.contains(pk) {
             return Err(bad("the certificate is signed by a non-validator"));

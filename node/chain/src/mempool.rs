@@ -55,6 +55,12 @@ pub enum SubmitError {
     /// The mempool is full, or the account has too many pending transactions.
     #[error("{0}")]
     Full(String),
+    /// The node must be restarted before it accepts transactions again.
+    #[error("the node cannot accept transactions until it is restarted")]
+    Unavailable,
+    /// The transaction exceeds the size limit.
+    #[error("the transaction encodes to {0} bytes, the limit is {max}", max = cpc_types::MAX_TX_BYTES)]
+    TooLarge(usize),
 }
 
 struct Entry {
@@ -165,7 +171,7 @@ impl Mempool {
                 "nonce {nonce} is already used; the account's next nonce is {account_nonce}"
             )));
         }
-        if nonce > account_nonce + self.config.max_nonce_gap {
+        if nonce > account_nonce.saturating_add(self.config.max_nonce_gap) {
             return Err(SubmitError::Nonce(format!(
                 "nonce {nonce} is more than {} ahead of the account's next nonce {account_nonce}",
                 self.config.max_nonce_gap
@@ -187,6 +193,11 @@ impl Mempool {
             )));
         }
         let bytes = tx.encode().len();
+        if bytes > self.config.max_bytes {
+            return Err(SubmitError::Full(
+                "the transaction is larger than the whole mempool".into(),
+            ));
+        }
         while self.by_id.len() >= self.config.max_txs || self.bytes + bytes > self.config.max_bytes
         {
             // Evict the newest transaction of the busiest account, unless that is the

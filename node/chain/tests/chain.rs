@@ -216,8 +216,15 @@ fn a_transaction_that_fails_at_execution_is_dropped_with_its_reason() {
             .iter()
             .all(Result::is_ok)
     );
+    let c = f.transfer(0, 2, to, 1);
+    assert!(chain.submit(vec![c.clone()], T0).iter().all(Result::is_ok));
     let p = chain.produce_block(T0 + 1000).unwrap().unwrap();
     assert_eq!((p.txs, p.dropped), (1, 1));
+    // The account's later transaction waits instead of failing on the nonce.
+    assert!(matches!(
+        chain.tx_status(&c.id()).unwrap(),
+        TxStatus::Pending { .. }
+    ));
     match chain.tx_status(&b.id()).unwrap() {
         TxStatus::Rejected { reason } => assert!(reason.contains("insufficient funds"), "{reason}"),
         other => panic!("{other:?}"),

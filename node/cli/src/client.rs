@@ -73,7 +73,12 @@ impl Client {
             )
         })?;
         let status = resp.status();
-        let body: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+        let body: Value = resp
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_json()
+            .unwrap_or(Value::Null);
         if status.is_success() {
             Ok(body)
         } else {

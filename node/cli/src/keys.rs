@@ -71,6 +71,13 @@ pub(crate) fn write_key(path: &Path, key: &SecretKey, force: bool) -> Result<()>
     let mut f = opts
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // `mode` applies only when the file is created; an overwritten file keeps its own.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+    }
     writeln!(f, "{}", hex::encode(key.to_bytes()))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

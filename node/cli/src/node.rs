@@ -41,6 +41,13 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode> {
             config_path.display()
         );
     }
+    if args.force && home.join("data").exists() {
+        bail!(
+            "{} has a data directory; new keys and genesis would orphan it. Remove {} first",
+            home.display(),
+            home.join("data").display()
+        );
+    }
     std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
     let validator = SecretKey::generate(rand_core::OsRng);
     let foundation = SecretKey::generate(rand_core::OsRng);
@@ -245,6 +252,8 @@ async fn run(config: NodeConfig, chain: Arc<Chain>) -> Result<ExitCode> {
         let interval = Duration::from_millis(config.node.block_interval_ms.max(1));
         tokio::spawn(async move {
             if !chain.is_producer() {
+                // A follower serves the API and waits; consensus gives it blocks.
+                let _ = stop.changed().await;
                 return Ok(());
             }
             let mut tick = tokio::time::interval(interval);
@@ -329,6 +338,12 @@ pub(crate) fn check(args: &CheckArgs) -> Result<ExitCode> {
     let genesis = read_genesis(&resolve(&args.home, &config.node.genesis_file))?;
     let accel = crate::accel::build_dispatcher(config.accel.clone())?;
     let path = resolve(&args.home, &config.node.data_dir);
+    if !path.exists() {
+        bail!(
+            "no data directory at {}: start the node once first",
+            path.display()
+        );
+    }
     let store = Store::open(
         &StoreConfig {
             path: path.clone(),

@@ -28,6 +28,15 @@ impl BlockEnv {
     }
 }
 
+/// Moves unbonded stake back to the balance once its day has come.
+pub(crate) fn release_unbonded(acct: &mut Account, day: u64) {
+    if acct.unbonding > 0 && day >= acct.unbonding_day {
+        acct.balance = acct.balance.saturating_add(acct.unbonding);
+        acct.unbonding = 0;
+        acct.unbonding_day = 0;
+    }
+}
+
 /// Free transactions per day of an account: the ordinary quota plus the DApp share.
 pub(crate) fn free_quota(params: &Params, acct: &Account) -> u64 {
     let stake = acct.dapp_stake.saturating_add(acct.leased_in);
@@ -96,6 +105,14 @@ pub(crate) fn execute(
         acct.rate_minute = env.minute();
         acct.sent_this_minute = 0;
     }
+    release_unbonded(&mut acct, env.day());
+    // Free quota is for funded accounts: fresh addresses cannot write state for nothing.
+    if acct.balance < params.base_fee {
+        return Err(TxError::InsufficientFunds {
+            needed: params.base_fee,
+            available: acct.balance,
+        });
+    }
     let free = u64::from(acct.sent_today) < free_quota(params, &acct)
         && acct.sent_this_minute < params.rate_limit_per_minute;
     let fee = if free { 0 } else { params.base_fee };
@@ -113,7 +130,9 @@ pub(crate) fn execute(
             available: acct.balance,
         })?;
     acct.nonce += 1;
-    acct.sent_today = acct.sent_today.saturating_add(1);
+    if free {
+        acct.sent_today = acct.sent_today.saturating_add(1);
+    }
     acct.sent_this_minute = acct.sent_this_minute.saturating_add(1);
     ov.set_account(&sender, &acct);
 
@@ -300,7 +319,10 @@ fn apply_kind(
                     needed: *amount,
                     available: a.dapp_stake,
                 })?;
-            a.balance = a.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
+            // Unstaked CPC is spendable from the next day, so one stake cannot earn quota
+            // for several accounts in a day.
+            a.unbonding = a.unbonding.checked_add(*amount).ok_or(TxError::Overflow)?;
+            a.unbonding_day = env.day() + 1;
             ov.set_account(sender, &a);
             Ok(())
         }
@@ -356,6 +378,8 @@ fn apply_kind(
             a.leased_in = a.leased_in.checked_add(o.amount).ok_or(TxError::Overflow)?;
             ov.set_account(sender, &a);
             o.lessee = Some(*sender);
+            // Leases run in whole UTC days: the stake returns at the start of day
+            // `today + days`, whatever the hour the lease was taken.
             o.end_day = env.day() + u64::from(*days);
             ov.put(key::offer(offer), &o);
             Ok(())

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::GenesisError;
 
+/// The latest timestamp accepted anywhere (9999-12-31), so timestamps never overflow.
+pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_000;
+
 /// Economic and block parameters, fixed at genesis and stored in the state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +181,12 @@ impl Genesis {
         }
         if p.max_block_txs == 0 {
             return Err(GenesisError::Param("max_block_txs must be positive".into()));
+        }
+        if self.timestamp_ms > MAX_TIMESTAMP_MS {
+            return Err(GenesisError::Param(format!(
+                "timestamp_ms {} is beyond the year 9999",
+                self.timestamp_ms
+            )));
         }
         if p.initial_credit > 1000 {
             return Err(GenesisError::Param("initial_credit is at most 1000".into()));

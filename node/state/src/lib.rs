@@ -31,7 +31,7 @@ mod store;
 
 pub use error::{GenesisError, TxError};
 pub use exec::BlockEnv;
-pub use genesis::{Genesis, GenesisValidator, Params};
+pub use genesis::{Genesis, GenesisValidator, MAX_TIMESTAMP_MS, Params};
 pub use model::{Account, Anchor, Grant, LeaseOffer, Stream, Validator};
 pub use store::{State, StateEntry};
 

@@ -16,12 +16,16 @@ pub struct Account {
     pub leased_in: u64,
     /// The day (`timestamp / DAY_MS`) that `sent_today` counts.
     pub quota_day: u64,
-    /// Transactions sent on `quota_day`.
+    /// Free transactions sent on `quota_day`.
     pub sent_today: u32,
     /// The minute (`timestamp / MINUTE_MS`) that `sent_this_minute` counts.
     pub rate_minute: u64,
     /// Transactions sent in `rate_minute`.
     pub sent_this_minute: u32,
+    /// Unstaked base units not yet spendable.
+    pub unbonding: u64,
+    /// The day from which `unbonding` returns to the balance.
+    pub unbonding_day: u64,
 }
 codec_struct!(Account {
     balance,
@@ -32,6 +36,8 @@ codec_struct!(Account {
     sent_today,
     rate_minute,
     sent_this_minute,
+    unbonding,
+    unbonding_day,
 });
 
 impl Account {

@@ -268,6 +268,76 @@ fn nonces_and_funds_are_enforced() {
 }
 
 #[test]
+fn unfunded_accounts_cannot_send_even_for_free() {
+    let mut w = world(|_| {});
+    let fresh = SecretKey::from_bytes([77; 32]);
+    let tx = Transaction {
+        chain_id: 7,
+        sender: fresh.public(),
+        nonce: 0,
+        max_fee: 0,
+        kind: TxKind::DappStake { amount: 1 },
+    }
+    .sign(&fresh);
+    let env = w.env(T0);
+    assert!(matches!(
+        w.state.apply_tx(&env, &tx),
+        Err(TxError::InsufficientFunds {
+            needed: 1000,
+            available: 0
+        })
+    ));
+    // Paid transactions do not use up the free quota.
+    for i in 0..3 {
+        assert!(w.transfer(T0 + i, 0, 0).unwrap().free);
+    }
+    assert!(!w.transfer(T0 + 4, 0, 1000).unwrap().free);
+    assert_eq!(w.state.account(&w.keys[0].address()).sent_today, 3);
+}
+
+#[test]
+fn unstaked_cpc_is_spendable_from_the_next_day() {
+    let mut w = world(|_| {});
+    let a = w.keys[0].address();
+    w.send(T0, 0, 0, TxKind::DappStake { amount: 100 * CPC })
+        .unwrap();
+    let before = w.state.account(&a).balance;
+    w.send(T0, 0, 0, TxKind::DappUnstake { amount: 100 * CPC })
+        .unwrap();
+    let acct = w.state.account(&a);
+    assert_eq!(
+        (acct.balance, acct.unbonding, acct.dapp_stake),
+        (before, 100 * CPC, 0)
+    );
+    // Same day: the unstaked CPC cannot move.
+    let all = acct.balance + 1;
+    assert!(matches!(
+        w.send(
+            T0 + MIN,
+            0,
+            0,
+            TxKind::Transfer {
+                to: key(9).address(),
+                amount: all
+            }
+        ),
+        Err(TxError::InsufficientFunds { .. })
+    ));
+    // Next day it can.
+    w.send(
+        T0 + DAY,
+        0,
+        0,
+        TxKind::Transfer {
+            to: key(9).address(),
+            amount: all,
+        },
+    )
+    .unwrap();
+    assert_eq!(w.state.account(&a).unbonding, 0);
+}
+
+#[test]
 fn dapp_stake_raises_quota_in_proportion() {
     let mut w = world(|p| p.dapp_stake_per_free_tx = 10 * CPC);
     let a = w.keys[0].address();
@@ -370,7 +440,8 @@ fn supply(state: &State, addrs: &[Address], foundation: Address, validator: Addr
     let mut total = 0u128;
     for a in addrs.iter().chain([&foundation, &validator]) {
         let acct = state.account(a);
-        total += u128::from(acct.balance) + u128::from(acct.dapp_stake);
+        total +=
+            u128::from(acct.balance) + u128::from(acct.dapp_stake) + u128::from(acct.unbonding);
     }
     total
 }

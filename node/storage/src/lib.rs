@@ -76,6 +76,11 @@ pub enum StorageError {
         /// Genesis hash configured.
         expected: Hash32,
     },
+    /// The directory holds something else.
+    #[error(
+        "{0} is not empty and is not a cpchain data directory; choose an empty or new directory"
+    )]
+    NotOurs(PathBuf),
     /// Stored bytes do not decode.
     #[error("corrupt {0} in the data directory")]
     Corrupt(String),
@@ -130,19 +135,23 @@ impl Store {
         opts.create_missing_column_families(true);
         opts.set_max_open_files(256);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let existing = DB::list_cf(&opts, &path).ok();
-        if let Some(found) = &existing {
-            let foreign: Vec<&String> = found
-                .iter()
-                .filter(|cf| *cf != "default" && !FAMILIES.contains(&cf.as_str()))
-                .collect();
-            if !foreign.is_empty() {
-                return Err(StorageError::Format {
-                    path,
-                    found: format!("column families {foreign:?}"),
-                    expected: FORMAT,
-                });
+        let non_empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some());
+        match DB::list_cf(&opts, &path) {
+            Ok(found) => {
+                // Ours has a `meta` family and nothing we do not know.
+                let foreign = found
+                    .iter()
+                    .any(|cf| cf != "default" && !FAMILIES.contains(&cf.as_str()));
+                if foreign || !found.iter().any(|cf| cf == CF_META) {
+                    return Err(StorageError::Format {
+                        path,
+                        found: format!("a RocksDB with column families {found:?}"),
+                        expected: FORMAT,
+                    });
+                }
             }
+            Err(_) if non_empty => return Err(StorageError::NotOurs(path)),
+            Err(_) => {}
         }
         let cfs = FAMILIES
             .iter()

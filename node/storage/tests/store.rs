@@ -79,6 +79,25 @@ fn another_network_or_format_is_refused() {
     );
 }
 
+#[test]
+fn a_directory_that_is_not_ours_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("db")).unwrap();
+    std::fs::write(dir.path().join("db/notes.txt"), "mine").unwrap();
+    let err = Store::open(&config(dir.path()), Hash32([1; 32])).unwrap_err();
+    assert!(matches!(err, StorageError::NotOurs(_)), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("db/notes.txt")).unwrap(),
+        "mine"
+    );
+
+    // Another program's RocksDB, with only the default family.
+    let dir = tempfile::tempdir().unwrap();
+    drop(rocksdb::DB::open(&rocksdb_opts(), dir.path().join("db")).unwrap());
+    let err = Store::open(&config(dir.path()), Hash32([1; 32])).unwrap_err();
+    assert!(matches!(err, StorageError::Format { .. }), "{err}");
+}
+
 fn rocksdb_opts() -> rocksdb::Options {
     let mut o = rocksdb::Options::default();
     o.create_if_missing(true);

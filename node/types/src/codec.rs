@@ -207,7 +207,9 @@ impl<T: Encode> Encode for Vec<T> {
 impl<T: Decode> Decode for Vec<T> {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let len = r.length("list", MAX_LEN, 1)?;
-        let mut v = Vec::with_capacity(len);
+        // The length is checked against the bytes left, not against the memory of the
+        // decoded elements, which may be far larger: grow as elements actually decode.
+        let mut v = Vec::with_capacity(len.min(1024));
         for _ in 0..len {
             v.push(T::decode_from(r)?);
         }
