@@ -3,15 +3,18 @@
 
 CARGO ?= cargo
 
-.PHONY: setup run test lint bench fmt
+.PHONY: setup run test lint bench fmt accel-report node-bench
 
 setup:
 	@bash deploy/setup.sh
 
-# The main job: self-test every accelerator backend, then the accelerator report.
-run: setup
+# The main job: a local node with the default configuration (see deploy/run.sh).
+run:
+	@bash deploy/run.sh
+
+# The accelerator report.
+accel-report: setup
 	$(CARGO) run --release -q -p cpc-cli -- accel list
-	$(CARGO) run --release -q -p cpc-cli -- accel selftest
 	$(CARGO) run --release -q -p cpc-cli -- bench --quick
 
 test:
@@ -28,3 +31,7 @@ fmt:
 bench: setup
 	$(CARGO) bench -p cpc-bench
 	bash bench/openssl-compare.sh
+
+# Single-node ingest: tx/s, commit latency and memory under load.
+node-bench: setup
+	bash bench/node-ingest.sh

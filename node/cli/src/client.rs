@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -246,6 +247,9 @@ pub(crate) struct LoadgenArgs {
     /// Concurrent connections.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Offered load in transactions per second (0: as fast as the node takes them).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Stop waiting for commits after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -364,81 +368,102 @@ pub(crate) fn loadgen(args: &LoadgenArgs) -> Result<ExitCode> {
     let batch_len = args.batch.max(1);
     let start = Instant::now();
     eprintln!("loadgen: sending");
-    let errors = std::sync::atomic::AtomicUsize::new(0);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
+    let errors = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let senders_left = AtomicUsize::new(args.concurrency.max(1));
+    let lock = |m: &std::sync::Mutex<Vec<Option<Instant>>>| {
+        m.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    };
+    let mut send_secs = 0.0;
+    // Senders post batches while one follower reads the blocks as they commit, so a
+    // latency is the time from a batch's post to the first sight of its block.
+    let followed: Result<(Vec<f64>, Instant, Option<u64>)> = std::thread::scope(|scope| {
         for _ in 0..args.concurrency.max(1) {
             scope.spawn(|| {
                 loop {
-                    let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let b = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = batches.get(b) else { break };
-                    let t = Instant::now();
-                    match client
+                    if args.rate > 0 {
+                        // Pace batches so the offered load is `rate`, not a burst.
+                        let due = start
+                            + Duration::from_secs_f64((b * batch_len) as f64 / args.rate as f64);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                    {
+                        let mut s = sent_at.lock().unwrap_or_else(|e| e.into_inner());
+                        let now = Instant::now();
+                        for slot in s.iter_mut().skip(b * batch_len).take(batch_len) {
+                            *slot = Some(now);
+                        }
+                    }
+                    if let Err(e) = client
                         .post_bytes("/v1/txs/batch", body)
                         .and_then(|v| check_batch(&v))
                     {
-                        Ok(()) => {
-                            let mut s = sent_at.lock().unwrap_or_else(|e| e.into_inner());
-                            for slot in s.iter_mut().skip(b * batch_len).take(batch_len) {
-                                *slot = Some(t);
-                            }
-                        }
-                        Err(e) => {
-                            if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
-                                eprintln!("loadgen: batch refused: {e:#}");
-                            }
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("loadgen: batch refused: {e:#}");
                         }
                     }
                 }
+                senders_left.fetch_sub(1, Ordering::Release);
             });
         }
-    });
-    let send_secs = start.elapsed().as_secs_f64();
-
-    // Follow the blocks until every transfer is seen committed.
-    let sent_at = sent_at.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut latencies = Vec::with_capacity(total);
-    let mut last_commit = start;
-    let mut height = start_height + 1;
-    let mut rss_peak = None;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-    while latencies.len() < total - errors.load(std::sync::atomic::Ordering::Relaxed) * batch_len
-        && Instant::now() < deadline
-    {
-        let head = client.get("/v1/status")?["height"].as_u64().unwrap_or(0);
-        if let Some(pid) = args.node_pid {
-            rss_peak = rss_peak.max(rss_kib(pid));
-        }
-        if head < height {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        }
-        let seen = Instant::now();
-        while height <= head {
-            let b = client.get(&format!("/v1/blocks/{height}"))?;
-            for id in b["tx_ids"].as_array().into_iter().flatten() {
-                let Some(i) = id
-                    .as_str()
-                    .and_then(|s| s.parse::<Hash32>().ok())
-                    .and_then(|h| ids.get(&h))
-                else {
+        let follower = scope.spawn(|| -> Result<(Vec<f64>, Instant, Option<u64>)> {
+            let mut latencies = Vec::with_capacity(total);
+            let mut last_commit = start;
+            let mut height = start_height + 1;
+            let mut rss_peak = None;
+            let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+            loop {
+                let done_sending = senders_left.load(Ordering::Acquire) == 0;
+                let expected = total.saturating_sub(errors.load(Ordering::Relaxed) * batch_len);
+                if (done_sending && latencies.len() >= expected) || Instant::now() > deadline {
+                    return Ok((latencies, last_commit, rss_peak));
+                }
+                let head = client.get("/v1/status")?["height"].as_u64().unwrap_or(0);
+                if let Some(pid) = args.node_pid {
+                    rss_peak = rss_peak.max(rss_kib(pid));
+                }
+                if head < height {
+                    std::thread::sleep(Duration::from_millis(10));
                     continue;
-                };
-                if let Some(t) = sent_at[*i] {
-                    latencies.push(seen.duration_since(t).as_secs_f64());
-                    last_commit = seen;
+                }
+                let seen = Instant::now();
+                let sent = lock(&sent_at);
+                while height <= head {
+                    let b = client.get(&format!("/v1/blocks/{height}"))?;
+                    for id in b["tx_ids"].as_array().into_iter().flatten() {
+                        let slot = id
+                            .as_str()
+                            .and_then(|s| s.parse::<Hash32>().ok())
+                            .and_then(|h| ids.get(&h));
+                        if let Some(t) = slot.and_then(|i| sent[*i]) {
+                            latencies.push(seen.duration_since(t).as_secs_f64());
+                            last_commit = seen;
+                        }
+                    }
+                    height += 1;
                 }
             }
-            height += 1;
+        });
+        while senders_left.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(Duration::from_millis(5));
         }
-    }
+        send_secs = start.elapsed().as_secs_f64();
+        follower
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the block follower panicked")))
+    });
+    let (mut latencies, last_commit, rss_peak) = followed?;
     latencies.sort_by(f64::total_cmp);
     let committed = latencies.len();
     let secs = last_commit.duration_since(start).as_secs_f64().max(1e-9);
     let report = serde_json::json!({
         "submitted": total,
         "committed": committed,
-        "refused_batches": errors.load(std::sync::atomic::Ordering::Relaxed),
+        "refused_batches": errors.load(Ordering::Relaxed),
         "send_seconds": send_secs,
         "ingest_tx_per_sec": total as f64 / send_secs.max(1e-9),
         "finalized_tx_per_sec": committed as f64 / secs,
