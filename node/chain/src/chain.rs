@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use cpc_accel::{Dispatcher, SigItem};
+use cpc_accel::Dispatcher;
 use cpc_state::{BlockEnv, Genesis, GenesisError, State};
 use cpc_storage::{StorageError, Store, StoreConfig};
 use cpc_types::{
@@ -12,7 +12,7 @@ use cpc_types::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{genesis_block, tx_root};
+use crate::exec::{genesis_block, tx_root, verify_signatures};
 use crate::mempool::{Mempool, MempoolConfig, SubmitError};
 
 /// Settings of the chain service.
@@ -305,19 +305,9 @@ impl Chain {
             return txs.iter().map(|_| Err(SubmitError::Unavailable)).collect();
         }
         let mut results: Vec<Option<Result<Hash32, SubmitError>>> = vec![None; txs.len()];
-        let signing: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
-        let items: Vec<SigItem<'_>> = txs
-            .iter()
-            .zip(&signing)
-            .map(|(t, m)| SigItem {
-                public_key: t.tx.sender.0,
-                signature: t.signature.0,
-                message: m,
-            })
-            .collect();
-        let verdicts = self.accel.ed25519_verify_batch(&items);
+        let verdicts = verify_signatures(&self.accel, &txs);
         for (i, tx) in txs.iter().enumerate() {
-            let size = signing[i].len() - cpc_types::tx::TX_DOMAIN.len() + 64;
+            let size = cpc_types::Encode::encode(tx).len();
             if size > cpc_types::MAX_TX_BYTES {
                 results[i] = Some(Err(SubmitError::TooLarge(size)));
             } else if !verdicts.get(i).copied().unwrap_or(false) {

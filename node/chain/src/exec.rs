@@ -69,6 +69,21 @@ pub enum BlockError {
     Storage(String),
 }
 
+/// The ZIP-215 verdict of every transaction's signature, in one accelerator batch.
+pub fn verify_signatures(accel: &Dispatcher, txs: &[cpc_types::SignedTransaction]) -> Vec<bool> {
+    let signing: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+    let items: Vec<SigItem<'_>> = txs
+        .iter()
+        .zip(&signing)
+        .map(|(t, m)| SigItem {
+            public_key: t.tx.sender.0,
+            signature: t.signature.0,
+            message: m,
+        })
+        .collect();
+    accel.ed25519_verify_batch(&items)
+}
+
 /// The Merkle root of a block's transaction ids.
 pub fn tx_root(accel: &Dispatcher, block_txs: &[cpc_types::SignedTransaction]) -> Hash32 {
     let ids: Vec<[u8; 32]> = block_txs.iter().map(|t| t.id().0).collect();
@@ -182,18 +197,10 @@ pub fn execute_block(
             expected: h.tx_root,
         });
     }
-    let signing: Vec<Vec<u8>> = block.txs.iter().map(|t| t.tx.signing_bytes()).collect();
-    let items: Vec<SigItem<'_>> = block
-        .txs
+    if let Some(index) = verify_signatures(accel, &block.txs)
         .iter()
-        .zip(&signing)
-        .map(|(t, m)| SigItem {
-            public_key: t.tx.sender.0,
-            signature: t.signature.0,
-            message: m,
-        })
-        .collect();
-    if let Some(index) = accel.ed25519_verify_batch(&items).iter().position(|ok| !ok) {
+        .position(|ok| !ok)
+    {
         return Err(BlockError::Signature {
             height: h.height,
             index,

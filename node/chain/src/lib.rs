@@ -14,5 +14,7 @@ mod mempool;
 pub use chain::{
     AccountView, Chain, ChainConfig, ChainError, ChainMetrics, ChainStatus, Produced, TxStatus,
 };
-pub use exec::{BlockError, check_certificate, execute_block, genesis_block, replay, tx_root};
+pub use exec::{
+    BlockError, check_certificate, execute_block, genesis_block, replay, tx_root, verify_signatures,
+};
 pub use mempool::{MempoolConfig, SubmitError};

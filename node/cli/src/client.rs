@@ -56,8 +56,20 @@ impl ApiArgs {
         Ok(Client { agent, base, token })
     }
 
-    fn default_key(&self) -> Option<PathBuf> {
-        self.home.as_ref().map(|h| h.join("keys/validator.key"))
+    /// A client, the signing key (`key`, else the home's validator key) and the node's
+    /// chain id.
+    fn signer(&self, key: Option<&PathBuf>, whose: &str) -> Result<(Client, SecretKey, u32)> {
+        let client = self.client()?;
+        let path = key
+            .cloned()
+            .or_else(|| self.home.as_ref().map(|h| h.join("keys/validator.key")))
+            .with_context(|| format!("give {whose} key with --key (or --home)"))?;
+        let key = crate::keys::read_key(&path)?;
+        let chain_id = client.get("/v1/status")?["chain_id"]
+            .as_u64()
+            .and_then(|c| u32::try_from(c).ok())
+            .context("the node sent no chain id")?;
+        Ok((client, key, chain_id))
     }
 }
 
@@ -177,19 +189,8 @@ pub(crate) struct TransferArgs {
 }
 
 pub(crate) fn transfer(args: &TransferArgs) -> Result<ExitCode> {
-    let client = args.api.client()?;
-    let key_path = args
-        .key
-        .clone()
-        .or_else(|| args.api.default_key())
-        .context("give the sender's key with --key (or --home)")?;
-    let key = crate::keys::read_key(&key_path)?;
+    let (client, key, chain_id) = args.api.signer(args.key.as_ref(), "the sender's")?;
     let amount = parse_cpc(&args.amount)?;
-    let status = client.get("/v1/status")?;
-    let chain_id = status["chain_id"]
-        .as_u64()
-        .and_then(|c| u32::try_from(c).ok())
-        .context("the node sent no chain id")?;
     let nonce = match args.nonce {
         Some(n) => n,
         None => client.get(&format!("/v1/accounts/{}", key.address()))?["next_nonce"]
@@ -280,18 +281,7 @@ fn pct(sorted: &[f64], p: usize) -> f64 {
 /// Sends signed transfers from many accounts through the batch endpoint and measures
 /// finalized throughput and commit latency from block observations.
 pub(crate) fn loadgen(args: &LoadgenArgs) -> Result<ExitCode> {
-    let client = args.api.client()?;
-    let key_path = args
-        .key
-        .clone()
-        .or_else(|| args.api.default_key())
-        .context("give the funding key with --key (or --home)")?;
-    let funder = crate::keys::read_key(&key_path)?;
-    let status = client.get("/v1/status")?;
-    let chain_id = status["chain_id"]
-        .as_u64()
-        .and_then(|c| u32::try_from(c).ok())
-        .context("no chain id")?;
+    let (client, funder, chain_id) = args.api.signer(args.key.as_ref(), "the funding")?;
     let accounts = args.accounts.max(2);
     let per = args.txs.div_ceil(accounts) as u64;
     let fee = UNITS_PER_CPC / 1000;
