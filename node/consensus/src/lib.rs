@@ -10,5 +10,6 @@
 //!   delays, drops, partitions, crashes and Byzantine members.
 
 pub mod bft;
+pub mod credit;
 pub mod election;
 pub mod vrf;
