@@ -31,6 +31,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cpc_types::{Hash32, sha256};
 
+/// How far ahead of its view a member accepts votes and proposals.
+pub const VIEW_WINDOW: View = 256;
+
 /// A consensus view (one chance for one leader to propose).
 pub type View = u64;
 /// A member's index in the committee.
@@ -386,6 +389,16 @@ impl Machine {
         propose: &mut dyn FnMut(View, &Hash32) -> Hash32,
     ) {
         if from >= self.config.members {
+            return;
+        }
+        // Votes and proposals far ahead are dropped: a Byzantine member could otherwise grow
+        // this member's state without bound. Certificates (2f + 1 signatures) may jump.
+        let view = match &msg {
+            Message::Propose(p) => Some(p.view),
+            Message::Vote(v) => Some(v.view()),
+            Message::Certificate(_) => None,
+        };
+        if view.is_some_and(|v| v == 0 || v > self.view.saturating_add(VIEW_WINDOW)) {
             return;
         }
         match msg {

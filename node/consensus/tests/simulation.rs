@@ -274,3 +274,27 @@ fn replay_one_seed() {
         eprintln!("   {}", o.summaries[i]);
     }
 }
+
+#[test]
+fn far_future_votes_are_ignored_and_bounded() {
+    let mut m = Machine::new(
+        Config {
+            members: 4,
+            me: 0,
+            timeout_ms: 100,
+        },
+        Hash32([1; 32]),
+    );
+    let mut propose = |v: View, p: &Hash32| block_digest(v, p, 0);
+    m.handle(Event::Tick(0), &mut propose);
+    for v in [u64::MAX, u64::MAX - 1, 1 << 40, 0] {
+        for from in 1..4 {
+            let out = m.handle(
+                Event::Message(from, Message::Vote(Vote::Nullify(v))),
+                &mut propose,
+            );
+            assert!(out.is_empty(), "view {v} must be ignored");
+        }
+    }
+    assert_eq!(m.view(), 1);
+}
