@@ -146,7 +146,7 @@ pub struct Config {
 impl Config {
     /// Votes needed for a certificate.
     pub fn quorum(&self) -> usize {
-        let n = usize::from(self.members);
+        let n = usize::from(self.members.max(1));
         n - (n - 1) / 3
     }
 
@@ -179,8 +179,9 @@ pub struct Machine {
     nullified: BTreeSet<View>,
     finalized_upto: View,
     finalized: BTreeMap<View, Proposal>,
-    /// Block digests the application has proposed or accepted, by block.
-    known: BTreeMap<Hash32, Proposal>,
+    /// Proposals this member has validated or seen certified, by view and block: a digest
+    /// alone could be replayed by a Byzantine leader in another view.
+    known: BTreeMap<(View, Hash32), Proposal>,
     /// The notarization (or else nullification) of each view since the last finalized one.
     certs: BTreeMap<View, Certificate>,
 }
@@ -215,7 +216,7 @@ impl Machine {
             nullified: BTreeSet::new(),
             finalized_upto: 0,
             finalized: BTreeMap::from([(0, g)]),
-            known: BTreeMap::from([(genesis, g)]),
+            known: BTreeMap::from([((0, genesis), g)]),
             certs: BTreeMap::new(),
         }
     }
@@ -269,6 +270,7 @@ impl Machine {
                     self.enter(1, &mut out, propose);
                 } else if self.deadline.is_some_and(|d| now >= d) {
                     self.timeout(&mut out);
+                    self.advance(&mut out, propose);
                 }
             }
             Event::Message(from, msg) => self.on_message(from, msg, &mut out, propose),
@@ -282,13 +284,22 @@ impl Machine {
         let v = self.view;
         let me = self.config.me;
         let vv = self.votes.entry(v).or_default();
-        if !vv.voted_nullify {
-            vv.voted_nullify = true;
-            vv.nullify.insert(me);
+        // A member that voted to finalize the view never nullifies it: the safety of
+        // finalization rests on that. Otherwise it repeats what it said in the view, and
+        // the certificates since the last finalization, so others catch up after a heal.
+        if !vv.voted_finalize {
+            if !vv.voted_nullify {
+                vv.voted_nullify = true;
+                vv.nullify.insert(me);
+            }
+            out.push(Action::Broadcast(Message::Vote(Vote::Nullify(v))));
         }
-        // Repeat what this member said in the view and the certificate that opened it,
-        // so members that lost messages catch up after a partition heals.
-        out.push(Action::Broadcast(Message::Vote(Vote::Nullify(v))));
+        if let Some(f) = vv.finalize.get(&me).copied() {
+            out.push(Action::Broadcast(Message::Vote(Vote::Finalize(v, f))));
+        }
+        if let Some(p) = vv.proposal.filter(|_| self.config.leader(v) == me) {
+            out.push(Action::Broadcast(Message::Propose(p)));
+        }
         if let Some(p) = self
             .votes
             .get(&v)
@@ -448,7 +459,7 @@ impl Machine {
         }
         vv.voted_notarize = true;
         vv.notarize.insert(me, p);
-        self.known.insert(p.block, p);
+        self.known.insert((p.view, p.block), p);
         out.push(Action::Broadcast(Message::Vote(Vote::Notarize(p))));
         self.check_quorums(p.view, out);
     }
@@ -514,7 +525,7 @@ impl Machine {
             Certificate::Finalization(p, voters)
                 if valid(&voters) && p.view > self.finalized_upto =>
             {
-                self.known.insert(p.block, p);
+                self.known.insert((p.view, p.block), p);
                 self.finalize(p, out);
                 if self.finalized_upto >= p.view {
                     out.push(Action::Broadcast(Message::Certificate(
@@ -531,7 +542,7 @@ impl Machine {
             return;
         }
         self.notarized.insert(p.view, p);
-        self.known.insert(p.block, p);
+        self.known.insert((p.view, p.block), p);
         self.timeouts_in_row = 0;
         let cert = Certificate::Notarization(p, voters);
         self.certs.insert(p.view, cert.clone());
@@ -581,12 +592,13 @@ impl Machine {
         }
         if let Some((b, voters)) = finalization {
             if view > self.finalized_upto {
-                if let Some(p) = self
-                    .known
-                    .get(&b)
-                    .copied()
-                    .or_else(|| self.notarized.get(&view).copied())
-                {
+                let p = self
+                    .notarized
+                    .get(&view)
+                    .filter(|n| n.block == b)
+                    .or_else(|| self.known.get(&(view, b)))
+                    .copied();
+                if let Some(p) = p {
                     self.finalize(p, out);
                     out.push(Action::Broadcast(Message::Certificate(
                         Certificate::Finalization(p, voters),
@@ -598,24 +610,29 @@ impl Machine {
 
     fn finalize(&mut self, p: Proposal, out: &mut Vec<Action>) {
         // Walk back to the last finalized block, then emit in chain order. Ancestors this
-        // member never saw are final too (the certificate says so); it fetches them by
-        // block sync, asked for with `Action::Sync`.
+        // member never saw are final too (the certificate says so): `Action::Sync` asks the
+        // node to fetch them from peers and apply them; the machine itself skips the gap.
         let mut chain = vec![p];
         let mut cur = p;
         let mut gap = false;
         while cur.parent_view > self.finalized_upto {
-            match self.known.get(&cur.parent).copied() {
-                Some(parent) => {
+            match self.known.get(&(cur.parent_view, cur.parent)).copied() {
+                // Each step must go strictly back in view, or a crafted cycle would loop.
+                Some(parent) if parent.view < cur.view => {
                     chain.push(parent);
                     cur = parent;
                 }
+                Some(_) => return,
                 None => {
                     gap = true;
                     break;
                 }
             }
         }
-        if !gap && self.finalized.get(&cur.parent_view).map(|f| f.block) != Some(cur.parent) {
+        if !gap
+            && (cur.parent_view != self.finalized_upto
+                || self.finalized.get(&cur.parent_view).map(|f| f.block) != Some(cur.parent))
+        {
             // Cannot happen with 2f + 1 honest quorums; refuse rather than fork.
             return;
         }
@@ -634,8 +651,12 @@ impl Machine {
         }
         self.finalized_upto = p.view;
         // Old views can no longer matter.
-        self.votes = self.votes.split_off(&self.finalized_upto);
-        self.certs = self.certs.split_off(&self.finalized_upto);
+        let upto = self.finalized_upto;
+        self.votes = self.votes.split_off(&upto);
+        self.certs = self.certs.split_off(&upto);
+        self.notarized = self.notarized.split_off(&upto);
+        self.nullified = self.nullified.split_off(&upto);
+        self.known = self.known.split_off(&(upto, Hash32::ZERO));
     }
 
     fn advance(&mut self, out: &mut Vec<Action>, propose: &mut dyn FnMut(View, &Hash32) -> Hash32) {
@@ -650,8 +671,9 @@ impl Machine {
                 .copied();
             match next {
                 Some(v) => {
+                    let Some(next) = v.checked_add(1) else { break };
                     let before = self.view;
-                    self.enter(v + 1, out, propose);
+                    self.enter(next, out, propose);
                     if self.view == before {
                         break;
                     }

@@ -211,6 +211,13 @@ fn check(seed: u64) {
             );
         }
     }
+    // Nobody honest is accused.
+    for &i in &honest {
+        assert!(
+            !o.evidence_against.contains(&(i as Member)),
+            "seed {seed}: honest member {i} accused"
+        );
+    }
     // Equivocation is detected.
     for (i, r) in o.roles.iter().enumerate() {
         if *r == Role::DoubleVoter {
@@ -273,6 +280,87 @@ fn replay_one_seed() {
         );
         eprintln!("   {}", o.summaries[i]);
     }
+}
+
+#[test]
+fn a_digest_replayed_in_a_later_view_does_not_confuse_finalization() {
+    // View 1 notarized; the leader of view 2 proposes the same digest again.
+    let g = Hash32([1; 32]);
+    let mut m = Machine::new(
+        Config {
+            members: 4,
+            me: 0,
+            timeout_ms: 100,
+        },
+        g,
+    );
+    let mut propose = |v: View, p: &Hash32| block_digest(v, p, 0);
+    m.handle(Event::Tick(0), &mut propose);
+    let b1 = Hash32([9; 32]);
+    let p1 = Proposal {
+        view: 1,
+        parent_view: 0,
+        parent: g,
+        block: b1,
+    };
+    for from in 1..4 {
+        m.handle(
+            Event::Message(from, Message::Vote(Vote::Notarize(p1))),
+            &mut propose,
+        );
+    }
+    let replay = Proposal {
+        view: 2,
+        parent_view: 1,
+        parent: b1,
+        block: b1,
+    };
+    m.handle(Event::Message(2, Message::Propose(replay)), &mut propose);
+    for from in 1..4 {
+        m.handle(
+            Event::Message(from, Message::Vote(Vote::Finalize(1, b1))),
+            &mut propose,
+        );
+    }
+    assert_eq!(m.finalized().get(&1), Some(&p1));
+}
+
+#[test]
+fn a_member_that_voted_finalize_never_nullifies_the_view() {
+    let g = Hash32([1; 32]);
+    let mut m = Machine::new(
+        Config {
+            members: 4,
+            me: 3,
+            timeout_ms: 100,
+        },
+        g,
+    );
+    let mut propose = |v: View, p: &Hash32| block_digest(v, p, 3);
+    let p1 = Proposal {
+        view: 1,
+        parent_view: 0,
+        parent: g,
+        block: Hash32([5; 32]),
+    };
+    // The proposal and two votes arrive before the member's first tick.
+    m.handle(Event::Message(1, Message::Propose(p1)), &mut propose);
+    m.handle(
+        Event::Message(2, Message::Vote(Vote::Notarize(p1))),
+        &mut propose,
+    );
+    let mut all = m.handle(Event::Tick(0), &mut propose);
+    all.extend(m.handle(Event::Tick(10_000), &mut propose));
+    let finalize = all
+        .iter()
+        .any(|a| matches!(a, Action::Broadcast(Message::Vote(Vote::Finalize(1, _)))));
+    let nullify = all
+        .iter()
+        .any(|a| matches!(a, Action::Broadcast(Message::Vote(Vote::Nullify(1)))));
+    assert!(
+        finalize && !nullify,
+        "finalize {finalize}, nullify {nullify}"
+    );
 }
 
 #[test]
