@@ -372,7 +372,24 @@ impl Machine {
         }
         self.view = view;
         self.deadline = Some(self.now + (self.config.timeout_ms << self.timeouts_in_row));
-        if self.config.leader(view) == self.config.me {
+        self.act_in_view(out, propose);
+        self.check_quorums(view, out);
+    }
+
+    /// Proposes (as leader) and votes in the current view as soon as this member knows
+    /// enough: on entering it, and again whenever a certificate fills in a missing parent
+    /// or nullification.
+    fn act_in_view(
+        &mut self,
+        out: &mut Vec<Action>,
+        propose: &mut dyn FnMut(View, &Hash32) -> Hash32,
+    ) {
+        let view = self.view;
+        let proposed = self
+            .votes
+            .get(&view)
+            .is_some_and(|vv| vv.proposal.is_some());
+        if self.config.leader(view) == self.config.me && !proposed {
             if let Some(parent) = self.parent_for(view) {
                 let block = propose(view, &parent.block);
                 let p = Proposal {
@@ -385,11 +402,10 @@ impl Machine {
                 self.on_proposal(self.config.me, p, out);
             }
         }
-        // Votes may have arrived before this member reached the view.
+        // Votes and proposals may have arrived before this member could use them.
         if let Some(p) = self.votes.get(&view).and_then(|vv| vv.proposal) {
             self.try_notarize(p, out);
         }
-        self.check_quorums(view, out);
     }
 
     fn on_message(
@@ -681,5 +697,6 @@ impl Machine {
                 None => break,
             }
         }
+        self.act_in_view(out, propose);
     }
 }
