@@ -186,6 +186,23 @@ pub struct Machine {
     certs: BTreeMap<View, Certificate>,
 }
 
+/// Records `from`'s vote for `value` unless it voted before; returns its earlier vote when
+/// that one differs (equivocation).
+fn first_vote<T: Copy + PartialEq>(
+    votes: &mut BTreeMap<Member, T>,
+    from: Member,
+    value: T,
+) -> Option<T> {
+    match votes.get(&from) {
+        Some(earlier) if *earlier != value => Some(*earlier),
+        Some(_) => None,
+        None => {
+            votes.insert(from, value);
+            None
+        }
+    }
+}
+
 /// The digest the simulator and tests use for a block: deterministic in its position.
 pub fn block_digest(view: View, parent: &Hash32, proposer: Member) -> Hash32 {
     sha256(&[
@@ -486,38 +503,22 @@ impl Machine {
             return;
         }
         let vv = self.votes.entry(view).or_default();
-        match vote {
-            Vote::Notarize(p) => match vv.notarize.get(&from) {
-                Some(q) if *q != p => {
-                    let first = Message::Vote(Vote::Notarize(*q));
-                    out.push(Action::Evidence {
-                        member: from,
-                        first,
-                        second: Message::Vote(vote),
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    vv.notarize.insert(from, p);
-                }
-            },
+        let earlier = match vote {
+            Vote::Notarize(p) => first_vote(&mut vv.notarize, from, p).map(Vote::Notarize),
             Vote::Nullify(_) => {
                 vv.nullify.insert(from);
+                None
             }
-            Vote::Finalize(_, b) => match vv.finalize.get(&from) {
-                Some(c) if *c != b => {
-                    let first = Message::Vote(Vote::Finalize(view, *c));
-                    out.push(Action::Evidence {
-                        member: from,
-                        first,
-                        second: Message::Vote(vote),
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    vv.finalize.insert(from, b);
-                }
-            },
+            Vote::Finalize(_, b) => {
+                first_vote(&mut vv.finalize, from, b).map(|c| Vote::Finalize(view, c))
+            }
+        };
+        if let Some(first) = earlier {
+            out.push(Action::Evidence {
+                member: from,
+                first: Message::Vote(first),
+                second: Message::Vote(vote),
+            });
         }
         self.check_quorums(view, out);
     }

@@ -168,7 +168,7 @@ impl Store {
             path,
             sync: config.sync,
         };
-        let meta = store.cf(CF_META);
+        let meta = store.cf(CF_META)?;
         match store.db.get_cf(meta, META_FORMAT)? {
             Some(found) if found != FORMAT.as_bytes() => {
                 return Err(StorageError::Format {
@@ -215,11 +215,10 @@ impl Store {
         &self.path
     }
 
-    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        // The families are created on open; their absence is a bug, not an input.
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
         self.db
             .cf_handle(name)
-            .unwrap_or_else(|| panic!("column family {name} missing"))
+            .ok_or_else(|| StorageError::Corrupt(format!("column family {name} is missing")))
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
@@ -231,7 +230,7 @@ impl Store {
 
     /// Height of the last committed block, `None` before genesis is committed.
     pub fn head(&self) -> Result<Option<u64>, StorageError> {
-        match self.db.get_cf(self.cf(CF_META), META_HEAD)? {
+        match self.db.get_cf(self.cf(CF_META)?, META_HEAD)? {
             None => Ok(None),
             Some(v) => decode_exact::<u64>(&v)
                 .map(Some)
@@ -251,29 +250,29 @@ impl Store {
         let mut batch = WriteBatch::default();
         let mut header = block.header.encode();
         block.certificate.encode_to(&mut header);
-        batch.put_cf(self.cf(CF_HEADERS), h, header);
-        batch.put_cf(self.cf(CF_BODIES), h, block.txs.encode());
-        batch.put_cf(self.cf(CF_RECEIPTS), h, receipts.to_vec().encode());
-        let index = self.cf(CF_TXINDEX);
+        batch.put_cf(self.cf(CF_HEADERS)?, h, header);
+        batch.put_cf(self.cf(CF_BODIES)?, h, block.txs.encode());
+        batch.put_cf(self.cf(CF_RECEIPTS)?, h, receipts.to_vec().encode());
+        let index = self.cf(CF_TXINDEX)?;
         for (i, tx) in block.txs.iter().enumerate() {
             let mut loc = block.header.height.encode();
             (i as u32).encode_to(&mut loc);
             batch.put_cf(index, tx.id().0, loc);
         }
-        let state = self.cf(CF_STATE);
+        let state = self.cf(CF_STATE)?;
         for (k, v) in state_changes {
             match v {
                 Some(v) => batch.put_cf(state, k, v),
                 None => batch.delete_cf(state, k),
             }
         }
-        batch.put_cf(self.cf(CF_META), META_HEAD, block.header.height.encode());
+        batch.put_cf(self.cf(CF_META)?, META_HEAD, block.header.height.encode());
         self.write(batch)
     }
 
     /// The header and certificate at `height`.
     pub fn header(&self, height: u64) -> Result<Option<(BlockHeader, Certificate)>, StorageError> {
-        let Some(v) = self.db.get_cf(self.cf(CF_HEADERS), height.to_be_bytes())? else {
+        let Some(v) = self.db.get_cf(self.cf(CF_HEADERS)?, height.to_be_bytes())? else {
             return Ok(None);
         };
         let mut r = cpc_types::codec::Reader::new(&v);
@@ -292,7 +291,7 @@ impl Store {
         };
         let body = self
             .db
-            .get_cf(self.cf(CF_BODIES), height.to_be_bytes())?
+            .get_cf(self.cf(CF_BODIES)?, height.to_be_bytes())?
             .ok_or_else(|| StorageError::Corrupt(format!("missing body at height {height}")))?;
         let txs: Vec<SignedTransaction> = decode_exact(&body)
             .map_err(|_| StorageError::Corrupt(format!("body at height {height}")))?;
@@ -306,7 +305,7 @@ impl Store {
     /// The receipts of the block at `height`.
     pub fn receipts(&self, height: u64) -> Result<Option<Vec<TxReceipt>>, StorageError> {
         self.db
-            .get_cf(self.cf(CF_RECEIPTS), height.to_be_bytes())?
+            .get_cf(self.cf(CF_RECEIPTS)?, height.to_be_bytes())?
             .map(|v| {
                 decode_exact(&v)
                     .map_err(|_| StorageError::Corrupt(format!("receipts at height {height}")))
@@ -316,7 +315,7 @@ impl Store {
 
     /// Where a transaction was committed.
     pub fn tx_location(&self, id: &Hash32) -> Result<Option<TxLocation>, StorageError> {
-        let Some(v) = self.db.get_cf(self.cf(CF_TXINDEX), id.0)? else {
+        let Some(v) = self.db.get_cf(self.cf(CF_TXINDEX)?, id.0)? else {
             return Ok(None);
         };
         let mut r = cpc_types::codec::Reader::new(&v);
@@ -335,7 +334,7 @@ impl Store {
     /// Every state entry, in key order.
     pub fn state_entries(&self) -> Result<Vec<KeyValue>, StorageError> {
         self.db
-            .iterator_cf(self.cf(CF_STATE), IteratorMode::Start)
+            .iterator_cf(self.cf(CF_STATE)?, IteratorMode::Start)
             .map(|kv| {
                 kv.map(|(k, v)| (k.into_vec(), v.into_vec()))
                     .map_err(StorageError::from)
