@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup run test lint bench fmt accel-report node-bench
+.PHONY: setup run test lint bench fmt accel-report node-bench network-bench
 
 setup:
 	@bash deploy/setup.sh
@@ -35,3 +35,6 @@ bench: setup
 # Single-node ingest: tx/s, commit latency and memory under load.
 node-bench: setup
 	bash bench/node-ingest.sh
+
+network-bench: setup
+	bash bench/network-ingest.sh

@@ -14,7 +14,7 @@ home=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$cpchain" init --home "$home/node" >/dev/null
 "$cpchain" start --home "$home/node" --api.listen "127.0.0.1:$port" \
-  --node.block-interval-ms "${INTERVAL_MS:-1000}" >"$home/node.log" 2>&1 &
+  --consensus.block-interval-ms "${INTERVAL_MS:-1000}" >"$home/node.log" 2>&1 &
 node=$!
 trap 'kill -TERM $node 2>/dev/null; wait $node 2>/dev/null; rm -rf "$home"' EXIT
 for _ in $(seq 1 100); do

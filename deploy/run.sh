@@ -1,54 +1,79 @@
 #!/usr/bin/env bash
-# The main job: a local cpchain appliance with the default configuration.
-# Creates a node home (keys, single-validator genesis, commented config.toml) on first
-# run, self-tests the accelerators, starts the node, sends a demonstration transfer and
-# leaves the node running until Ctrl-C.
+# The main job: a local network of four cpchain appliances with the default embedded
+# configuration. On first run `cpchain testnet` writes keys, one genesis and a config per
+# node; then the accelerators self-test, the four nodes start, a transfer sent to node 1
+# is shown committed on node 4, and the network runs until Ctrl-C (a later run resumes
+# the same chain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
 cargo build --release -p cpc-cli
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 cpchain="$target_dir/release/cpchain"
-home="${CPCHAIN_HOME:-$PWD/.cpchain/node}"
-export CPCHAIN_HOME="$home"
+net="${CPCHAIN_TESTNET:-$PWD/.cpchain/testnet}"
+nodes=4
 
-if [ ! -f "$home/config.toml" ]; then
-  "$cpchain" init --home "$home"
+if [ ! -f "$net/testnet.json" ]; then
+  "$cpchain" testnet --nodes "$nodes" --out "$net"
 fi
 "$cpchain" accel selftest
 
-"$cpchain" start --home "$home" &
-node=$!
+pids=()
 stop() {
-  kill -TERM "$node" 2>/dev/null || true
-  wait "$node" 2>/dev/null || true
-  exit 0
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
-trap stop INT TERM
-trap 'kill -TERM "$node" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  "$cpchain" status --home "$home" >/dev/null 2>&1 && break
-  kill -0 "$node" 2>/dev/null || { echo "the node stopped; see the messages above" >&2; exit 1; }
-  sleep 0.1
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
+for i in $(seq 1 "$nodes"); do
+  "$cpchain" start --home "$net/node$i" >"$net/node$i.log" 2>&1 &
+  pids+=($!)
+done
+api() { python3 -c "import json,sys; print(json.load(open('$net/testnet.json'))['nodes'][$1-1]['api'])"; }
+echo
+echo "== four nodes started (logs in $net/nodeN.log)"
+for i in $(seq 1 "$nodes"); do
+  echo "  node$i  API http://$(api "$i")"
+done
+for i in $(seq 1 "$nodes"); do
+  for _ in $(seq 1 300); do
+    "$cpchain" status --home "$net/node$i" >/dev/null 2>&1 && break
+    kill -0 "${pids[$((i - 1))]}" 2>/dev/null || { echo "node$i stopped:" >&2; tail -20 "$net/node$i.log" >&2; exit 1; }
+    sleep 0.1
+  done
 done
 
-foundation=$("$cpchain" keys show "$home/keys/foundation.key" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["address"])')
+to=$("$cpchain" keys show "$net/keys/foundation.key" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["address"])')
 echo
-echo "== sending 1.5 CPC from the validator's account to the foundation"
-echo "\$ cpchain tx transfer --home $home --to $foundation --amount 1.5 --wait"
-"$cpchain" tx transfer --home "$home" --to "$foundation" --amount 1.5 --wait
+echo "== sending 1.5 CPC from user 1 to the foundation through node 1"
+echo "\$ cpchain tx transfer --home $net/node1 --key $net/keys/user-1.key --to $to --amount 1.5 --wait"
+"$cpchain" tx transfer --home "$net/node1" --key "$net/keys/user-1.key" --to "$to" --amount 1.5 --wait
 echo
-echo "== the node's status"
-"$cpchain" status --home "$home"
+echo "== the same account on node 4"
+curl -s "http://$(api 4)/v1/accounts/$to"
+echo
+echo
+echo "== consensus on node 2"
+curl -s "http://$(api 2)/v1/consensus" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+print(f"height {c[\"height\"]}, view {c[\"view\"]}, term {c[\"term\"]}, member {c[\"member\"]}")
+for m in c["committee"]:
+    print(f"  member {m[\"index\"]}  {m[\"address\"]}  credit {m[\"credit\"]}")
+'
+for i in $(seq 1 "$nodes"); do
+  echo
+  echo "== node$i"
+  "$cpchain" status --home "$net/node$i"
+done
 cat <<TXT
 
-The node is running: API on http://127.0.0.1:8645 (see /v1/openapi.json), data in $home/data.
-Try, in another terminal:
-  export CPCHAIN_HOME=$home
-  $cpchain tx transfer --to $foundation --amount 2 --wait
-  curl -s http://127.0.0.1:8645/v1/accounts/$foundation
-  curl -s http://127.0.0.1:8645/v1/blocks/latest
-  curl -s http://127.0.0.1:8645/metrics
-Press Ctrl-C to stop it; \`make run\` again resumes the same chain.
+The network is running. Try, in another terminal:
+  $cpchain tx transfer --home $net/node3 --key $net/keys/user-2.key --to $to --amount 2 --wait
+  curl -s http://$(api 1)/v1/consensus
+  curl -s http://$(api 1)/v1/peers
+  curl -s http://$(api 4)/v1/blocks/latest
+  kill -9 one node's process: the other three go on; start it again and it catches up.
+Press Ctrl-C to stop all four; \`make run\` again resumes the same chain.
 TXT
-wait "$node"
+wait

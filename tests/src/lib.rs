@@ -50,6 +50,14 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Reads a key file (hex seed).
+pub fn read_key(path: &Path) -> SecretKey {
+    let text = std::fs::read_to_string(path).expect("key file");
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed).expect("hex key");
+    SecretKey::from_bytes(seed)
+}
+
 /// An HTTP answer: status and JSON body (`Null` when the body is not JSON).
 #[derive(Debug)]
 pub struct Answer {
@@ -70,6 +78,7 @@ pub struct Node {
     agent: ureq::Agent,
     extra: Vec<String>,
     listen: Option<String>,
+    p2p: Option<String>,
 }
 
 impl Node {
@@ -96,6 +105,28 @@ impl Node {
             agent,
             extra: Vec::new(),
             listen: None,
+            // Nodes of parallel tests must not share the default p2p port.
+            p2p: Some(format!("/ip4/127.0.0.1/tcp/{}", free_port())),
+        }
+    }
+
+    /// A node whose home another command wrote (`cpchain testnet`), serving its API on
+    /// `port` and using its own p2p settings.
+    pub fn at(home: PathBuf, port: u16) -> Node {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Node {
+            home,
+            _dir: None,
+            port,
+            child: None,
+            agent,
+            extra: Vec::new(),
+            listen: None,
+            p2p: None,
         }
     }
 
@@ -121,8 +152,19 @@ impl Node {
         let mut cmd = Command::new(binary());
         cmd.args(["start", "--home"])
             .arg(&self.home)
-            .args(["--api.listen", &listen, "--node.block-interval-ms", "100"])
+            .args([
+                "--api.listen",
+                &listen,
+                "--consensus.block-interval-ms",
+                "100",
+            ])
+            .args(
+                self.p2p
+                    .iter()
+                    .flat_map(|p| ["--p2p.listen".to_owned(), p.clone()]),
+            )
             .args(&self.extra)
+            .env("CPCHAIN_CONSENSUS__VIEW_TIMEOUT_MS", "1000")
             .env("CPCHAIN_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -132,17 +174,18 @@ impl Node {
 
     /// A key file of the node's home (`validator` or `foundation`).
     pub fn key(&self, name: &str) -> SecretKey {
-        let text =
-            std::fs::read_to_string(self.home.join(format!("keys/{name}.key"))).expect("key file");
-        let mut seed = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut seed).expect("hex key");
-        SecretKey::from_bytes(seed)
+        read_key(&self.home.join(format!("keys/{name}.key")))
     }
 
     /// Starts the node and waits until its API answers.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
         self.spawn();
+        self.wait_api();
+    }
+
+    /// Waits until the API of a spawned node answers.
+    pub fn wait_api(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self
@@ -194,6 +237,32 @@ impl Node {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// The height of the node's last committed block.
+    pub fn height(&self) -> u64 {
+        self.get("/v1/status").body["height"].as_u64().unwrap_or(0)
+    }
+
+    /// The hash of the block at `height`, if the node has it.
+    pub fn block_hash(&self, height: u64) -> Option<String> {
+        let a = self.get(&format!("/v1/blocks/{height}"));
+        a.body["hash"].as_str().map(str::to_owned)
+    }
+
+    /// Waits up to `secs` seconds until the node's height reaches `height`.
+    pub fn wait_height(&self, height: u64, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.height() < height {
+            assert!(
+                Instant::now() < deadline,
+                "{} stayed at height {} below {height}:\n{}",
+                self.home.display(),
+                self.height(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -300,5 +369,72 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// A local network written by `cpchain testnet` in a temporary directory.
+pub struct Testnet {
+    /// The directory holding the node homes and keys.
+    pub dir: tempfile::TempDir,
+    /// The nodes, in order (node1 first).
+    pub nodes: Vec<Node>,
+}
+
+impl Testnet {
+    /// Writes an `n`-node network on free loopback ports; nothing runs yet.
+    pub fn new(n: usize) -> Testnet {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // `testnet` takes consecutive ports: find a run where all are free.
+        let base = |seed: u16| 20_000 + (seed % 2000) * 20;
+        let mut p2p = 0;
+        let mut api = 0;
+        for attempt in 0..200u16 {
+            let s = free_port().wrapping_add(attempt);
+            let (p, a) = (base(s), base(s) + 10);
+            let all_free = (0..n as u16).all(|i| {
+                TcpListener::bind(("127.0.0.1", p + i)).is_ok()
+                    && TcpListener::bind(("127.0.0.1", a + i)).is_ok()
+            });
+            if all_free {
+                (p2p, api) = (p, a);
+                break;
+            }
+        }
+        assert!(p2p > 0, "no free run of ports");
+        let out = cpchain(&[
+            "testnet",
+            "--nodes",
+            &n.to_string(),
+            "--out",
+            dir.path().to_str().expect("utf-8 path"),
+            "--p2p-port",
+            &p2p.to_string(),
+            "--api-port",
+            &api.to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "testnet failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let nodes = (0..n)
+            .map(|i| Node::at(dir.path().join(format!("node{}", i + 1)), api + i as u16))
+            .collect();
+        Testnet { dir, nodes }
+    }
+
+    /// The key of funded user `i` (1-based).
+    pub fn user(&self, i: usize) -> SecretKey {
+        read_key(&self.dir.path().join(format!("keys/user-{i}.key")))
+    }
+
+    /// Starts every node.
+    pub fn start_all(&mut self) {
+        for n in &mut self.nodes {
+            n.spawn();
+        }
+        for n in &mut self.nodes {
+            n.wait_api();
+        }
     }
 }

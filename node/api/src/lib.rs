@@ -86,11 +86,33 @@ impl ApiConfig {
     }
 }
 
-/// What handlers share.
+/// Live views of the node's services besides the chain, for the API to report.
+pub trait Services: Send + Sync + 'static {
+    /// The consensus engine's state, `None` before it runs.
+    fn consensus(&self) -> Option<cpc_chain::ConsensusStatus>;
+    /// Peers and network counters, `None` without a network.
+    fn network(&self) -> Option<cpc_p2p::NetStatus>;
+}
+
+/// [`Services`] of a node that runs none (tests of the API alone).
 #[derive(Debug)]
+pub struct NoServices;
+
+impl Services for NoServices {
+    fn consensus(&self) -> Option<cpc_chain::ConsensusStatus> {
+        None
+    }
+    fn network(&self) -> Option<cpc_p2p::NetStatus> {
+        None
+    }
+}
+
+/// What handlers share.
 pub struct ApiState {
     /// The chain service.
     pub chain: Arc<Chain>,
+    /// The other services.
+    pub services: Arc<dyn Services>,
     /// The admission batcher.
     pub admission: admission::Admission,
     /// The settings.
@@ -103,6 +125,7 @@ pub struct ApiState {
 pub async fn serve(
     config: ApiConfig,
     chain: Arc<Chain>,
+    services: Arc<dyn Services>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     config.validate().map_err(ApiError::Config)?;
@@ -117,6 +140,7 @@ pub async fn serve(
     let admission = admission::Admission::start(chain.clone(), config.admission_queue);
     let state = Arc::new(ApiState {
         chain,
+        services,
         admission,
         config,
         started: Instant::now(),

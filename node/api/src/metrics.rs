@@ -150,5 +150,100 @@ pub(crate) fn render(state: &ApiState) -> String {
         "Time spent inside each backend.",
         &labelled(&|c| c.busy_ns_total as f64 / 1e9),
     );
+    if let Some(c) = state.services.consensus() {
+        consensus(&mut out, &c);
+    }
+    if let Some(n) = state.services.network() {
+        metric(
+            &mut out,
+            "cpchain_peers",
+            "gauge",
+            "Connected peers.",
+            &one(n.peers.len() as f64),
+        );
+        metric(
+            &mut out,
+            "cpchain_gossip_received_total",
+            "counter",
+            "Gossip messages received.",
+            &one(n.received as f64),
+        );
+        metric(
+            &mut out,
+            "cpchain_gossip_rejected_total",
+            "counter",
+            "Messages from peers rejected as invalid.",
+            &one(n.rejected as f64),
+        );
+    }
     out
+}
+
+fn consensus(out: &mut String, c: &cpc_chain::ConsensusStatus) {
+    let m = &c.metrics;
+    metric(
+        out,
+        "cpchain_consensus_view",
+        "gauge",
+        "Current consensus view (round).",
+        &one(c.view as f64),
+    );
+    metric(
+        out,
+        "cpchain_consensus_term",
+        "gauge",
+        "Current election term.",
+        &one(c.term as f64),
+    );
+    metric(
+        out,
+        "cpchain_consensus_view_changes_total",
+        "counter",
+        "Views that ended in a nullification (timeout).",
+        &one(m.view_changes as f64),
+    );
+    metric(
+        out,
+        "cpchain_consensus_missed_proposals_total",
+        "counter",
+        "Nullified views that this node led.",
+        &one(m.missed_proposals as f64),
+    );
+    metric(
+        out,
+        "cpchain_consensus_evidence_total",
+        "counter",
+        "Conflicting messages seen from committee members.",
+        &one(m.evidence as f64),
+    );
+    metric(
+        out,
+        "cpchain_consensus_synced_blocks_total",
+        "counter",
+        "Blocks committed from peers' sync answers.",
+        &one(m.synced as f64),
+    );
+    let name = "cpchain_commit_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from a block's timestamp to its commit on this node."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (i, le) in cpc_chain::LATENCY_BUCKETS_MS.iter().enumerate() {
+        cumulative += m.commit_latency_counts.get(i).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {cumulative}",
+            *le as f64 / 1000.0
+        );
+    }
+    let total: u64 = m.commit_latency_counts.iter().sum();
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+    let _ = writeln!(
+        out,
+        "{name}_sum {}",
+        m.commit_latency_sum_ms as f64 / 1000.0
+    );
+    let _ = writeln!(out, "{name}_count {total}");
 }

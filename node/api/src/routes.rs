@@ -25,8 +25,8 @@ type Shared = Arc<ApiState>;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "CPChain node admin API", description = "Status, blocks, transactions, accounts, accelerators and metrics of one cpchain node."),
-    paths(health, status, block, tx, account, submit_tx, submit_batch, accel, metrics, openapi),
-    components(schemas(ErrorBody, HealthView, StatusView, BlockView, SubmitView, BatchItemView, AccountResponse)),
+    paths(health, status, block, tx, account, consensus, committee_history, credit, peers, submit_tx, submit_batch, accel, metrics, openapi),
+    components(schemas(ErrorBody, HealthView, StatusView, BlockView, SubmitView, BatchItemView, AccountResponse, CreditView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -58,6 +58,10 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/blocks/{id}", get(block))
         .route("/v1/txs/{hash}", get(tx))
         .route("/v1/accounts/{address}", get(account))
+        .route("/v1/consensus", get(consensus))
+        .route("/v1/committee/history", get(committee_history))
+        .route("/v1/credit/{node}", get(credit))
+        .route("/v1/peers", get(peers))
         .route("/v1/openapi.json", get(openapi))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()) })
@@ -478,6 +482,91 @@ async fn submit_batch(
             })
             .collect(),
     ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/consensus",
+    responses((status = 200, description = "Height, view (round), term, the committee with credits and lucky values, the proposer schedule and consensus counters", body = Object), (status = 503, body = ErrorBody))
+)]
+async fn consensus(State(s): State<Shared>) -> Result<Json<cpc_chain::ConsensusStatus>, ApiError> {
+    s.services
+        .consensus()
+        .map(Json)
+        .ok_or_else(|| ApiError::Unavailable("consensus is not running yet".into()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/committee/history",
+    responses((status = 200, description = "Committees by the height from which they served", body = Object), (status = 503, body = ErrorBody))
+)]
+async fn committee_history(State(s): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
+    let chain = s.chain.clone();
+    let history = blocking(move || chain.committee_history().map_err(ApiError::from)).await?;
+    Ok(Json(serde_json::json!({ "committees": history })))
+}
+
+/// A validator's standing.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreditView {
+    /// Its address.
+    address: String,
+    /// Its signing key.
+    key: String,
+    /// Credit, 0–1000.
+    credit: u32,
+    /// Locked deposit, base units.
+    deposit: u64,
+    /// Whether it sits in the current committee.
+    member: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/credit/{node}",
+    params(("node" = String, Path, description = "the validator's address (`cpc…`) or signing key (64 hex digits)")),
+    responses((status = 200, body = CreditView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn credit(
+    State(s): State<Shared>,
+    Path(node): Path<String>,
+) -> Result<Json<CreditView>, ApiError> {
+    let address: Address = match node.parse::<Address>() {
+        Ok(a) => a,
+        Err(_) => node
+            .parse::<cpc_types::PublicKey>()
+            .map(|k| k.address())
+            .map_err(|_| {
+                ApiError::Malformed(
+                    "expected a validator address (cpc + 40 hex digits) or key (64 hex digits)"
+                        .into(),
+                )
+            })?,
+    };
+    let chain = s.chain.clone();
+    let v = blocking(move || Ok(chain.validator(&address)))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{address} is not a validator")))?;
+    Ok(Json(CreditView {
+        address: address.to_string(),
+        key: v.key.to_string(),
+        credit: v.credit,
+        deposit: v.deposit,
+        member: s.chain.committee().contains(&v.key),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/peers",
+    responses((status = 200, description = "This node's peer id, listen addresses, connected peers with their scores, and gossip counters", body = Object), (status = 503, body = ErrorBody))
+)]
+async fn peers(State(s): State<Shared>) -> Result<Json<cpc_p2p::NetStatus>, ApiError> {
+    s.services
+        .network()
+        .map(Json)
+        .ok_or_else(|| ApiError::Unavailable("the network is not running".into()))
 }
 
 #[utoipa::path(

@@ -8,7 +8,8 @@ use cpc_accel::Dispatcher;
 use cpc_state::{BlockEnv, Genesis, GenesisError, State};
 use cpc_storage::{StorageError, Store, StoreConfig};
 use cpc_types::{
-    Address, Block, BlockHeader, Certificate, Hash32, SecretKey, SignedTransaction, TxReceipt, Vote,
+    Address, Block, BlockHeader, Certificate, Hash32, PublicKey, SecretKey, SignedTransaction,
+    TxReceipt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,17 @@ pub enum ChainError {
     /// Stored data is inconsistent.
     #[error("{0}; run `cpchain check` on the data directory")]
     Corrupt(String),
+    /// Only a node with a validator key builds blocks.
+    #[error("this node has no validator key")]
+    NoKey,
+    /// A final block does not extend the head.
+    #[error("block {height} does not extend the head at {head}")]
+    NotChild {
+        /// The block's height.
+        height: u64,
+        /// The head's height.
+        head: u64,
+    },
     /// A block commit failed earlier; memory and disk may differ until a restart.
     #[error("a block commit failed earlier; restart the node to reload the state from disk")]
     Poisoned,
@@ -115,7 +127,7 @@ pub struct ChainStatus {
     pub mempool_bytes: usize,
     /// This node's validator address, if it has a key.
     pub validator: Option<Address>,
-    /// Whether this node produces blocks.
+    /// Whether this node is a committee member and so proposes and votes.
     pub producing: bool,
 }
 
@@ -151,13 +163,26 @@ struct Inner {
     head: BlockHeader,
 }
 
-/// What one produced block holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Produced {
-    /// The block height.
-    pub height: u64,
-    /// Transactions included.
-    pub txs: usize,
+/// One committee and the height from which it served.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommitteeEpoch {
+    /// The first height it certified.
+    pub from_height: u64,
+    /// Its election term.
+    pub term: u64,
+    /// Its members, in proposer order.
+    pub members: Vec<PublicKey>,
+}
+
+/// A block this node built, executed on its parent's state but not committed.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The block, without certificate.
+    pub block: Block,
+    /// Its receipts.
+    pub receipts: Vec<TxReceipt>,
+    /// The state after it.
+    pub state: State,
     /// Transactions dropped because they failed to execute.
     pub dropped: usize,
 }
@@ -170,6 +195,8 @@ pub struct Chain {
     store: Store,
     key: Option<SecretKey>,
     producing: bool,
+    outbox: Mutex<Vec<SignedTransaction>>,
+    gossip: AtomicBool,
     inner: RwLock<Inner>,
     mempool: Mutex<Mempool>,
     counters: Counters,
@@ -220,9 +247,9 @@ impl Chain {
                 (state, head)
             }
         };
-        let producing = key.as_ref().is_some_and(|k| {
-            genesis.validators.len() == 1 && genesis.validators[0].key == k.public()
-        });
+        let producing = key
+            .as_ref()
+            .is_some_and(|k| genesis.validators.iter().any(|v| v.key == k.public()));
         Ok(Chain {
             genesis,
             genesis_hash,
@@ -230,6 +257,8 @@ impl Chain {
             store,
             key,
             producing,
+            outbox: Mutex::new(Vec::new()),
+            gossip: AtomicBool::new(false),
             inner: RwLock::new(Inner { state, head }),
             mempool: Mutex::new(Mempool::new(config.mempool)),
             counters: Counters::default(),
@@ -275,7 +304,7 @@ impl Chain {
         &self.genesis
     }
 
-    /// Whether this node produces blocks (single-validator chain, with the validator key).
+    /// Whether this node is a committee member (it has a validator's key).
     pub fn is_producer(&self) -> bool {
         self.producing
     }
@@ -297,6 +326,35 @@ impl Chain {
     /// accelerator batch for all of them), usable nonce, and — for an account's next
     /// transaction — executable now. Returns one result per transaction, in order.
     pub fn submit(
+        &self,
+        txs: Vec<SignedTransaction>,
+        now_ms: u64,
+    ) -> Vec<Result<Hash32, SubmitError>> {
+        let results = self.admit_all(txs.clone(), now_ms);
+        let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded in case the network stops draining it: then peers get them from blocks.
+        if self.gossip.load(Ordering::Relaxed) && outbox.len() < 1 << 18 {
+            outbox.extend(
+                txs.into_iter()
+                    .zip(&results)
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(t, _)| t),
+            );
+        }
+        results
+    }
+
+    /// Admits transactions relayed by a peer: like [`Chain::submit`], but they are not
+    /// gossiped again (the network relays them itself).
+    pub fn submit_from_peer(
+        &self,
+        txs: Vec<SignedTransaction>,
+        now_ms: u64,
+    ) -> Vec<Result<Hash32, SubmitError>> {
+        self.admit_all(txs, now_ms)
+    }
+
+    fn admit_all(
         &self,
         txs: Vec<SignedTransaction>,
         now_ms: u64,
@@ -382,24 +440,27 @@ impl Chain {
         pool.insert(tx, account_nonce, now_ms)
     }
 
-    /// Produces, executes and commits the next block from the mempool, if this node is the
-    /// producer. `now_ms` is the producer's clock; block timestamps strictly increase.
-    pub fn produce_block(&self, now_ms: u64) -> Result<Option<Produced>, ChainError> {
-        if self.poisoned.load(Ordering::Acquire) {
+    /// Builds this node's block for `view` on top of `parent`, whose post-state is
+    /// `state`: up to `max_block_txs` mempool transactions that execute, in the mempool's
+    /// fair order. A transaction that fails is dropped from the mempool with its reason.
+    /// Nothing is committed; the consensus engine commits the block once it is final.
+    pub fn build_block(
+        &self,
+        parent: &BlockHeader,
+        mut state: State,
+        view: u64,
+        now_ms: u64,
+    ) -> Result<Built, ChainError> {
+        if self.is_poisoned() {
             return Err(ChainError::Poisoned);
         }
-        let Some(key) = self.key.as_ref().filter(|_| self.producing) else {
-            return Ok(None);
+        let Some(key) = self.key.as_ref() else {
+            return Err(ChainError::NoKey);
         };
-        let start = Instant::now();
-        let mut inner = self.write();
-        let max = inner.state.params().max_block_txs as usize;
-        let picked = {
-            let state = &inner.state;
-            self.pool().pick(max, |a| state.account(a).nonce)
-        };
-        let env = self.env(&inner.head, now_ms);
-        let state = &mut inner.state;
+        state.take_diff();
+        let max = state.params().max_block_txs as usize;
+        let picked = self.pool().pick(max, |a| state.account(a).nonce);
+        let env = self.env(parent, now_ms);
         state.begin_block(&env);
         let mut txs = Vec::with_capacity(picked.len());
         let mut receipts = Vec::with_capacity(picked.len());
@@ -426,48 +487,90 @@ impl Chain {
         let header = BlockHeader {
             chain_id: self.genesis.chain_id,
             height: env.height,
-            parent: inner.head.hash(),
+            view,
+            parent: parent.hash(),
             timestamp_ms: env.timestamp_ms,
             proposer: key.public(),
             tx_root: tx_root(&self.accel, &txs),
-            state_root: inner.state.root(&self.accel),
+            state_root: state.root(&self.accel),
             committee_change: None,
         };
-        let vote = Vote {
-            chain_id: header.chain_id,
-            height: header.height,
-            round: 0,
-            block: header.hash(),
-        };
-        let certificate = Certificate {
-            round: 0,
-            votes: vec![(key.public(), key.sign(&vote.signing_bytes()))],
-        };
-        let block = Block {
-            header,
-            certificate,
-            txs,
-        };
-        let diff = inner.state.take_diff();
-        if let Err(e) = self.store.commit_block(&block, &receipts, &diff) {
+        if !dropped.is_empty() {
+            let mut pool = self.pool();
+            for (id, why) in &dropped {
+                pool.remove(id);
+                pool.note_rejected(*id, why.clone());
+            }
+            self.counters
+                .dropped
+                .fetch_add(dropped.len() as u64, Ordering::Relaxed);
+        }
+        Ok(Built {
+            block: Block {
+                header,
+                certificate: Certificate::default(),
+                txs,
+            },
+            receipts,
+            state,
+            dropped: dropped.len(),
+        })
+    }
+
+    /// For each transaction, whether this exact transaction (signature included) sits in
+    /// the mempool, where it arrived with a verified signature.
+    pub fn pre_verified(&self, txs: &[SignedTransaction]) -> Vec<bool> {
+        let pool = self.pool();
+        txs.iter()
+            .map(|t| pool.get(&t.id()).is_some_and(|p| p == t))
+            .collect()
+    }
+
+    /// The head and a copy of its state, for executing blocks on top of it.
+    pub fn head_state(&self) -> (BlockHeader, State) {
+        let inner = self.read();
+        (inner.head.clone(), inner.state.clone())
+    }
+
+    /// The last committed header.
+    pub fn head(&self) -> BlockHeader {
+        self.read().head.clone()
+    }
+
+    /// Commits a final block executed on top of the head: `state` is the state after it
+    /// (as [`execute_block`](crate::execute_block) or [`Chain::build_block`] left it).
+    /// Its transactions leave the mempool.
+    pub fn commit_final(
+        &self,
+        block: &Block,
+        receipts: &[TxReceipt],
+        mut state: State,
+        now_ms: u64,
+    ) -> Result<(), ChainError> {
+        if self.is_poisoned() {
+            return Err(ChainError::Poisoned);
+        }
+        let start = Instant::now();
+        let mut inner = self.write();
+        if block.header.parent != inner.head.hash() || block.header.height != inner.head.height + 1
+        {
+            return Err(ChainError::NotChild {
+                height: block.header.height,
+                head: inner.head.height,
+            });
+        }
+        let diff = state.take_diff();
+        if let Err(e) = self.store.commit_block(block, receipts, &diff) {
             self.poisoned.store(true, Ordering::Release);
             return Err(e.into());
         }
+        inner.state = state;
         inner.head = block.header.clone();
-        let produced = Produced {
-            height: block.header.height,
-            txs: block.txs.len(),
-            dropped: dropped.len(),
-        };
         {
             let state = &inner.state;
             let mut pool = self.pool();
             for tx in &block.txs {
                 pool.remove(&tx.id());
-            }
-            for (id, why) in dropped {
-                pool.remove(&id);
-                pool.note_rejected(id, why);
             }
             pool.prune(|a| state.account(a).nonce, now_ms);
         }
@@ -475,15 +578,101 @@ impl Chain {
         self.counters.blocks.fetch_add(1, Ordering::Relaxed);
         self.counters
             .committed
-            .fetch_add(produced.txs as u64, Ordering::Relaxed);
-        self.counters
-            .dropped
-            .fetch_add(produced.dropped as u64, Ordering::Relaxed);
+            .fetch_add(block.txs.len() as u64, Ordering::Relaxed);
         self.counters.commit_ns.fetch_add(
             u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        Ok(Some(produced))
+        Ok(())
+    }
+
+    /// Committed blocks from `from` on, at most `max` of them and about `max_bytes` (at
+    /// least one block when there is one): what a peer that syncs asks for.
+    pub fn blocks_from(
+        &self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Block>, ChainError> {
+        let head = self.height();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut h = from;
+        while h <= head && out.len() < max && (out.is_empty() || bytes < max_bytes) {
+            let Some(b) = self.store.block(h)? else {
+                break;
+            };
+            bytes += b.txs.len() * 200 + 512;
+            out.push(b);
+            h += 1;
+        }
+        Ok(out)
+    }
+
+    /// The committee that certifies blocks: the genesis validators, in genesis order.
+    pub fn committee(&self) -> Vec<PublicKey> {
+        self.genesis.validators.iter().map(|v| v.key).collect()
+    }
+
+    /// The credit of each of `keys` (0 for a key that is not a validator).
+    pub fn validator_credits(&self, keys: &[PublicKey]) -> Vec<u32> {
+        let inner = self.read();
+        keys.iter()
+            .map(|k| inner.state.validator(&k.address()).map_or(0, |v| v.credit))
+            .collect()
+    }
+
+    /// A registered validator.
+    pub fn validator(&self, address: &Address) -> Option<cpc_state::Validator> {
+        self.read().state.validator(address)
+    }
+
+    /// The committees so far, oldest first, with the height from which each served.
+    /// Committee changes are not made yet: the genesis committee serves throughout.
+    pub fn committee_history(&self) -> Result<Vec<CommitteeEpoch>, ChainError> {
+        Ok(vec![CommitteeEpoch {
+            from_height: 0,
+            term: 0,
+            members: self.committee(),
+        }])
+    }
+
+    /// This node's validator key.
+    pub fn key(&self) -> Option<&SecretKey> {
+        self.key.as_ref()
+    }
+
+    /// Appends a consensus message this node sends in `view` to the journal; see
+    /// [`Store::journal_append`].
+    pub fn journal_append(
+        &self,
+        view: u64,
+        seq: u32,
+        msg: &[u8],
+        sync: bool,
+    ) -> Result<(), ChainError> {
+        Ok(self.store.journal_append(view, seq, msg, sync)?)
+    }
+
+    /// The consensus messages this node sent since its last final block.
+    pub fn journal(&self) -> Result<Vec<(u64, u32, Vec<u8>)>, ChainError> {
+        Ok(self.store.journal()?)
+    }
+
+    /// Forgets journal entries of views below `view`.
+    pub fn journal_prune(&self, view: u64) -> Result<(), ChainError> {
+        Ok(self.store.journal_prune(view)?)
+    }
+
+    /// From now on, keep transactions admitted through [`Chain::submit`] for
+    /// [`Chain::take_outbox`]: the network driver calls this before draining it.
+    pub fn enable_gossip(&self) {
+        self.gossip.store(true, Ordering::Relaxed);
+    }
+
+    /// Transactions admitted through [`Chain::submit`] since the last call, to gossip.
+    pub fn take_outbox(&self) -> Vec<SignedTransaction> {
+        std::mem::take(&mut *self.outbox.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The node's view of its chain.

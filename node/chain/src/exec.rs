@@ -3,7 +3,7 @@
 use cpc_accel::{Dispatcher, SigItem};
 use cpc_state::{BlockEnv, Genesis, State};
 use cpc_storage::Store;
-use cpc_types::{Block, BlockHeader, Certificate, Hash32, TxReceipt, Vote};
+use cpc_types::{Block, BlockHeader, Certificate, Hash32, PublicKey, TxReceipt, Vote, VoteKind};
 
 /// Why a block is invalid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +71,10 @@ pub enum BlockError {
 
 /// The ZIP-215 verdict of every transaction's signature, in one accelerator batch.
 pub fn verify_signatures(accel: &Dispatcher, txs: &[cpc_types::SignedTransaction]) -> Vec<bool> {
+    verify_refs(accel, &txs.iter().collect::<Vec<_>>())
+}
+
+fn verify_refs(accel: &Dispatcher, txs: &[&cpc_types::SignedTransaction]) -> Vec<bool> {
     let signing: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
     let items: Vec<SigItem<'_>> = txs
         .iter()
@@ -95,6 +99,7 @@ pub fn genesis_block(genesis: &Genesis, state: &mut State, accel: &Dispatcher) -
     let header = BlockHeader {
         chain_id: genesis.chain_id,
         height: 0,
+        view: 0,
         parent: Hash32::ZERO,
         timestamp_ms: genesis.timestamp_ms,
         proposer: genesis
@@ -113,41 +118,92 @@ pub fn genesis_block(genesis: &Genesis, state: &mut State, accel: &Dispatcher) -
     }
 }
 
-/// Checks that `cert` holds a valid vote for `header` by one of `signers`: on a
-/// single-validator chain, the proposer's. The committee rule replaces this check.
-pub fn check_certificate(
-    header: &BlockHeader,
-    cert: &Certificate,
-    signers: &[cpc_types::PublicKey],
-) -> Result<(), BlockError> {
-    let vote = Vote {
-        chain_id: header.chain_id,
-        height: header.height,
-        round: cert.round,
-        block: header.hash(),
-    };
+/// Votes needed for a quorum of a committee of `n`: `n − f` with `f = ⌊(n − 1) / 3⌋`.
+pub fn quorum(n: usize) -> usize {
+    let n = n.max(1);
+    n - (n - 1) / 3
+}
+
+/// Checks signed votes for `vote` by members of `committee`: sorted by voter, one each,
+/// at least `min` of them, every signature valid (one accelerator batch).
+pub fn check_votes(
+    accel: &Dispatcher,
+    vote: &Vote,
+    votes: &[(PublicKey, cpc_types::Signature)],
+    committee: &[PublicKey],
+    min: usize,
+) -> Result<(), String> {
+    if votes.len() < min {
+        return Err(format!("{} votes, a quorum is {min}", votes.len()));
+    }
+    if votes.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err("votes are not sorted by voter, one vote each".into());
+    }
+    if votes.iter().any(|(pk, _)| !committee.contains(pk)) {
+        return Err("a vote is signed by a non-member".into());
+    }
     let msg = vote.signing_bytes();
-    let bad = |reason: &str| BlockError::Certificate {
+    let items: Vec<SigItem<'_>> = votes
+        .iter()
+        .map(|(pk, sig)| SigItem {
+            public_key: pk.0,
+            signature: sig.0,
+            message: &msg,
+        })
+        .collect();
+    if accel.ed25519_verify_batch(&items).iter().all(|ok| *ok) {
+        Ok(())
+    } else {
+        Err("a vote signature is invalid".into())
+    }
+}
+
+/// The vote a block's certificate of `kind` signs; `parent_view` is the parent header's.
+pub fn block_vote(header: &BlockHeader, parent_view: u64, kind: VoteKind) -> Vote {
+    Vote {
+        chain_id: header.chain_id,
+        kind,
+        view: header.view,
+        parent_view,
+        parent: header.parent,
+        block: header.hash(),
+    }
+}
+
+/// Checks that `cert` makes `header` final: a quorum of `committee` signed a finalize vote
+/// for it. (A block whose own certificate is weaker is final when a descendant's is not.)
+pub fn check_certificate(
+    accel: &Dispatcher,
+    header: &BlockHeader,
+    parent_view: u64,
+    cert: &Certificate,
+    committee: &[PublicKey],
+) -> Result<(), BlockError> {
+    let bad = |reason: String| BlockError::Certificate {
         height: header.height,
-        reason: reason.to_owned(),
+        reason,
     };
-    if cert.votes.is_empty() {
-        return Err(bad("the certificate has no votes"));
+    if cert.kind != VoteKind::Finalize {
+        return Err(bad(format!(
+            "a {:?} certificate does not finalize",
+            cert.kind
+        )));
     }
-    if cert.votes.windows(2).any(|w| w[0].0 >= w[1].0) {
-        return Err(bad(
-            "certificate votes are not sorted by voter, one vote each",
-        ));
+    if cert.view != header.view {
+        return Err(bad(format!(
+            "certificate of view {} for a block of view {}",
+            cert.view, header.view
+        )));
     }
-    for (pk, sig) in &cert.votes {
-        if !signers.contains(pk) {
-            return Err(bad("the certificate is signed by a non-validator"));
-        }
-        if !pk.verify(&msg, sig) {
-            return Err(bad("a certificate signature is invalid"));
-        }
-    }
-    Ok(())
+    let vote = block_vote(header, parent_view, VoteKind::Finalize);
+    check_votes(
+        accel,
+        &vote,
+        &cert.votes,
+        committee,
+        quorum(committee.len()),
+    )
+    .map_err(bad)
 }
 
 /// Validates and executes `block` on top of `parent`: linkage, size, transaction
@@ -158,6 +214,19 @@ pub fn execute_block(
     parent: &BlockHeader,
     block: &Block,
     accel: &Dispatcher,
+) -> Result<Vec<TxReceipt>, BlockError> {
+    execute_block_trusting(state, parent, block, accel, &[])
+}
+
+/// [`execute_block`], skipping the signature check of transaction `i` when `verified[i]`
+/// is true: the caller checked exactly that transaction, signature included, before (at
+/// admission into its mempool). The verdict is the same; the work is not done twice.
+pub fn execute_block_trusting(
+    state: &mut State,
+    parent: &BlockHeader,
+    block: &Block,
+    accel: &Dispatcher,
+    verified: &[bool],
 ) -> Result<Vec<TxReceipt>, BlockError> {
     let h = &block.header;
     let link = |reason: String| BlockError::Linkage {
@@ -180,6 +249,9 @@ pub fn execute_block(
     if h.timestamp_ms <= parent.timestamp_ms {
         return Err(link("timestamp does not increase".into()));
     }
+    if h.view <= parent.view {
+        return Err(link("view does not increase".into()));
+    }
     let max = state.params().max_block_txs;
     if block.txs.len() > max as usize {
         return Err(BlockError::TooLarge {
@@ -197,13 +269,15 @@ pub fn execute_block(
             expected: h.tx_root,
         });
     }
-    if let Some(index) = verify_signatures(accel, &block.txs)
-        .iter()
-        .position(|ok| !ok)
-    {
+    let unchecked: Vec<usize> = (0..block.txs.len())
+        .filter(|i| !verified.get(*i).copied().unwrap_or(false))
+        .collect();
+    let to_check: Vec<&cpc_types::SignedTransaction> =
+        unchecked.iter().map(|i| &block.txs[*i]).collect();
+    if let Some(k) = verify_refs(accel, &to_check).iter().position(|ok| !ok) {
         return Err(BlockError::Signature {
             height: h.height,
-            index,
+            index: unchecked[k],
         });
     }
     let env = BlockEnv {
@@ -259,14 +333,30 @@ pub fn replay(
             "the stored genesis block differs from the genesis file".into(),
         ));
     }
-    let signers: Vec<_> = genesis.validators.iter().map(|v| v.key).collect();
+    let committee: Vec<_> = genesis.validators.iter().map(|v| v.key).collect();
     let mut parent = g.header;
     for height in 1..=head {
         let block = store
             .block(height)
             .map_err(storage)?
             .ok_or(BlockError::Storage(format!("block {height} missing")))?;
-        check_certificate(&block.header, &block.certificate, &signers)?;
+        // Every certificate's signatures must hold, and the head's must be a quorum; the
+        // blocks below are final through the hash links.
+        let cert = &block.certificate;
+        let vote = block_vote(&block.header, parent.view, cert.kind);
+        let min = if height == head {
+            quorum(committee.len())
+        } else {
+            1
+        };
+        if cert.kind == VoteKind::Nullify || cert.view != block.header.view {
+            return Err(BlockError::Certificate {
+                height,
+                reason: "the certificate is not for this block".into(),
+            });
+        }
+        check_votes(accel, &vote, &cert.votes, &committee, min)
+            .map_err(|reason| BlockError::Certificate { height, reason })?;
         let receipts = execute_block(&mut state, &parent, &block, accel)?;
         let stored = store.receipts(height).map_err(storage)?;
         if stored.as_deref() != Some(receipts.as_slice()) {

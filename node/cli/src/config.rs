@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use cpc_accel::DispatchConfig;
 use cpc_api::ApiConfig;
-use cpc_chain::MempoolConfig;
+use cpc_chain::{EngineConfig, MempoolConfig};
+use cpc_p2p::P2pConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct NodeConfig {
     pub(crate) node: NodeSection,
     pub(crate) api: ApiConfig,
+    pub(crate) p2p: P2pConfig,
+    pub(crate) consensus: EngineConfig,
     pub(crate) mempool: MempoolConfig,
     pub(crate) accel: DispatchConfig,
 }
@@ -29,10 +32,11 @@ pub(crate) struct NodeSection {
     pub(crate) data_dir: PathBuf,
     /// The genesis file, relative to the home directory.
     pub(crate) genesis_file: PathBuf,
-    /// The node's signing key, relative to the home directory.
+    /// The validator's signing key, relative to the home directory (absent on a follower).
     pub(crate) key_file: PathBuf,
-    /// Milliseconds between blocks on a single-validator chain.
-    pub(crate) block_interval_ms: u64,
+    /// The node's network identity key, relative to the home directory; created at the
+    /// first start when missing.
+    pub(crate) node_key_file: PathBuf,
     /// Whether every block commit waits for the disk.
     pub(crate) sync_writes: bool,
 }
@@ -43,7 +47,7 @@ impl Default for NodeSection {
             data_dir: "data".into(),
             genesis_file: "genesis.json".into(),
             key_file: "keys/validator.key".into(),
-            block_interval_ms: 1000,
+            node_key_file: "keys/node.key".into(),
             sync_writes: true,
         }
     }
@@ -61,10 +65,11 @@ pub(crate) const TEMPLATE: &str = r#"# cpchain node configuration.
 data_dir = "data"
 # The genesis file, relative to the home directory.
 genesis_file = "genesis.json"
-# This node's signing key (hex seed), relative to the home directory.
+# The validator's signing key (hex seed), relative to the home directory. Without
+# it (or when it is not in the committee) the node follows the chain.
 key_file = "keys/validator.key"
-# Milliseconds between blocks on a single-validator chain.
-block_interval_ms = 1000
+# The node's network identity (hex seed); created at the first start when missing.
+node_key_file = "keys/node.key"
 # Wait for the disk at every block commit (survives power loss, not only a crash).
 sync_writes = true
 
@@ -81,6 +86,28 @@ request_timeout_ms = 10000
 max_batch = 10000
 # Most submissions waiting for admission before the API answers 429.
 admission_queue = 100000
+
+[p2p]
+# Where peers connect (a libp2p multiaddr).
+listen = "/ip4/0.0.0.0/tcp/7645"
+# Peers to connect to at start, e.g. ["/ip4/10.0.0.2/tcp/7645"]; more are found
+# through the Kademlia DHT.
+bootnodes = []
+# Most connections.
+max_peers = 50
+# Largest gossip message, in bytes (a block proposal travels in one).
+max_message_bytes = 8388608
+# Invalid messages after which a peer is disconnected and banned.
+ban_after_invalid = 5
+
+[consensus]
+# Least milliseconds from one block to the next.
+block_interval_ms = 500
+# First view timeout in milliseconds (doubles per timed-out view, up to 8x); it must
+# exceed the block interval plus a network round trip.
+view_timeout_ms = 3000
+# How far ahead of this node's clock a proposal may be stamped, in milliseconds.
+max_clock_drift_ms = 2000
 
 [mempool]
 # Most pending transactions, and most bytes of them.

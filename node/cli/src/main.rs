@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod keys;
 mod node;
+mod testnet;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ enum Command {
     Accel(accel::AccelCommand),
     /// Create a node home: keys, a single-validator genesis and a commented config.toml.
     Init(node::InitArgs),
+    /// Write keys, a genesis and configs for an N-node network on loopback.
+    Testnet(testnet::TestnetArgs),
     /// Run the node until SIGINT or SIGTERM.
     Start(node::StartArgs),
     /// Replay the stored chain from genesis and compare it with the stored state.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Accel(cmd) => accel::run(cmd),
         Command::Init(args) => node::init(&args),
+        Command::Testnet(args) => testnet::run(&args),
         Command::Start(args) => node::start(&args),
         Command::Check(args) => node::check(&args),
         Command::Keys(cmd) => keys::run(cmd),

@@ -2,15 +2,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use cpc_chain::{Chain, ChainConfig};
+use cpc_chain::{Chain, ChainConfig, ConsensusStatus, Engine, Outbound, Verdict};
+use cpc_p2p::{BlockSource, NetEvent, Network, Topic};
 use cpc_state::{Genesis, GenesisValidator, Params, State};
 use cpc_storage::{Store, StoreConfig};
-use cpc_types::{SecretKey, TOTAL_SUPPLY, UNITS_PER_CPC};
+use cpc_types::codec::decode_exact;
+use cpc_types::{Block, Encode, SecretKey, SignedTransaction, TOTAL_SUPPLY, UNITS_PER_CPC};
 
 use crate::config::{self, NodeConfig};
 use crate::keys;
@@ -53,6 +56,11 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode> {
     let foundation = SecretKey::generate(rand_core::OsRng);
     keys::write_key(&home.join("keys/validator.key"), &validator, args.force)?;
     keys::write_key(&home.join("keys/foundation.key"), &foundation, args.force)?;
+    keys::write_key(
+        &home.join("keys/node.key"),
+        &SecretKey::generate(rand_core::OsRng),
+        args.force,
+    )?;
 
     let deposit = 10_000 * UNITS_PER_CPC;
     let own = args
@@ -108,9 +116,15 @@ pub(crate) struct StartArgs {
     /// Bearer token of the HTTP API (overrides api.token).
     #[arg(long = "api.token")]
     api_token: Option<String>,
-    /// Milliseconds between blocks (overrides node.block_interval_ms).
-    #[arg(long = "node.block-interval-ms")]
+    /// Least milliseconds between blocks (overrides consensus.block_interval_ms).
+    #[arg(long = "consensus.block-interval-ms")]
     block_interval_ms: Option<u64>,
+    /// Where peers connect, a multiaddr (overrides p2p.listen).
+    #[arg(long = "p2p.listen")]
+    p2p_listen: Option<String>,
+    /// Peers to connect to at start, multiaddrs (overrides p2p.bootnodes).
+    #[arg(long = "p2p.bootnode")]
+    bootnodes: Vec<String>,
     /// RocksDB directory (overrides node.data_dir).
     #[arg(long = "node.data-dir")]
     data_dir: Option<PathBuf>,
@@ -126,8 +140,16 @@ impl StartArgs {
             api.insert("token".into(), t.clone().into());
         }
         let mut node = serde_json::Map::new();
+        let mut consensus = serde_json::Map::new();
         if let Some(ms) = self.block_interval_ms {
-            node.insert("block_interval_ms".into(), ms.into());
+            consensus.insert("block_interval_ms".into(), ms.into());
+        }
+        let mut p2p = serde_json::Map::new();
+        if let Some(l) = &self.p2p_listen {
+            p2p.insert("listen".into(), l.clone().into());
+        }
+        if !self.bootnodes.is_empty() {
+            p2p.insert("bootnodes".into(), self.bootnodes.clone().into());
         }
         if let Some(d) = &self.data_dir {
             node.insert("data_dir".into(), d.display().to_string().into());
@@ -138,6 +160,12 @@ impl StartArgs {
         }
         if !node.is_empty() {
             all.insert("node".into(), node.into());
+        }
+        if !consensus.is_empty() {
+            all.insert("consensus".into(), consensus.into());
+        }
+        if !p2p.is_empty() {
+            all.insert("p2p".into(), p2p.into());
         }
         all.into()
     }
@@ -200,12 +228,13 @@ fn open(home: &Path, flags: &serde_json::Value) -> Result<Opened> {
 pub(crate) fn start(args: &StartArgs) -> Result<ExitCode> {
     let Opened { config, chain } = open(&args.home, &args.flags())?;
     config.api.validate().map_err(anyhow::Error::msg)?;
+    let node_secret = node_key(&resolve(&args.home, &config.node.node_key_file))?.to_bytes();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cpc-node")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, chain))
+    runtime.block_on(run(config, chain, node_secret))
 }
 
 async fn shutdown_signal() {
@@ -229,80 +258,252 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn run(config: NodeConfig, chain: Arc<Chain>) -> Result<ExitCode> {
+/// What the API reports besides the chain.
+struct NodeServices {
+    consensus: Arc<Mutex<Option<ConsensusStatus>>>,
+    network: Network,
+}
+
+impl cpc_api::Services for NodeServices {
+    fn consensus(&self) -> Option<ConsensusStatus> {
+        self.consensus
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    fn network(&self) -> Option<cpc_p2p::NetStatus> {
+        Some(self.network.status())
+    }
+}
+
+/// Serves peers' sync requests from the store.
+struct ChainSource(Arc<Chain>);
+
+impl BlockSource for ChainSource {
+    fn blocks_from(&self, from: u64) -> Vec<Vec<u8>> {
+        match self.0.blocks_from(from, 256, 4 << 20) {
+            Ok(blocks) => blocks.iter().map(Encode::encode).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot serve blocks to a peer");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// The network key of the node in `home`, created on first use.
+fn node_key(path: &Path) -> Result<SecretKey> {
+    if !path.exists() {
+        keys::write_key(path, &SecretKey::generate(rand_core::OsRng), false)?;
+    }
+    keys::read_key(path)
+}
+
+enum Work {
+    Consensus(cpc_p2p::MessageRef, Vec<u8>),
+    Blocks(cpc_p2p::PeerId, Vec<Vec<u8>>),
+}
+
+/// Runs the consensus engine on its own thread: block execution and signature checks are
+/// CPU work that must not stall the async runtime.
+fn consensus_thread(
+    mut engine: Engine,
+    net: &Network,
+    work: &std::sync::mpsc::Receiver<Work>,
+    status: &Mutex<Option<ConsensusStatus>>,
+    stop: &AtomicBool,
+) {
+    let start = Instant::now();
+    let tick = Duration::from_millis(20);
+    let mut next_tick = Instant::now();
+    let mut next_status = Instant::now();
+    let chain = engine.chain().clone();
+    while !stop.load(Ordering::Relaxed) {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let mut outs = Vec::new();
+        match work.recv_timeout(wait) {
+            Ok(Work::Consensus(msg, data)) => {
+                let (verdict, out) = engine.on_gossip(&data);
+                if let Verdict::Reject(why) = &verdict {
+                    tracing::debug!(%why, "rejected a consensus message");
+                }
+                net.validate(
+                    msg,
+                    match verdict {
+                        Verdict::Accept => cpc_p2p::Verdict::Accept,
+                        Verdict::Ignore => cpc_p2p::Verdict::Ignore,
+                        Verdict::Reject(_) => cpc_p2p::Verdict::Reject,
+                    },
+                );
+                outs.extend(out);
+            }
+            Ok(Work::Blocks(peer, raw)) => {
+                let decoded: Result<Vec<Block>, _> =
+                    raw.iter().map(|b| decode_exact::<Block>(b)).collect();
+                match decoded {
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "a peer sent undecodable blocks");
+                        net.strike(peer);
+                    }
+                    Ok(blocks) if blocks.is_empty() => {}
+                    Ok(blocks) => {
+                        let full = blocks.len() >= 256;
+                        match engine.on_blocks(blocks) {
+                            Ok(n) => {
+                                if n > 0 {
+                                    tracing::info!(blocks = n, height = chain.height(), "synced");
+                                }
+                                if full && n > 0 {
+                                    net.fetch(chain.height() + 1);
+                                }
+                            }
+                            Err(e) => tracing::debug!(%peer, error = %e, "sync answer not used"),
+                        }
+                    }
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick = now + tick;
+            let mono = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            outs.extend(engine.tick(mono, cpc_api::now_ms()));
+            let txs = chain.take_outbox();
+            for batch in txs.chunks(2000) {
+                net.publish(Topic::Txs, batch.to_vec().encode());
+            }
+        }
+        for o in outs {
+            match o {
+                Outbound::Gossip(data) => net.publish(Topic::Consensus, data),
+                Outbound::Fetch { from } => net.fetch(from),
+            }
+        }
+        if now >= next_status {
+            next_status = now + Duration::from_millis(200);
+            *status.lock().unwrap_or_else(|e| e.into_inner()) = Some(engine.status());
+        }
+    }
+}
+
+/// Admits transactions gossiped by peers, off the consensus thread.
+fn tx_thread(
+    chain: &Chain,
+    net: &Network,
+    rx: &std::sync::mpsc::Receiver<(cpc_p2p::MessageRef, Vec<u8>)>,
+) {
+    while let Ok((msg, data)) = rx.recv() {
+        let verdict = match decode_exact::<Vec<SignedTransaction>>(&data) {
+            Err(_) => cpc_p2p::Verdict::Reject,
+            Ok(txs) => {
+                let results = chain.submit_from_peer(txs, cpc_api::now_ms());
+                if results.iter().any(|r| {
+                    matches!(
+                        r,
+                        Err(cpc_chain::SubmitError::Signature | cpc_chain::SubmitError::TooLarge(_))
+                    )
+                }) {
+                    cpc_p2p::Verdict::Reject
+                } else {
+                    cpc_p2p::Verdict::Accept
+                }
+            }
+        };
+        net.validate(msg, verdict);
+    }
+}
+
+async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Result<ExitCode> {
     let status = chain.status();
+    let engine = Engine::new(chain.clone(), config.consensus)
+        .context("cannot start the consensus engine")?;
+    let (net, mut events) = Network::start(
+        config.p2p.clone(),
+        node_secret,
+        Arc::new(ChainSource(chain.clone())),
+    )?;
+    chain.enable_gossip();
     tracing::info!(
         height = status.height,
         chain_id = status.chain_id,
-        producing = status.producing,
+        member = status.producing,
         api = %config.api.listen,
+        p2p = %config.p2p.listen,
+        peer_id = %net.peer_id(),
         "node started"
     );
     println!(
-        "cpchain {} node: chain {} at height {}, API on http://{}",
+        "cpchain {} node: chain {} at height {}, API on http://{}, p2p on {} as {}",
         env!("CARGO_PKG_VERSION"),
         status.chain_id,
         status.height,
-        config.api.listen
+        config.api.listen,
+        config.p2p.listen,
+        net.peer_id()
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let producer = {
-        let chain = chain.clone();
-        let mut stop = stop_rx.clone();
-        let interval = Duration::from_millis(config.node.block_interval_ms.max(1));
-        tokio::spawn(async move {
-            if !chain.is_producer() {
-                // A follower serves the API and waits; consensus gives it blocks.
-                let _ = stop.changed().await;
-                return Ok(());
-            }
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.changed() => return Ok(()),
-                }
-                let c = chain.clone();
-                let produced =
-                    tokio::task::spawn_blocking(move || c.produce_block(cpc_api::now_ms()))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("block producer crashed: {e}"))?;
-                match produced {
-                    Ok(Some(p)) if p.txs > 0 || p.dropped > 0 => {
-                        tracing::info!(
-                            height = p.height,
-                            txs = p.txs,
-                            dropped = p.dropped,
-                            "block committed"
-                        )
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(anyhow::anyhow!("cannot commit a block: {e}")),
-                }
-            }
-        })
+    let consensus_status = Arc::new(Mutex::new(None));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(4096);
+    let (tx_tx, tx_rx) = std::sync::mpsc::sync_channel(1024);
+    let consensus = {
+        let (net, status, stop) = (net.clone(), consensus_status.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("cpc-consensus".into())
+            .spawn(move || consensus_thread(engine, &net, &work_rx, &status, &stop))
+            .context("cannot start the consensus thread")?
     };
+    let txpool = {
+        let (chain, net) = (chain.clone(), net.clone());
+        std::thread::Builder::new()
+            .name("cpc-txgossip".into())
+            .spawn(move || tx_thread(&chain, &net, &tx_rx))
+            .context("cannot start the transaction thread")?
+    };
+    // Routes network events to the two threads; a full queue makes the network wait.
+    let router = tokio::task::spawn_blocking(move || {
+        while let Some(ev) = events.blocking_recv() {
+            let sent = match ev {
+                NetEvent::Gossip {
+                    topic: Topic::Consensus,
+                    msg,
+                    data,
+                } => work_tx.send(Work::Consensus(msg, data)).is_ok(),
+                NetEvent::Gossip {
+                    topic: Topic::Txs,
+                    msg,
+                    data,
+                } => tx_tx.send((msg, data)).is_ok(),
+                NetEvent::Gossip { .. } => true,
+                NetEvent::Blocks { peer, blocks } => {
+                    work_tx.send(Work::Blocks(peer, blocks)).is_ok()
+                }
+            };
+            if !sent {
+                return;
+            }
+        }
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut api_stop = stop_rx.clone();
-    let api = tokio::spawn(cpc_api::serve(
+    let services = Arc::new(NodeServices {
+        consensus: consensus_status,
+        network: net.clone(),
+    });
+    let mut api = tokio::spawn(cpc_api::serve(
         config.api.clone(),
         chain.clone(),
+        services,
         async move {
             let _ = api_stop.changed().await;
         },
     ));
-    let mut producer = producer;
-    let mut api = api;
     let outcome: Result<()> = tokio::select! {
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
         }
-        r = &mut producer => match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(anyhow::anyhow!("block producer crashed: {e}")),
-        },
         r = &mut api => match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(anyhow::anyhow!("{e}")),
@@ -310,16 +511,20 @@ async fn run(config: NodeConfig, chain: Arc<Chain>) -> Result<ExitCode> {
         },
     };
     let _ = stop_tx.send(true);
+    stop.store(true, Ordering::Relaxed);
     // Let an in-flight block commit finish and the API drain its requests.
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        if !producer.is_finished() {
-            let _ = (&mut producer).await;
-        }
         if !api.is_finished() {
             let _ = (&mut api).await;
         }
     })
     .await;
+    let _ = tokio::task::spawn_blocking(move || consensus.join()).await;
+    drop(router);
+    drop(txpool);
+    if chain.is_poisoned() {
+        bail!("a block commit failed; restart the node to reload the state from disk");
+    }
     outcome?;
     println!("stopped at height {}", chain.height());
     Ok(ExitCode::SUCCESS)

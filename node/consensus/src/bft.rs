@@ -238,6 +238,57 @@ impl Machine {
         }
     }
 
+    /// A member restarting after `finalized`, its last final block. Replay what it sent
+    /// before it stopped with [`Machine::replay_own`] (its votes) and as events (the
+    /// certificates) before the first tick.
+    pub fn restore(config: Config, finalized: Proposal) -> Self {
+        let mut m = Self::new(config, finalized.block);
+        let f = finalized;
+        m.view = f.view;
+        m.finalized_upto = f.view;
+        m.finalized = BTreeMap::from([(f.view, f)]);
+        m.notarized = BTreeMap::from([(f.view, f)]);
+        m.known = BTreeMap::from([((f.view, f.block), f)]);
+        m
+    }
+
+    /// Restores a vote this member cast before a restart, so it never casts a different
+    /// one; it rejoins at the last view it voted in (where its timer will repeat the vote
+    /// or nullify), not later: views it skipped could otherwise never be nullified.
+    pub fn replay_own(&mut self, vote: Vote) {
+        let view = vote.view();
+        if view <= self.finalized_upto || self.deadline.is_some() {
+            return;
+        }
+        let me = self.config.me;
+        let leader = self.config.leader(view) == me;
+        let vv = self.votes.entry(view).or_default();
+        match vote {
+            Vote::Notarize(p) => {
+                vv.voted_notarize = true;
+                vv.notarize.insert(me, p);
+                if leader {
+                    vv.proposal = Some(p);
+                }
+                self.known.insert((p.view, p.block), p);
+            }
+            Vote::Nullify(_) => {
+                vv.voted_nullify = true;
+                vv.nullify.insert(me);
+            }
+            Vote::Finalize(_, b) => {
+                vv.voted_finalize = true;
+                vv.finalize.insert(me, b);
+            }
+        }
+        self.view = self.view.max(view - 1);
+    }
+
+    /// The view of the last finalized block.
+    pub fn finalized_view(&self) -> View {
+        self.finalized_upto
+    }
+
     /// The current view.
     pub fn view(&self) -> View {
         self.view
@@ -277,17 +328,21 @@ impl Machine {
     pub fn handle(
         &mut self,
         event: Event,
-        propose: &mut dyn FnMut(View, &Hash32) -> Hash32,
+        propose: &mut dyn FnMut(View, &Proposal) -> Option<Hash32>,
     ) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
             Event::Tick(now) => {
                 self.now = now;
-                if self.view == 0 {
-                    self.enter(1, &mut out, propose);
+                if self.deadline.is_none() {
+                    let first = self.view.saturating_add(1);
+                    self.enter(first, &mut out, propose);
                 } else if self.deadline.is_some_and(|d| now >= d) {
                     self.timeout(&mut out);
                     self.advance(&mut out, propose);
+                } else {
+                    // A leader whose block was not ready asks again.
+                    self.act_in_view(&mut out, propose);
                 }
             }
             Event::Message(from, msg) => self.on_message(from, msg, &mut out, propose),
@@ -382,7 +437,7 @@ impl Machine {
         &mut self,
         view: View,
         out: &mut Vec<Action>,
-        propose: &mut dyn FnMut(View, &Hash32) -> Hash32,
+        propose: &mut dyn FnMut(View, &Proposal) -> Option<Hash32>,
     ) {
         if view <= self.view {
             return;
@@ -399,7 +454,7 @@ impl Machine {
     fn act_in_view(
         &mut self,
         out: &mut Vec<Action>,
-        propose: &mut dyn FnMut(View, &Hash32) -> Hash32,
+        propose: &mut dyn FnMut(View, &Proposal) -> Option<Hash32>,
     ) {
         let view = self.view;
         let proposed = self
@@ -407,8 +462,10 @@ impl Machine {
             .get(&view)
             .is_some_and(|vv| vv.proposal.is_some());
         if self.config.leader(view) == self.config.me && !proposed {
-            if let Some(parent) = self.parent_for(view) {
-                let block = propose(view, &parent.block);
+            if let Some((parent, block)) = self
+                .parent_for(view)
+                .and_then(|parent| propose(view, &parent).map(|b| (parent, b)))
+            {
                 let p = Proposal {
                     view,
                     parent_view: parent.view,
@@ -430,7 +487,7 @@ impl Machine {
         from: Member,
         msg: Message,
         out: &mut Vec<Action>,
-        propose: &mut dyn FnMut(View, &Hash32) -> Hash32,
+        propose: &mut dyn FnMut(View, &Proposal) -> Option<Hash32>,
     ) {
         if from >= self.config.members {
             return;
@@ -676,7 +733,11 @@ impl Machine {
         self.known = self.known.split_off(&(upto, Hash32::ZERO));
     }
 
-    fn advance(&mut self, out: &mut Vec<Action>, propose: &mut dyn FnMut(View, &Hash32) -> Hash32) {
+    fn advance(
+        &mut self,
+        out: &mut Vec<Action>,
+        propose: &mut dyn FnMut(View, &Proposal) -> Option<Hash32>,
+    ) {
         // Move past every view that has a certificate, including ones ahead of us.
         loop {
             let next = self

@@ -89,7 +89,8 @@ fn simulate(seed: u64) -> Outcome {
             if !online[i] {
                 continue;
             }
-            let mut propose = |view: View, parent: &Hash32| block_digest(view, parent, to);
+            let mut propose =
+                |view: View, parent: &Proposal| Some(block_digest(view, &parent.block, to));
             let actions = nodes[i].handle(ev, &mut propose);
             for a in actions {
                 let mut sends: Vec<(Member, Message)> = Vec::new();
@@ -294,7 +295,7 @@ fn a_digest_replayed_in_a_later_view_does_not_confuse_finalization() {
         },
         g,
     );
-    let mut propose = |v: View, p: &Hash32| block_digest(v, p, 0);
+    let mut propose = |v: View, p: &Proposal| Some(block_digest(v, &p.block, 0));
     m.handle(Event::Tick(0), &mut propose);
     let b1 = Hash32([9; 32]);
     let p1 = Proposal {
@@ -336,7 +337,7 @@ fn a_member_that_voted_finalize_never_nullifies_the_view() {
         },
         g,
     );
-    let mut propose = |v: View, p: &Hash32| block_digest(v, p, 3);
+    let mut propose = |v: View, p: &Proposal| Some(block_digest(v, &p.block, 3));
     let p1 = Proposal {
         view: 1,
         parent_view: 0,
@@ -373,7 +374,7 @@ fn far_future_votes_are_ignored_and_bounded() {
         },
         Hash32([1; 32]),
     );
-    let mut propose = |v: View, p: &Hash32| block_digest(v, p, 0);
+    let mut propose = |v: View, p: &Proposal| Some(block_digest(v, &p.block, 0));
     m.handle(Event::Tick(0), &mut propose);
     for v in [u64::MAX, u64::MAX - 1, 1 << 40, 0] {
         for from in 1..4 {
@@ -385,4 +386,88 @@ fn far_future_votes_are_ignored_and_bounded() {
         }
     }
     assert_eq!(m.view(), 1);
+}
+
+fn votes_of(actions: &[Action]) -> Vec<Vote> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast(Message::Vote(v)) => Some(*v),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_restarted_member_keeps_its_votes_and_rejoins_at_its_last_view() {
+    let g = Hash32([1; 32]);
+    let cfg = Config {
+        members: 4,
+        me: 3,
+        timeout_ms: 100,
+    };
+    let base = Proposal {
+        view: 0,
+        parent_view: 0,
+        parent: Hash32::ZERO,
+        block: g,
+    };
+    let p1 = Proposal {
+        view: 1,
+        parent_view: 0,
+        parent: g,
+        block: Hash32([5; 32]),
+    };
+    let mut m = Machine::restore(cfg, base);
+    m.replay_own(Vote::Notarize(p1));
+    let mut propose = |v: View, p: &Proposal| Some(block_digest(v, &p.block, 3));
+    let first = m.handle(Event::Tick(0), &mut propose);
+    assert_eq!(m.view(), 1, "it rejoins the view it voted in");
+    assert!(votes_of(&first).is_empty());
+    // A different proposal of the leader of view 1 gets no second notarize vote.
+    let other = Proposal {
+        block: Hash32([6; 32]),
+        ..p1
+    };
+    let out = m.handle(Event::Message(1, Message::Propose(other)), &mut propose);
+    assert!(
+        !votes_of(&out)
+            .iter()
+            .any(|v| matches!(v, Vote::Notarize(p) if p.block == other.block)),
+        "{out:?}"
+    );
+    // Its timer repeats its earlier vote and nullifies the view: allowed, since it never
+    // voted to finalize it.
+    let out = m.handle(Event::Tick(1000), &mut propose);
+    let votes = votes_of(&out);
+    assert!(votes.contains(&Vote::Notarize(p1)), "{votes:?}");
+    assert!(votes.contains(&Vote::Nullify(1)), "{votes:?}");
+}
+
+#[test]
+fn a_leader_whose_block_is_not_ready_proposes_on_a_later_tick() {
+    let g = Hash32([1; 32]);
+    let mut m = Machine::new(
+        Config {
+            members: 4,
+            me: 1,
+            timeout_ms: 1000,
+        },
+        g,
+    );
+    let mut ready = false;
+    let mut propose = |v: View, p: &Proposal| ready.then(|| block_digest(v, &p.block, 1));
+    let out = m.handle(Event::Tick(0), &mut propose);
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, Action::Broadcast(Message::Propose(_))))
+    );
+    ready = true;
+    let mut propose = |v: View, p: &Proposal| ready.then(|| block_digest(v, &p.block, 1));
+    let out = m.handle(Event::Tick(50), &mut propose);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::Broadcast(Message::Propose(p)) if p.view == 1)),
+        "{out:?}"
+    );
 }

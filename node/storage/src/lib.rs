@@ -10,6 +10,7 @@
 //! | `txindex` | transaction id | height and index in the block |
 //! | `state` | state key | state value |
 //! | `meta` | name | storage format, genesis hash, head height |
+//! | `journal` | view, sequence | consensus messages this node sent since the last final block |
 //!
 //! A committed block is one atomic write batch: header, body, receipts, index entries,
 //! the state changes and the new head. A crash leaves the store at the last committed
@@ -24,7 +25,7 @@ use cpc_types::{Block, BlockHeader, Certificate, Hash32, SignedTransaction, TxRe
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
 /// The storage format this build reads and writes.
-pub const FORMAT: &str = "cpchain-storage-v1";
+pub const FORMAT: &str = "cpchain-storage-v2";
 
 const CF_HEADERS: &str = "headers";
 const CF_BODIES: &str = "bodies";
@@ -32,13 +33,15 @@ const CF_RECEIPTS: &str = "receipts";
 const CF_TXINDEX: &str = "txindex";
 const CF_STATE: &str = "state";
 const CF_META: &str = "meta";
-const FAMILIES: [&str; 6] = [
+const CF_JOURNAL: &str = "journal";
+const FAMILIES: [&str; 7] = [
     CF_HEADERS,
     CF_BODIES,
     CF_RECEIPTS,
     CF_TXINDEX,
     CF_STATE,
     CF_META,
+    CF_JOURNAL,
 ];
 
 const META_FORMAT: &[u8] = b"format";
@@ -236,6 +239,54 @@ impl Store {
                 .map(Some)
                 .map_err(|_| StorageError::Corrupt("metadata: head height".into())),
         }
+    }
+
+    /// Appends a consensus message this node sends in `view`; `sync` waits for the disk
+    /// (votes must be durable before they leave, or a restart could vote twice).
+    pub fn journal_append(
+        &self,
+        view: u64,
+        seq: u32,
+        msg: &[u8],
+        sync: bool,
+    ) -> Result<(), StorageError> {
+        let mut key = view.to_be_bytes().to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.put_cf_opt(self.cf(CF_JOURNAL)?, key, msg, &wo)?;
+        Ok(())
+    }
+
+    /// The journal as (view, sequence, message), in key order.
+    pub fn journal(&self) -> Result<Vec<(u64, u32, Vec<u8>)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_JOURNAL)?, IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let (Ok(view), Ok(seq)) = (
+                <[u8; 8]>::try_from(&k[..k.len().min(8)]),
+                <[u8; 4]>::try_from(&k[k.len().min(8)..]),
+            ) else {
+                return Err(StorageError::Corrupt("journal key".into()));
+            };
+            out.push((
+                u64::from_be_bytes(view),
+                u32::from_be_bytes(seq),
+                v.to_vec(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Drops journal entries of views below `view`.
+    pub fn journal_prune(&self, view: u64) -> Result<(), StorageError> {
+        let cf = self.cf(CF_JOURNAL)?;
+        self.db
+            .delete_range_cf(cf, 0u64.to_be_bytes(), view.to_be_bytes())?;
+        Ok(())
     }
 
     /// Commits a block atomically: the block, its receipts, the index, the state changes and

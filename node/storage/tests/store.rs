@@ -15,6 +15,7 @@ fn block(height: u64) -> Block {
         header: BlockHeader {
             chain_id: 1,
             height,
+            view: height,
             parent: Hash32([height as u8; 32]),
             timestamp_ms: 1000 + height,
             proposer: PublicKey([1; 32]),
@@ -110,4 +111,31 @@ fn a_directory_in_use_is_refused_clearly() {
     let _first = Store::open(&config(dir.path()), Hash32([1; 32])).unwrap();
     let err = Store::open(&config(dir.path()), Hash32([1; 32])).unwrap_err();
     assert!(matches!(err, StorageError::InUse(_)), "{err}");
+}
+
+#[test]
+fn the_consensus_journal_survives_a_reopen_and_prunes_by_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        path: dir.path().join("db"),
+        sync: false,
+    };
+    {
+        let store = Store::open(&config, Hash32([7; 32])).unwrap();
+        store.journal_append(3, 0, b"a", true).unwrap();
+        store.journal_append(5, 1, b"b", false).unwrap();
+        store.journal_append(4, 2, b"c", true).unwrap();
+    }
+    let store = Store::open(&config, Hash32([7; 32])).unwrap();
+    let j = store.journal().unwrap();
+    assert_eq!(
+        j,
+        vec![
+            (3, 0, b"a".to_vec()),
+            (4, 2, b"c".to_vec()),
+            (5, 1, b"b".to_vec())
+        ]
+    );
+    store.journal_prune(5).unwrap();
+    assert_eq!(store.journal().unwrap(), vec![(5, 1, b"b".to_vec())]);
 }

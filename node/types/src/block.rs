@@ -2,13 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::Encode;
+use crate::codec::{Decode, Encode};
 use crate::codec_struct;
 use crate::primitives::{Hash32, PublicKey, Signature, sha256};
 use crate::tx::SignedTransaction;
 
-/// Domain separation of votes on block hashes.
-pub const VOTE_DOMAIN: &[u8] = b"cpchain/vote/v1";
+/// Domain separation of consensus votes.
+pub const VOTE_DOMAIN: &[u8] = b"cpchain/vote/v2";
 
 /// A change of the committee, written in the header of the block where it takes effect.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +28,9 @@ pub struct BlockHeader {
     pub chain_id: u32,
     /// Height; genesis is 0.
     pub height: u64,
+    /// The consensus view in which the block was proposed; strictly increasing along the
+    /// chain (views that time out leave gaps).
+    pub view: u64,
     /// Hash of the parent header.
     pub parent: Hash32,
     /// Milliseconds since the Unix epoch, set by the proposer, strictly increasing.
@@ -44,6 +47,7 @@ pub struct BlockHeader {
 codec_struct!(BlockHeader {
     chain_id,
     height,
+    view,
     parent,
     timestamp_ms,
     proposer,
@@ -59,22 +63,69 @@ impl BlockHeader {
     }
 }
 
-/// What a committee member signs to vote for a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The kinds of consensus vote (see `cpc-consensus`'s `bft` module).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteKind {
+    /// For a proposal: the block is valid and extends the right parent.
+    Notarize,
+    /// Against a view that timed out.
+    Nullify,
+    /// For a notarized block: it becomes final with a quorum.
+    #[default]
+    Finalize,
+}
+
+impl Encode for VoteKind {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.push(match self {
+            VoteKind::Notarize => 1,
+            VoteKind::Nullify => 2,
+            VoteKind::Finalize => 3,
+        });
+    }
+}
+
+impl Decode for VoteKind {
+    fn decode_from(r: &mut crate::codec::Reader<'_>) -> Result<Self, crate::codec::DecodeError> {
+        match u8::decode_from(r)? {
+            1 => Ok(VoteKind::Notarize),
+            2 => Ok(VoteKind::Nullify),
+            3 => Ok(VoteKind::Finalize),
+            tag => Err(crate::codec::DecodeError::InvalidTag {
+                what: "vote kind",
+                tag,
+            }),
+        }
+    }
+}
+
+/// What a committee member signs. Notarize and finalize votes name the proposal whole
+/// (view, parent and block), so a certificate proves the block's place in the chain;
+/// nullify names only the view, its other fields zero so it has one encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Vote {
     /// The chain.
     pub chain_id: u32,
-    /// Height of the block.
-    pub height: u64,
-    /// Consensus round in which the vote was cast.
-    pub round: u64,
-    /// The block hash.
+    /// The kind.
+    pub kind: VoteKind,
+    /// The view voted in.
+    pub view: u64,
+    /// The view of the parent block (zero for nullify).
+    pub parent_view: u64,
+    /// The parent block's hash (zero for nullify).
+    pub parent: Hash32,
+    /// The block's hash (notarize and finalize).
     pub block: Hash32,
 }
 codec_struct!(Vote {
     chain_id,
-    height,
-    round,
+    kind,
+    view,
+    parent_view,
+    parent,
     block
 });
 
@@ -85,18 +136,31 @@ impl Vote {
         self.encode_to(&mut out);
         out
     }
+
+    /// Whether the fields a kind does not use are zero.
+    pub fn is_canonical(&self) -> bool {
+        match self.kind {
+            VoteKind::Notarize | VoteKind::Finalize => self.parent_view < self.view,
+            VoteKind::Nullify => {
+                self.parent_view == 0 && self.parent == Hash32::ZERO && self.block == Hash32::ZERO
+            }
+        }
+    }
 }
 
-/// Signatures of the committee (or, on a single-validator chain, of the proposer) over a
-/// [`Vote`] for the block.
+/// Signatures of committee members over one [`Vote`] of `kind` in `view` for the block. A
+/// block is final with a finalize certificate of a quorum, or when a descendant has one
+/// (the header hashes link them); an ancestor stores the best certificate its node saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certificate {
-    /// The round the votes were cast in.
-    pub round: u64,
+    /// The kind of the votes.
+    pub kind: VoteKind,
+    /// The view the votes were cast in.
+    pub view: u64,
     /// Voters and their signatures, sorted by public key, one per voter.
     pub votes: Vec<(PublicKey, Signature)>,
 }
-codec_struct!(Certificate { round, votes });
+codec_struct!(Certificate { kind, view, votes });
 
 impl crate::codec::Encode for (PublicKey, Signature) {
     fn encode_to(&self, out: &mut Vec<u8>) {
@@ -141,3 +205,92 @@ pub struct TxReceipt {
     pub free: bool,
 }
 codec_struct!(TxReceipt { tx, fee, free });
+
+/// A consensus message between committee members, as gossiped. Every signature is over
+/// [`Vote::signing_bytes`]; the receiver checks them before the consensus machine sees the
+/// message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsensusMessage {
+    /// The leader's block for a view; `signature` is the leader's notarize vote for it.
+    Proposal {
+        /// The block, without certificate.
+        block: Block,
+        /// The view of its parent.
+        parent_view: u64,
+        /// The leader's notarize vote.
+        signature: Signature,
+    },
+    /// One member's vote.
+    Vote {
+        /// The voter.
+        voter: PublicKey,
+        /// The vote.
+        vote: Vote,
+        /// Its signature.
+        signature: Signature,
+    },
+    /// A quorum of votes for one [`Vote`], forwarded so members that missed votes catch up.
+    Certificate {
+        /// What was voted.
+        vote: Vote,
+        /// Voters and signatures, sorted by voter.
+        votes: Vec<(PublicKey, Signature)>,
+    },
+}
+
+impl Encode for ConsensusMessage {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            ConsensusMessage::Proposal {
+                block,
+                parent_view,
+                signature,
+            } => {
+                out.push(1);
+                block.encode_to(out);
+                parent_view.encode_to(out);
+                signature.encode_to(out);
+            }
+            ConsensusMessage::Vote {
+                voter,
+                vote,
+                signature,
+            } => {
+                out.push(2);
+                voter.encode_to(out);
+                vote.encode_to(out);
+                signature.encode_to(out);
+            }
+            ConsensusMessage::Certificate { vote, votes } => {
+                out.push(3);
+                vote.encode_to(out);
+                votes.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for ConsensusMessage {
+    fn decode_from(r: &mut crate::codec::Reader<'_>) -> Result<Self, crate::codec::DecodeError> {
+        match u8::decode_from(r)? {
+            1 => Ok(ConsensusMessage::Proposal {
+                block: Decode::decode_from(r)?,
+                parent_view: Decode::decode_from(r)?,
+                signature: Decode::decode_from(r)?,
+            }),
+            2 => Ok(ConsensusMessage::Vote {
+                voter: Decode::decode_from(r)?,
+                vote: Decode::decode_from(r)?,
+                signature: Decode::decode_from(r)?,
+            }),
+            3 => Ok(ConsensusMessage::Certificate {
+                vote: Decode::decode_from(r)?,
+                votes: Decode::decode_from(r)?,
+            }),
+            tag => Err(crate::codec::DecodeError::InvalidTag {
+                what: "consensus message",
+                tag,
+            }),
+        }
+    }
+}

@@ -15,7 +15,9 @@ pub mod keys;
 pub mod primitives;
 pub mod tx;
 
-pub use block::{Block, BlockHeader, Certificate, CommitteeChange, TxReceipt, Vote};
+pub use block::{
+    Block, BlockHeader, Certificate, CommitteeChange, ConsensusMessage, TxReceipt, Vote, VoteKind,
+};
 pub use codec::{Decode, DecodeError, Encode, decode_exact};
 pub use keys::SecretKey;
 pub use primitives::{Address, Hash32, PublicKey, Signature, sha256};

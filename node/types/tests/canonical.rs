@@ -141,6 +141,7 @@ fn block() -> impl Strategy<Value = Block> {
                 header: BlockHeader {
                     chain_id: 9,
                     height,
+                    view: height + 2,
                     parent,
                     timestamp_ms: ts,
                     proposer,
@@ -149,7 +150,11 @@ fn block() -> impl Strategy<Value = Block> {
                     committee_change: change
                         .map(|(removed, added)| CommitteeChange { removed, added }),
                 },
-                certificate: Certificate { round: 3, votes },
+                certificate: Certificate {
+                    kind: cpc_types::VoteKind::Finalize,
+                    view: 3,
+                    votes,
+                },
                 txs,
             },
         )
