@@ -48,8 +48,11 @@ echo
 echo "== sending 1.5 CPC from user 1 to the foundation through node 1"
 echo "\$ cpchain tx transfer --home $net/node1 --key $net/keys/user-1.key --to $to --amount 1.5 --wait"
 "$cpchain" tx transfer --home "$net/node1" --key "$net/keys/user-1.key" --to "$to" --amount 1.5 --wait
+height() { curl -s "http://$(api "$1")/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])'; }
+h1=$(height 1)
+for _ in $(seq 1 100); do [ "$(height 4)" -ge "$h1" ] && break; sleep 0.1; done
 echo
-echo "== the same account on node 4"
+echo "== the same account on node 4 (at height $(height 4))"
 curl -s "http://$(api 4)/v1/accounts/$to"
 echo
 echo
@@ -57,9 +60,9 @@ echo "== consensus on node 2"
 curl -s "http://$(api 2)/v1/consensus" | python3 -c '
 import json, sys
 c = json.load(sys.stdin)
-print(f"height {c[\"height\"]}, view {c[\"view\"]}, term {c[\"term\"]}, member {c[\"member\"]}")
+print("height {height}, view {view}, term {term}, member {member}".format(**c))
 for m in c["committee"]:
-    print(f"  member {m[\"index\"]}  {m[\"address\"]}  credit {m[\"credit\"]}")
+    print("  member {index}  {address}  credit {credit}".format(**m))
 '
 for i in $(seq 1 "$nodes"); do
   echo
