@@ -31,8 +31,9 @@ use cpc_consensus::bft::{self, Action, Event, Machine, Member, Message, Proposal
 use cpc_state::State;
 use cpc_types::codec::decode_exact;
 use cpc_types::{
-    Address, Block, BlockHeader, Certificate, ConsensusMessage, Encode, Hash32, PublicKey,
-    Signature, TxReceipt, Vote, VoteKind,
+    Address, Block, BlockHeader, Certificate, ConsensusMessage, Encode, Hash32,
+    MisbehaviourEvidence, PublicKey, Signature, SignedMessage, Transaction, TxKind, TxReceipt,
+    Vote, VoteKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -861,7 +862,52 @@ impl Engine {
                     ?second,
                     "conflicting messages from a member"
                 );
+                self.report(member, &first, &second);
             }
+        }
+    }
+
+    /// Puts evidence of two conflicting votes of `member` on chain: a transaction from this
+    /// node's account, gossiped like any other. Conflicts the chain would not accept (a
+    /// proposal seen twice with different parents, say) are only counted.
+    fn report(&mut self, member: Member, first: &Message, second: &Message) {
+        let Some(key) = self.chain.key().cloned() else {
+            return;
+        };
+        let Some(offender) = self.committee.get(usize::from(member)).copied() else {
+            return;
+        };
+        let signed = |m: &Message| -> Option<SignedMessage> {
+            let v = match m {
+                Message::Propose(p) => self.machine_vote(&bft::Vote::Notarize(*p))?,
+                Message::Vote(v) => self.machine_vote(v)?,
+                Message::Certificate(_) => return None,
+            };
+            let signature = *self.sigs.get(&v)?.get(&offender)?;
+            Some(SignedMessage {
+                payload: v.signing_bytes(),
+                signature,
+            })
+        };
+        let (Some(first), Some(second)) = (signed(first), signed(second)) else {
+            return;
+        };
+        let genesis = self.chain.genesis();
+        let tx = Transaction {
+            chain_id: genesis.chain_id,
+            sender: key.public(),
+            nonce: self.chain.account(&key.address(), self.wall_ms).next_nonce,
+            max_fee: genesis.params.base_fee,
+            kind: TxKind::Evidence(MisbehaviourEvidence {
+                offender,
+                first,
+                second,
+            }),
+        }
+        .sign(&key);
+        match self.chain.submit(vec![tx], self.wall_ms).remove(0) {
+            Ok(id) => tracing::warn!(%offender, tx = %id, "evidence submitted"),
+            Err(e) => tracing::info!(%offender, error = %e, "evidence not submitted"),
         }
     }
 

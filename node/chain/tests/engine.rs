@@ -32,9 +32,13 @@ fn network(n: usize) -> Net {
     let deposit = 10_000 * UNITS_PER_CPC;
     let mut allocations = BTreeMap::new();
     allocations.insert(user.address(), 1_000 * UNITS_PER_CPC);
+    // Validators pay for the evidence they report.
+    for k in &keys {
+        allocations.insert(k.address(), 1_000 * UNITS_PER_CPC);
+    }
     allocations.insert(
         foundation,
-        TOTAL_SUPPLY - 1_000 * UNITS_PER_CPC - deposit * n as u64,
+        TOTAL_SUPPLY - 1_000 * UNITS_PER_CPC * (n as u64 + 1) - deposit * n as u64,
     );
     let genesis = Genesis {
         chain_id: 5,
@@ -231,4 +235,47 @@ fn forged_and_malformed_messages_are_rejected() {
     let (verdict, _) = e.on_gossip(&ConsensusMessage::Certificate { vote, votes }.encode());
     assert_eq!(verdict, Verdict::Accept);
     assert!(e.status().view > 50);
+}
+
+#[test]
+fn a_member_that_votes_twice_in_a_view_is_slashed_on_every_node() {
+    let mut net = network(4);
+    for _ in 0..10 {
+        net.step();
+    }
+    let byzantine = net.keys[1].clone();
+    let view = net.engines[0].status().view + 2;
+    let notarize = |block: u8| Vote {
+        chain_id: 5,
+        kind: VoteKind::Notarize,
+        view,
+        parent_view: view - 1,
+        parent: Hash32([1; 32]),
+        block: Hash32([block; 32]),
+    };
+    for v in [notarize(7), notarize(8)] {
+        let m = ConsensusMessage::Vote {
+            voter: byzantine.public(),
+            vote: v,
+            signature: byzantine.sign(&v.signing_bytes()),
+        };
+        let (verdict, _) = net.engines[0].on_gossip(&m.encode());
+        assert_eq!(verdict, Verdict::Accept);
+    }
+    assert_eq!(net.engines[0].status().metrics.evidence, 1);
+    // Node 1 reported it in a transaction; gossip hands it to the others.
+    let reported = net.engines[0].chain().take_outbox();
+    assert!(reported.is_empty(), "gossip is off in this test");
+    let mine = net.engines[0]
+        .chain()
+        .account(&net.keys[0].address(), T0)
+        .pending;
+    assert_eq!(mine, 1, "the evidence waits in node 1's mempool");
+    for _ in 0..100 {
+        net.step();
+    }
+    for e in &net.engines {
+        let v = e.chain().validator(&byzantine.address()).unwrap();
+        assert_eq!((v.credit, v.deposit), (0, 0));
+    }
 }

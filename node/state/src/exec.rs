@@ -278,27 +278,30 @@ fn apply_kind(
             Ok(())
         }
         TxKind::Evidence(ev) => {
-            if ev.first.payload == ev.second.payload {
-                return Err(TxError::Invalid("evidence messages are identical".into()));
-            }
-            if !ev.offender.verify(&ev.first.payload, &ev.first.signature)
-                || !ev.offender.verify(&ev.second.payload, &ev.second.signature)
-            {
-                return Err(TxError::Invalid("evidence signatures do not verify".into()));
-            }
-            // The pair, in either order, is reported once.
-            let (a, b) = if ev.first.payload <= ev.second.payload {
-                (&ev.first.payload, &ev.second.payload)
-            } else {
-                (&ev.second.payload, &ev.first.payload)
+            let (a, b) = conflicting_votes(ev, ov.chain_id())?;
+            let offender = ev.offender.address();
+            let Some(mut v) = ov.get_decoded::<Validator>(&key::validator(&offender)) else {
+                return Err(TxError::Invalid("the offender is not a validator".into()));
             };
-            let eid = sha256(&[&ev.offender.0, &(a.len() as u64).to_be_bytes(), a, b]);
+            // The pair, in either order, is reported once.
+            let (a, b) = if a <= b { (a, b) } else { (b, a) };
+            let eid = sha256(&[&ev.offender.0, &a.signing_bytes(), &b.signing_bytes()]);
             if ov.get(&key::evidence(&eid)).is_some() {
                 return Err(TxError::NotAllowed(
                     "this evidence is already on chain".into(),
                 ));
             }
             ov.put(key::evidence(&eid), &env.height);
+            // Slash: credit to zero and the whole deposit, a tenth of it to the reporter
+            // and the rest to the foundation (the supply stays the same).
+            let slashed = v.deposit;
+            v.credit = 0;
+            v.deposit = 0;
+            ov.put(key::validator(&offender), &v);
+            let reward = slashed / 10;
+            credit(ov, sender, reward)?;
+            let foundation = ov.params().foundation;
+            credit(ov, &foundation, slashed - reward)?;
             Ok(())
         }
         TxKind::DappStake { amount } => {
@@ -436,4 +439,113 @@ pub(crate) fn end_lease(ov: &mut Overlay<'_>, id: &Hash32) {
     ov.delete(key::offer(id));
     // Supply is conserved, so the lender's balance cannot overflow.
     let _ = credit(ov, &o.lender, o.amount);
+}
+
+/// The two votes of `ev` if they are a protocol violation of the Simplex rules: two
+/// notarize (or two finalize) votes for different blocks in one view, or a finalize and a
+/// nullify vote in one view. Any other pair — votes of different views, a notarize and a
+/// nullify — is what an honest member may sign.
+fn conflicting_votes(
+    ev: &cpc_types::MisbehaviourEvidence,
+    chain_id: u32,
+) -> Result<(cpc_types::Vote, cpc_types::Vote), TxError> {
+    use cpc_types::block::VOTE_DOMAIN;
+    use cpc_types::{Vote, VoteKind, decode_exact};
+    let bad = |m: &str| TxError::Invalid(format!("evidence: {m}"));
+    let vote = |m: &cpc_types::SignedMessage| -> Result<Vote, TxError> {
+        let body = m
+            .payload
+            .strip_prefix(VOTE_DOMAIN)
+            .ok_or_else(|| bad("a message is not a consensus vote"))?;
+        let v: Vote = decode_exact(body).map_err(|_| bad("a message is not a consensus vote"))?;
+        if !ev.offender.verify(&m.payload, &m.signature) {
+            return Err(bad("a signature does not verify"));
+        }
+        Ok(v)
+    };
+    let (a, b) = (vote(&ev.first)?, vote(&ev.second)?);
+    if a.chain_id != chain_id || b.chain_id != chain_id {
+        return Err(bad("a vote is for another chain"));
+    }
+    if a.view != b.view || a == b {
+        return Err(bad("the votes do not conflict"));
+    }
+    let conflict = match (a.kind, b.kind) {
+        (VoteKind::Notarize, VoteKind::Notarize) | (VoteKind::Finalize, VoteKind::Finalize) => {
+            a.block != b.block
+        }
+        (VoteKind::Finalize, VoteKind::Nullify) | (VoteKind::Nullify, VoteKind::Finalize) => true,
+        _ => false,
+    };
+    if conflict {
+        Ok((a, b))
+    } else {
+        Err(bad("the votes do not conflict"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cpc_types::{Hash32, MisbehaviourEvidence, SecretKey, SignedMessage, Vote, VoteKind};
+
+    use super::conflicting_votes;
+
+    fn vote(kind: VoteKind, view: u64, block: u8) -> Vote {
+        let nullify = kind == VoteKind::Nullify;
+        Vote {
+            chain_id: 1,
+            kind,
+            view,
+            parent_view: if nullify { 0 } else { view - 1 },
+            parent: if nullify {
+                Hash32::ZERO
+            } else {
+                Hash32([1; 32])
+            },
+            block: if nullify {
+                Hash32::ZERO
+            } else {
+                Hash32([block; 32])
+            },
+        }
+    }
+
+    fn evidence(k: &SecretKey, a: Vote, b: Vote) -> MisbehaviourEvidence {
+        let s = |v: Vote| SignedMessage {
+            payload: v.signing_bytes(),
+            signature: k.sign(&v.signing_bytes()),
+        };
+        MisbehaviourEvidence {
+            offender: k.public(),
+            first: s(a),
+            second: s(b),
+        }
+    }
+
+    #[test]
+    fn only_votes_an_honest_member_never_signs_are_evidence() {
+        use VoteKind::{Finalize, Notarize, Nullify};
+        let k = SecretKey::from_bytes([4; 32]);
+        let conflict = |a, b| conflicting_votes(&evidence(&k, a, b), 1).is_ok();
+        assert!(conflict(vote(Notarize, 5, 1), vote(Notarize, 5, 2)));
+        assert!(conflict(vote(Finalize, 5, 1), vote(Finalize, 5, 2)));
+        assert!(conflict(vote(Finalize, 5, 1), vote(Nullify, 5, 0)));
+        // What honest members do sign.
+        assert!(!conflict(vote(Notarize, 5, 1), vote(Nullify, 5, 0)));
+        assert!(!conflict(vote(Notarize, 5, 1), vote(Finalize, 5, 2)));
+        assert!(!conflict(vote(Notarize, 5, 1), vote(Notarize, 6, 2)));
+        assert!(!conflict(vote(Notarize, 5, 1), vote(Notarize, 5, 1)));
+        // Another chain's votes, or a signature by someone else.
+        let mut other = vote(Notarize, 5, 2);
+        other.chain_id = 2;
+        assert!(!conflict(vote(Notarize, 5, 1), other));
+        let mut ev = evidence(&k, vote(Notarize, 5, 1), vote(Notarize, 5, 2));
+        ev.offender = SecretKey::from_bytes([5; 32]).public();
+        assert!(conflicting_votes(&ev, 1).is_err());
+        // A payload that is not a vote.
+        let mut ev = evidence(&k, vote(Notarize, 5, 1), vote(Notarize, 5, 2));
+        ev.second.payload = b"cpchain/vote/v2 junk".to_vec();
+        ev.second.signature = k.sign(&ev.second.payload);
+        assert!(conflicting_votes(&ev, 1).is_err());
+    }
 }
