@@ -23,7 +23,13 @@ struct Net {
     now: u64,
 }
 
+/// `n` validators.
 fn network(n: usize) -> Net {
+    network_with_followers(n, 0)
+}
+
+/// `n` validators, then `followers` nodes whose keys are not in the committee.
+fn network_with_followers(n: usize, followers: usize) -> Net {
     let keys: Vec<SecretKey> = (0..n)
         .map(|i| SecretKey::from_bytes([10 + i as u8; 32]))
         .collect();
@@ -58,7 +64,10 @@ fn network(n: usize) -> Net {
     let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
     let mut dirs = Vec::new();
     let mut engines = Vec::new();
-    for k in &keys {
+    let outsiders: Vec<SecretKey> = (0..followers)
+        .map(|i| SecretKey::from_bytes([60 + i as u8; 32]))
+        .collect();
+    for k in keys.iter().chain(&outsiders) {
         let dir = tempfile::tempdir().unwrap();
         let chain = Chain::open(
             genesis.clone(),
@@ -277,5 +286,22 @@ fn a_member_that_votes_twice_in_a_view_is_slashed_on_every_node() {
     for e in &net.engines {
         let v = e.chain().validator(&byzantine.address()).unwrap();
         assert_eq!((v.credit, v.deposit), (0, 0));
+    }
+}
+
+#[test]
+fn a_follower_outside_the_committee_commits_the_same_chain() {
+    let mut net = network_with_followers(4, 1);
+    for _ in 0..100 {
+        net.step();
+    }
+    let follower = &net.engines[4];
+    assert!(!follower.status().member);
+    let h = follower.chain().height();
+    assert!(h >= 3, "{:?}", net.heights());
+    for height in 1..=h {
+        let a = net.engines[0].chain().block(height).unwrap().unwrap().0;
+        let b = follower.chain().block(height).unwrap().unwrap().0;
+        assert_eq!(a.header, b.header);
     }
 }
