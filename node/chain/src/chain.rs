@@ -468,19 +468,30 @@ impl Chain {
         // After one of its transactions fails, an account's later ones would fail on the
         // nonce: they wait for the next block instead of being dropped.
         let mut failed: std::collections::BTreeSet<Address> = std::collections::BTreeSet::new();
+        // A transaction that fails on a parent that is not final yet may succeed on
+        // another fork: it is dropped from the mempool only when the parent is the head.
+        let on_head = parent.hash() == self.read().head.hash();
+        let mut bytes = 0;
         for tx in picked {
             let sender = tx.sender();
             if failed.contains(&sender) {
                 continue;
             }
+            let size = cpc_types::Encode::encode(&tx).len();
+            if bytes + size > cpc_types::MAX_BLOCK_TX_BYTES {
+                break;
+            }
             match state.apply_tx(&env, &tx) {
                 Ok(r) => {
+                    bytes += size;
                     receipts.push(r);
                     txs.push(tx);
                 }
                 Err(e) => {
                     failed.insert(sender);
-                    dropped.push((tx.id(), e.to_string()));
+                    if on_head {
+                        dropped.push((tx.id(), e.to_string()));
+                    }
                 }
             }
         }
@@ -602,7 +613,7 @@ impl Chain {
             let Some(b) = self.store.block(h)? else {
                 break;
             };
-            bytes += b.txs.len() * 200 + 512;
+            bytes += cpc_types::Encode::encode(&b).len();
             out.push(b);
             h += 1;
         }

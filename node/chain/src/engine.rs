@@ -159,6 +159,8 @@ struct Pending {
 
 /// At most this many proposals wait for their parent.
 const MAX_ORPHANS: usize = 64;
+/// At most this many executed blocks wait for finality.
+const MAX_PENDING: usize = 256;
 
 /// The consensus engine of one node.
 pub struct Engine {
@@ -175,6 +177,8 @@ pub struct Engine {
     /// The parent of each proposal seen: (view, block) → (parent view, parent).
     parents: BTreeMap<(View, Hash32), (View, Hash32)>,
     journal_seq: u32,
+    /// Members this node reported evidence against.
+    reported: std::collections::BTreeSet<PublicKey>,
     /// Digests of the messages in the journal: a message repeated on a timeout is sent
     /// again but written once.
     journaled: std::collections::BTreeSet<(View, Hash32)>,
@@ -255,6 +259,7 @@ impl Engine {
                 .map(|(v, _, m)| (*v, cpc_types::sha256(&[m])))
                 .collect(),
             queued: Vec::new(),
+            reported: std::collections::BTreeSet::new(),
             mono_ms: 0,
             wall_ms: 0,
             want_fetch: false,
@@ -406,15 +411,34 @@ impl Engine {
     }
 
     fn record(&mut self, vote: Vote, voter: PublicKey, sig: Signature) -> bool {
+        // One member's vote may name a wrong parent; proposals this node executed and
+        // quorum certificates overwrite it (see `set_parent`).
         if matches!(vote.kind, VoteKind::Notarize | VoteKind::Finalize) {
             self.parents
-                .insert((vote.view, vote.block), (vote.parent_view, vote.parent));
+                .entry((vote.view, vote.block))
+                .or_insert((vote.parent_view, vote.parent));
         }
         self.sigs
             .entry(vote)
             .or_default()
             .insert(voter, sig)
             .is_none()
+    }
+
+    /// Records the parent of a proposal from a source this node checked.
+    fn set_parent(&mut self, p: &Proposal) {
+        self.parents
+            .insert((p.view, p.block), (p.parent_view, p.parent));
+    }
+
+    /// The highest view this node accepts votes and proposals for: beyond, a Byzantine
+    /// member could make it store without bound.
+    fn horizon(&self) -> View {
+        let base = self
+            .machine
+            .as_ref()
+            .map_or(self.chain.head().view, Machine::view);
+        base.saturating_add(bft::VIEW_WINDOW)
     }
 
     fn on_proposal(
@@ -430,7 +454,14 @@ impl Engine {
         if h.chain_id != self.chain.genesis().chain_id {
             return Verdict::Reject(format!("block for chain {}", h.chain_id));
         }
-        if self.pending.contains_key(&hash) || h.view <= head.view {
+        if self.pending.contains_key(&hash) || h.view <= head.view || h.view > self.horizon() {
+            return Verdict::Ignore;
+        }
+        // One executed proposal per view: a Byzantine leader's others are not executed
+        // (each costs a copy of the state), and `MAX_PENDING` bounds them all.
+        if self.pending.len() >= MAX_PENDING
+            || self.pending.values().any(|p| p.block.header.view == h.view)
+        {
             return Verdict::Ignore;
         }
         if h.proposer != self.leader(h.view) {
@@ -490,6 +521,7 @@ impl Engine {
                 state,
             },
         );
+        self.set_parent(&proposal_of(&vote));
         if let Some(leader) = self.member_of(&h.proposer) {
             self.step(
                 Event::Message(leader, Message::Propose(proposal_of(&vote))),
@@ -497,7 +529,11 @@ impl Engine {
             );
         }
         if self.machine.is_none() {
-            self.follow(vote.view, hash, out);
+            // Votes or a certificate may have made it final before the block arrived.
+            let fin = crate::exec::block_vote(&h, parent_view, VoteKind::Finalize);
+            if self.sigs.get(&fin).map_or(0, BTreeMap::len) >= quorum(self.committee.len()) {
+                self.follow(vote.view, hash, out);
+            }
         }
         // Children that arrived first can be checked now.
         let ready: Vec<_> = {
@@ -533,7 +569,7 @@ impl Engine {
         {
             return Verdict::Ignore;
         }
-        if vote.view + 1 < self.chain.head().view {
+        if vote.view.saturating_add(1) < self.chain.head().view || vote.view > self.horizon() {
             return Verdict::Ignore;
         }
         if !voter.verify(&vote.signing_bytes(), &signature) {
@@ -572,6 +608,9 @@ impl Engine {
         let q = quorum(self.committee.len());
         if let Err(e) = check_votes(self.chain.accel(), &vote, &votes, &self.committee, q) {
             return Verdict::Reject(format!("invalid certificate: {e}"));
+        }
+        if vote.kind != VoteKind::Nullify {
+            self.set_parent(&proposal_of(&vote));
         }
         let mut voters = std::collections::BTreeSet::new();
         for (pk, sig) in votes {
@@ -656,6 +695,8 @@ impl Engine {
             ),
             &mut out,
         );
+        // Sent at the next tick.
+        self.queued.extend(out);
         Ok(applied)
     }
 
@@ -711,16 +752,15 @@ impl Engine {
         }
     }
 
-    fn sign(&mut self, vote: Vote) -> Option<Signature> {
-        let key = self.chain.key()?.clone();
-        let sig = key.sign(&vote.signing_bytes());
-        self.record(vote, key.public(), sig);
-        Some(sig)
+    /// Signs `vote`. The signature is recorded (and so usable in certificates) only once
+    /// [`Engine::send`] has journaled it.
+    fn sign(&self, vote: Vote) -> Option<Signature> {
+        Some(self.chain.key()?.sign(&vote.signing_bytes()))
     }
 
     /// Journals a message this node sends, then queues it; a vote that cannot be made
     /// durable is not sent.
-    fn send(&mut self, view: View, msg: &ConsensusMessage, out: &mut Vec<Outbound>) {
+    fn send(&mut self, view: View, msg: &ConsensusMessage, out: &mut Vec<Outbound>) -> bool {
         let bytes = msg.encode();
         let key = (view, cpc_types::sha256(&[&bytes]));
         if self.journaled.insert(key) {
@@ -730,10 +770,11 @@ impl Engine {
             if let Err(e) = self.chain.journal_append(view, seq, &bytes, own_vote) {
                 tracing::error!(error = %e, "cannot journal a consensus message; not sending it");
                 self.journaled.remove(&key);
-                return;
+                return false;
             }
         }
         out.push(Outbound::Gossip(bytes));
+        true
     }
 
     fn machine_vote(&self, v: &bft::Vote) -> Option<Vote> {
@@ -776,13 +817,18 @@ impl Engine {
                 let Some(block) = self.pending.get(&p.block).map(|b| b.block.clone()) else {
                     return;
                 };
-                if let Some(signature) = vote.and_then(|v| self.sign(v)) {
+                let Some(vote) = vote else { return };
+                if let (Some(signature), Some(me)) =
+                    (self.sign(vote), self.chain.key().map(|k| k.public()))
+                {
                     let msg = ConsensusMessage::Proposal {
                         block,
                         parent_view: p.parent_view,
                         signature,
                     };
-                    self.send(p.view, &msg, out);
+                    if self.send(p.view, &msg, out) {
+                        self.record(vote, me, signature);
+                    }
                 }
             }
             Action::Broadcast(Message::Vote(v)) => {
@@ -798,10 +844,18 @@ impl Engine {
                         vote,
                         signature,
                     };
-                    self.send(vote.view, &msg, out);
+                    if self.send(vote.view, &msg, out) {
+                        self.record(vote, key, signature);
+                    }
                 }
             }
             Action::Broadcast(Message::Certificate(c)) => {
+                // A quorum stands behind these proposals: their parents are right.
+                if let bft::Certificate::Notarization(p, _) | bft::Certificate::Finalization(p, _) =
+                    &c
+                {
+                    self.set_parent(p);
+                }
                 let (vote, voters) = match &c {
                     bft::Certificate::Notarization(p, voters) => {
                         (self.machine_vote(&bft::Vote::Notarize(*p)), voters)
@@ -828,16 +882,18 @@ impl Engine {
                 let Some(sigs) = self.sigs.get(&vote) else {
                     return;
                 };
-                let votes: Option<Vec<(PublicKey, Signature)>> = voters
+                // A voter whose signature is over other fields (a Byzantine one naming
+                // another parent) is left out; the rest may still be a quorum.
+                let mut votes: Vec<(PublicKey, Signature)> = voters
                     .iter()
-                    .map(|m| {
+                    .filter_map(|m| {
                         let pk = *self.committee.get(usize::from(*m))?;
                         sigs.get(&pk).map(|s| (pk, *s))
                     })
                     .collect();
-                if let Some(mut votes) = votes {
+                if votes.len() >= quorum(self.committee.len()) {
                     votes.sort_by_key(|v| v.0);
-                    self.send(
+                    let _ = self.send(
                         vote.view,
                         &ConsensusMessage::Certificate { vote, votes },
                         out,
@@ -877,6 +933,11 @@ impl Engine {
         let Some(offender) = self.committee.get(usize::from(member)).copied() else {
             return;
         };
+        // One report per offender: slashing takes everything the first time, and a
+        // Byzantine member must not make honest ones pay fees per bogus vote.
+        if !self.reported.insert(offender) {
+            return;
+        }
         let signed = |m: &Message| -> Option<SignedMessage> {
             let v = match m {
                 Message::Propose(p) => self.machine_vote(&bft::Vote::Notarize(*p))?,

@@ -3,7 +3,9 @@
 use cpc_accel::{Dispatcher, SigItem};
 use cpc_state::{BlockEnv, Genesis, State};
 use cpc_storage::Store;
-use cpc_types::{Block, BlockHeader, Certificate, Hash32, PublicKey, TxReceipt, Vote, VoteKind};
+use cpc_types::{
+    Block, BlockHeader, Certificate, Encode, Hash32, PublicKey, TxReceipt, Vote, VoteKind,
+};
 
 /// Why a block is invalid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +65,16 @@ pub enum BlockError {
         count: usize,
         /// The limit.
         max: u32,
+    },
+    /// The block's transactions exceed [`cpc_types::MAX_BLOCK_TX_BYTES`].
+    #[error("block {height}: transactions of {bytes} bytes exceed the limit of {max}")]
+    TooManyBytes {
+        /// The block's height.
+        height: u64,
+        /// Their encoded size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
     },
     /// Storage failed during replay.
     #[error("storage: {0}")]
@@ -258,6 +270,14 @@ pub fn execute_block_trusting(
             height: h.height,
             count: block.txs.len(),
             max,
+        });
+    }
+    let bytes: usize = block.txs.iter().map(|t| t.encode().len()).sum();
+    if bytes > cpc_types::MAX_BLOCK_TX_BYTES {
+        return Err(BlockError::TooManyBytes {
+            height: h.height,
+            bytes,
+            max: cpc_types::MAX_BLOCK_TX_BYTES,
         });
     }
     let root = tx_root(accel, &block.txs);

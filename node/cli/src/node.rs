@@ -370,10 +370,7 @@ fn consensus_thread(
             next_tick = now + tick;
             let mono = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
             outs.extend(engine.tick(mono, cpc_api::now_ms()));
-            let txs = chain.take_outbox();
-            for batch in txs.chunks(2000) {
-                net.publish(Topic::Txs, batch.to_vec().encode());
-            }
+            publish_txs(net, chain.take_outbox());
         }
         for o in outs {
             match o {
@@ -388,6 +385,25 @@ fn consensus_thread(
     }
 }
 
+/// Gossips transactions in batches that fit a gossip message (with room to spare).
+fn publish_txs(net: &Network, txs: Vec<SignedTransaction>) {
+    const BATCH_BYTES: usize = 2 << 20;
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for tx in txs {
+        let size = tx.encode().len();
+        if bytes + size > BATCH_BYTES && !batch.is_empty() {
+            net.publish(Topic::Txs, std::mem::take(&mut batch).encode());
+            bytes = 0;
+        }
+        bytes += size;
+        batch.push(tx);
+    }
+    if !batch.is_empty() {
+        net.publish(Topic::Txs, batch.encode());
+    }
+}
+
 /// Admits transactions gossiped by peers, off the consensus thread.
 fn tx_thread(
     chain: &Chain,
@@ -398,16 +414,19 @@ fn tx_thread(
         let verdict = match decode_exact::<Vec<SignedTransaction>>(&data) {
             Err(_) => cpc_p2p::Verdict::Reject,
             Ok(txs) => {
+                use cpc_chain::SubmitError as E;
                 let results = chain.submit_from_peer(txs, cpc_api::now_ms());
-                if results.iter().any(|r| {
-                    matches!(
-                        r,
-                        Err(cpc_chain::SubmitError::Signature | cpc_chain::SubmitError::TooLarge(_))
-                    )
-                }) {
+                // Forged or oversized: the sender relays garbage. Nothing new admitted:
+                // not worth relaying. Otherwise relay.
+                if results
+                    .iter()
+                    .any(|r| matches!(r, Err(E::Signature | E::TooLarge(_))))
+                {
                     cpc_p2p::Verdict::Reject
-                } else {
+                } else if results.iter().any(Result::is_ok) {
                     cpc_p2p::Verdict::Accept
+                } else {
+                    cpc_p2p::Verdict::Ignore
                 }
             }
         };
@@ -447,11 +466,17 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
     let stop = Arc::new(AtomicBool::new(false));
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(4096);
     let (tx_tx, tx_rx) = std::sync::mpsc::sync_channel(1024);
+    // Dropped when the consensus thread ends, by a panic too: the node then stops
+    // rather than serve a chain that no longer moves.
+    let (alive, mut consensus_done) = tokio::sync::oneshot::channel::<()>();
     let consensus = {
         let (net, status, stop) = (net.clone(), consensus_status.clone(), stop.clone());
         std::thread::Builder::new()
             .name("cpc-consensus".into())
-            .spawn(move || consensus_thread(engine, &net, &work_rx, &status, &stop))
+            .spawn(move || {
+                let _alive = alive;
+                consensus_thread(engine, &net, &work_rx, &status, &stop);
+            })
             .context("cannot start the consensus thread")?
     };
     let txpool = {
@@ -462,7 +487,9 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
             .context("cannot start the transaction thread")?
     };
     // Routes network events to the two threads; a full queue makes the network wait.
+    let router_net = net.clone();
     let router = tokio::task::spawn_blocking(move || {
+        let net = router_net;
         while let Some(ev) = events.blocking_recv() {
             let sent = match ev {
                 NetEvent::Gossip {
@@ -474,8 +501,20 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
                     topic: Topic::Txs,
                     msg,
                     data,
-                } => tx_tx.send((msg, data)).is_ok(),
-                NetEvent::Gossip { .. } => true,
+                } => match tx_tx.try_send((msg, data)) {
+                    // Transactions must never hold up consensus: when admission lags,
+                    // they are dropped unrelayed (their senders may retry).
+                    Err(std::sync::mpsc::TrySendError::Full((msg, _))) => {
+                        net.validate(msg, cpc_p2p::Verdict::Ignore);
+                        true
+                    }
+                    r => r.is_ok(),
+                },
+                NetEvent::Gossip { msg, .. } => {
+                    // Election tickets are not used yet.
+                    net.validate(msg, cpc_p2p::Verdict::Ignore);
+                    true
+                }
                 NetEvent::Blocks { peer, blocks } => {
                     work_tx.send(Work::Blocks(peer, blocks)).is_ok()
                 }
@@ -509,6 +548,9 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
             Ok(Err(e)) => Err(anyhow::anyhow!("{e}")),
             Err(e) => Err(anyhow::anyhow!("http api crashed: {e}")),
         },
+        _ = &mut consensus_done => Err(anyhow::anyhow!(
+            "the consensus engine stopped; see the log above, then restart the node"
+        )),
     };
     let _ = stop_tx.send(true);
     stop.store(true, Ordering::Relaxed);

@@ -560,15 +560,16 @@ impl Machine {
             return;
         }
         let vv = self.votes.entry(view).or_default();
+        // Finalize and nullify in one view break the safety argument: evidence too.
         let earlier = match vote {
             Vote::Notarize(p) => first_vote(&mut vv.notarize, from, p).map(Vote::Notarize),
             Vote::Nullify(_) => {
                 vv.nullify.insert(from);
-                None
+                vv.finalize.get(&from).map(|b| Vote::Finalize(view, *b))
             }
-            Vote::Finalize(_, b) => {
-                first_vote(&mut vv.finalize, from, b).map(|c| Vote::Finalize(view, c))
-            }
+            Vote::Finalize(_, b) => first_vote(&mut vv.finalize, from, b)
+                .map(|c| Vote::Finalize(view, c))
+                .or_else(|| vv.nullify.contains(&from).then_some(Vote::Nullify(view))),
         };
         if let Some(first) = earlier {
             out.push(Action::Evidence {

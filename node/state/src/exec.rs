@@ -283,6 +283,11 @@ fn apply_kind(
             let Some(mut v) = ov.get_decoded::<Validator>(&key::validator(&offender)) else {
                 return Err(TxError::Invalid("the offender is not a validator".into()));
             };
+            if v.deposit == 0 && v.credit == 0 {
+                return Err(TxError::NotAllowed(
+                    "the offender has already been slashed".into(),
+                ));
+            }
             // The pair, in either order, is reported once.
             let (a, b) = if a <= b { (a, b) } else { (b, a) };
             let eid = sha256(&[&ev.offender.0, &a.signing_bytes(), &b.signing_bytes()]);

@@ -34,3 +34,7 @@ pub const TOTAL_SUPPLY: u64 = 1_000_000_000 * UNITS_PER_CPC;
 
 /// The largest encoded transaction accepted anywhere.
 pub const MAX_TX_BYTES: usize = 64 * 1024;
+
+/// Largest encoded size of a block's transactions (a consensus rule): a proposal must fit
+/// in one gossip message.
+pub const MAX_BLOCK_TX_BYTES: usize = 4 << 20;
