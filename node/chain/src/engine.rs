@@ -87,6 +87,17 @@ pub enum Verdict {
     Reject(String),
 }
 
+/// Why a sync answer was not (fully) used.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Not usable now (stale, or without a final block yet): nobody's fault.
+    #[error("{0}")]
+    Unusable(String),
+    /// Blocks a correct peer never sends: penalise the peer.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// A committee member as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MemberView {
@@ -634,7 +645,7 @@ impl Engine {
     /// Applies final blocks fetched from a peer: a run from the head's successor on, of
     /// which the prefix up to the last block with a finalize certificate of a quorum is
     /// committed. Returns how many blocks were committed.
-    pub fn on_blocks(&mut self, blocks: Vec<Block>) -> Result<usize, String> {
+    pub fn on_blocks(&mut self, blocks: Vec<Block>) -> Result<usize, SyncError> {
         let (mut prev, _) = self.chain.head_state();
         let mut last_final = None;
         for (i, b) in blocks.iter().enumerate() {
@@ -642,10 +653,14 @@ impl Engine {
                 if i == 0 && b.header.height <= prev.height {
                     return Ok(0);
                 }
-                return Err(format!(
-                    "block {} does not link to its parent",
-                    b.header.height
-                ));
+                let why = format!("block {} does not link to its parent", b.header.height);
+                // The first may be stale (this node moved on meanwhile); a break inside
+                // the run is not something a correct peer sends.
+                return Err(if i == 0 {
+                    SyncError::Unusable(why)
+                } else {
+                    SyncError::Invalid(why)
+                });
             }
             let c = &b.certificate;
             if c.kind == VoteKind::Finalize
@@ -663,17 +678,19 @@ impl Engine {
             prev = b.header.clone();
         }
         let Some((last, last_parent_view)) = last_final else {
-            return Err("no block in the answer carries a finalize certificate".into());
+            return Err(SyncError::Unusable(
+                "no block in the answer carries a finalize certificate".into(),
+            ));
         };
         let mut applied = 0;
         for b in blocks.into_iter().take(last + 1) {
             let (head, mut state) = self.chain.head_state();
             state.take_diff();
             let receipts = execute_block(&mut state, &head, &b, self.chain.accel())
-                .map_err(|e| format!("invalid synced block: {e}"))?;
+                .map_err(|e| SyncError::Invalid(format!("invalid synced block: {e}")))?;
             self.chain
                 .commit_final(&b, &receipts, state, self.wall_ms)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| SyncError::Unusable(e.to_string()))?;
             applied += 1;
         }
         self.metrics.synced += applied as u64;
@@ -695,6 +712,18 @@ impl Engine {
             ),
             &mut out,
         );
+        // Proposals that waited for a parent the sync brought can be checked now.
+        let ready: Vec<_> = {
+            let hash = head.hash();
+            let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.orphans)
+                .into_iter()
+                .partition(|(b, _, _)| b.header.parent == hash);
+            self.orphans = rest.into();
+            ready
+        };
+        for (b, pv, sig) in ready {
+            let _ = self.on_proposal(b, pv, sig, &mut out);
+        }
         // Sent at the next tick.
         self.queued.extend(out);
         Ok(applied)

@@ -20,7 +20,7 @@ pub use chain::{
 };
 pub use engine::{
     ConsensusStatus, Engine, EngineConfig, EngineMetrics, LATENCY_BUCKETS_MS, MemberView, Outbound,
-    Verdict,
+    SyncError, Verdict,
 };
 pub use exec::{
     BlockError, block_vote, check_certificate, check_votes, execute_block, execute_block_trusting,

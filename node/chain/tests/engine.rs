@@ -21,6 +21,8 @@ struct Net {
     keys: Vec<SecretKey>,
     user: SecretKey,
     now: u64,
+    /// Nodes that neither tick nor hear anything.
+    down: Vec<bool>,
 }
 
 /// `n` validators.
@@ -94,6 +96,7 @@ fn network_with_followers(n: usize, followers: usize) -> Net {
         keys,
         user,
         now: 0,
+        down: vec![false; n + followers],
     }
 }
 
@@ -105,6 +108,9 @@ impl Net {
         self.now += 20;
         let mut queue: Vec<(usize, Vec<u8>)> = Vec::new();
         for (i, e) in self.engines.iter_mut().enumerate() {
+            if self.down[i] {
+                continue;
+            }
             for o in e.tick(self.now, T0 + self.now) {
                 if let Outbound::Gossip(m) = o {
                     queue.push((i, m));
@@ -113,7 +119,7 @@ impl Net {
         }
         while let Some((from, msg)) = queue.pop() {
             for (j, e) in self.engines.iter_mut().enumerate() {
-                if j == from {
+                if j == from || self.down[j] {
                     continue;
                 }
                 let (verdict, out) = e.on_gossip(&msg);
@@ -304,4 +310,45 @@ fn a_follower_outside_the_committee_commits_the_same_chain() {
         let b = follower.chain().block(height).unwrap().unwrap().0;
         assert_eq!(a.header, b.header);
     }
+}
+
+#[test]
+fn a_node_that_was_down_syncs_final_blocks_and_refuses_a_tampered_run() {
+    let mut net = network(4);
+    for _ in 0..20 {
+        net.step();
+    }
+    net.down[3] = true;
+    // Its views time out now (1 s each), so this takes a while of simulated time.
+    for _ in 0..400 {
+        net.step();
+    }
+    let behind = net.engines[3].chain().height();
+    let ahead = net.engines[0].chain().height();
+    assert!(ahead > behind + 5, "{:?}", net.heights());
+    let run = net.engines[0]
+        .chain()
+        .blocks_from(behind + 1, 256, 4 << 20)
+        .unwrap();
+    // A run with a block swapped out in the middle is refused as invalid.
+    let mut tampered = run.clone();
+    tampered.swap(1, 2);
+    assert!(matches!(
+        net.engines[3].on_blocks(tampered),
+        Err(cpc_chain::SyncError::Invalid(_))
+    ));
+    // The honest run applies up to its last finalize certificate.
+    let applied = net.engines[3].on_blocks(run).unwrap();
+    assert!(applied > 0);
+    let h = net.engines[3].chain().height();
+    assert!(h > behind);
+    let a = net.engines[0].chain().block(h).unwrap().unwrap().0;
+    let b = net.engines[3].chain().block(h).unwrap().unwrap().0;
+    assert_eq!(a.header, b.header);
+    // Back online, it takes part again.
+    net.down[3] = false;
+    for _ in 0..100 {
+        net.step();
+    }
+    assert!(net.engines[3].chain().height() > h);
 }

@@ -357,6 +357,10 @@ fn consensus_thread(
                                     net.fetch(chain.height() + 1);
                                 }
                             }
+                            Err(cpc_chain::SyncError::Invalid(e)) => {
+                                tracing::warn!(%peer, error = %e, "a peer sent invalid blocks");
+                                net.strike(peer);
+                            }
                             Err(e) => tracing::debug!(%peer, error = %e, "sync answer not used"),
                         }
                     }
