@@ -495,6 +495,7 @@ impl Chain {
                 }
             }
         }
+        state.end_block(parent.view, view, &key.public());
         let header = BlockHeader {
             chain_id: self.genesis.chain_id,
             height: env.height,
@@ -620,9 +621,10 @@ impl Chain {
         Ok(out)
     }
 
-    /// The committee that certifies blocks: the genesis validators, in genesis order.
+    /// The committee that certifies blocks, in proposer order (from the state: the
+    /// genesis validators until committee changes are made).
     pub fn committee(&self) -> Vec<PublicKey> {
-        self.genesis.validators.iter().map(|v| v.key).collect()
+        self.read().state.committee()
     }
 
     /// The credit of each of `keys` (0 for a key that is not a validator).

@@ -317,6 +317,7 @@ pub fn execute_block_trusting(
             })?;
         receipts.push(r);
     }
+    state.end_block(parent.view, h.view, &h.proposer);
     let root = state.root(accel);
     if root != h.state_root {
         return Err(BlockError::Root {

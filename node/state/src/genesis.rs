@@ -33,6 +33,20 @@ pub struct Params {
     pub initial_credit: u32,
     /// Most transactions in one block.
     pub max_block_txs: u32,
+    /// Credit a validator earns for each final block it proposed.
+    #[serde(default = "default_proposal_reward")]
+    pub proposal_reward: u32,
+    /// Credit a validator loses for each view it led that was nullified.
+    #[serde(default = "default_missed_proposal_penalty")]
+    pub missed_proposal_penalty: u32,
+}
+
+fn default_proposal_reward() -> u32 {
+    1
+}
+
+fn default_missed_proposal_penalty() -> u32 {
+    10
 }
 codec_struct!(Params {
     free_tx_per_day,
@@ -44,6 +58,8 @@ codec_struct!(Params {
     min_validator_deposit,
     initial_credit,
     max_block_txs,
+    proposal_reward,
+    missed_proposal_penalty,
 });
 
 impl Params {
@@ -59,6 +75,8 @@ impl Params {
             min_validator_deposit: 10_000 * UNITS_PER_CPC,
             initial_credit: 500,
             max_block_txs: 20_000,
+            proposal_reward: default_proposal_reward(),
+            missed_proposal_penalty: default_missed_proposal_penalty(),
         }
     }
 }

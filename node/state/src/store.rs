@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cpc_accel::Dispatcher;
 use cpc_types::codec::{Decode, Encode, decode_exact};
-use cpc_types::{Address, Hash32, SignedTransaction, TxReceipt, sha256};
+use cpc_types::{Address, Hash32, PublicKey, SignedTransaction, TxReceipt, sha256};
 
 use crate::exec::{self, BlockEnv};
 use crate::genesis::{Genesis, Params};
@@ -31,6 +31,9 @@ pub(crate) mod key {
     }
     pub(crate) fn chain_id() -> Vec<u8> {
         [&[META][..], b"chain_id"].concat()
+    }
+    pub(crate) fn committee() -> Vec<u8> {
+        [&[META][..], b"committee"].concat()
     }
     pub(crate) fn account(a: &Address) -> Vec<u8> {
         [&[ACCOUNT][..], &a.0].concat()
@@ -112,6 +115,8 @@ impl State {
             };
             writes.insert(key::validator(&v.key.address()), Some(val.encode()));
         }
+        let committee: Vec<PublicKey> = genesis.validators.iter().map(|v| v.key).collect();
+        writes.insert(key::committee(), Some(committee.encode()));
         state.commit(writes);
         Ok(state)
     }
@@ -236,6 +241,51 @@ impl State {
         let writes = ov.writes;
         self.commit(writes);
         Ok(receipt)
+    }
+
+    /// The committee, in proposer order: the leader of view `v` is member `v mod n`.
+    pub fn committee(&self) -> Vec<PublicKey> {
+        self.get_decoded(&key::committee()).unwrap_or_default()
+    }
+
+    /// Work done at the end of every block: the consensus credit it records. Its proposer
+    /// earns `proposal_reward`; the leader of every view between its parent's and its own
+    /// (views that were nullified: their leader proposed nothing that was kept) loses
+    /// `missed_proposal_penalty`. Credit stays within 0–1000. Deterministic: it reads only
+    /// the header's views and proposer and the stored committee.
+    pub fn end_block(&mut self, parent_view: u64, view: u64, proposer: &PublicKey) {
+        let committee = self.committee();
+        let n = committee.len() as u64;
+        if n == 0 {
+            return;
+        }
+        let p = &self.params;
+        let (reward, penalty) = (p.proposal_reward, p.missed_proposal_penalty);
+        let mut delta: BTreeMap<Address, i64> = BTreeMap::new();
+        *delta.entry(proposer.address()).or_default() += i64::from(reward);
+        // At most one round of the committee matters: a longer gap charges each leader
+        // once per round, bounded so a huge view jump costs bounded work.
+        let skipped = view
+            .saturating_sub(parent_view)
+            .saturating_sub(1)
+            .min(n * 8);
+        for k in 0..skipped {
+            let v = parent_view + 1 + k;
+            let leader = committee[(v % n) as usize];
+            *delta.entry(leader.address()).or_default() -= i64::from(penalty);
+        }
+        let mut writes = BTreeMap::new();
+        for (addr, d) in delta {
+            let Some(mut val) = self.validator(&addr) else {
+                continue;
+            };
+            let credit = (i64::from(val.credit) + d).clamp(0, 1000);
+            if credit as u32 != val.credit {
+                val.credit = credit as u32;
+                writes.insert(key::validator(&addr), Some(val.encode()));
+            }
+        }
+        self.commit(writes);
     }
 
     /// Runs a transaction without keeping its effects: the mempool's admission check.
