@@ -36,5 +36,10 @@ sleep 2
   --accounts "${ACCOUNTS:-1000}" --txs "${TXS:-100000}" --batch "${BATCH:-1000}" \
   --rate "${RATE:-10000}" --node-pid "${pids[0]}"
 for i in 1 2 3 4; do
-  printf 'node%s height %s\n' "$i" "$(curl -s "http://127.0.0.1:$((base + 4 + i))/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["height"])')"
+  curl -s "http://127.0.0.1:$((base + 4 + i))/v1/consensus" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+m = c["metrics"]
+print("node'"$i"' height {} view {} view changes {} rejected {}".format(c["height"], c["view"], m["view_changes"], m["rejected"]))
+'
 done
