@@ -237,25 +237,24 @@ pub(crate) fn start(args: &StartArgs) -> Result<ExitCode> {
     runtime.block_on(run(config, chain, node_secret))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a SIGTERM that arrives while the node is still
+/// starting must stop it cleanly, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
         }
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 /// What the API reports besides the chain.
@@ -439,6 +438,7 @@ fn tx_thread(
 }
 
 async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Result<ExitCode> {
+    let shutdown = shutdown_signal();
     let status = chain.status();
     let engine = Engine::new(chain.clone(), config.consensus)
         .context("cannot start the consensus engine")?;
@@ -543,7 +543,7 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
         },
     ));
     let outcome: Result<()> = tokio::select! {
-        _ = shutdown_signal() => {
+        _ = shutdown => {
             tracing::info!("shutting down");
             Ok(())
         }

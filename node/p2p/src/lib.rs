@@ -198,7 +198,14 @@ enum Command {
     Validate(MessageRef, Verdict),
     Fetch(u64),
     Strike(PeerId),
+    Respond(
+        request_response::ResponseChannel<SyncResponse>,
+        SyncResponse,
+    ),
 }
+
+/// Least time between two sync requests of one peer that are served.
+const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The handle of a running network.
 #[derive(Clone)]
@@ -405,6 +412,8 @@ impl Network {
         }));
         let driver = Driver {
             swarm,
+            commands: cmd_tx.downgrade(),
+            served: BTreeMap::new(),
             config,
             bootnodes,
             source,
@@ -468,6 +477,11 @@ impl Network {
 
 struct Driver {
     swarm: Swarm<Behaviour>,
+    /// Where sync answers computed off the task come back (weak: the task ends when
+    /// every [`Network`] handle is gone).
+    commands: mpsc::WeakSender<Command>,
+    /// When each peer's last sync request was served.
+    served: BTreeMap<PeerId, std::time::Instant>,
     config: P2pConfig,
     bootnodes: Vec<Multiaddr>,
     source: Arc<dyn BlockSource>,
@@ -597,6 +611,9 @@ impl Driver {
                     .send_request(&peer, SyncRequest { from });
             }
             Command::Strike(peer) => self.strike(peer),
+            Command::Respond(channel, resp) => {
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+            }
         }
     }
 
@@ -629,6 +646,7 @@ impl Driver {
             } => {
                 tracing::debug!(%peer_id, "peer disconnected");
                 self.peers.remove(&peer_id);
+                self.served.remove(&peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -679,16 +697,27 @@ impl Driver {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    // A peer asking too often gets an empty answer.
+                    let now = std::time::Instant::now();
+                    let last = self.served.insert(peer, now);
+                    if last.is_some_and(|t| now.duration_since(t) < SYNC_INTERVAL) {
+                        let resp = SyncResponse { blocks: Vec::new() };
+                        let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+                        return;
+                    }
+                    // Reading the store takes a moment: off the swarm's task, which
+                    // keeps gossiping; the answer comes back as a command.
                     let source = self.source.clone();
-                    // Reading the store may take a moment: off the swarm's task.
-                    let blocks =
-                        tokio::task::spawn_blocking(move || source.blocks_from(request.from))
-                            .await
-                            .unwrap_or_default();
-                    let resp = SyncResponse {
-                        blocks: blocks.into_iter().map(Bytes).collect(),
-                    };
-                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
+                    let cmds = self.commands.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let blocks = source.blocks_from(request.from);
+                        let resp = SyncResponse {
+                            blocks: blocks.into_iter().map(Bytes).collect(),
+                        };
+                        if let Some(cmds) = cmds.upgrade() {
+                            let _ = cmds.blocking_send(Command::Respond(channel, resp));
+                        }
+                    });
                 }
                 request_response::Message::Response { response, .. } => {
                     let blocks = response.blocks.into_iter().map(|b| b.0).collect();
