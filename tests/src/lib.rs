@@ -220,13 +220,22 @@ impl Node {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(40);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                if !status.success() {
+                    eprintln!("{} exited with {status}", self.home.display());
+                }
                 return status.success();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        eprintln!(
+            "{} did not stop within {:?} of SIGTERM; killed",
+            self.home.display(),
+            start.elapsed()
+        );
         let _ = child.kill();
         let _ = child.wait();
         false

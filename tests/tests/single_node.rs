@@ -75,7 +75,7 @@ fn transactions_commit_are_read_back_and_survive_a_restart() {
         20 * UNITS_PER_CPC
     );
     assert!(node.get("/v1/status").body["height"].as_u64().unwrap() >= height);
-    assert!(node.stop());
+    assert!(node.stop(), "{}", node.log());
 
     let out = cpchain(&["check", "--home", node.home.to_str().unwrap()]);
     assert!(
@@ -358,7 +358,7 @@ fn kill_9_under_load_loses_no_committed_transaction() {
     ));
     assert_eq!(a.status, 202, "{a:?}");
     node.wait_committed(a.body["id"].as_str().unwrap());
-    assert!(node.stop());
+    assert!(node.stop(), "{}", node.log());
     let out = cpchain(&["check", "--home", node.home.to_str().unwrap()]);
     assert!(
         out.status.success(),

@@ -234,7 +234,12 @@ pub(crate) fn start(args: &StartArgs) -> Result<ExitCode> {
         .thread_name("cpc-node")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, chain, node_secret))
+    let code = runtime.block_on(run(config, chain, node_secret));
+    // Drops the network task, which ends the blocking tasks that still hold the chain;
+    // the store then closes before the process exits (RocksDB aborts if it is still
+    // open with background work at exit).
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    code
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not
@@ -483,12 +488,11 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
             })
             .context("cannot start the consensus thread")?
     };
+    // On the runtime's blocking pool, so shutting the runtime down waits for it: nothing
+    // may hold the chain (and its RocksDB handle) when the process exits.
     let txpool = {
         let (chain, net) = (chain.clone(), net.clone());
-        std::thread::Builder::new()
-            .name("cpc-txgossip".into())
-            .spawn(move || tx_thread(&chain, &net, &tx_rx))
-            .context("cannot start the transaction thread")?
+        tokio::task::spawn_blocking(move || tx_thread(&chain, &net, &tx_rx))
     };
     // Routes network events to the two threads; a full queue makes the network wait.
     let router_net = net.clone();
@@ -565,7 +569,15 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
         }
     })
     .await;
-    let _ = tokio::task::spawn_blocking(move || consensus.join()).await;
+    // The engine finishes the step it is in (a block commit at most).
+    let joined = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || consensus.join()),
+    )
+    .await;
+    if joined.is_err() {
+        tracing::warn!("the consensus thread did not stop within 20 s");
+    }
     drop(router);
     drop(txpool);
     if chain.is_poisoned() {
