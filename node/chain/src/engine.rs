@@ -547,17 +547,19 @@ impl Engine {
             }
         }
         // Children that arrived first can be checked now.
-        let ready: Vec<_> = {
-            let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.orphans)
-                .into_iter()
-                .partition(|(b, _, _)| b.header.parent == hash);
-            self.orphans = rest.into();
-            ready
-        };
+        self.retry_orphans(hash, out);
+        Verdict::Accept
+    }
+
+    /// Checks the proposals that waited for `parent`.
+    fn retry_orphans(&mut self, parent: Hash32, out: &mut Vec<Outbound>) {
+        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.orphans)
+            .into_iter()
+            .partition(|(b, _, _)| b.header.parent == parent);
+        self.orphans = rest.into();
         for (b, pv, sig) in ready {
             let _ = self.on_proposal(b, pv, sig, out);
         }
-        Verdict::Accept
     }
 
     fn on_vote(
@@ -713,17 +715,7 @@ impl Engine {
             &mut out,
         );
         // Proposals that waited for a parent the sync brought can be checked now.
-        let ready: Vec<_> = {
-            let hash = head.hash();
-            let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.orphans)
-                .into_iter()
-                .partition(|(b, _, _)| b.header.parent == hash);
-            self.orphans = rest.into();
-            ready
-        };
-        for (b, pv, sig) in ready {
-            let _ = self.on_proposal(b, pv, sig, &mut out);
-        }
+        self.retry_orphans(head.hash(), &mut out);
         // Sent at the next tick.
         self.queued.extend(out);
         Ok(applied)
@@ -893,10 +885,10 @@ impl Engine {
                         if *v > self.last_nullified {
                             self.last_nullified = *v;
                             self.metrics.view_changes += 1;
-                            if self.me.is_some_and(|me| {
-                                self.committee[(*v % self.committee.len() as u64) as usize]
-                                    == self.committee[me as usize]
-                            }) {
+                            if self
+                                .me
+                                .is_some_and(|me| self.committee[me as usize] == self.leader(*v))
+                            {
                                 self.metrics.missed_proposals += 1;
                             }
                         }
