@@ -7,9 +7,11 @@ mod accel;
 mod bench;
 mod client;
 mod config;
+mod gpu;
 mod keys;
 mod node;
 mod testnet;
+mod thresholds;
 
 use std::process::ExitCode;
 

@@ -203,7 +203,9 @@ fn open(home: &Path, flags: &serde_json::Value) -> Result<Opened> {
     } else {
         None
     };
-    let accel = Arc::new(crate::accel::build_dispatcher(config.accel.clone())?);
+    let mut accel_config = config.accel.clone();
+    crate::thresholds::apply(home, &mut accel_config)?;
+    let accel = Arc::new(crate::accel::build_dispatcher(accel_config)?);
     let store = StoreConfig {
         path: resolve(home, &config.node.data_dir),
         sync: config.node.sync_writes,
