@@ -3,9 +3,13 @@
 # Idempotent: when everything is present it changes nothing and touches no network.
 set -euo pipefail
 
-# Debian packages: C toolchain and clang/libclang (RocksDB's bindings), pkg-config,
+# Debian packages: the C and C++ toolchain (build-essential: RocksDB, and the tests that
+# compile the CUDA kernels as host C++), clang/libclang (RocksDB's bindings), pkg-config,
 # openssl (bench/openssl-compare.sh), python3 (bench scripts), git.
 packages=(build-essential pkg-config clang libclang-dev openssl python3 git ca-certificates)
+# GPU backend: the Vulkan loader and Mesa's drivers, whose lavapipe is a software Vulkan
+# device, so the wgpu backend and its tests run on machines without a GPU.
+packages+=(libvulkan1 mesa-vulkan-drivers)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -20,13 +24,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Rust: the workspace uses edition 2024 (Rust 1.85 or newer).
+# Rust: the workspace uses edition 2024 and wgpu 30 (Rust 1.87 or newer).
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found; install Rust 1.85 or newer with rustup (https://rustup.rs)" >&2
+  echo "setup: cargo not found; install Rust 1.87 or newer with rustup (https://rustup.rs)" >&2
   exit 1
 fi
 rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
-if [ "$rust_minor" -lt 85 ]; then
-  echo "setup: $(rustc --version) is too old; cpchain needs Rust 1.85 or newer (rustup update)" >&2
+if [ "$rust_minor" -lt 87 ]; then
+  echo "setup: $(rustc --version) is too old; cpchain needs Rust 1.87 or newer (rustup update)" >&2
   exit 1
 fi
