@@ -15,6 +15,12 @@
 //! | `merkle_nodes` | `n` nodes | `⌈n/2⌉` nodes `SHA-256(0x01 ‖ l ‖ r)`, an odd last node copied |
 //! | `ed25519_verify` | 32 little-endian words per item: `A`, `R`, `S`, `k = SHA-512(R ‖ A ‖ M) mod L` | one word per item: 1 valid, 0 invalid |
 //!
+//! In WGSL, `sha256_batch` hashes at most [`wgsl::SHA256_BLOCKS_PER_PASS`] blocks of each
+//! message per dispatch, from the block its parameters name, and keeps the running state
+//! in the digest buffer; the host dispatches until the longest message is done (lavapipe
+//! cuts an invocation off after 65535 loop iterations, and desktop drivers reset a GPU
+//! whose dispatch runs for seconds). The CUDA kernel hashes whole messages.
+//!
 //! In WGSL the Ed25519 verification is split into passes (`ed_decode`, `ed_table`, eight
 //! `ed_windows`, `ed_finish`) over the same input and output, with per-item state in two
 //! more buffers of [`wgsl::ED25519_STATE_WORDS`] and [`wgsl::ED25519_TABLE_WORDS`] words;

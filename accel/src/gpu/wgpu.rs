@@ -10,9 +10,9 @@
 //! - **Buffers** come from per-kernel pools and are reused across calls; they grow by powers
 //!   of two and never shrink.
 //! - **Splitting**: a call is cut into device chunks that fit the adapter's buffer and
-//!   dispatch limits. Chunks are **pipelined**: the host packs chunk n + 1 (for Ed25519 that
-//!   includes the SHA-512 challenges) while the device runs chunk n, with two buffer sets in
-//!   flight.
+//!   dispatch limits; long messages take one SHA-256 dispatch per 512 blocks (32 KiB).
+//!   Chunks are **pipelined**: the host packs chunk n + 1 (for Ed25519 that includes the
+//!   SHA-512 challenges) while the device runs chunk n, with two buffer sets in flight.
 //! - **Faults**: every call runs inside wgpu error scopes; a validation or out-of-memory
 //!   error, a map failure, a timeout or a lost device is an [`AccelError::Device`], which
 //!   the dispatcher answers on the CPU. A lost device makes the backend unavailable.
