@@ -185,21 +185,28 @@ impl CudaBackend<DriverLauncher> {
     pub fn new(config: &CudaConfig) -> Self {
         match DriverLauncher::probe(config) {
             Ok(launcher) => Self::with_launcher(launcher, config),
-            Err(reason) => Self {
-                info: BackendInfo {
-                    name: "cuda".to_owned(),
-                    kind: KIND,
-                    available: false,
-                    device: "none".to_owned(),
-                    features: Vec::new(),
-                    max_batch: Some(config.max_batch.max(1)),
-                    parallelism: 0,
-                    unavailable_reason: Some(reason),
-                },
-                launcher: None,
-                chunk: config.chunk.max(1),
-                faulted: AtomicBool::new(false),
+            Err(reason) => Self::unopened(config, reason),
+        }
+    }
+
+    /// A backend that does not probe for a device and reports itself unavailable for
+    /// `reason` — for a node whose configuration sends no work to CUDA, which then creates
+    /// no CUDA context.
+    pub fn unopened(config: &CudaConfig, reason: impl Into<String>) -> Self {
+        Self {
+            info: BackendInfo {
+                name: "cuda".to_owned(),
+                kind: KIND,
+                available: false,
+                device: "none".to_owned(),
+                features: Vec::new(),
+                max_batch: Some(config.max_batch.max(1)),
+                parallelism: 0,
+                unavailable_reason: Some(reason.into()),
             },
+            launcher: None,
+            chunk: config.chunk.max(1),
+            faulted: AtomicBool::new(false),
         }
     }
 

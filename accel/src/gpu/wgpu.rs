@@ -203,19 +203,26 @@ impl WgpuBackend {
                     gpu: Some(gpu),
                 }
             }
-            Err(reason) => Self {
-                info: BackendInfo {
-                    name: "wgpu".to_owned(),
-                    kind: KIND,
-                    available: false,
-                    device: "none".to_owned(),
-                    features: Vec::new(),
-                    max_batch: Some(config.max_batch.max(1)),
-                    parallelism: 0,
-                    unavailable_reason: Some(reason),
-                },
-                gpu: None,
+            Err(reason) => Self::unopened(config, reason),
+        }
+    }
+
+    /// A backend that does not look for an adapter and reports itself unavailable for
+    /// `reason` — for a node whose configuration sends no work to wgpu, which then holds
+    /// no device.
+    pub fn unopened(config: &WgpuConfig, reason: impl Into<String>) -> Self {
+        Self {
+            info: BackendInfo {
+                name: "wgpu".to_owned(),
+                kind: KIND,
+                available: false,
+                device: "none".to_owned(),
+                features: Vec::new(),
+                max_batch: Some(config.max_batch.max(1)),
+                parallelism: 0,
+                unavailable_reason: Some(reason.into()),
             },
+            gpu: None,
         }
     }
 

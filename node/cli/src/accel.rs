@@ -106,10 +106,19 @@ pub(crate) fn node_accel_config(home: Option<&Path>) -> Result<DispatchConfig> {
     Ok(config)
 }
 
-/// Builds the dispatcher with every backend this build knows about.
+/// Builds the dispatcher with every backend this build knows about, every device opened.
 pub(crate) fn build_dispatcher(config: DispatchConfig) -> Result<Dispatcher> {
+    build(config, crate::gpu::Open::Every)
+}
+
+/// Builds a node's dispatcher: devices that `config` sends no work to stay closed.
+pub(crate) fn build_node_dispatcher(config: DispatchConfig) -> Result<Dispatcher> {
+    build(config, crate::gpu::Open::Routed)
+}
+
+fn build(config: DispatchConfig, open: crate::gpu::Open) -> Result<Dispatcher> {
     let mut dispatcher = Dispatcher::new(config).context("cannot start the accelerator layer")?;
-    crate::gpu::register(&mut dispatcher)?;
+    crate::gpu::register(&mut dispatcher, open)?;
     Ok(dispatcher)
 }
 

@@ -205,7 +205,7 @@ fn open(home: &Path, flags: &serde_json::Value) -> Result<Opened> {
     };
     let mut accel_config = config.accel.clone();
     crate::thresholds::apply(home, &mut accel_config)?;
-    let accel = Arc::new(crate::accel::build_dispatcher(accel_config)?);
+    let accel = Arc::new(crate::accel::build_node_dispatcher(accel_config)?);
     let store = StoreConfig {
         path: resolve(home, &config.node.data_dir),
         sync: config.node.sync_writes,
@@ -601,7 +601,7 @@ pub(crate) struct CheckArgs {
 pub(crate) fn check(args: &CheckArgs) -> Result<ExitCode> {
     let config = config::load(&args.home, &serde_json::json!({}))?;
     let genesis = read_genesis(&resolve(&args.home, &config.node.genesis_file))?;
-    let accel = crate::accel::build_dispatcher(config.accel.clone())?;
+    let accel = crate::accel::build_node_dispatcher(config.accel.clone())?;
     let path = resolve(&args.home, &config.node.data_dir);
     if !path.exists() {
         bail!(
