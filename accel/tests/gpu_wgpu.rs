@@ -12,15 +12,15 @@ use cpc_accel::dispatch::AutoThreshold;
 use cpc_accel::gpu::wgpu::{WgpuBackend, WgpuConfig};
 use cpc_accel::{Accelerator, AutoPolicy, BackendKind, DispatchConfig, Dispatcher, Op};
 
-/// One device for the whole test binary: small chunks, so the pipelining and the pool run
-/// many rounds.
-fn backend() -> Option<&'static WgpuBackend> {
-    static B: OnceLock<WgpuBackend> = OnceLock::new();
+/// One device for the whole test binary — software drivers compile the pipelines once per
+/// device — with small chunks, so the pipelining and the pool run many rounds.
+fn shared() -> Option<&'static Arc<WgpuBackend>> {
+    static B: OnceLock<Arc<WgpuBackend>> = OnceLock::new();
     let b = B.get_or_init(|| {
-        WgpuBackend::new(&WgpuConfig {
+        Arc::new(WgpuBackend::new(&WgpuConfig {
             chunk: 256,
             ..WgpuConfig::default()
-        })
+        }))
     });
     if b.info().available {
         return Some(b);
@@ -33,6 +33,10 @@ fn backend() -> Option<&'static WgpuBackend> {
          CPCHAIN_TEST_NO_WGPU=1",
         b.info().unavailable_reason.unwrap_or_default()
     );
+}
+
+fn backend() -> Option<&'static WgpuBackend> {
+    shared().map(Arc::as_ref)
 }
 
 #[test]
@@ -135,7 +139,7 @@ fn dispatched_through_the_wgpu_route() {
 /// larger ones go to the device; a threshold for another adapter is ignored.
 #[test]
 fn auto_uses_the_adapter_from_its_threshold() {
-    let Some(b) = backend() else { return };
+    let Some(b) = shared() else { return };
     let device = b.info().device;
     let threshold = |device: &str, min_batch| AutoThreshold {
         backend: BackendKind::Wgpu,
@@ -150,11 +154,7 @@ fn auto_uses_the_adapter_from_its_threshold() {
         ..DispatchConfig::default()
     };
     let mut d = Dispatcher::new(config).unwrap();
-    d.register(Arc::new(WgpuBackend::new(&WgpuConfig {
-        chunk: 64,
-        ..WgpuConfig::default()
-    })))
-    .unwrap();
+    d.register(b.clone()).unwrap();
     assert_eq!(d.plan(Op::Ed25519, 99), BackendKind::Cpu);
     assert_eq!(d.plan(Op::Ed25519, 100), BackendKind::Wgpu);
     assert_eq!(

@@ -127,8 +127,14 @@ struct EdKernels {
 /// submission).
 const SHA_PARAM_SLOTS: usize = 64;
 
-/// Uniform slots of one Ed25519 submission: decode, table, the window passes, finish.
-const ED_PASSES: usize = 3 + 64 / cpc_kernels::wgsl::ED25519_WINDOWS_PER_PASS as usize;
+/// Uniform slots of one Ed25519 submission: decode, table, the window passes, finish, and
+/// the base table pass of the priming submission.
+const ED_PASSES: usize = 4 + 64 / cpc_kernels::wgsl::ED25519_WINDOWS_PER_PASS as usize;
+
+/// How long the first submission of each kernel may run. Software drivers (lavapipe)
+/// compile a pipeline at its first dispatch, which takes minutes for the Ed25519 passes on
+/// a busy machine without a shader cache; after that the configured timeout applies.
+const FIRST_RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn device_error(message: impl Into<String>) -> AccelError {
     AccelError::Device {
@@ -587,13 +593,15 @@ impl Gpu {
                         bind_group_layouts: &[Some(&layout)],
                         immediate_size: 0,
                     });
-                Ok(ShaKernels {
+                let k = ShaKernels {
                     batch: self.pipeline(&pl, &module, "sha256_batch")?,
                     leaves: self.pipeline(&pl, &module, "merkle_leaves")?,
                     nodes: self.pipeline(&pl, &module, "merkle_nodes")?,
                     unused: self.storage("unused", 16),
                     layout,
-                })
+                };
+                self.prime_sha(&k).map_err(|e| e.to_string())?;
+                Ok(k)
             })
             .as_ref()
             .map_err(|e| device_error(e.clone()))
@@ -638,42 +646,62 @@ impl Gpu {
                     pipeline_layout,
                     layout,
                 };
-                self.fill_base_table(&k).map_err(|e| e.to_string())?;
+                self.prime_ed(&k).map_err(|e| e.to_string())?;
                 Ok(k)
             })
             .as_ref()
             .map_err(|e| device_error(e.clone()))
     }
 
-    /// Runs `ed_base_table` once: the table of B every verification reads.
-    fn fill_base_table(&self, k: &EdKernels) -> Result<(), AccelError> {
-        let pipeline = self
-            .pipeline(&k.pipeline_layout, &k.module, "ed_base_table")
-            .map_err(device_error)?;
+    /// Runs the three SHA-256 kernels once over one empty message, so that a software
+    /// driver compiles them now, under [`FIRST_RUN_TIMEOUT`].
+    fn prime_sha(&self, k: &ShaKernels) -> Result<(), AccelError> {
         self.scoped(|| {
-            let slot = self.ed_slot(k, 1);
+            let slot = self.sha_slot(k, 1, 1);
+            self.queue
+                .write_buffer(&slot.spans, 0, bytemuck::cast_slice(&[0u32, 0]));
+            let (_, _, row) = layout::grid(1, self.max_groups_x);
+            self.queue
+                .write_buffer(&slot.params, 0, bytemuck::cast_slice(&[1u32, row, 0, 0]));
             let mut enc = self.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("ed_base_table"),
-                    timestamp_writes: None,
-                });
-                pass.set_pipeline(&pipeline);
-                pass.set_bind_group(0, &slot.group, &[0]);
-                pass.dispatch_workgroups(1, 1, 1);
+            for pipeline in [&k.batch, &k.leaves, &k.nodes] {
+                self.dispatch(&mut enc, pipeline, &slot.group, 0, 1);
             }
-            self.device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: Some(self.submit(enc)),
-                    timeout: Some(self.timeout),
-                })
-                .map_err(|e| device_error(format!("waiting for the device: {e}")))?;
-            self.ed_pool
+            enc.copy_buffer_to_buffer(&slot.out, 0, &slot.readback, 0, (NODE_WORDS * 4) as u64);
+            let submission = self.submit(enc);
+            self.read_within(
+                &slot.readback,
+                submission,
+                NODE_WORDS,
+                self.first_run_timeout(),
+            )?;
+            self.sha_pool
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(slot);
             Ok(())
         })
+    }
+
+    /// Fills the table of B every verification reads (`ed_base_table`), and runs every
+    /// verification pass once over one all-zero item, so that a software driver compiles
+    /// them now, under [`FIRST_RUN_TIMEOUT`].
+    fn prime_ed(&self, k: &EdKernels) -> Result<(), AccelError> {
+        let base = self
+            .pipeline(&k.pipeline_layout, &k.module, "ed_base_table")
+            .map_err(device_error)?;
+        // `ed_base_table` reads no parameters and runs as one invocation.
+        let mut passes = vec![(&base, [1, 1, 0, 0])];
+        passes.extend(ed_passes(k, 1, self.max_groups_x));
+        self.scoped(|| {
+            let f = self.submit_ed(k, &passes, &[0; ED25519_ITEM_WORDS], 1, 1);
+            self.finish_ed_within(f, self.first_run_timeout())
+                .map(|_| ())
+        })
+    }
+
+    fn first_run_timeout(&self) -> Duration {
+        FIRST_RUN_TIMEOUT.max(self.timeout)
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes; an error caught there
@@ -701,6 +729,17 @@ impl Gpu {
         submission: wgpu::SubmissionIndex,
         words: usize,
     ) -> Result<Vec<u32>, AccelError> {
+        self.read_within(readback, submission, words, self.timeout)
+    }
+
+    /// [`Self::read`], failing after `timeout` instead of the configured timeout.
+    fn read_within(
+        &self,
+        readback: &wgpu::Buffer,
+        submission: wgpu::SubmissionIndex,
+        words: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u32>, AccelError> {
         let bytes = (words * 4) as u64;
         let (tx, rx) = mpsc::channel();
         readback
@@ -711,10 +750,10 @@ impl Gpu {
         self.device
             .poll(wgpu::PollType::Wait {
                 submission_index: Some(submission),
-                timeout: Some(self.timeout),
+                timeout: Some(timeout),
             })
             .map_err(|e| device_error(format!("waiting for the device: {e}")))?;
-        match rx.recv_timeout(self.timeout) {
+        match rx.recv_timeout(timeout) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(device_error(format!("cannot map the results: {e}"))),
             Err(_) => return Err(device_error("the results were never mapped")),
@@ -1051,7 +1090,15 @@ impl Gpu {
     }
 
     fn finish_ed(&self, f: InFlight<EdSlot>) -> Result<Vec<u32>, AccelError> {
-        let words = self.read(&f.slot.readback, f.submission, f.words)?;
+        self.finish_ed_within(f, self.timeout)
+    }
+
+    fn finish_ed_within(
+        &self,
+        f: InFlight<EdSlot>,
+        timeout: Duration,
+    ) -> Result<Vec<u32>, AccelError> {
+        let words = self.read_within(&f.slot.readback, f.submission, f.words, timeout)?;
         self.ed_pool
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -1074,12 +1121,7 @@ impl Gpu {
                 // verifies the previous one.
                 layout::pack_ed25519(batch, &mut words);
                 let n = batch.len();
-                let (_, _, row) = layout::grid(n, self.max_groups_x);
-                let p = |first: u32| [n as u32, row, first, 0];
-                let mut passes = vec![(&k.decode, p(0)), (&k.table, p(0))];
-                let per_pass = cpc_kernels::wgsl::ED25519_WINDOWS_PER_PASS;
-                passes.extend((0..64 / per_pass).map(|i| (&k.windows, p(i * per_pass))));
-                passes.push((&k.finish, p(0)));
+                let passes = ed_passes(k, n, self.max_groups_x);
                 let next = self.submit_ed(k, &passes, &words, n, n);
                 if let Some(prev) = pending.replace(next) {
                     verdicts.extend(self.ed_verdicts(prev)?);
@@ -1119,7 +1161,24 @@ impl Gpu {
                 n,
                 n * FIELD_OPS_OUT_WORDS,
             );
-            self.finish_ed(f)
+            // A test-only kernel, compiled at this first dispatch.
+            self.finish_ed_within(f, self.first_run_timeout())
         })
     }
+}
+
+/// The verification passes over `n` items, with their parameters: decode, table, the
+/// window passes (each names its first window), finish.
+fn ed_passes(
+    k: &EdKernels,
+    n: usize,
+    max_groups_x: u32,
+) -> Vec<(&wgpu::ComputePipeline, [u32; 4])> {
+    let (_, _, row) = layout::grid(n, max_groups_x);
+    let p = |first: u32| [n as u32, row, first, 0];
+    let per_pass = cpc_kernels::wgsl::ED25519_WINDOWS_PER_PASS;
+    let mut passes = vec![(&k.decode, p(0)), (&k.table, p(0))];
+    passes.extend((0..64 / per_pass).map(|i| (&k.windows, p(i * per_pass))));
+    passes.push((&k.finish, p(0)));
+    passes
 }
