@@ -22,13 +22,41 @@ pub struct HostLauncher {
     harness: Mutex<Harness>,
 }
 
+/// The harness directory of a test process is this prefix and its process id.
+const PREFIX: &str = "cpc-cuda-host-";
+
+/// Removes the harness directories of test processes that have ended (a running harness
+/// needs its binary, so a process cannot remove its own).
+fn remove_ended(tmp: &std::path::Path) {
+    if !cfg!(target_os = "linux") {
+        return; // liveness is read from /proc
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Compiles the harness once per test binary, with AddressSanitizer and
 /// UndefinedBehaviorSanitizer when the compiler has them, so an out-of-bounds access or
 /// an oversized shift in a kernel fails the test instead of passing unnoticed.
 fn harness_binary() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("cpc-cuda-host-{}", std::process::id()));
+        remove_ended(&std::env::temp_dir());
+        let dir = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for (name, text) in [
             ("host_shim.h", cpc_kernels::cuda::HOST_SHIM),
