@@ -54,10 +54,20 @@ fn sim_sha256_and_merkle_equal_the_cpu() {
     let want: Vec<_> = refs.iter().map(|m| cpu::sha256_one(m)).collect();
     assert_eq!(got, want);
     for v in vectors::merkle_vectors() {
-        assert_eq!(b.merkle_root(&v.leaf_values()).unwrap(), v.root, "{} leaves", v.leaves);
+        assert_eq!(
+            b.merkle_root(&v.leaf_values()).unwrap(),
+            v.root,
+            "{} leaves",
+            v.leaves
+        );
     }
-    let leaves: Vec<_> = (0..37u32).map(|i| cpu::sha256_one(&i.to_le_bytes())).collect();
-    assert_eq!(b.merkle_root(&leaves).unwrap(), merkle::reference_root(&leaves));
+    let leaves: Vec<_> = (0..37u32)
+        .map(|i| cpu::sha256_one(&i.to_le_bytes()))
+        .collect();
+    assert_eq!(
+        b.merkle_root(&leaves).unwrap(),
+        merkle::reference_root(&leaves)
+    );
 }
 
 #[test]
@@ -204,9 +214,15 @@ fn device_errors_are_clear() {
     let mut dev = cpc_accel::fpga::Device::open(Box::new(t), TIMEOUT).unwrap();
     // A malformed request: a load with the wrong length for its flags gets a bad crc.
     let e = dev.call(b'L', &[0x04, 1, 2, 3], 0).unwrap_err();
-    assert!(matches!(e, FpgaError::Status { code: 3 } | FpgaError::Timeout { .. }), "{e}");
+    assert!(
+        matches!(e, FpgaError::Status { code: 3 } | FpgaError::Timeout { .. }),
+        "{e}"
+    );
     let e = dev.call(b'Z', &[], 0).unwrap_err();
-    assert_eq!(e.to_string(), "the device answered status 0x02 (unknown command)");
+    assert_eq!(
+        e.to_string(),
+        "the device answered status 0x02 (unknown command)"
+    );
     let e = dev.hash(cpc_accel::fpga::Hash::Sha512, b"abc").unwrap_err();
     assert_eq!(e.to_string(), "the bitstream has no sha-512 core");
     // After all that the device still hashes.
@@ -273,7 +289,11 @@ fn serial_transport_finds_and_uses_a_board_behind_a_pseudo_terminal() {
         std::thread::spawn(move || serve_pty(master, SimDesign::Dual, stop))
     };
 
-    let b = FpgaBackend::discover(&[silent, path.clone()], 3_000_000, Duration::from_millis(300));
+    let b = FpgaBackend::discover(
+        &[silent, path.clone()],
+        3_000_000,
+        Duration::from_millis(300),
+    );
     let info = b.info();
     assert!(info.available, "{info:?}");
     assert!(
@@ -287,7 +307,9 @@ fn serial_transport_finds_and_uses_a_board_behind_a_pseudo_terminal() {
     let refs: Vec<&[u8]> = msgs.iter().take(6).map(Vec::as_slice).collect();
     let want: Vec<_> = refs.iter().map(|m| cpu::sha256_one(m)).collect();
     assert_eq!(d.sha256_batch(&refs), want);
-    let leaves: Vec<_> = (0..5u32).map(|i| cpu::sha256_one(&i.to_le_bytes())).collect();
+    let leaves: Vec<_> = (0..5u32)
+        .map(|i| cpu::sha256_one(&i.to_le_bytes()))
+        .collect();
     assert_eq!(d.merkle_root(&leaves), merkle::reference_root(&leaves));
     let ed = vectors::ed25519_vectors();
     let items: Vec<SigItem<'_>> = ed.iter().take(7).map(|v| v.item()).collect();

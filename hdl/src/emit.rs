@@ -54,18 +54,12 @@ pub fn designs() -> Vec<Design> {
         Design {
             name: "cpc_sha256_uart",
             description: "SHA-256 host link behind a UART (16 clocks per bit)",
-            verilog: verilog_of(
-                uart_256(BOARD_CLOCKS_PER_BIT, timeout),
-                "cpc_sha256_uart",
-            ),
+            verilog: verilog_of(uart_256(BOARD_CLOCKS_PER_BIT, timeout), "cpc_sha256_uart"),
         },
         Design {
             name: "cpc_dual_uart",
             description: "SHA-256 + SHA-512 host link behind a UART (16 clocks per bit)",
-            verilog: verilog_of(
-                uart_dual(BOARD_CLOCKS_PER_BIT, timeout),
-                "cpc_dual_uart",
-            ),
+            verilog: verilog_of(uart_dual(BOARD_CLOCKS_PER_BIT, timeout), "cpc_dual_uart"),
         },
         Design {
             name: "cpc_sha256_hx8k",
@@ -330,7 +324,12 @@ pub fn hash_exchanges(msg: &[u8], sha512: bool, label: &str) -> Vec<Exchange> {
             sha2::Sha512::digest(msg).to_vec(),
         )
     } else {
-        (p::sha256_pad(msg), 64, 0, sha2::Sha256::digest(msg).to_vec())
+        (
+            p::sha256_pad(msg),
+            64,
+            0,
+            sha2::Sha256::digest(msg).to_vec(),
+        )
     };
     let mut out = Vec::new();
     for (i, chunk) in padded.chunks(block).enumerate() {
@@ -370,7 +369,15 @@ pub fn standard_exchanges(dual: bool, clock_mhz: u8, frame_timeout: u32) -> Vec<
         request: p::request(p::CMD_VERSION, &[]),
         response: p::response(
             p::STATUS_OK,
-            &[b'C', b'P', b'C', b'F', p::PROTOCOL_VERSION, features, clock_mhz],
+            &[
+                b'C',
+                b'P',
+                b'C',
+                b'F',
+                p::PROTOCOL_VERSION,
+                features,
+                clock_mhz,
+            ],
         ),
         idle_after: 0,
     }];
@@ -382,7 +389,11 @@ pub fn standard_exchanges(dual: bool, clock_mhz: u8, frame_timeout: u32) -> Vec<
     }
     for (i, m) in msgs.iter().enumerate() {
         blocks += (p::sha256_pad(m).len() / 64) as u32;
-        out.extend(hash_exchanges(m, false, &format!("sha256 #{i} ({} bytes)", m.len())));
+        out.extend(hash_exchanges(
+            m,
+            false,
+            &format!("sha256 #{i} ({} bytes)", m.len()),
+        ));
     }
     if dual {
         let mut m512 = fips_messages();
@@ -392,7 +403,11 @@ pub fn standard_exchanges(dual: bool, clock_mhz: u8, frame_timeout: u32) -> Vec<
         }
         for (i, m) in m512.iter().enumerate() {
             blocks += (p::sha512_pad(m).len() / 128) as u32;
-            out.extend(hash_exchanges(m, true, &format!("sha512 #{i} ({} bytes)", m.len())));
+            out.extend(hash_exchanges(
+                m,
+                true,
+                &format!("sha512 #{i} ({} bytes)", m.len()),
+            ));
         }
         // SHA-256 again after SHA-512, so the status below reads a valid SHA-256 digest.
         blocks += 1;

@@ -175,8 +175,8 @@ impl Logic for LinkCore {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, cmd, flags, crc, cnt, acc, status, err, idle, sidx, outw, rlen,
-            wb, widx, crc_errors, overruns, timeouts, blocks
+            self, clock, state, cmd, flags, crc, cnt, acc, status, err, idle, sidx, outw, rlen, wb,
+            widx, crc_errors, overruns, timeouts, blocks
         );
         self.ram.read_clock.next = self.clock.val();
         self.ram.write_clock.next = self.clock.val();

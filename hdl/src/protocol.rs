@@ -175,7 +175,15 @@ mod tests {
 
     #[test]
     fn padding_lengths() {
-        for (len, blocks) in [(0, 1), (55, 1), (56, 2), (63, 2), (64, 2), (119, 2), (120, 3)] {
+        for (len, blocks) in [
+            (0, 1),
+            (55, 1),
+            (56, 2),
+            (63, 2),
+            (64, 2),
+            (119, 2),
+            (120, 3),
+        ] {
             assert_eq!(sha256_pad(&vec![0; len]).len(), blocks * 64, "len {len}");
         }
         for (len, blocks) in [(0, 1), (111, 1), (112, 2), (128, 2)] {

@@ -229,9 +229,8 @@ impl Logic for Sha256Core {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, phase, round, a, b, c, d, e, f, g, h, h0, h1, h2, h3, h4, h5, h6, h7,
-            w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15, wn, hkw, dhkw,
-            valid
+            self, clock, phase, round, a, b, c, d, e, f, g, h, h0, h1, h2, h3, h4, h5, h6, h7, w0,
+            w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15, wn, hkw, dhkw, valid
         );
         clock!(self, clock, k);
 
@@ -242,8 +241,7 @@ impl Logic for Sha256Core {
         self.big_s1.next = ((self.e.q.val() >> 6) | (self.e.q.val() << 26))
             ^ ((self.e.q.val() >> 11) | (self.e.q.val() << 21))
             ^ ((self.e.q.val() >> 25) | (self.e.q.val() << 7));
-        self.ch.next =
-            (self.e.q.val() & self.f.q.val()) ^ (!self.e.q.val() & self.g.q.val());
+        self.ch.next = (self.e.q.val() & self.f.q.val()) ^ (!self.e.q.val() & self.g.q.val());
         self.maj.next = (self.a.q.val() & self.b.q.val())
             ^ (self.a.q.val() & self.c.q.val())
             ^ (self.b.q.val() & self.c.q.val());

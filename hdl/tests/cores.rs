@@ -65,7 +65,10 @@ fn sha256_core_matches_sha2() {
         let want: [u8; 32] = sha2::Sha256::digest(msg).into();
         assert_eq!(got, want, "message of {} bytes", msg.len());
         // The last block's readout wait is included; a gap-free stream is the constant.
-        assert!(cycles <= SHA256_CYCLES_PER_BLOCK + 1, "{cycles} cycles per block");
+        assert!(
+            cycles <= SHA256_CYCLES_PER_BLOCK + 1,
+            "{cycles} cycles per block"
+        );
     }
 }
 
@@ -116,7 +119,10 @@ fn sha512_core_matches_sha2() {
         let (got, cycles) = sha512_on_core(&mut s, msg);
         let want: [u8; 64] = sha2::Sha512::digest(msg).into();
         assert_eq!(got, want, "message of {} bytes", msg.len());
-        assert!(cycles <= SHA512_CYCLES_PER_BLOCK + 1, "{cycles} cycles per block");
+        assert!(
+            cycles <= SHA512_CYCLES_PER_BLOCK + 1,
+            "{cycles} cycles per block"
+        );
     }
 }
 

@@ -14,12 +14,7 @@ fn run_exchanges<E: ByteEngine>(sim: &mut LinkSim<E>, exchanges: &[Exchange]) {
         sim.write(&e.request);
         sim.run_until(e.response.len(), 50_000).unwrap();
         let got = sim.read(usize::MAX);
-        assert_eq!(
-            hex(&got),
-            hex(&e.response),
-            "{}: response differs",
-            e.label
-        );
+        assert_eq!(hex(&got), hex(&e.response), "{}: response differs", e.label);
         if e.idle_after > 0 {
             sim.run_until(usize::MAX, u64::from(e.idle_after)).unwrap();
             assert_eq!(sim.available(), 0, "{}: bytes after the response", e.label);

@@ -18,7 +18,11 @@ fn run_iverilog(dir: &Path, module: &str, dual: bool) {
     std::fs::write(&dut, &design.verilog).unwrap();
     let exchanges = standard_exchanges(dual, BOARD_CLOCK_MHZ, FRAME_TIMEOUT_CYCLES);
     let tb = dir.join(format!("tb_{module}.v"));
-    std::fs::write(&tb, uart_testbench(module, BOARD_CLOCKS_PER_BIT, &exchanges)).unwrap();
+    std::fs::write(
+        &tb,
+        uart_testbench(module, BOARD_CLOCKS_PER_BIT, &exchanges),
+    )
+    .unwrap();
     let sim = dir.join(format!("{module}.vvp"));
     let out = Command::new("iverilog")
         .args(["-g2005", "-o"])

@@ -154,7 +154,9 @@ impl FpgaBackend {
                 let path = PathBuf::from(&config.device);
                 match serial::SerialTransport::open(&path, config.baud) {
                     Ok(t) => Self::open(Box::new(t), timeout),
-                    Err(e) => Self::unavailable(&format!("serial: {}", path.display()), &e.to_string()),
+                    Err(e) => {
+                        Self::unavailable(&format!("serial: {}", path.display()), &e.to_string())
+                    }
                 }
             }
         }
@@ -195,7 +197,10 @@ impl FpgaBackend {
              [accel.fpga] device"
                 .to_owned()
         } else {
-            format!("no board answered the version command ({})", tried.join("; "))
+            format!(
+                "no board answered the version command ({})",
+                tried.join("; ")
+            )
         };
         Self::unavailable("serial: auto", &reason)
     }

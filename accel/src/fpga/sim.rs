@@ -57,8 +57,11 @@ impl SimTransport {
                     .map_err(settle_error)?,
             )),
             SimDesign::Dual => Engine::Dual(Box::new(
-                LinkSim::new(EngineDual::new(params_dual(SIM_CLOCK_MHZ, SIM_FRAME_TIMEOUT)))
-                    .map_err(settle_error)?,
+                LinkSim::new(EngineDual::new(params_dual(
+                    SIM_CLOCK_MHZ,
+                    SIM_FRAME_TIMEOUT,
+                )))
+                .map_err(settle_error)?,
             )),
         };
         Ok(Self {

@@ -151,7 +151,13 @@ impl Device {
     /// accelerator speaking this protocol version.
     pub fn open(mut transport: Box<dyn Transport>, timeout: Duration) -> Result<Self, FpgaError> {
         transport.resync()?;
-        let payload = call(transport.as_mut(), timeout, p::CMD_VERSION, &[], p::VERSION_LEN)?;
+        let payload = call(
+            transport.as_mut(),
+            timeout,
+            p::CMD_VERSION,
+            &[],
+            p::VERSION_LEN,
+        )?;
         if payload[..4] != p::MAGIC {
             return Err(FpgaError::NotOurs(format!(
                 "version magic {:02x?}",
@@ -189,7 +195,13 @@ impl Device {
 
     /// Sends one raw request and returns the payload of an OK response.
     pub fn call(&mut self, cmd: u8, payload: &[u8], resp_len: usize) -> Result<Vec<u8>, FpgaError> {
-        call(self.transport.as_mut(), self.timeout, cmd, payload, resp_len)
+        call(
+            self.transport.as_mut(),
+            self.timeout,
+            cmd,
+            payload,
+            resp_len,
+        )
     }
 
     /// The device's counters.
