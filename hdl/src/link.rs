@@ -14,7 +14,6 @@ use rust_hdl::prelude::*;
 use crate::protocol;
 use crate::sha256::Sha256Core;
 use crate::sha512::Sha512Core;
-use crate::uart::{UartRx, UartTx};
 
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
 enum LinkState {

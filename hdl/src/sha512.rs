@@ -166,6 +166,9 @@ pub struct Sha512Core {
     hkw: DFF<Bits<64>>,
     dhkw: DFF<Bits<64>>,
     valid: DFF<Bit>,
+    // The round-constant ROM answers a cycle after its address: nothing is taken until
+    // it has (the first cycle after configuration).
+    primed: DFF<Bit>,
     k: SyncROM<Bits<64>, 7>,
 
     take: Signal<Local, Bit>,
@@ -247,7 +250,8 @@ impl Default for Sha512Core {
             hkw: Default::default(),
             dhkw: Default::default(),
             valid: Default::default(),
-            k: K256.iter().map(|&k| Bits::<32>::from(u64::from(k))).into(),
+            primed: Default::default(),
+            k: K512.iter().map(|&k| Bits::<64>::from(k)).into(),
             take: Default::default(),
             advance: Default::default(),
             wsrc: Default::default(),
@@ -284,7 +288,7 @@ impl Logic for Sha512Core {
     fn update(&mut self) {
         dff_setup!(
             self, clock, phase, round, a, b, c, d, e, f, g, h, h0, h1, h2, h3, h4, h5, h6, h7, w0,
-            w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15, wn, hkw, dhkw, valid
+            w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15, wn, hkw, dhkw, valid, primed
         );
         clock!(self, clock, k);
 
@@ -375,9 +379,10 @@ impl Logic for Sha512Core {
         self.k.address.next = self.round.q.val() + 1;
         match self.phase.q.val() {
             Phase::Idle => {
-                self.in_ready.next = true;
+                self.in_ready.next = self.primed.q.val();
+                self.primed.d.next = true;
                 self.k.address.next = 0.into();
-                if self.in_valid.val() {
+                if self.in_valid.val() & self.primed.q.val() {
                     self.take.next = true;
                     self.k.address.next = 1.into();
                     self.valid.d.next = false;
