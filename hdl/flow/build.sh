@@ -51,10 +51,12 @@ icepack "$out/$name.asc" "$out/$name.bin"
 
 log="$out/$name.nextpnr.log"
 # The utilisation report after routing: "ICESTORM_LC:  2345/ 7680    30%".
-lc=$(grep -E "^Info: +ICESTORM_LC:" "$log" | tail -1 | sed -E 's/.*ICESTORM_LC: *([0-9]+)\/ *([0-9]+).*/\1 \2/')
-ram=$(grep -E "^Info: +ICESTORM_RAM:" "$log" | tail -1 | sed -E 's/.*ICESTORM_RAM: *([0-9]+)\/ *([0-9]+).*/\1 \2/')
-# "Max frequency for clock 'X': 52.34 MHz (PASS at 48.00 MHz)", the last report of each.
-fmax=$(grep -E "Max frequency for clock" "$log" | tail -n 4)
+lc=$( (grep -E "ICESTORM_LC:" "$log" || true) | tail -1 | sed -E 's/.*ICESTORM_LC: *([0-9]+)\/ *([0-9]+).*/\1 \2/')
+ram=$( (grep -E "ICESTORM_RAM:" "$log" || true) | tail -1 | sed -E 's/.*ICESTORM_RAM: *([0-9]+)\/ *([0-9]+).*/\1 \2/')
+# "Max frequency for clock 'X': 52.34 MHz (PASS at 48.00 MHz)": the final report, one
+# line per clock, follows the last "Critical path report" heading.
+fmax=$( (grep -E "Max frequency for clock" "$log" || true) | sed -E 's/^Info: +//' |
+    awk -F"'" '{ last[$2] = $0 } END { for (c in last) print last[c] }')
 if [ -z "$lc" ] || [ -z "$fmax" ]; then
     echo "error: no utilisation or timing report in $log" >&2
     exit 1
@@ -66,7 +68,7 @@ read -r brams brams_total <<<"${ram:-0 0}"
     echo "device iCE40-HX8K ct256 (iCE40-HX8K breakout board)"
     echo "luts $luts/$luts_total"
     echo "brams $brams/$brams_total"
-    echo "$fmax" | sed -E "s/^Info: +//; s/^/fmax /"
+    echo "$fmax" | sed -E "s/^/fmax /"
     echo "bitstream $out/$name.bin"
 } | tee "$out/$name.summary"
 

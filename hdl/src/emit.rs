@@ -183,7 +183,9 @@ module tb;
   reg [7:0] rbyte;
   initial begin
     forever begin
-      @(negedge tx);
+      // A start bit is a high-to-low edge; X at power-up is neither.
+      wait (tx === 1'b1);
+      wait (tx === 1'b0);
       repeat (CPB / 2) @(posedge clock);
       for (ri = 0; ri < 8; ri = ri + 1) begin
         repeat (CPB) @(posedge clock);
