@@ -234,7 +234,8 @@ impl Logic for Sha256Core {
     fn update(&mut self) {
         dff_setup!(
             self, clock, phase, round, a, b, c, d, e, f, g, h, h0, h1, h2, h3, h4, h5, h6, h7, w0,
-            w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15, wn, hkw, dhkw, valid, primed
+            w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15, wn, hkw, dhkw, valid,
+            primed
         );
         clock!(self, clock, k);
 
