@@ -215,7 +215,10 @@ fn device_errors_are_clear() {
     // A malformed request: a load with the wrong length for its flags gets a bad crc.
     let e = dev.call(b'L', &[0x04, 1, 2, 3], 0).unwrap_err();
     assert!(
-        matches!(e, FpgaError::Status { code: 3 } | FpgaError::Timeout { .. }),
+        matches!(
+            e,
+            FpgaError::Status { code: 3, .. } | FpgaError::Timeout { .. }
+        ),
         "{e}"
     );
     let e = dev.call(b'Z', &[], 0).unwrap_err();

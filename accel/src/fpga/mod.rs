@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use curve25519_dalek_ng::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek_ng::scalar::Scalar;
+use curve25519_dalek_ng::traits::IsIdentity;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Accelerator, BackendInfo, BackendKind, SigItem};

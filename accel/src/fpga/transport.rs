@@ -35,10 +35,12 @@ pub enum FpgaError {
         want: u8,
     },
     /// The device rejected the request.
-    #[error("the device answered status {code:#04x} ({})", status_name(*code))]
+    #[error("the device answered status {code:#04x} ({name})")]
     Status {
         /// The status byte.
         code: u8,
+        /// What it means.
+        name: &'static str,
     },
     /// The device is not a CPChain bitstream or speaks another protocol version.
     #[error("not a cpchain accelerator: {0}")]
@@ -273,7 +275,10 @@ fn exchange(
     if head[1] != p::STATUS_OK {
         let mut crc = [0u8; 1];
         t.recv_exact(&mut crc, timeout)?;
-        return Err(FpgaError::Status { code: head[1] });
+        return Err(FpgaError::Status {
+            code: head[1],
+            name: status_name(head[1]),
+        });
     }
     let mut rest = vec![0u8; resp_len + 1];
     t.recv_exact(&mut rest, timeout)?;
