@@ -34,6 +34,7 @@ pub struct UartRx {
     strobe: DFF<Bit>,
     period: Constant<Bits<16>>,
     half: Constant<Bits<16>>,
+    line: Signal<Local, Bits<1>>,
 }
 
 impl UartRx {
@@ -54,6 +55,7 @@ impl UartRx {
             strobe: Default::default(),
             period: Constant::new(u64::from(clocks_per_bit - 1).into()),
             half: Constant::new(u64::from(clocks_per_bit / 2 - 1).into()),
+            line: Default::default(),
         }
     }
 }
@@ -67,6 +69,8 @@ impl Logic for UartRx {
         self.sync0.d.next = !self.rx.val();
         self.sync1.d.next = self.sync0.q.val();
         self.strobe.d.next = false;
+        // The line level as a 1-bit value, negated before any widening.
+        self.line.next = (!self.sync1.q.val()).into();
         self.timer.d.next = self.timer.q.val() - 1;
         match self.state.q.val() {
             RxState::Idle => {
@@ -90,8 +94,8 @@ impl Logic for UartRx {
             RxState::Data => {
                 if self.timer.q.val() == 0 {
                     self.timer.d.next = self.period.val();
-                    self.shift.d.next = (self.shift.q.val() >> 1)
-                        | (bit_cast::<8, 1>((!self.sync1.q.val()).into()) << 7);
+                    self.shift.d.next =
+                        (self.shift.q.val() >> 1) | (bit_cast::<8, 1>(self.line.val()) << 7);
                     self.bit.d.next = self.bit.q.val() + 1;
                     if self.bit.q.val() == 7 {
                         self.state.d.next = RxState::Stop;
@@ -139,6 +143,9 @@ pub struct UartTx {
     // all-zero power-up value is an idle (high) line.
     shift: DFF<Bits<10>>,
     period: Constant<Bits<16>>,
+    // Negated at 8 bits before widening: in Verilog `~` inside a wider expression would
+    // negate the zero extension too.
+    inverted: Signal<Local, Bits<8>>,
 }
 
 impl UartTx {
@@ -156,6 +163,7 @@ impl UartTx {
             bits: Default::default(),
             shift: Default::default(),
             period: Constant::new(u64::from(clocks_per_bit - 1).into()),
+            inverted: Default::default(),
         }
     }
 }
@@ -165,6 +173,7 @@ impl Logic for UartTx {
     fn update(&mut self) {
         dff_setup!(self, clock, state, timer, bits, shift);
         self.ready.next = false;
+        self.inverted.next = !self.data.val();
         self.timer.d.next = self.timer.q.val() - 1;
         match self.state.q.val() {
             TxState::Idle => {
@@ -173,7 +182,7 @@ impl Logic for UartTx {
                 if self.valid.val() {
                     // Inverted frame: start bit 1, data inverted, stop bit 0.
                     self.shift.d.next =
-                        (bit_cast::<10, 8>(!self.data.val()) << 1) | bits::<10>(1_u64);
+                        (bit_cast::<10, 8>(self.inverted.val()) << 1) | bits::<10>(1_u64);
                     self.timer.d.next = self.period.val();
                     self.bits.d.next = 0.into();
                     self.state.d.next = TxState::Busy;
