@@ -292,11 +292,7 @@ fn serial_transport_finds_and_uses_a_board_behind_a_pseudo_terminal() {
         std::thread::spawn(move || serve_pty(master, SimDesign::Dual, stop))
     };
 
-    let b = FpgaBackend::discover(
-        &[silent, path.clone()],
-        3_000_000,
-        Duration::from_millis(300),
-    );
+    let b = FpgaBackend::discover(&[silent, path.clone()], 3_000_000, Duration::from_secs(2));
     let info = b.info();
     assert!(info.available, "{info:?}");
     assert!(
@@ -304,11 +300,13 @@ fn serial_transport_finds_and_uses_a_board_behind_a_pseudo_terminal() {
         "{}",
         info.device
     );
-    let mut d = Dispatcher::new(DispatchConfig::only(BackendKind::Fpga)).unwrap();
-    d.register(Arc::new(b)).unwrap();
     let msgs = messages();
     let refs: Vec<&[u8]> = msgs.iter().take(6).map(Vec::as_slice).collect();
     let want: Vec<_> = refs.iter().map(|m| cpu::sha256_one(m)).collect();
+    // Straight to the backend first, so a device error shows itself.
+    assert_eq!(b.sha256_batch(&refs).unwrap(), want);
+    let mut d = Dispatcher::new(DispatchConfig::only(BackendKind::Fpga)).unwrap();
+    d.register(Arc::new(b)).unwrap();
     assert_eq!(d.sha256_batch(&refs), want);
     let leaves: Vec<_> = (0..5u32)
         .map(|i| cpu::sha256_one(&i.to_le_bytes()))
