@@ -16,7 +16,7 @@ pub trait Clocked: Block {
 }
 
 /// Why a simulation could not go on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SettleError;
 
 impl std::fmt::Display for SettleError {
