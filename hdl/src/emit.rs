@@ -71,7 +71,7 @@ pub fn designs() -> Vec<Design> {
         },
         Design {
             name: "cpc_dual_hx8k",
-            description: "SHA-256 + SHA-512 accelerator for the iCE40-HX8K breakout",
+            description: "SHA-256 + SHA-512 for the iCE40-HX8K breakout (needs 8,383 cells: does not fit)",
             verilog: verilog_of(
                 board(Hx8kTopDual::new(params_dual(BOARD_CLOCK_MHZ, timeout))),
                 "cpc_dual_hx8k",
