@@ -305,7 +305,16 @@ fn node_key(path: &Path) -> Result<SecretKey> {
 
 enum Work {
     Consensus(cpc_p2p::MessageRef, Vec<u8>),
+    Ticket(cpc_p2p::MessageRef, Vec<u8>),
     Blocks(cpc_p2p::PeerId, Vec<Vec<u8>>),
+}
+
+fn net_verdict(v: &Verdict) -> cpc_p2p::Verdict {
+    match v {
+        Verdict::Accept => cpc_p2p::Verdict::Accept,
+        Verdict::Ignore => cpc_p2p::Verdict::Ignore,
+        Verdict::Reject(_) => cpc_p2p::Verdict::Reject,
+    }
 }
 
 /// Runs the consensus engine on its own thread: block execution and signature checks are
@@ -331,15 +340,15 @@ fn consensus_thread(
                 if let Verdict::Reject(why) = &verdict {
                     tracing::debug!(%why, "rejected a consensus message");
                 }
-                net.validate(
-                    msg,
-                    match verdict {
-                        Verdict::Accept => cpc_p2p::Verdict::Accept,
-                        Verdict::Ignore => cpc_p2p::Verdict::Ignore,
-                        Verdict::Reject(_) => cpc_p2p::Verdict::Reject,
-                    },
-                );
+                net.validate(msg, net_verdict(&verdict));
                 outs.extend(out);
+            }
+            Ok(Work::Ticket(msg, data)) => {
+                let verdict = engine.on_ticket(&data);
+                if let Verdict::Reject(why) = &verdict {
+                    tracing::debug!(%why, "rejected an election ticket");
+                }
+                net.validate(msg, net_verdict(&verdict));
             }
             Ok(Work::Blocks(peer, raw)) => {
                 let decoded: Result<Vec<Block>, _> =
@@ -383,6 +392,7 @@ fn consensus_thread(
         for o in outs {
             match o {
                 Outbound::Gossip(data) => net.publish(Topic::Consensus, data),
+                Outbound::Ticket(data) => net.publish(Topic::Tickets, data),
                 Outbound::Fetch { from } => net.fetch(from),
             }
         }
@@ -518,11 +528,11 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
                     }
                     r => r.is_ok(),
                 },
-                NetEvent::Gossip { msg, .. } => {
-                    // Election tickets are not used yet.
-                    net.validate(msg, cpc_p2p::Verdict::Ignore);
-                    true
-                }
+                NetEvent::Gossip {
+                    topic: Topic::Tickets,
+                    msg,
+                    data,
+                } => work_tx.send(Work::Ticket(msg, data)).is_ok(),
                 NetEvent::Blocks { peer, blocks } => {
                     work_tx.send(Work::Blocks(peer, blocks)).is_ok()
                 }

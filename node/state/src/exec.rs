@@ -182,6 +182,7 @@ fn apply_kind(
                 endpoint: endpoint.clone(),
                 deposit: *deposit,
                 credit: params.initial_credit,
+                absent: 0,
             };
             ov.put(key::validator(sender), &v);
             Ok(())
@@ -472,7 +473,7 @@ fn conflicting_votes(
     if a.chain_id != chain_id || b.chain_id != chain_id {
         return Err(bad("a vote is for another chain"));
     }
-    if a.view != b.view || a == b {
+    if a.view != b.view || a.epoch != b.epoch || a == b {
         return Err(bad("the votes do not conflict"));
     }
     let conflict = match (a.kind, b.kind) {
@@ -499,6 +500,7 @@ mod tests {
         let nullify = kind == VoteKind::Nullify;
         Vote {
             chain_id: 1,
+            epoch: 0,
             kind,
             view,
             parent_view: if nullify { 0 } else { view - 1 },
@@ -540,6 +542,10 @@ mod tests {
         assert!(!conflict(vote(Notarize, 5, 1), vote(Finalize, 5, 2)));
         assert!(!conflict(vote(Notarize, 5, 1), vote(Notarize, 6, 2)));
         assert!(!conflict(vote(Notarize, 5, 1), vote(Notarize, 5, 1)));
+        // Two committees' views are apart: a member of both may vote in view 5 of each.
+        let mut later = vote(Notarize, 5, 2);
+        later.epoch = 1;
+        assert!(!conflict(vote(Notarize, 5, 1), later));
         // Another chain's votes, or a signature by someone else.
         let mut other = vote(Notarize, 5, 2);
         other.chain_id = 2;
@@ -549,7 +555,7 @@ mod tests {
         assert!(conflicting_votes(&ev, 1).is_err());
         // A payload that is not a vote.
         let mut ev = evidence(&k, vote(Notarize, 5, 1), vote(Notarize, 5, 2));
-        ev.second.payload = b"cpchain/vote/v2 junk".to_vec();
+        ev.second.payload = b"cpchain/vote/v3 junk".to_vec();
         ev.second.signature = k.sign(&ev.second.payload);
         assert!(conflicting_votes(&ev, 1).is_err());
     }

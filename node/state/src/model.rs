@@ -85,13 +85,16 @@ pub struct Validator {
     pub deposit: u64,
     /// Credit (reputation), 0–1000.
     pub credit: u32,
+    /// Blocks in a row that carried the committee's votes without this member's.
+    pub absent: u32,
 }
 codec_struct!(Validator {
     key,
     vrf_key,
     endpoint,
     deposit,
-    credit
+    credit,
+    absent
 });
 
 /// A data stream and its owner.

@@ -21,11 +21,11 @@
 use std::path::{Path, PathBuf};
 
 use cpc_types::codec::{Decode, Encode, decode_exact};
-use cpc_types::{Block, BlockHeader, Certificate, Hash32, SignedTransaction, TxReceipt};
+use cpc_types::{Block, BlockHeader, Certificate, Hash32, SignedTransaction, Ticket, TxReceipt};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
 /// The storage format this build reads and writes.
-pub const FORMAT: &str = "cpchain-storage-v2";
+pub const FORMAT: &str = "cpchain-storage-v3";
 
 const CF_HEADERS: &str = "headers";
 const CF_BODIES: &str = "bodies";
@@ -302,7 +302,10 @@ impl Store {
         let mut header = block.header.encode();
         block.certificate.encode_to(&mut header);
         batch.put_cf(self.cf(CF_HEADERS)?, h, header);
-        batch.put_cf(self.cf(CF_BODIES)?, h, block.txs.encode());
+        let mut body = block.txs.encode();
+        block.tickets.encode_to(&mut body);
+        block.parent_votes.encode_to(&mut body);
+        batch.put_cf(self.cf(CF_BODIES)?, h, body);
         batch.put_cf(self.cf(CF_RECEIPTS)?, h, receipts.to_vec().encode());
         let index = self.cf(CF_TXINDEX)?;
         for (i, tx) in block.txs.iter().enumerate() {
@@ -344,13 +347,20 @@ impl Store {
             .db
             .get_cf(self.cf(CF_BODIES)?, height.to_be_bytes())?
             .ok_or_else(|| StorageError::Corrupt(format!("missing body at height {height}")))?;
-        let txs: Vec<SignedTransaction> = decode_exact(&body)
-            .map_err(|_| StorageError::Corrupt(format!("body at height {height}")))?;
-        Ok(Some(Block {
-            header,
-            certificate,
-            txs,
-        }))
+        let mut r = cpc_types::codec::Reader::new(&body);
+        let txs = Vec::<SignedTransaction>::decode_from(&mut r);
+        let tickets = Vec::<Ticket>::decode_from(&mut r);
+        let parent_votes = Certificate::decode_from(&mut r);
+        match (txs, tickets, parent_votes, r.remaining()) {
+            (Ok(txs), Ok(tickets), Ok(parent_votes), 0) => Ok(Some(Block {
+                header,
+                certificate,
+                txs,
+                tickets,
+                parent_votes,
+            })),
+            _ => Err(StorageError::Corrupt(format!("body at height {height}"))),
+        }
     }
 
     /// The receipts of the block at `height`.

@@ -16,15 +16,20 @@ fn block(height: u64) -> Block {
             chain_id: 1,
             height,
             view: height,
+            parent_view: height.saturating_sub(1),
             parent: Hash32([height as u8; 32]),
             timestamp_ms: 1000 + height,
             proposer: PublicKey([1; 32]),
+            epoch: 0,
             tx_root: Hash32::ZERO,
             state_root: Hash32([9; 32]),
+            vrf_proof: None,
             committee_change: None,
         },
         certificate: Certificate::default(),
         txs: Vec::new(),
+        tickets: Vec::new(),
+        parent_votes: Certificate::default(),
     }
 }
 
