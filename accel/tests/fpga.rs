@@ -253,7 +253,7 @@ fn an_unconfigured_fpga_is_listed_with_the_reason() {
 }
 
 /// Runs the simulated design behind the master side of a pseudo-terminal until `stop`.
-fn serve_pty(mut master: serialport::TTYPort, design: SimDesign, stop: Arc<AtomicBool>) {
+fn serve_pty(mut master: serialport::TTYPort, design: SimDesign, stop: &AtomicBool) {
     use cpc_hdl::link::{EngineDual, params_dual};
     use cpc_hdl::sim::LinkSim;
     assert_eq!(design, SimDesign::Dual);
@@ -289,7 +289,7 @@ fn serial_transport_finds_and_uses_a_board_behind_a_pseudo_terminal() {
     let stop = Arc::new(AtomicBool::new(false));
     let device = {
         let stop = stop.clone();
-        std::thread::spawn(move || serve_pty(master, SimDesign::Dual, stop))
+        std::thread::spawn(move || serve_pty(master, SimDesign::Dual, &stop))
     };
 
     let b = FpgaBackend::discover(&[silent, path.clone()], 3_000_000, Duration::from_secs(2));
