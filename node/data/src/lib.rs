@@ -22,7 +22,7 @@
 //! which re-encrypts only while the grant is on chain) and opens the key with
 //! [`DataKeys::open_granted`]. [`plan_repair`] and [`rebuild_chunks`] re-create lost chunks.
 //!
-//! Nothing here does I/O: the node wires it to RocksDB, libp2p and the chain.
+//! [`proto`] is the wire format between nodes. Nothing here does I/O: the node wires it to RocksDB, libp2p and the chain.
 
 pub mod erasure;
 mod error;
@@ -30,6 +30,7 @@ pub mod keys;
 pub mod pack;
 mod params;
 pub mod placement;
+pub mod proto;
 pub mod seal;
 pub mod upload;
 
@@ -40,5 +41,6 @@ pub use keys::{
 };
 pub use pack::{Packer, PlainBlock, Record};
 pub use params::{MAX_INTERVALS_PER_UPLOAD, MAX_TOTAL_CHUNKS, StreamParams};
+pub use proto::{DataRequest, DataResponse};
 pub use seal::IntervalKey;
 pub use upload::{Chunk, Manifest, Upload, Uploader, open_interval};
