@@ -4,8 +4,11 @@
 set -euo pipefail
 
 # Debian packages: C toolchain and clang/libclang (RocksDB's bindings), pkg-config,
-# openssl (bench/openssl-compare.sh), python3 (bench scripts), git.
-packages=(build-essential pkg-config clang libclang-dev openssl python3 git ca-certificates)
+# openssl (bench/openssl-compare.sh), python3 (bench scripts), git; the FPGA flow and
+# its tests: yosys, nextpnr-ice40 and fpga-icestorm (icepack, icetime) build iCE40
+# bitstreams (hdl/flow/build.sh), iverilog simulates the emitted Verilog.
+packages=(build-essential pkg-config clang libclang-dev openssl python3 git ca-certificates
+  yosys nextpnr-ice40 fpga-icestorm iverilog)
 
 missing=()
 for p in "${packages[@]}"; do

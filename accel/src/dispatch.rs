@@ -108,6 +108,8 @@ pub struct DispatchConfig {
     pub cpu_threads: usize,
     /// How `auto` picks a device.
     pub auto: AutoPolicy,
+    /// How the FPGA backend reaches its device (`[accel.fpga]`).
+    pub fpga: crate::fpga::FpgaConfig,
 }
 
 impl DispatchConfig {

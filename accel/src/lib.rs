@@ -31,6 +31,7 @@ pub mod backend;
 pub mod cpu;
 pub mod dispatch;
 pub mod error;
+pub mod fpga;
 pub mod merkle;
 pub mod vectors;
 

@@ -218,7 +218,7 @@ const MAX_FUTURE: usize = 1024;
 /// At most this many tickets wait to be included.
 const MAX_TICKETS: usize = 1024;
 /// How often this node gossips its ticket again until it is on chain, milliseconds.
-const TICKET_REPEAT_MS: u64 = 2000;
+const TICKET_REPEAT_MS: u64 = 1000;
 
 /// The consensus engine of one node.
 pub struct Engine {

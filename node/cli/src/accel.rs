@@ -17,6 +17,8 @@ pub(crate) enum AccelCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        fpga: FpgaArg,
     },
     /// SHA-256 of files (or standard input), or the Merkle root over their digests.
     Hash {
@@ -48,7 +50,24 @@ pub(crate) enum AccelCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        fpga: FpgaArg,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FpgaArg {
+    /// How to reach the FPGA backend: none, sim (the rust-hdl simulation of the SHA-256 +
+    /// SHA-512 bitstream), sim:sha256, serial (probe /dev/ttyUSB* and /dev/ttyACM*) or
+    /// serial:/dev/ttyUSB1.
+    #[arg(long, default_value = "none", env = "CPCHAIN_ACCEL_FPGA")]
+    fpga: String,
+}
+
+impl FpgaArg {
+    fn config(&self) -> Result<cpc_accel::fpga::FpgaConfig> {
+        Ok(cpc_accel::fpga::FpgaConfig::parse_flag(&self.fpga)?)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +78,8 @@ pub(crate) struct BackendArg {
     /// CPU worker threads (0 = one per core).
     #[arg(long, default_value_t = 0, env = "CPCHAIN_ACCEL_THREADS")]
     threads: usize,
+    #[command(flatten)]
+    fpga: FpgaArg,
 }
 
 impl BackendArg {
@@ -70,6 +91,7 @@ impl BackendArg {
             Route::Backend(kind) => DispatchConfig::only(kind),
         };
         config.cpu_threads = self.threads;
+        config.fpga = self.fpga.config()?;
         let dispatcher = crate::accel::build_dispatcher(config)?;
         if let Route::Backend(kind) = self.backend {
             require_available(&dispatcher, kind)?;
@@ -80,7 +102,10 @@ impl BackendArg {
 
 /// Builds the dispatcher with every backend this build knows about.
 pub(crate) fn build_dispatcher(config: DispatchConfig) -> Result<Dispatcher> {
-    Dispatcher::new(config).context("cannot start the accelerator layer")
+    let fpga = cpc_accel::fpga::FpgaBackend::from_config(&config.fpga);
+    let mut dispatcher = Dispatcher::new(config).context("cannot start the accelerator layer")?;
+    dispatcher.register(std::sync::Arc::new(fpga))?;
+    Ok(dispatcher)
 }
 
 fn require_available(dispatcher: &Dispatcher, kind: BackendKind) -> Result<()> {
@@ -106,7 +131,7 @@ fn require_available(dispatcher: &Dispatcher, kind: BackendKind) -> Result<()> {
 
 pub(crate) fn run(cmd: AccelCommand) -> Result<ExitCode> {
     match cmd {
-        AccelCommand::List { json } => list(json),
+        AccelCommand::List { json, fpga } => list(json, &fpga),
         AccelCommand::Hash {
             backend,
             merkle,
@@ -117,12 +142,15 @@ pub(crate) fn run(cmd: AccelCommand) -> Result<ExitCode> {
             input,
             batch,
         } => verify(&backend, &input, batch as usize),
-        AccelCommand::Selftest { json } => selftest(json),
+        AccelCommand::Selftest { json, fpga } => selftest(json, &fpga),
     }
 }
 
-fn list(json: bool) -> Result<ExitCode> {
-    let dispatcher = build_dispatcher(DispatchConfig::default())?;
+fn list(json: bool, fpga: &FpgaArg) -> Result<ExitCode> {
+    let dispatcher = build_dispatcher(DispatchConfig {
+        fpga: fpga.config()?,
+        ..DispatchConfig::default()
+    })?;
     let infos = dispatcher.backends();
     let mut out = io::stdout().lock();
     if json {
@@ -392,8 +420,11 @@ fn verify(backend: &BackendArg, input: &Path, batch: usize) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn selftest(json: bool) -> Result<ExitCode> {
-    let dispatcher = build_dispatcher(DispatchConfig::default())?;
+fn selftest(json: bool, fpga: &FpgaArg) -> Result<ExitCode> {
+    let dispatcher = build_dispatcher(DispatchConfig {
+        fpga: fpga.config()?,
+        ..DispatchConfig::default()
+    })?;
     let mut reports = Vec::new();
     for info in dispatcher.backends() {
         if !info.available {

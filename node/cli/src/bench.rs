@@ -34,6 +34,10 @@ pub(crate) struct BenchArgs {
     /// Print the JSON report on standard output instead of the table.
     #[arg(long)]
     json: bool,
+    /// The FPGA backend's transport (see `cpchain accel list --help`): `serial` measures a
+    /// board, `sim` the rust-hdl simulation (which measures the simulator, not hardware).
+    #[arg(long, default_value = "none", env = "CPCHAIN_ACCEL_FPGA")]
+    fpga: String,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -54,6 +58,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
     let dispatcher = crate::accel::build_dispatcher(DispatchConfig {
         cpu_threads: args.threads,
+        fpga: cpc_accel::fpga::FpgaConfig::parse_flag(&args.fpga)?,
         ..DispatchConfig::default()
     })?;
     let report = cpc_bench::run(&dispatcher, &config, |step| eprintln!("bench: {step}"))?;

@@ -133,6 +133,20 @@ cpu_threads = 0
 # backend = "wgpu"
 # op = "ed25519"
 # min_batch = 4096
+
+[accel.fpga]
+# How the FPGA backend reaches its device: "none", "sim" (the rust-hdl simulation of
+# the bitstream: correct and slow) or "serial" (a board running a bitstream from
+# hdl/flow/). Without one the backend is listed as unavailable.
+transport = "none"
+# Serial device, or "auto" to probe /dev/ttyUSB* and /dev/ttyACM* with the version command.
+device = "auto"
+# Serial rate in baud (the hdl/flow/ bitstreams run at 3 Mbaud).
+baud = 3000000
+# Milliseconds to wait for a response before the CPU answers instead.
+timeout_ms = 200
+# Simulated bitstream: "dual" (SHA-256 + SHA-512) or "sha256".
+sim_design = "dual"
 "#;
 
 /// Loads the configuration of the node in `home`, with environment variables and `flags`
