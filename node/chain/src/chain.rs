@@ -566,6 +566,16 @@ impl Chain {
             .collect()
     }
 
+    /// Reads the head state in place (for queries; the state is locked meanwhile).
+    pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.read().state)
+    }
+
+    /// The store, for the services that keep their own column families (data chunks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The head and a copy of its state, for executing blocks on top of it.
     pub fn head_state(&self) -> (BlockHeader, State) {
         let inner = self.read();

@@ -7,6 +7,7 @@ mod accel;
 mod bench;
 mod client;
 mod config;
+mod data;
 mod hdl;
 mod keys;
 mod node;

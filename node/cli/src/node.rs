@@ -457,10 +457,12 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
     let status = chain.status();
     let engine = Engine::new(chain.clone(), config.consensus)
         .context("cannot start the consensus engine")?;
-    let (net, mut events) = Network::start(
+    let data = Arc::new(crate::data::DataNode::open(chain.clone())?);
+    let (net, mut events) = Network::start_with_data(
         config.p2p.clone(),
         node_secret,
         Arc::new(ChainSource(chain.clone())),
+        data,
     )?;
     chain.enable_gossip();
     tracing::info!(

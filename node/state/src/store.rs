@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cpc_accel::Dispatcher;
 use cpc_types::codec::{Decode, Encode, decode_exact};
-use cpc_types::{Address, Hash32, PublicKey, SignedTransaction, TxReceipt, sha256};
+use cpc_types::{Address, DataRecord, Hash32, PublicKey, SignedTransaction, TxReceipt, sha256};
 
 use crate::exec::{self, BlockEnv};
 use crate::genesis::{Genesis, Params};
-use crate::model::{Account, LeaseOffer, Validator};
+use crate::model::{Account, Grant, LeaseOffer, Stream, Validator};
 use crate::{GenesisError, TxError};
 
 /// Key prefixes: one byte per table.
@@ -201,6 +201,25 @@ impl State {
     /// A lease offer.
     pub fn lease_offer(&self, id: &Hash32) -> Option<LeaseOffer> {
         self.get_decoded(&key::offer(id))
+    }
+
+    /// A data stream.
+    pub fn stream(&self, id: &Hash32) -> Option<Stream> {
+        self.get_decoded(&key::stream(id))
+    }
+
+    /// The grant of `grantee` on a stream, if one is on chain (revoked grants are gone).
+    pub fn grant(&self, stream: &Hash32, grantee: &Address) -> Option<Grant> {
+        self.get_decoded(&key::grant(stream, grantee))
+    }
+
+    /// The data record of a stream whose interval range holds `interval`.
+    pub fn data_record(&self, stream: &Hash32, interval: u64) -> Option<DataRecord> {
+        let lo = key::record(stream, 0);
+        let hi = key::record(stream, interval);
+        let (_, v) = self.entries.range(lo..=hi).next_back()?;
+        let rec: DataRecord = decode_exact(v).ok()?;
+        (rec.first_interval <= interval && interval <= rec.last_interval).then_some(rec)
     }
 
     /// Free transactions left today for `addr` at time `timestamp_ms`.

@@ -144,3 +144,30 @@ fn the_consensus_journal_survives_a_reopen_and_prunes_by_view() {
     store.journal_prune(5).unwrap();
     assert_eq!(store.journal().unwrap(), vec![(5, 1, b"b".to_vec())]);
 }
+
+#[test]
+fn chunks_and_kfrags_are_stored_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Hash32([7; 32]);
+    let a = Hash32([1; 32]);
+    let b = Hash32([2; 32]);
+    {
+        let s = Store::open(&config(dir.path()), g).unwrap();
+        assert!(!s.chunk_has(&a).unwrap());
+        s.chunk_put(&a, b"chunk a").unwrap();
+        s.chunk_put(&b, b"chunk b").unwrap();
+        s.kfrag_put(b"stream-grantee", b"kfrag").unwrap();
+        s.chunk_delete(&b).unwrap();
+    }
+    let s = Store::open(&config(dir.path()), g).unwrap();
+    assert!(s.chunk_has(&a).unwrap());
+    assert!(!s.chunk_has(&b).unwrap());
+    assert_eq!(s.chunk_get(&a).unwrap().as_deref(), Some(&b"chunk a"[..]));
+    assert_eq!(s.chunk_ids().unwrap(), vec![a]);
+    assert_eq!(
+        s.kfrags().unwrap(),
+        vec![(b"stream-grantee".to_vec(), b"kfrag".to_vec())]
+    );
+    s.kfrag_delete(b"stream-grantee").unwrap();
+    assert!(s.kfrags().unwrap().is_empty());
+}
