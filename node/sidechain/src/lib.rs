@@ -54,6 +54,7 @@
 
 mod gateway;
 mod group;
+mod main_chain;
 mod types;
 
 pub use gateway::{
@@ -61,6 +62,7 @@ pub use gateway::{
     TxStatus, VertexInfo,
 };
 pub use group::{Group, MAX_GATEWAYS};
+pub use main_chain::inputs_from_block;
 pub use types::{
     ANCHOR_DOMAIN, Anchor, EquivocationEvidence, MACHINE_TX_DOMAIN, MAX_MESSAGE_BYTES, MachineKind,
     MachineTx, Message, Reward, SignedAnchor, SignedMachineTx, SignedVertex, Slot, VERTEX_DOMAIN,
