@@ -2,7 +2,7 @@
 
 use cpc_types::{Address, Hash32, SignedTransaction, TxKind, TxReceipt, sha256};
 
-use crate::model::{Account, Anchor, Grant, LeaseOffer, Stream, Validator};
+use crate::model::{Account, Anchor, Grant, LeaseOffer, SideGroup, Stream, Validator};
 use crate::store::{Overlay, key};
 use crate::{DAY_MS, MINUTE_MS, Params, TxError};
 
@@ -260,6 +260,17 @@ fn apply_kind(
             frontier_root,
             confirmed_vertices,
         } => {
+            let group: SideGroup =
+                ov.get_decoded(&key::side_group(group_id))
+                    .ok_or(TxError::NotFound {
+                        what: "side-chain group",
+                        id: *group_id,
+                    })?;
+            if !group.gateways.contains(&stx.tx.sender) {
+                return Err(TxError::NotAllowed(
+                    "only a gateway of the group may anchor it".into(),
+                ));
+            }
             if let Some(prev) = ov.get_decoded::<Anchor>(&key::anchor(group_id)) {
                 if *sequence <= prev.sequence || *confirmed_vertices < prev.confirmed_vertices {
                     return Err(TxError::Invalid(format!(
@@ -412,6 +423,52 @@ fn apply_kind(
             }
             ov.delete(key::offer(offer));
             credit(ov, sender, o.amount)
+        }
+        TxKind::SideGroup { group_id, gateways } => {
+            if gateways.is_empty() || gateways.len() > 64 {
+                return Err(TxError::Invalid(format!(
+                    "{} gateways; a side-chain group has 1 to 64",
+                    gateways.len()
+                )));
+            }
+            if gateways.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(TxError::Invalid(
+                    "gateways must be sorted, each listed once".into(),
+                ));
+            }
+            let k = key::side_group(group_id);
+            let locked = match ov.get_decoded::<SideGroup>(&k) {
+                Some(g) if g.owner != *sender => {
+                    return Err(TxError::NotAllowed(
+                        "only the group's owner may change its gateways".into(),
+                    ));
+                }
+                Some(g) => g.locked,
+                None => 0,
+            };
+            ov.put(
+                k,
+                &SideGroup {
+                    owner: *sender,
+                    gateways: gateways.clone(),
+                    locked,
+                },
+            );
+            Ok(())
+        }
+        TxKind::SideLock {
+            group_id, amount, ..
+        } => {
+            positive(*amount, "side lock")?;
+            let k = key::side_group(group_id);
+            let mut g: SideGroup = ov.get_decoded(&k).ok_or(TxError::NotFound {
+                what: "side-chain group",
+                id: *group_id,
+            })?;
+            debit(ov, sender, *amount)?;
+            g.locked = g.locked.checked_add(*amount).ok_or(TxError::Overflow)?;
+            ov.put(k, &g);
+            Ok(())
         }
     }
 }

@@ -37,7 +37,7 @@ pub use consensus::{
 pub use error::{GenesisError, TxError};
 pub use exec::BlockEnv;
 pub use genesis::{Genesis, GenesisValidator, MAX_TIMESTAMP_MS, Params};
-pub use model::{Account, Anchor, Grant, LeaseOffer, Stream, Validator};
+pub use model::{Account, Anchor, Grant, LeaseOffer, SideGroup, Stream, Validator};
 pub use store::{State, StateEntry};
 
 /// Milliseconds in a quota day.

@@ -150,3 +150,19 @@ codec_struct!(Anchor {
     confirmed_vertices,
     height
 });
+
+/// A side-chain group declared on chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideGroup {
+    /// Who declared it, and alone may change its gateways.
+    pub owner: Address,
+    /// The gateways' keys, sorted.
+    pub gateways: Vec<PublicKey>,
+    /// Base units locked in the group by side-lock transactions.
+    pub locked: u64,
+}
+codec_struct!(SideGroup {
+    owner,
+    gateways,
+    locked
+});

@@ -27,6 +27,7 @@ pub(crate) mod key {
     pub(crate) const EVIDENCE: u8 = 0x08;
     pub(crate) const TICKET: u8 = 0x09;
     pub(crate) const HISTORY: u8 = 0x0a;
+    pub(crate) const SIDE_GROUP: u8 = 0x0b;
 
     pub(crate) fn params() -> Vec<u8> {
         [&[META][..], b"params"].concat()
@@ -66,6 +67,9 @@ pub(crate) mod key {
     }
     pub(crate) fn ticket(term: u64, candidate: &Address) -> Vec<u8> {
         [tickets_of(term).as_slice(), &candidate.0].concat()
+    }
+    pub(crate) fn side_group(group: &Hash32) -> Vec<u8> {
+        [&[SIDE_GROUP][..], &group.0].concat()
     }
     pub(crate) fn history(epoch: u64) -> Vec<u8> {
         [&[HISTORY][..], &epoch.to_be_bytes()].concat()
@@ -196,6 +200,16 @@ impl State {
     /// A validator.
     pub fn validator(&self, addr: &Address) -> Option<Validator> {
         self.get_decoded(&key::validator(addr))
+    }
+
+    /// A side-chain group declared on chain.
+    pub fn side_group(&self, id: &Hash32) -> Option<crate::model::SideGroup> {
+        self.get_decoded(&key::side_group(id))
+    }
+
+    /// The latest anchor of a side-chain group.
+    pub fn side_anchor(&self, id: &Hash32) -> Option<crate::model::Anchor> {
+        self.get_decoded(&key::anchor(id))
     }
 
     /// A lease offer.

@@ -577,3 +577,87 @@ fn data_records_and_grants_are_queryable_and_revocation_removes_the_grant() {
     .unwrap();
     assert!(w.state.grant(&stream, &grantee).is_none());
 }
+
+#[test]
+fn side_chain_groups_locks_and_anchors() {
+    use cpc_types::Hash32;
+    let mut w = world(|_| {});
+    let group_id = Hash32([5; 32]);
+    let mut gateways = vec![w.keys[1].public(), w.keys[2].public()];
+    gateways.sort();
+    let anchor = |sequence: u64| TxKind::Anchor {
+        group_id,
+        sequence,
+        frontier_root: Hash32([sequence as u8; 32]),
+        confirmed_vertices: sequence * 10,
+    };
+    // Locks and anchors need a declared group.
+    let lock = TxKind::SideLock {
+        group_id,
+        account: Address([9; 20]),
+        amount: 50 * CPC,
+    };
+    assert!(matches!(
+        w.send(T0, 0, 0, lock.clone()),
+        Err(TxError::NotFound { .. })
+    ));
+    assert!(matches!(
+        w.send(T0, 1, 0, anchor(1)),
+        Err(TxError::NotFound { .. })
+    ));
+    let unsorted: Vec<_> = gateways.iter().rev().copied().collect();
+    assert!(matches!(
+        w.send(
+            T0,
+            0,
+            0,
+            TxKind::SideGroup {
+                group_id,
+                gateways: unsorted
+            }
+        ),
+        Err(TxError::Invalid(_))
+    ));
+    w.send(
+        T0,
+        0,
+        0,
+        TxKind::SideGroup {
+            group_id,
+            gateways: gateways.clone(),
+        },
+    )
+    .unwrap();
+    // Only the owner changes the gateways.
+    assert!(matches!(
+        w.send(
+            T0,
+            3,
+            0,
+            TxKind::SideGroup {
+                group_id,
+                gateways: gateways.clone()
+            }
+        ),
+        Err(TxError::NotAllowed(_))
+    ));
+    // A lock moves CPC from the sender into the group.
+    let before = w.balance(0);
+    w.send(T0 + MIN, 0, 1000, lock).unwrap();
+    assert!(w.balance(0) <= before - 50 * CPC);
+    assert_eq!(w.state.side_group(&group_id).unwrap().locked, 50 * CPC);
+    // Anchors come from gateways, in increasing sequence.
+    assert!(matches!(
+        w.send(T0, 3, 0, anchor(1)),
+        Err(TxError::NotAllowed(_))
+    ));
+    w.send(T0, 1, 0, anchor(1)).unwrap();
+    w.send(T0, 2, 0, anchor(2)).unwrap();
+    assert!(matches!(
+        w.send(T0, 1, 0, anchor(2)),
+        Err(TxError::Invalid(_))
+    ));
+    let a = w.state.side_anchor(&group_id).unwrap();
+    assert_eq!((a.sequence, a.confirmed_vertices), (2, 20));
+    assert_eq!(a.submitter, w.keys[2].address());
+}

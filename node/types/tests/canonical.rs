@@ -95,6 +95,13 @@ fn kind() -> impl Strategy<Value = TxKind> {
         }),
         (h(), any::<u32>()).prop_map(|(offer, days)| TxKind::LeaseTake { offer, days }),
         h().prop_map(|offer| TxKind::LeaseCancel { offer }),
+        (h(), proptest::collection::vec(pk(), 0..5))
+            .prop_map(|(group_id, gateways)| TxKind::SideGroup { group_id, gateways }),
+        (h(), addr(), any::<u64>()).prop_map(|(group_id, account, amount)| TxKind::SideLock {
+            group_id,
+            account,
+            amount,
+        }),
     ]
 }
 
