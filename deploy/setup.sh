@@ -5,8 +5,11 @@ set -euo pipefail
 
 # Debian packages: the C and C++ toolchain (build-essential: RocksDB, and the tests that
 # compile the CUDA kernels as host C++), clang/libclang (RocksDB's bindings), pkg-config,
-# openssl (bench/openssl-compare.sh), python3 (bench scripts), git.
-packages=(build-essential pkg-config clang libclang-dev openssl python3 git ca-certificates)
+# openssl (bench/openssl-compare.sh), python3 (bench scripts), git; the FPGA flow and its
+# tests: yosys, nextpnr-ice40 and fpga-icestorm (icepack, icetime) build iCE40 bitstreams
+# (hdl/flow/build.sh), iverilog simulates the emitted Verilog.
+packages=(build-essential pkg-config clang libclang-dev openssl python3 git ca-certificates
+  yosys nextpnr-ice40 fpga-icestorm iverilog)
 # GPU backend: the Vulkan loader and Mesa's drivers, whose lavapipe is a software Vulkan
 # device, so the wgpu backend and its tests run on machines without a GPU.
 packages+=(libvulkan1 mesa-vulkan-drivers)

@@ -158,6 +158,8 @@ pub struct DispatchConfig {
     pub wgpu: crate::gpu::wgpu::WgpuConfig,
     /// The CUDA backend: device, limits and the compiled-kernel cache.
     pub cuda: crate::gpu::cuda::CudaConfig,
+    /// How the FPGA backend reaches its device (`[accel.fpga]`).
+    pub fpga: crate::fpga::FpgaConfig,
 }
 
 impl DispatchConfig {

@@ -32,6 +32,7 @@ pub mod cpu;
 pub mod dispatch;
 pub mod error;
 pub mod gpu;
+pub mod fpga;
 pub mod merkle;
 pub mod vectors;
 

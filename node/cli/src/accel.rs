@@ -21,6 +21,8 @@ pub(crate) enum AccelCommand {
         /// the `auto` thresholds in force.
         #[arg(long)]
         home: Option<PathBuf>,
+        #[command(flatten)]
+        fpga: FpgaArg,
     },
     /// SHA-256 of files (or standard input), or the Merkle root over their digests.
     Hash {
@@ -55,7 +57,28 @@ pub(crate) enum AccelCommand {
         /// A node's home directory: test the devices its `[accel]` settings select.
         #[arg(long)]
         home: Option<PathBuf>,
+        #[command(flatten)]
+        fpga: FpgaArg,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FpgaArg {
+    /// How to reach the FPGA backend: none, sim (the rust-hdl simulation of the SHA-256 +
+    /// SHA-512 bitstream), sim:sha256, serial (probe /dev/ttyUSB* and /dev/ttyACM*) or
+    /// serial:/dev/ttyUSB1.
+    #[arg(long, default_value = "none", env = "CPCHAIN_ACCEL_FPGA")]
+    fpga: String,
+}
+
+impl FpgaArg {
+    /// The flag's transport; with a node's home, `none` keeps the node's `[accel.fpga]`.
+    fn apply(&self, home: bool, config: &mut DispatchConfig) -> Result<()> {
+        if self.fpga != "none" || !home {
+            config.fpga = cpc_accel::fpga::FpgaConfig::parse_flag(&self.fpga)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +93,8 @@ pub(crate) struct BackendArg {
     /// limits; with `--backend auto` also its routes and `auto` thresholds).
     #[arg(long)]
     home: Option<PathBuf>,
+    #[command(flatten)]
+    fpga: FpgaArg,
 }
 
 impl BackendArg {
@@ -85,6 +110,7 @@ impl BackendArg {
         if self.threads != 0 || self.home.is_none() {
             config.cpu_threads = self.threads;
         }
+        self.fpga.apply(self.home.is_some(), &mut config)?;
         let dispatcher = crate::accel::build_dispatcher(config)?;
         if let Route::Backend(kind) = self.backend {
             require_available(&dispatcher, kind)?;
@@ -117,8 +143,10 @@ pub(crate) fn build_node_dispatcher(config: DispatchConfig) -> Result<Dispatcher
 }
 
 fn build(config: DispatchConfig, open: crate::gpu::Open) -> Result<Dispatcher> {
+    let fpga = cpc_accel::fpga::FpgaBackend::from_config(&config.fpga);
     let mut dispatcher = Dispatcher::new(config).context("cannot start the accelerator layer")?;
     crate::gpu::register(&mut dispatcher, open)?;
+    dispatcher.register(std::sync::Arc::new(fpga))?;
     Ok(dispatcher)
 }
 
@@ -145,7 +173,7 @@ fn require_available(dispatcher: &Dispatcher, kind: BackendKind) -> Result<()> {
 
 pub(crate) fn run(cmd: AccelCommand) -> Result<ExitCode> {
     match cmd {
-        AccelCommand::List { json, home } => list(json, home.as_deref()),
+        AccelCommand::List { json, home, fpga } => list(json, home.as_deref(), &fpga),
         AccelCommand::Hash {
             backend,
             merkle,
@@ -156,12 +184,14 @@ pub(crate) fn run(cmd: AccelCommand) -> Result<ExitCode> {
             input,
             batch,
         } => verify(&backend, &input, batch as usize),
-        AccelCommand::Selftest { json, home } => selftest(json, home.as_deref()),
+        AccelCommand::Selftest { json, home, fpga } => selftest(json, home.as_deref(), &fpga),
     }
 }
 
-fn list(json: bool, home: Option<&Path>) -> Result<ExitCode> {
-    let dispatcher = build_dispatcher(node_accel_config(home)?)?;
+fn list(json: bool, home: Option<&Path>, fpga: &FpgaArg) -> Result<ExitCode> {
+    let mut config = node_accel_config(home)?;
+    fpga.apply(home.is_some(), &mut config)?;
+    let dispatcher = build_dispatcher(config)?;
     let infos = dispatcher.backends();
     let mut out = io::stdout().lock();
     if json {
@@ -448,8 +478,10 @@ fn verify(backend: &BackendArg, input: &Path, batch: usize) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn selftest(json: bool, home: Option<&Path>) -> Result<ExitCode> {
-    let dispatcher = build_dispatcher(node_accel_config(home)?)?;
+fn selftest(json: bool, home: Option<&Path>, fpga: &FpgaArg) -> Result<ExitCode> {
+    let mut config = node_accel_config(home)?;
+    fpga.apply(home.is_some(), &mut config)?;
+    let dispatcher = build_dispatcher(config)?;
     let mut reports = Vec::new();
     for info in dispatcher.backends() {
         if !info.available {

@@ -39,6 +39,10 @@ pub(crate) struct BenchArgs {
     /// `cpchain start` applies.
     #[arg(long)]
     home: Option<PathBuf>,
+    /// The FPGA backend's transport (see `cpchain accel list --help`): `serial` measures a
+    /// board, `sim` the rust-hdl simulation (which measures the simulator, not hardware).
+    #[arg(long, default_value = "none", env = "CPCHAIN_ACCEL_FPGA")]
+    fpga: String,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -60,6 +64,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     let mut accel = crate::accel::node_accel_config(args.home.as_deref())?;
     if args.threads != 0 || args.home.is_none() {
         accel.cpu_threads = args.threads;
+    }
+    if args.fpga != "none" || args.home.is_none() {
+        accel.fpga = cpc_accel::fpga::FpgaConfig::parse_flag(&args.fpga)?;
     }
     let dispatcher = crate::accel::build_dispatcher(accel)?;
     let report = cpc_bench::run(&dispatcher, &config, |step| eprintln!("bench: {step}"))?;

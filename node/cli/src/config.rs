@@ -164,6 +164,20 @@ max_batch = 1048576
 chunk = 65536
 # Directory for compiled kernels, so later starts skip NVRTC; empty: memory only.
 cache_dir = ""
+
+[accel.fpga]
+# How the FPGA backend reaches its device: "none", "sim" (the rust-hdl simulation of
+# the bitstream: correct and slow) or "serial" (a board running a bitstream from
+# hdl/flow/). Without one the backend is listed as unavailable.
+transport = "none"
+# Serial device, or "auto" to probe /dev/ttyUSB* and /dev/ttyACM* with the version command.
+device = "auto"
+# Serial rate in baud (the hdl/flow/ bitstreams run at 3 Mbaud).
+baud = 3000000
+# Milliseconds to wait for a response before the CPU answers instead.
+timeout_ms = 200
+# Simulated bitstream: "dual" (SHA-256 + SHA-512) or "sha256".
+sim_design = "dual"
 "#;
 
 /// Loads the configuration of the node in `home`, with environment variables and `flags`

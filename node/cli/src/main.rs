@@ -8,6 +8,8 @@ mod bench;
 mod client;
 mod config;
 mod gpu;
+mod data;
+mod hdl;
 mod keys;
 mod node;
 mod testnet;
@@ -30,6 +32,9 @@ enum Command {
     /// Inspect and use the accelerator backends (CPU, GPU, FPGA).
     #[command(subcommand)]
     Accel(accel::AccelCommand),
+    /// The FPGA designs: emit their Verilog and testbenches.
+    #[command(subcommand)]
+    Hdl(hdl::HdlCommand),
     /// Create a node home: keys, a single-validator genesis and a commented config.toml.
     Init(node::InitArgs),
     /// Write keys, a genesis and configs for an N-node network on loopback.
@@ -78,6 +83,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Accel(cmd) => accel::run(cmd),
+        Command::Hdl(cmd) => hdl::run(cmd),
         Command::Init(args) => node::init(&args),
         Command::Testnet(args) => testnet::run(&args),
         Command::Start(args) => node::start(&args),

@@ -307,7 +307,16 @@ fn node_key(path: &Path) -> Result<SecretKey> {
 
 enum Work {
     Consensus(cpc_p2p::MessageRef, Vec<u8>),
+    Ticket(cpc_p2p::MessageRef, Vec<u8>),
     Blocks(cpc_p2p::PeerId, Vec<Vec<u8>>),
+}
+
+fn net_verdict(v: &Verdict) -> cpc_p2p::Verdict {
+    match v {
+        Verdict::Accept => cpc_p2p::Verdict::Accept,
+        Verdict::Ignore => cpc_p2p::Verdict::Ignore,
+        Verdict::Reject(_) => cpc_p2p::Verdict::Reject,
+    }
 }
 
 /// Runs the consensus engine on its own thread: block execution and signature checks are
@@ -333,15 +342,15 @@ fn consensus_thread(
                 if let Verdict::Reject(why) = &verdict {
                     tracing::debug!(%why, "rejected a consensus message");
                 }
-                net.validate(
-                    msg,
-                    match verdict {
-                        Verdict::Accept => cpc_p2p::Verdict::Accept,
-                        Verdict::Ignore => cpc_p2p::Verdict::Ignore,
-                        Verdict::Reject(_) => cpc_p2p::Verdict::Reject,
-                    },
-                );
+                net.validate(msg, net_verdict(&verdict));
                 outs.extend(out);
+            }
+            Ok(Work::Ticket(msg, data)) => {
+                let verdict = engine.on_ticket(&data);
+                if let Verdict::Reject(why) = &verdict {
+                    tracing::debug!(%why, "rejected an election ticket");
+                }
+                net.validate(msg, net_verdict(&verdict));
             }
             Ok(Work::Blocks(peer, raw)) => {
                 let decoded: Result<Vec<Block>, _> =
@@ -385,6 +394,7 @@ fn consensus_thread(
         for o in outs {
             match o {
                 Outbound::Gossip(data) => net.publish(Topic::Consensus, data),
+                Outbound::Ticket(data) => net.publish(Topic::Tickets, data),
                 Outbound::Fetch { from } => net.fetch(from),
             }
         }
@@ -449,10 +459,12 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
     let status = chain.status();
     let engine = Engine::new(chain.clone(), config.consensus)
         .context("cannot start the consensus engine")?;
-    let (net, mut events) = Network::start(
+    let data = Arc::new(crate::data::DataNode::open(chain.clone())?);
+    let (net, mut events) = Network::start_with_data(
         config.p2p.clone(),
         node_secret,
         Arc::new(ChainSource(chain.clone())),
+        data,
     )?;
     chain.enable_gossip();
     tracing::info!(
@@ -520,11 +532,11 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
                     }
                     r => r.is_ok(),
                 },
-                NetEvent::Gossip { msg, .. } => {
-                    // Election tickets are not used yet.
-                    net.validate(msg, cpc_p2p::Verdict::Ignore);
-                    true
-                }
+                NetEvent::Gossip {
+                    topic: Topic::Tickets,
+                    msg,
+                    data,
+                } => work_tx.send(Work::Ticket(msg, data)).is_ok(),
                 NetEvent::Blocks { peer, blocks } => {
                     work_tx.send(Work::Blocks(peer, blocks)).is_ok()
                 }

@@ -512,3 +512,106 @@ fn bench_measures_the_gpu_backends_and_stores_their_thresholds() {
     let list = stdout_of(cpchain().args(["accel", "list", "--home"]).arg(home.path()));
     assert!(list.contains("auto thresholds:"), "{list}");
 }
+
+#[test]
+fn accel_list_shows_the_fpga_backend_and_its_transport() {
+    let out = stdout_of(cpchain().args(["accel", "list", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let fpga = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["kind"] == "fpga")
+        .expect("the fpga backend is listed");
+    assert_eq!(fpga["available"], false);
+    assert!(
+        fpga["unavailable_reason"]
+            .as_str()
+            .unwrap()
+            .contains("transport"),
+        "{fpga}"
+    );
+
+    let table = stdout_of(cpchain().args(["accel", "list", "--fpga", "sim"]));
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("fpga"))
+        .unwrap_or_else(|| panic!("no fpga row in\n{table}"));
+    assert!(
+        row.contains("available") && !row.contains("unavailable"),
+        "{table}"
+    );
+    assert!(table.contains("transport=sim"), "{table}");
+}
+
+#[test]
+fn accel_hash_runs_on_the_simulated_fpga() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    std::fs::write(&a, vec![3u8; 300]).unwrap();
+    let out = stdout_of(
+        cpchain()
+            .args(["accel", "hash", "--backend", "fpga", "--fpga", "sim"])
+            .arg(&a),
+    );
+    assert!(
+        out.starts_with(&hex::encode(Sha256::digest(vec![3u8; 300]))),
+        "{out}"
+    );
+    let out = stdout_of(
+        cpchain()
+            .args([
+                "accel",
+                "hash",
+                "--merkle",
+                "--backend",
+                "fpga",
+                "--fpga",
+                "sim:sha256",
+            ])
+            .arg(&a)
+            .arg(&a),
+    );
+    let leaf: [u8; 32] = Sha256::digest(vec![3u8; 300]).into();
+    let want = cpc_accel::merkle::reference_root(&[leaf, leaf]);
+    assert!(out.starts_with(&hex::encode(want)), "{out}");
+    // A board that is not there is a clear error when asked for by name.
+    let out = cpchain()
+        .args([
+            "accel",
+            "hash",
+            "--backend",
+            "fpga",
+            "--fpga",
+            "serial:/dev/cpchain-no-such-tty",
+        ])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("backend fpga is unavailable here"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn hdl_emit_writes_every_design_and_the_testbenches() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = stdout_of(cpchain().args(["hdl", "emit", "--out"]).arg(dir.path()));
+    for name in [
+        "cpc_sha256_core.v",
+        "cpc_sha512_core.v",
+        "cpc_sha256_uart.v",
+        "cpc_dual_uart.v",
+        "cpc_sha256_hx8k.v",
+        "cpc_dual_hx8k.v",
+        "tb_cpc_sha256_uart.v",
+        "tb_cpc_dual_uart.v",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(text.contains("module "), "{name} holds no module");
+        assert!(out.contains(name), "{name} not reported in\n{out}");
+    }
+}
