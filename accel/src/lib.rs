@@ -31,8 +31,8 @@ pub mod backend;
 pub mod cpu;
 pub mod dispatch;
 pub mod error;
-pub mod gpu;
 pub mod fpga;
+pub mod gpu;
 pub mod merkle;
 pub mod vectors;
 

@@ -249,7 +249,7 @@ pub fn term_of(height: u64, term_length: u64) -> u64 {
 
 /// Whether a block at `height` is the first of its term.
 pub fn starts_term(height: u64, term_length: u64) -> bool {
-    height >= 1 && (height - 1) % term_length.max(1) == 0
+    height >= 1 && (height - 1).is_multiple_of(term_length.max(1))
 }
 
 impl State {
@@ -408,7 +408,7 @@ impl State {
             }
         }
 
-        let change = if b.height % params.term_length.max(1) == 0 {
+        let change = if b.height.is_multiple_of(params.term_length.max(1)) {
             Some(self.elect(&params, &mut info, &mut validators, b.height, &mut writes))
         } else {
             self.replace_members(&params, &mut info, &validators, b.height)
