@@ -267,7 +267,7 @@ fn an_explicit_backend_that_is_not_here_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("backend fpga is not built into this cpchain"),
+        stderr.contains("backend fpga is unavailable here: no fpga transport configured"),
         "{stderr}"
     );
 
