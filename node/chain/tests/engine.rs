@@ -191,6 +191,32 @@ impl Net {
     }
 }
 
+/// Has member `who` notarize two different blocks in one view, delivered to node 1, which
+/// accepts both (and so holds the evidence). Returns the offender's key.
+fn double_vote(net: &mut Net, who: usize) -> SecretKey {
+    let byzantine = net.keys[who].clone();
+    let view = net.engines[0].status().view + 2;
+    let notarize = |block: u8| Vote {
+        chain_id: 5,
+        epoch: 0,
+        kind: VoteKind::Notarize,
+        view,
+        parent_view: view - 1,
+        parent: Hash32([1; 32]),
+        block: Hash32([block; 32]),
+    };
+    for v in [notarize(7), notarize(8)] {
+        let m = ConsensusMessage::Vote {
+            voter: byzantine.public(),
+            vote: v,
+            signature: byzantine.sign(&v.signing_bytes()),
+        };
+        let (verdict, _) = net.engines[0].on_gossip(&m.encode());
+        assert_eq!(verdict, Verdict::Accept);
+    }
+    byzantine
+}
+
 #[test]
 fn four_engines_commit_the_same_blocks_with_finalize_certificates() {
     let mut net = network(4);
@@ -312,26 +338,7 @@ fn a_member_that_votes_twice_in_a_view_is_slashed_on_every_node() {
     for _ in 0..10 {
         net.step();
     }
-    let byzantine = net.keys[1].clone();
-    let view = net.engines[0].status().view + 2;
-    let notarize = |block: u8| Vote {
-        chain_id: 5,
-        epoch: 0,
-        kind: VoteKind::Notarize,
-        view,
-        parent_view: view - 1,
-        parent: Hash32([1; 32]),
-        block: Hash32([block; 32]),
-    };
-    for v in [notarize(7), notarize(8)] {
-        let m = ConsensusMessage::Vote {
-            voter: byzantine.public(),
-            vote: v,
-            signature: byzantine.sign(&v.signing_bytes()),
-        };
-        let (verdict, _) = net.engines[0].on_gossip(&m.encode());
-        assert_eq!(verdict, Verdict::Accept);
-    }
+    let byzantine = double_vote(&mut net, 1);
     assert_eq!(net.engines[0].status().metrics.evidence, 1);
     // Node 1 reported it in a transaction; gossip hands it to the others.
     let reported = net.engines[0].chain().take_outbox();
@@ -501,25 +508,7 @@ fn a_slashed_member_is_replaced_by_the_standby_from_the_next_block() {
         committee(&net, 0),
         net.keys[..4].iter().map(|k| k.public()).collect::<Vec<_>>()
     );
-    let byzantine = net.keys[1].clone();
-    let view = net.engines[0].status().view + 2;
-    let notarize = |block: u8| Vote {
-        chain_id: 5,
-        epoch: 0,
-        kind: VoteKind::Notarize,
-        view,
-        parent_view: view - 1,
-        parent: Hash32([1; 32]),
-        block: Hash32([block; 32]),
-    };
-    for v in [notarize(7), notarize(8)] {
-        let m = ConsensusMessage::Vote {
-            voter: byzantine.public(),
-            vote: v,
-            signature: byzantine.sign(&v.signing_bytes()),
-        };
-        assert_eq!(net.engines[0].on_gossip(&m.encode()).0, Verdict::Accept);
-    }
+    let byzantine = double_vote(&mut net, 1);
     let start = net.engines[0].chain().height();
     let replaced = |net: &Net| {
         net.engines

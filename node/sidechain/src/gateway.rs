@@ -635,7 +635,10 @@ impl SideChain {
     // ---- vertices out ----
 
     fn maybe_emit(&mut self, out: &mut Vec<Action>) {
-        let me = self.me.expect("gateway");
+        // Observers (no gateway key) never emit.
+        let Some(me) = self.me else {
+            return;
+        };
         let must_ack = self.unconfirmed_with_txs.iter().any(|id| {
             // Equivocators' vertices are not referenced any more, so they cannot oblige.
             self.vertices.get(id).is_some_and(|v| {
@@ -696,7 +699,9 @@ impl SideChain {
         if txs.is_empty() && !must_ack {
             return;
         }
-        let key = self.key.as_ref().expect("gateway key");
+        let Some(key) = self.key.as_ref() else {
+            return;
+        };
         let v = Vertex {
             group_id: self.cfg.group.id,
             creator: key.public(),
@@ -1377,7 +1382,9 @@ impl SideChain {
         if covered.is_empty() {
             return;
         }
-        let key = self.key.as_ref().expect("gateway");
+        let Some(key) = self.key.as_ref() else {
+            return;
+        };
         let anchor = Anchor {
             group_id: self.cfg.group.id,
             sequence: next,
