@@ -12,7 +12,9 @@
 //! - **Safety across restarts.** Every message this node sends is journaled first (its
 //!   own votes durably). A restarted member replays its votes into the machine, so it
 //!   never casts a conflicting one, and sends its certificates again, so a network that
-//!   restarted whole still has what it needs to continue.
+//!   restarted whole still has what it needs to continue. Blocks notarized but not final
+//!   live only in memory, so on a timeout members relay the ones they hold: a member that
+//!   restarted cannot vote for their children without them.
 //! - **Sync.** A final block this node never saw, or a machine ahead of the store, makes
 //!   the engine ask peers for blocks ([`Outbound::Fetch`]). Fetched blocks are applied up
 //!   to the last one carrying a finalize certificate of a quorum; the ones below it are
@@ -1162,6 +1164,7 @@ impl Engine {
                 }
             }
             Action::Sync { .. } => self.want_fetch = true,
+            Action::Relay(p) => self.relay(&p, out),
             Action::Evidence {
                 member,
                 first,
@@ -1176,6 +1179,25 @@ impl Engine {
                 );
                 self.report(member, &first, &second);
             }
+        }
+    }
+
+    /// Gossips again the proposal of another leader this node holds, as that leader
+    /// signed it. Not journaled: it is not this node's word.
+    fn relay(&self, p: &Proposal, out: &mut Vec<Outbound>) {
+        let (Some(pending), Some(vote)) = (
+            self.pending.get(&p.block),
+            self.machine_vote(&bft::Vote::Notarize(*p)),
+        ) else {
+            return;
+        };
+        let leader = self.leader(p.view);
+        if let Some(signature) = self.sigs.get(&vote).and_then(|s| s.get(&leader)) {
+            let msg = ConsensusMessage::Proposal {
+                block: pending.block.clone(),
+                signature: *signature,
+            };
+            out.push(Outbound::Gossip(msg.encode()));
         }
     }
 

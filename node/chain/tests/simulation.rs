@@ -4,10 +4,12 @@
 //! network elects a committee every term. Every seed checks safety (no two different
 //! blocks committed at one height, anywhere), liveness after the heal, the offender's
 //! evidence on chain with the offender out of the committee and a standby in its seat, and
-//! that every node agrees on every committee. A failing seed names itself in the panic
-//! message; replay it with `CPC_ENGINE_SIM_SEED=<seed> cargo test -p cpc-chain --test
-//! simulation -- --nocapture`. `CPC_ENGINE_SIM_SEEDS` sets how many seeds run (6 by
-//! default: each is a few thousand engine steps).
+//! that every node agrees on every committee. A second scenario halts a four-member chain
+//! by crashing two members at a random moment and checks that it resumes, unforked, when
+//! one of them returns. A failing seed names itself in the panic message; replay it with
+//! `CPC_ENGINE_SIM_SEED=<seed> cargo test -p cpc-chain --test simulation <test name> --
+//! --nocapture`. `CPC_ENGINE_SIM_SEEDS` sets how many seeds run (6 and 12 by default:
+//! each is a few thousand engine steps).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -40,10 +42,10 @@ struct Sim {
     now: u64,
     /// While set, messages between this side and the rest are lost.
     partition: Option<BTreeSet<usize>>,
-    byzantine: usize,
+    byzantine: Option<usize>,
 }
 
-fn genesis(keys: &[SecretKey]) -> Genesis {
+fn genesis(keys: &[SecretKey], term_length: u64) -> Genesis {
     let foundation = SecretKey::from_bytes([98; 32]).address();
     let deposit = 10_000 * UNITS_PER_CPC;
     let mut allocations = BTreeMap::new();
@@ -54,7 +56,7 @@ fn genesis(keys: &[SecretKey]) -> Genesis {
     allocations.insert(foundation, TOTAL_SUPPLY - used);
     let mut params = Params::with_foundation(foundation);
     params.committee_size = 4;
-    params.term_length = 12;
+    params.term_length = term_length;
     Genesis {
         chain_id: 7,
         timestamp_ms: T0,
@@ -73,20 +75,27 @@ fn genesis(keys: &[SecretKey]) -> Genesis {
 }
 
 impl Sim {
+    /// `VALIDATORS` nodes electing a committee of four every 12 blocks, one of the
+    /// genesis committee Byzantine.
     fn new(seed: u64) -> Sim {
+        let mut sim = Sim::build(seed, VALIDATORS, 12);
+        // A member of the genesis committee (the first four).
+        sim.byzantine = Some(sim.rng.gen_range(0..4));
+        sim
+    }
+
+    fn build(seed: u64, validators: usize, term_length: u64) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let keys: Vec<SecretKey> = (0..VALIDATORS)
+        let keys: Vec<SecretKey> = (0..validators)
             .map(|i| {
                 let mut seed: [u8; 32] = rng.r#gen();
                 seed[0] = i as u8;
                 SecretKey::from_bytes(seed)
             })
             .collect();
-        let genesis = genesis(&keys);
+        let genesis = genesis(&keys, term_length);
         let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
         let dirs: Vec<_> = keys.iter().map(|_| tempfile::tempdir().unwrap()).collect();
-        // A member of the genesis committee (the first four).
-        let byzantine = rng.gen_range(0..4);
         let mut sim = Sim {
             rng,
             genesis,
@@ -98,9 +107,9 @@ impl Sim {
             seq: 0,
             now: 0,
             partition: None,
-            byzantine,
+            byzantine: None,
         };
-        sim.engines = (0..VALIDATORS).map(|i| Some(sim.open(i))).collect();
+        sim.engines = (0..validators).map(|i| Some(sim.open(i))).collect();
         sim
     }
 
@@ -144,7 +153,7 @@ impl Sim {
         let mut sends = vec![o.clone()];
         // The Byzantine member signs a second notarize vote for a made-up block with
         // every one it casts.
-        if from == self.byzantine {
+        if Some(from) == self.byzantine {
             if let Outbound::Gossip(m) = o {
                 if let Ok(ConsensusMessage::Vote { voter, vote, .. }) =
                     decode_exact::<ConsensusMessage>(m)
@@ -167,7 +176,7 @@ impl Sim {
             }
         }
         for s in sends {
-            for to in 0..VALIDATORS {
+            for to in 0..self.engines.len() {
                 if to == from || !self.connected(from, to) || self.rng.gen_bool(0.05) {
                     continue;
                 }
@@ -214,7 +223,7 @@ impl Sim {
                 self.handle(to, o);
             }
         }
-        for i in 0..VALIDATORS {
+        for i in 0..self.engines.len() {
             let outs = match self.engines[i].as_mut() {
                 Some(e) => e.tick(self.now, T0 + self.now),
                 None => continue,
@@ -234,7 +243,7 @@ impl Sim {
 
     /// A reachable peer answers a sync request from its store.
     fn serve_sync(&mut self, to: usize, height: u64) {
-        let peers: Vec<usize> = (0..VALIDATORS)
+        let peers: Vec<usize> = (0..self.engines.len())
             .filter(|p| *p != to && self.engines[*p].is_some() && self.connected(*p, to))
             .collect();
         if peers.is_empty() {
@@ -264,11 +273,26 @@ impl Sim {
     }
 }
 
+/// Safety: one block per height, on every running node.
+fn assert_one_chain(sim: &Sim, ctx: &str) {
+    let top = *sim.heights().iter().max().unwrap();
+    for h in 1..=top {
+        let hashes: BTreeSet<Hash32> = sim
+            .engines
+            .iter()
+            .flatten()
+            .filter_map(|e| e.chain().block(h).unwrap())
+            .map(|(b, _)| b.header.hash())
+            .collect();
+        assert!(hashes.len() <= 1, "{ctx}: two blocks at height {h}");
+    }
+}
+
 fn run(seed: u64) {
     let mut sim = Sim::new(seed);
     let crash = loop {
         let c = sim.rng.gen_range(0..VALIDATORS);
-        if c != sim.byzantine {
+        if Some(c) != sim.byzantine {
             break c;
         }
     };
@@ -294,18 +318,10 @@ fn run(seed: u64) {
     }
     let heights = sim.heights();
     let ctx = format!(
-        "seed {seed}: byzantine {}, crashed {crash}, minority {side:?}, heights at heal {at_heal:?}, at end {heights:?}",
+        "seed {seed}: byzantine {:?}, crashed {crash}, minority {side:?}, heights at heal {at_heal:?}, at end {heights:?}",
         sim.byzantine
     );
-    // Safety: one block per height, everywhere.
-    let top = *heights.iter().max().unwrap();
-    for h in 1..=top {
-        let hashes: BTreeSet<Hash32> = (0..VALIDATORS)
-            .filter_map(|i| sim.chain(i).block(h).unwrap())
-            .map(|(b, _)| b.header.hash())
-            .collect();
-        assert!(hashes.len() <= 1, "{ctx}: two blocks at height {h}");
-    }
+    assert_one_chain(&sim, &ctx);
     // Liveness once the network healed.
     let healed = *at_heal.iter().max().unwrap();
     for (i, h) in heights.iter().enumerate() {
@@ -315,7 +331,7 @@ fn run(seed: u64) {
         );
     }
     // The double voter is slashed and out; a standby took its seat.
-    let offender = sim.keys[sim.byzantine].public();
+    let offender = sim.keys[sim.byzantine.unwrap()].public();
     for i in 0..VALIDATORS {
         let c = sim.chain(i);
         let v = c.validator(&offender.address()).unwrap();
@@ -366,5 +382,63 @@ fn engines_stay_safe_and_live_and_remove_a_double_voter_on_every_seed() {
         .unwrap_or(6);
     for seed in 0..seeds {
         run(seed);
+    }
+}
+
+/// Four members; two crash at once at a random moment (blocks may be notarized and not
+/// final yet, or known to one side only), so the chain halts; one restarts from its store
+/// and the three must go on.
+fn run_halt(seed: u64) {
+    let mut sim = Sim::build(seed, 4, 600);
+    let crash_at = STEP_MS * sim.rng.gen_range(50..150);
+    let first = sim.rng.gen_range(0..4);
+    let second = (first + sim.rng.gen_range(1..4)) % 4;
+    let live: Vec<usize> = (0..4).filter(|i| *i != first && *i != second).collect();
+    let (stalled_at, restart_at, end) = (crash_at + 2_000, crash_at + 5_000, crash_at + 25_000);
+    let mut stalled = Vec::new();
+    while sim.now < end {
+        if sim.now == crash_at {
+            sim.crash(first);
+            sim.crash(second);
+        }
+        if sim.now == stalled_at {
+            stalled = sim.heights();
+        }
+        if sim.now == restart_at {
+            let heights = sim.heights();
+            let ctx = format!("seed {seed}: crashed {first} and {second} at {crash_at} ms");
+            for i in &live {
+                assert!(
+                    heights[*i] <= stalled[*i] + 1,
+                    "{ctx}: the chain went on without a quorum: {stalled:?} -> {heights:?}"
+                );
+            }
+            sim.restart(first);
+        }
+        sim.step();
+    }
+    let heights = sim.heights();
+    let ctx = format!(
+        "seed {seed}: crashed {first} and {second} at {crash_at} ms, restarted {first}, heights when stalled {stalled:?}, at end {heights:?}"
+    );
+    assert_one_chain(&sim, &ctx);
+    let top = *stalled.iter().max().unwrap();
+    for i in live.iter().chain([&first]) {
+        assert!(heights[*i] >= top + 5, "{ctx}: node {i} did not resume");
+    }
+}
+
+#[test]
+fn a_halted_chain_resumes_when_one_of_two_crashed_members_returns() {
+    if let Ok(seed) = std::env::var("CPC_ENGINE_SIM_SEED") {
+        run_halt(seed.parse().expect("CPC_ENGINE_SIM_SEED is a number"));
+        return;
+    }
+    let seeds: u64 = std::env::var("CPC_ENGINE_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    for seed in 0..seeds {
+        run_halt(seed);
     }
 }

@@ -121,6 +121,10 @@ pub enum Action {
         /// The last missing block.
         block: Hash32,
     },
+    /// Send again another leader's proposal, notarized and not yet final, that this member
+    /// holds: a member that restarted lost the blocks it had not committed, and without
+    /// them it cannot vote for their children.
+    Relay(Proposal),
     /// Two conflicting messages from one member.
     Evidence {
         /// The offender.
@@ -380,10 +384,14 @@ impl Machine {
             out.push(Action::Broadcast(Message::Vote(Vote::Notarize(p))));
         }
         // Every certificate since the last finalized view: a proposal is valid only to a
-        // member that knows its parent's notarization and the nullifications in between.
+        // member that knows its parent's notarization and the nullifications in between
+        // (and, with real blocks, the notarized blocks themselves).
         let from = self.finalized_upto.max(v.saturating_sub(64)) + 1;
         for view in from..v {
             if let Some(c) = self.certificate_of(view) {
+                if let Certificate::Notarization(p, _) = &c {
+                    out.push(Action::Relay(*p));
+                }
                 out.push(Action::Broadcast(Message::Certificate(c)));
             }
         }

@@ -125,7 +125,7 @@ fn simulate(seed: u64) -> Outcome {
                             evidence_against.insert(member);
                         }
                     }
-                    Action::Finalized(_) | Action::Sync { .. } => {}
+                    Action::Finalized(_) | Action::Sync { .. } | Action::Relay(_) => {}
                 }
                 for (j, msg) in sends {
                     if j == to {
