@@ -6,6 +6,8 @@ use tfhe::{
     ClientKey, CompactCiphertextList, CompactPublicKey, CompressedServerKey, FheBool, FheUint8,
 };
 
+use tfhe::integer::IntegerCiphertext as _;
+
 use super::{MAX_CLIENT_KEY_BYTES, MAX_RESULT_BYTES, PARAMETERS, deserialize, serialize};
 use crate::matching::{FheError, GRID_MAX, KeyId, NO_DRIVER};
 
@@ -129,12 +131,7 @@ impl Decryptor {
                 bytes.len()
             )));
         }
-        let key: ClientKey = tfhe::safe_serialization::DeserializationConfig::new(
-            MAX_CLIENT_KEY_BYTES,
-        )
-        .disable_conformance()
-        .deserialize_from(bytes)
-        .map_err(|e| FheError::Malformed(format!("not a client key: {e}")))?;
+        let key: ClientKey = deserialize_unchecked(bytes, MAX_CLIENT_KEY_BYTES, "the client key")?;
         let ours = tfhe::shortint::AtomicPatternParameters::from(
             tfhe::shortint::parameters::PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
         );
@@ -164,15 +161,8 @@ impl Decryptor {
 
     /// Decrypts a nearest-match result.
     pub fn nearest(&self, index: &[u8], distance: &[u8]) -> Result<Nearest, FheError> {
-        let params = tfhe::FheUint8ConformanceParams::from(
-            tfhe::shortint::parameters::PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
-        );
-        let index: FheUint8 = deserialize(index, MAX_RESULT_BYTES, &params, "the winner index")?;
-        let distance: FheUint8 =
-            deserialize(distance, MAX_RESULT_BYTES, &params, "the winner distance")?;
-        self.check_tag(index.tag(), "the winner index")?;
-        self.check_tag(distance.tag(), "the winner distance")?;
-        let (index, distance): (u8, u8) = guard(|| (index.decrypt(&self.key), distance.decrypt(&self.key)))?;
+        let index = self.uint8(index, "the winner index")?;
+        let distance = self.uint8(distance, "the winner distance")?;
         Ok(Nearest {
             driver: (distance != NO_DRIVER).then_some(index),
             distance,
@@ -181,20 +171,87 @@ impl Decryptor {
 
     /// Decrypts search flags.
     pub fn search(&self, matches: &[Vec<u8>]) -> Result<Vec<bool>, FheError> {
-        let params = tfhe::FheBoolConformanceParams::from(
-            tfhe::shortint::parameters::PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
-        );
         matches
             .iter()
             .enumerate()
             .map(|(i, bytes)| {
                 let what = format!("match flag {i}");
-                let flag: FheBool = deserialize(bytes, MAX_RESULT_BYTES, &params, &what)?;
+                let flag: FheBool = deserialize_unchecked(bytes, MAX_RESULT_BYTES, &what)?;
                 self.check_tag(flag.tag(), &what)?;
-                guard(|| flag.decrypt(&self.key))
+                let block = flag.into_raw_parts();
+                check_blocks(std::slice::from_ref(&block), 1, 1, &what)?;
+                guard(|| self.key.as_ref().decrypt_one_block(&block) != 0)
             })
             .collect()
     }
+
+    fn uint8(&self, bytes: &[u8], what: &str) -> Result<u8, FheError> {
+        let value: FheUint8 = deserialize_unchecked(bytes, MAX_RESULT_BYTES, what)?;
+        self.check_tag(value.tag(), what)?;
+        let (radix, ..) = value.into_raw_parts();
+        check_blocks(radix.blocks(), 4, 3, what)?;
+        guard(|| self.key.as_ref().decrypt_radix::<u8>(&radix))
+    }
+}
+
+/// Deserializes a result within `limit` bytes, checking its header (type, version) but
+/// not its metadata: the degree of a result block depends on the values the circuit
+/// selected between, so TFHE-rs's exact-degree conformance would refuse valid results.
+/// [`check_blocks`] checks what matters for decryption instead.
+fn deserialize_unchecked<T>(bytes: &[u8], limit: u64, what: &str) -> Result<T, FheError>
+where
+    T: serde::de::DeserializeOwned + tfhe::Unversionize + tfhe::named::Named,
+{
+    let mut reader = bytes;
+    let value = tfhe::safe_serialization::DeserializationConfig::new(limit)
+        .disable_conformance()
+        .deserialize_from::<T>(&mut reader)
+        .map_err(|e| {
+            FheError::Malformed(format!(
+                "{what} is not a {} of this key format ({PARAMETERS}): {e}",
+                T::NAME.rsplit("::").next().unwrap_or(T::NAME)
+            ))
+        })?;
+    if !reader.is_empty() {
+        return Err(FheError::Malformed(format!(
+            "{what} has {} bytes after the ciphertext",
+            reader.len()
+        )));
+    }
+    Ok(value)
+}
+
+/// Checks that result blocks have the parameter set's LWE dimension, modulus, message
+/// and carry moduli and atomic pattern, empty carries and at most nominal noise.
+fn check_blocks(
+    blocks: &[tfhe::shortint::Ciphertext],
+    count: usize,
+    max_degree: u64,
+    what: &str,
+) -> Result<(), FheError> {
+    use tfhe::shortint::ciphertext::NoiseLevel;
+    let bad = |why: &str| FheError::Malformed(format!("{what} is not a result of this key format: {why}"));
+    if blocks.len() != count {
+        return Err(bad(&format!("{} blocks instead of {count}", blocks.len())));
+    }
+    let base = tfhe::shortint::AtomicPatternParameters::from(
+        tfhe::shortint::parameters::PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+    )
+    .to_shortint_conformance_param();
+    for block in blocks {
+        if block.degree.get() > max_degree || block.noise_level() > NoiseLevel::NOMINAL {
+            return Err(bad("a block has carries or excess noise"));
+        }
+        let params = tfhe::shortint::parameters::CiphertextConformanceParams {
+            degree: block.degree,
+            noise_level: block.noise_level(),
+            ..base
+        };
+        if !block.is_conformant(&params) {
+            return Err(bad("a block has other parameters"));
+        }
+    }
+    Ok(())
 }
 
 /// Runs TFHE-rs code that may assert on inputs it cannot handle, turning a panic into an
