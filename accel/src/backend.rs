@@ -214,8 +214,15 @@ pub trait FheMatcher: Send + Sync {
     /// The device, parameters and loaded keys.
     fn info(&self) -> crate::matching::FheInfo;
 
+    /// Checks a serialized compressed server key — size, header, parameters — without
+    /// loading it (cheap next to [`load_key`](Self::load_key)), and returns its id.
+    fn check_key(
+        &self,
+        compressed_server_key: &[u8],
+    ) -> Result<crate::matching::KeyId, crate::matching::FheError>;
+
     /// Loads a serialized compressed server key (once: a key already held is only
-    /// touched) and returns its id.
+    /// touched) and returns its id. Takes seconds: the key is decompressed.
     fn load_key(
         &self,
         compressed_server_key: &[u8],

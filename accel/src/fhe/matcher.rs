@@ -221,6 +221,17 @@ impl TfheMatcher {
         &self.config
     }
 
+    fn read_key(&self, bytes: &[u8]) -> Result<CompressedServerKey, FheError> {
+        let limit = self.config.max_key_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(FheError::TooLarge(format!(
+                "the server key is {} bytes, more than fhe.max_key_bytes ({limit})",
+                bytes.len()
+            )));
+        }
+        deserialize(bytes, limit, &super::tfhe_config().into(), "the server key")
+    }
+
     fn loaded(&self, id: &KeyId) -> Result<Arc<LoadedKey>, FheError> {
         lock(&self.cache).get(id).ok_or(FheError::UnknownKey(*id))
     }
@@ -413,20 +424,17 @@ impl FheMatcher for TfheMatcher {
         }
     }
 
+    fn check_key(&self, bytes: &[u8]) -> Result<KeyId, FheError> {
+        self.read_key(bytes).map(drop)?;
+        Ok(KeyId::of(bytes))
+    }
+
     fn load_key(&self, bytes: &[u8]) -> Result<FheKeyInfo, FheError> {
-        let limit = self.config.max_key_bytes;
-        if bytes.len() as u64 > limit {
-            return Err(FheError::TooLarge(format!(
-                "the server key is {} bytes, more than fhe.max_key_bytes ({limit})",
-                bytes.len()
-            )));
-        }
         let id = KeyId::of(bytes);
         if let Some(k) = lock(&self.cache).get(&id) {
             return Ok(k.info.clone());
         }
-        let compressed: CompressedServerKey =
-            deserialize(bytes, limit, &super::tfhe_config().into(), "the server key")?;
+        let compressed = self.read_key(bytes)?;
         let tag = compressed.tag().data().to_vec();
         let key = self.decompress(&compressed)?;
         drop(compressed);

@@ -84,8 +84,21 @@ struct Inner {
     config: FheJobsConfig,
     queue: SyncSender<Queued>,
     jobs: Mutex<Jobs>,
+    /// Keys being loaded in the background, and the last failures.
+    loads: Mutex<HashMap<KeyId, Load>>,
     stats: Stats,
 }
+
+enum Load {
+    Loading,
+    Failed(ApiError),
+}
+
+/// Server keys decompressed at once; more uploads get 429 until one is done.
+const PARALLEL_LOADS: usize = 2;
+
+/// Failed loads remembered for `GET /v1/fhe/keys/{id}`.
+const KEEP_FAILED_LOADS: usize = 16;
 
 #[derive(Default)]
 struct Stats {
@@ -171,6 +184,7 @@ impl FheService {
             config,
             queue,
             jobs: Mutex::default(),
+            loads: Mutex::default(),
             stats: Stats::default(),
         });
         let weak = Arc::downgrade(&inner);
@@ -259,6 +273,89 @@ impl FheService {
         let mut jobs = lock(&self.inner.jobs);
         self.prune(&mut jobs);
         jobs.map.get(id).map(|e| view(id, e))
+    }
+
+    /// Checks a compressed server key and starts loading it in the background (a
+    /// decompression takes seconds, longer than a request may). The key's state is then
+    /// at [`key`](Self::key).
+    pub fn upload_key(&self, bytes: Bytes) -> Result<KeyView, ApiError> {
+        let matcher = &self.inner.matcher;
+        let id = matcher.check_key(&bytes)?;
+        if let Some(info) = matcher.key_info(&id) {
+            return Ok(KeyView::loaded(info));
+        }
+        let mut loads = lock(&self.inner.loads);
+        let loading = loads.values().filter(|l| matches!(l, Load::Loading)).count();
+        match loads.get(&id) {
+            Some(Load::Loading) => return Ok(KeyView::loading(id)),
+            _ if loading >= PARALLEL_LOADS => {
+                return Err(ApiError::RateLimited(format!(
+                    "{loading} server keys are loading; retry when one is done"
+                )));
+            }
+            _ => {}
+        }
+        loads.insert(id, Load::Loading);
+        drop(loads);
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cpc-fhe-keyload".into())
+            .spawn(move || {
+                let outcome = inner.matcher.load_key(&bytes);
+                let mut loads = lock(&inner.loads);
+                match outcome {
+                    Ok(_) => {
+                        loads.remove(&id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %id, error = %e, "fhe server key not loaded");
+                        if loads.len() > KEEP_FAILED_LOADS
+                            && let Some(old) = loads
+                                .iter()
+                                .find(|(_, l)| matches!(l, Load::Failed(_)))
+                                .map(|(k, _)| *k)
+                        {
+                            loads.remove(&old);
+                        }
+                        loads.insert(id, Load::Failed(e.into()));
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            lock(&self.inner.loads).remove(&id);
+            return Err(ApiError::Internal(format!("cannot start loading the key: {e}")));
+        }
+        Ok(KeyView::loading(id))
+    }
+
+    /// A server key's state: loaded, loading, or failed to load.
+    pub fn key(&self, id: &KeyId) -> Option<KeyView> {
+        if let Some(info) = self.inner.matcher.key_info(id) {
+            return Some(KeyView::loaded(info));
+        }
+        match lock(&self.inner.loads).get(id)? {
+            Load::Loading => Some(KeyView::loading(*id)),
+            Load::Failed(e) => Some(KeyView {
+                key_id: id.to_string(),
+                status: "failed".into(),
+                tag: None,
+                compressed_bytes: None,
+                loaded_bytes: None,
+                error: serde_json::to_value(e.body()).ok(),
+            }),
+        }
+    }
+
+    /// Refuses jobs for a key that is still loading (503) rather than calling it unknown.
+    fn ready(&self, id: &KeyId) -> Result<(), ApiError> {
+        match lock(&self.inner.loads).get(id) {
+            Some(Load::Loading) if self.inner.matcher.key_info(id).is_none() => {
+                Err(ApiError::Unavailable(format!(
+                    "server key {id} is still loading; retry in a few seconds"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn prune(&self, jobs: &mut Jobs) {
@@ -580,6 +677,7 @@ async fn submit(
     let body = fhe_body(body, svc.config().max_body_bytes, "job body (fhe.max_body_bytes)")?;
     let job = tokio::task::spawn_blocking(move || {
         let job = make(job_body(&headers, &query, &body, names)?);
+        svc.ready(&job.key)?;
         svc.matcher().validate(&job)?;
         svc.submit(job)
     })
@@ -637,7 +735,7 @@ struct SearchRequest {
         (status = 429, description = "The job queue is full", body = ErrorBody)
     )
 )]
-pub(crate) async fn submit_match(
+async fn submit_match(
     State(s): State<Shared>,
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
@@ -665,7 +763,7 @@ pub(crate) async fn submit_match(
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)
     )
 )]
-pub(crate) async fn submit_search(
+async fn submit_search(
     State(s): State<Shared>,
     Query(query): Query<KeyQuery>,
     headers: HeaderMap,
@@ -687,7 +785,7 @@ pub(crate) async fn submit_search(
     params(("id" = String, Path, description = "The job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody))
 )]
-pub(crate) async fn job(
+async fn job(
     State(s): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
@@ -698,26 +796,48 @@ pub(crate) async fn job(
     })
 }
 
-/// A loaded server key.
+/// A server key on the node.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct KeyView {
     /// Its id: SHA-256 of the uploaded bytes, hex.
     pub key_id: String,
-    /// The key set's tag, carried by its ciphertexts.
-    pub tag: String,
-    /// Size as uploaded.
-    pub compressed_bytes: u64,
-    /// Memory it takes once loaded.
-    pub loaded_bytes: u64,
+    /// `loading`, `loaded` or `failed`.
+    pub status: String,
+    /// The key set's tag, carried by its ciphertexts (once loaded).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tag: Option<String>,
+    /// Size as uploaded (once loaded).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub compressed_bytes: Option<u64>,
+    /// Memory it takes (once loaded).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub loaded_bytes: Option<u64>,
+    /// Why it could not be loaded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
 }
 
-impl From<FheKeyInfo> for KeyView {
-    fn from(k: FheKeyInfo) -> Self {
+impl KeyView {
+    fn loaded(k: FheKeyInfo) -> Self {
         Self {
             key_id: k.id.to_string(),
-            tag: k.tag,
-            compressed_bytes: k.compressed_bytes,
-            loaded_bytes: k.loaded_bytes,
+            status: "loaded".into(),
+            tag: Some(k.tag),
+            compressed_bytes: Some(k.compressed_bytes),
+            loaded_bytes: Some(k.loaded_bytes),
+            error: None,
+        }
+    }
+
+    fn loading(id: KeyId) -> Self {
+        Self {
+            key_id: id.to_string(),
+            status: "loading".into(),
+            tag: None,
+            compressed_bytes: None,
+            loaded_bytes: None,
+            error: None,
         }
     }
 }
@@ -728,47 +848,44 @@ impl From<FheKeyInfo> for KeyView {
     request_body(content = Vec<u8>, description = "The compressed server key file written by `cpchain fhe keygen` (server.key)", content_type = "application/octet-stream"),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Loaded", body = KeyView),
+        (status = 202, description = "Checked; loading in the background (follow the Location)", body = KeyView),
         (status = 200, description = "Already loaded", body = KeyView),
         (status = 400, description = "Not a server key of this parameter set", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, description = "Other keys are loading", body = ErrorBody)
     )
 )]
-pub(crate) async fn upload_key(
+async fn upload_key(
     State(s): State<Shared>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<KeyView>), ApiError> {
     let svc = service(&s)?.clone();
     let body = fhe_body(body, svc.config().max_key_bytes, "server key (fhe.max_key_bytes)")?;
-    tokio::task::spawn_blocking(move || {
-        let known = svc.matcher().key_info(&KeyId::of(&body)).is_some();
-        let info = svc.matcher().load_key(&body)?;
-        let status = if known {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
-        };
-        Ok((status, Json(info.into())))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
+    let view = tokio::task::spawn_blocking(move || svc.upload_key(body))
+        .await
+        .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))??;
+    let mut h = HeaderMap::new();
+    if let Ok(v) = format!("/v1/fhe/keys/{}", view.key_id).parse() {
+        h.insert(header::LOCATION, v);
+    }
+    let status = if view.status == "loaded" {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, h, Json(view)))
 }
 
 #[utoipa::path(
     get,
     path = "/v1/fhe/keys/{id}",
     params(("id" = String, Path, description = "The server key id")),
-    responses((status = 200, body = KeyView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, description = "Loading, loaded or failed", body = KeyView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-pub(crate) async fn key(
-    State(s): State<Shared>,
-    Path(id): Path<String>,
-) -> Result<Json<KeyView>, ApiError> {
+async fn key(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<KeyView>, ApiError> {
     let id: KeyId = id.parse().map_err(ApiError::from)?;
     service(&s)?
-        .matcher()
-        .key_info(&id)
-        .map(|k| Json(k.into()))
+        .key(&id)
+        .map(Json)
         .ok_or_else(|| ApiError::NotFound(FheError::UnknownKey(id).to_string()))
 }
 
@@ -789,7 +906,7 @@ pub struct FheView {
     path = "/v1/fhe",
     responses((status = 200, body = FheView), (status = 503, body = ErrorBody))
 )]
-pub(crate) async fn fhe_status(State(s): State<Shared>) -> Result<Json<FheView>, ApiError> {
+async fn fhe_status(State(s): State<Shared>) -> Result<Json<FheView>, ApiError> {
     let svc = service(&s)?;
     Ok(Json(FheView {
         matcher: svc.matcher().info(),

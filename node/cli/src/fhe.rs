@@ -327,10 +327,28 @@ pub(crate) fn keyword_tag(keyword: &str) -> u32 {
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
+/// Uploads a server key and waits until the node has loaded it (it decompresses the key
+/// in the background).
 fn upload(client: &crate::client::Client, key: &[u8]) -> Result<Value> {
-    client
+    let mut v = client
         .post_bytes("/v1/fhe/keys", key)
-        .context("the node refused the server key")
+        .context("the node refused the server key")?;
+    let id = v["key_id"].as_str().unwrap_or_default().to_owned();
+    let started = Instant::now();
+    while v["status"] == "loading" {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the node is still loading server key {id} after 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        v = client.get(&format!("/v1/fhe/keys/{id}"))?;
+    }
+    if v["status"] != "loaded" {
+        bail!(
+            "the node could not load server key {id}: {}",
+            v["error"]["message"].as_str().unwrap_or("no details")
+        );
+    }
+    Ok(v)
 }
 
 fn submit(
@@ -343,7 +361,10 @@ fn submit(
     let client = args.api.client()?;
     let key = read(&args.server_key)?;
     let id = KeyId::of(&key);
-    if client.get(&format!("/v1/fhe/keys/{id}")).is_err() {
+    let loaded = client
+        .get(&format!("/v1/fhe/keys/{id}"))
+        .is_ok_and(|v| v["status"] == "loaded");
+    if !loaded {
         eprintln!(
             "uploading the server key {id} ({} bytes)…",
             key.len()
