@@ -161,7 +161,10 @@ fn search_matches_the_plaintext_and_reports_progress() {
     let FheOutput::Search { matches } = out else {
         panic!("a search answered {out:?}")
     };
-    assert_eq!(f.dec.search(&matches).unwrap(), search_plain(query, &records));
+    assert_eq!(
+        f.dec.search(&matches).unwrap(),
+        search_plain(query, &records)
+    );
     let seen = seen.into_inner().unwrap();
     assert_eq!(seen.first(), Some(&Progress { done: 0, total: 4 }));
     assert_eq!(seen.last(), Some(&Progress { done: 4, total: 4 }));
@@ -216,7 +219,10 @@ fn truncated_and_corrupt_ciphertexts_are_refused_by_name() {
     let mut padded = good;
     padded.extend_from_slice(&[0; 8]);
     let err = refused(f, &with_driver(f, padded));
-    assert!(matches!(&err, FheError::Malformed(m) if m.contains("8 bytes after")), "{err}");
+    assert!(
+        matches!(&err, FheError::Malformed(m) if m.contains("8 bytes after")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -224,7 +230,10 @@ fn ciphertexts_of_the_wrong_shape_are_refused() {
     let f = fixture();
     // A rider's two values where a driver's three are expected.
     let err = refused(f, &with_driver(f, f.enc.rider(1, 2).unwrap()));
-    assert!(matches!(&err, FheError::Malformed(m) if m.starts_with("driver 1 ")), "{err}");
+    assert!(
+        matches!(&err, FheError::Malformed(m) if m.starts_with("driver 1 ")),
+        "{err}"
+    );
     // A 32-bit search tag and a driver list in a search.
     let job = FheJob {
         key: f.keys.key_id,
@@ -234,13 +243,19 @@ fn ciphertexts_of_the_wrong_shape_are_refused() {
         },
     };
     let err = refused(f, &job);
-    assert!(matches!(&err, FheError::Malformed(m) if m.starts_with("record 0 ")), "{err}");
+    assert!(
+        matches!(&err, FheError::Malformed(m) if m.starts_with("record 0 ")),
+        "{err}"
+    );
     // Three values of the right count but the wrong types.
     let mut ck_list = tfhe::CompactCiphertextList::builder(&public_key(f));
     ck_list.push(1u8).push(2u8).push(3u8);
     let list = ser(&ck_list.build_packed());
     let err = refused(f, &with_driver(f, list));
-    assert!(matches!(&err, FheError::Malformed(m) if m.contains("Uint8, Uint8, Uint8")), "{err}");
+    assert!(
+        matches!(&err, FheError::Malformed(m) if m.contains("Uint8, Uint8, Uint8")),
+        "{err}"
+    );
 }
 
 fn public_key(f: &Fixture) -> tfhe::CompactPublicKey {
@@ -261,7 +276,10 @@ fn ser<T: serde::Serialize + tfhe::Versionize + tfhe::named::Named>(v: &T) -> Ve
 #[test]
 fn ciphertexts_of_another_key_set_or_other_parameters_are_refused() {
     let f = fixture();
-    let err = refused(f, &with_driver(f, other_public_key().driver(1, 2, true).unwrap()));
+    let err = refused(
+        f,
+        &with_driver(f, other_public_key().driver(1, 2, true).unwrap()),
+    );
     assert!(
         matches!(&err, FheError::WrongKey(m) if m.contains("driver 1 was encrypted under key set 0707")),
         "{err}"
@@ -315,7 +333,11 @@ fn server_keys_are_checked_and_the_cache_is_bounded() {
     // Loading the same key again is a cache hit.
     let info = f.matcher.load_key(&f.keys.server_key).unwrap();
     assert_eq!(f.matcher.key_info(&info.id), Some(info.clone()));
-    for bad in [&f.keys.server_key[..1000], &f.keys.public_key[..], &b"garbage"[..]] {
+    for bad in [
+        &f.keys.server_key[..1000],
+        &f.keys.public_key[..],
+        &b"garbage"[..],
+    ] {
         let m = TfheMatcher::new(FheConfig::default()).unwrap();
         assert!(matches!(m.load_key(bad), Err(FheError::Malformed(_))));
     }

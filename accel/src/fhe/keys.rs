@@ -230,7 +230,9 @@ fn check_blocks(
     what: &str,
 ) -> Result<(), FheError> {
     use tfhe::shortint::ciphertext::NoiseLevel;
-    let bad = |why: &str| FheError::Malformed(format!("{what} is not a result of this key format: {why}"));
+    let bad = |why: &str| {
+        FheError::Malformed(format!("{what} is not a result of this key format: {why}"))
+    };
     if blocks.len() != count {
         return Err(bad(&format!("{} blocks instead of {count}", blocks.len())));
     }

@@ -82,7 +82,7 @@ impl Default for FheConfig {
         Self {
             device: FheDevice::Cpu,
             threads: 0,
-            max_key_cache_bytes: 2 << 30,
+            max_key_cache_bytes: 1 << 30,
             max_key_bytes: 256 << 20,
             max_items: 256,
         }
@@ -181,8 +181,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl TfheMatcher {
     /// A matcher with `config`. Fails when the device is not built in.
     pub fn new(config: FheConfig) -> Result<Self, FheError> {
-        if config.max_items == 0 || config.max_key_cache_bytes == 0 || config.max_key_bytes == 0
-        {
+        if config.max_items == 0 || config.max_key_cache_bytes == 0 || config.max_key_bytes == 0 {
             return Err(FheError::Malformed(
                 "fhe.max_items, fhe.max_key_cache_bytes and fhe.max_key_bytes must be positive"
                     .into(),

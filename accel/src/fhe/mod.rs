@@ -68,7 +68,7 @@ pub const PARAMETERS: &str = "tfhe-rs 1.8 PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFOR
 /// about 17 KiB).
 pub const MAX_INPUT_BYTES: u64 = 1 << 20;
 
-/// Largest serialized result ciphertext (an 8-bit result is about 66 KiB).
+/// Largest serialized result ciphertext (an 8-bit result is about 66 KB).
 pub const MAX_RESULT_BYTES: u64 = 1 << 20;
 
 /// Largest serialized client key or public key.

@@ -285,7 +285,10 @@ impl FheService {
             return Ok(KeyView::loaded(info));
         }
         let mut loads = lock(&self.inner.loads);
-        let loading = loads.values().filter(|l| matches!(l, Load::Loading)).count();
+        let loading = loads
+            .values()
+            .filter(|l| matches!(l, Load::Loading))
+            .count();
         match loads.get(&id) {
             Some(Load::Loading) => return Ok(KeyView::loading(id)),
             _ if loading >= PARALLEL_LOADS => {
@@ -323,7 +326,9 @@ impl FheService {
             });
         if let Err(e) = spawned {
             lock(&self.inner.loads).remove(&id);
-            return Err(ApiError::Internal(format!("cannot start loading the key: {e}")));
+            return Err(ApiError::Internal(format!(
+                "cannot start loading the key: {e}"
+            )));
         }
         Ok(KeyView::loading(id))
     }
@@ -485,7 +490,10 @@ pub enum JobResult {
 impl JobResult {
     /// The result's ciphertexts as TFHE-rs bytes.
     pub fn decode(&self) -> Result<FheOutput, String> {
-        let d = |s: &str| B64.decode(s).map_err(|e| format!("bad base64 in the result: {e}"));
+        let d = |s: &str| {
+            B64.decode(s)
+                .map_err(|e| format!("bad base64 in the result: {e}"))
+        };
         Ok(match self {
             JobResult::Rideshare { driver, distance } => FheOutput::Nearest {
                 index: d(driver)?,
@@ -646,7 +654,11 @@ fn service(s: &ApiState) -> Result<&FheService, ApiError> {
     })
 }
 
-fn fhe_body(body: Result<Bytes, BytesRejection>, max: usize, what: &str) -> Result<Bytes, ApiError> {
+fn fhe_body(
+    body: Result<Bytes, BytesRejection>,
+    max: usize,
+    what: &str,
+) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!("the {what} exceeds {max} bytes"))
@@ -674,7 +686,11 @@ async fn submit(
     names: (&'static str, &'static str),
 ) -> Result<(StatusCode, HeaderMap, Json<SubmittedView>), ApiError> {
     let svc = service(&s)?.clone();
-    let body = fhe_body(body, svc.config().max_body_bytes, "job body (fhe.max_body_bytes)")?;
+    let body = fhe_body(
+        body,
+        svc.config().max_body_bytes,
+        "job body (fhe.max_body_bytes)",
+    )?;
     let job = tokio::task::spawn_blocking(move || {
         let job = make(job_body(&headers, &query, &body, names)?);
         svc.ready(&job.key)?;
@@ -785,10 +801,7 @@ async fn submit_search(
     params(("id" = String, Path, description = "The job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody))
 )]
-async fn job(
-    State(s): State<Shared>,
-    Path(id): Path<String>,
-) -> Result<Json<JobView>, ApiError> {
+async fn job(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     service(&s)?.job(&id).map(Json).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no job {id}: it never existed or finished more than fhe.job_ttl_secs ago"
@@ -859,7 +872,11 @@ async fn upload_key(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, HeaderMap, Json<KeyView>), ApiError> {
     let svc = service(&s)?.clone();
-    let body = fhe_body(body, svc.config().max_key_bytes, "server key (fhe.max_key_bytes)")?;
+    let body = fhe_body(
+        body,
+        svc.config().max_key_bytes,
+        "server key (fhe.max_key_bytes)",
+    )?;
     let view = tokio::task::spawn_blocking(move || svc.upload_key(body))
         .await
         .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))??;
@@ -917,7 +934,11 @@ async fn fhe_status(State(s): State<Shared>) -> Result<Json<FheView>, ApiError> 
 
 /// Routes that need the token beyond loopback, with their body limits.
 pub(crate) fn protected(state: &ApiState) -> Router<Shared> {
-    let jobs = state.fhe.as_ref().map(|f| f.config().clone()).unwrap_or_default();
+    let jobs = state
+        .fhe
+        .as_ref()
+        .map(|f| f.config().clone())
+        .unwrap_or_default();
     Router::new()
         .route("/v1/apps/rideshare/match", post(submit_match))
         .route("/v1/apps/search", post(submit_search))
@@ -941,7 +962,17 @@ pub(crate) fn public() -> Router<Shared> {
 #[derive(OpenApi)]
 #[openapi(
     paths(submit_match, submit_search, job, upload_key, key, fhe_status),
-    components(schemas(SubmittedView, JobView, JobResult, JobStatus, KeyView, FheView, FheStats, MatchRequest, SearchRequest))
+    components(schemas(
+        SubmittedView,
+        JobView,
+        JobResult,
+        JobStatus,
+        KeyView,
+        FheView,
+        FheStats,
+        MatchRequest,
+        SearchRequest
+    ))
 )]
 pub struct FheDoc;
 
@@ -956,7 +987,10 @@ mod tests {
         assert_eq!(decode_frames(&body).unwrap(), parts);
         assert_eq!(decode_frames(&[]).unwrap(), Vec::<Vec<u8>>::new());
         let err = decode_frames(&body[..body.len() - 1]).unwrap_err();
-        assert!(err.contains("frame 2 claims 300 bytes but 299 remain"), "{err}");
+        assert!(
+            err.contains("frame 2 claims 300 bytes but 299 remain"),
+            "{err}"
+        );
         let err = decode_frames(&[1, 0]).unwrap_err();
         assert!(err.contains("2-byte length prefix"), "{err}");
     }

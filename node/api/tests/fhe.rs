@@ -266,8 +266,13 @@ async fn a_user_matches_and_searches_through_the_api() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let location = resp.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let location = resp.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let submitted: Value = serde_json::from_slice(&bytes).unwrap();
     let job = submitted["job_id"].as_str().unwrap().to_owned();
     assert_eq!(location, format!("/v1/jobs/{job}"));
@@ -309,10 +314,21 @@ async fn a_user_matches_and_searches_through_the_api() {
     assert_eq!(fhe["matcher"]["keys"][0]["id"], s.keys.key_id.to_string());
     let (_, metrics) = call(&n.app, get("/metrics")).await;
     let metrics = metrics.as_str().unwrap().to_owned();
-    assert!(metrics.contains("cpchain_fhe_jobs_total{outcome=\"done\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("cpchain_fhe_jobs_total{outcome=\"done\"} 2"),
+        "{metrics}"
+    );
     let (_, doc) = call(&n.app, get("/v1/openapi.json")).await;
-    for path in ["/v1/apps/rideshare/match", "/v1/apps/search", "/v1/jobs/{id}", "/v1/fhe/keys"] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/v1/apps/rideshare/match",
+        "/v1/apps/search",
+        "/v1/jobs/{id}",
+        "/v1/fhe/keys",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
 }
 
@@ -435,7 +451,11 @@ async fn bad_jobs_and_keys_get_clear_errors() {
     expect(
         call(
             &n.app,
-            post("/v1/fhe/keys", "application/octet-stream", b"not a key".to_vec()),
+            post(
+                "/v1/fhe/keys",
+                "application/octet-stream",
+                b"not a key".to_vec(),
+            ),
         )
         .await,
         StatusCode::BAD_REQUEST,
@@ -520,7 +540,12 @@ async fn a_full_queue_answers_429() {
     };
     let (status, refused) = call(&n.app, submit()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
-    assert!(refused["message"].as_str().unwrap().contains("still loading"));
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("still loading")
+    );
     gated.keys.set(true);
     upload(&n.app).await;
 
@@ -530,15 +555,21 @@ async fn a_full_queue_answers_429() {
     // The worker takes the first job and holds it at the gate; one more fits the queue.
     let deadline = Instant::now() + Duration::from_secs(30);
     while call(&n.app, get(&format!("/v1/jobs/{first}"))).await.1["status"] != "running" {
-        assert!(Instant::now() < deadline, "the worker never started the job");
+        assert!(
+            Instant::now() < deadline,
+            "the worker never started the job"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, second) = call(&n.app, submit()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{second}");
     assert_eq!(
-        call(&n.app, get(&format!("/v1/jobs/{}", second["job_id"].as_str().unwrap())))
-            .await
-            .1["status"],
+        call(
+            &n.app,
+            get(&format!("/v1/jobs/{}", second["job_id"].as_str().unwrap()))
+        )
+        .await
+        .1["status"],
         "queued"
     );
     let (status, third) = call(&n.app, submit()).await;

@@ -81,14 +81,14 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
 #[derive(Debug, Args)]
 pub(crate) struct FheBenchArgs {
     /// Drivers per nearest-match job.
-    #[arg(long, value_delimiter = ',', default_values_t = [4usize, 16, 64], value_parser = clap::value_parser!(usize).range(1..=256))]
-    drivers: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = [4u64, 16, 64], value_parser = clap::value_parser!(u64).range(1..=256))]
+    drivers: Vec<u64>,
     /// Records per search job.
-    #[arg(long, value_delimiter = ',', default_values_t = [16usize, 256], value_parser = clap::value_parser!(usize).range(1..=4096))]
-    records: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = [16u64, 256], value_parser = clap::value_parser!(u64).range(1..=256))]
+    records: Vec<u64>,
     /// Thread counts; speedups are against the first.
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2], value_parser = clap::value_parser!(usize).range(1..=1024))]
-    threads: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = [1u64, 2], value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Vec<u64>,
     /// Calls per raw TFHE operation (the median is kept).
     #[arg(long, default_value_t = 7)]
     op_samples: usize,
@@ -100,16 +100,15 @@ pub(crate) struct FheBenchArgs {
 /// `cpchain fhe bench`.
 pub(crate) fn fhe(args: &FheBenchArgs) -> Result<ExitCode> {
     let config = cpc_bench::fhe::FheBenchConfig {
-        drivers: args.drivers.clone(),
-        records: args.records.clone(),
-        threads: args.threads.clone(),
+        drivers: args.drivers.iter().map(|&n| n as usize).collect(),
+        records: args.records.iter().map(|&n| n as usize).collect(),
+        threads: args.threads.iter().map(|&n| n as usize).collect(),
         op_samples: args.op_samples.max(1),
     };
     let report = cpc_bench::fhe::run(&config, |step| eprintln!("fhe bench: {step}"))
         .map_err(anyhow::Error::msg)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("cannot write {}", args.out.display()))?;

@@ -211,10 +211,10 @@ enabled = true
 device = "cpu"
 # Threads a job is spread over; 0 uses every core.
 threads = 0
-# Most memory of loaded server keys (about 130 MB each); the least recently used key
+# Most memory of loaded server keys (about 240 MB each); the least recently used key
 # is dropped to make room.
-max_key_cache_bytes = 2147483648
-# Largest server key upload (a compressed key is about 30 MB).
+max_key_cache_bytes = 1073741824
+# Largest server key upload (a compressed key is about 60 MB).
 max_key_bytes = 268435456
 # Most drivers (at most 256) or records in one job.
 max_items = 256

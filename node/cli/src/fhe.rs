@@ -186,9 +186,7 @@ pub(crate) fn run(cmd: FheCommand) -> Result<ExitCode> {
             &a.drivers,
             "drivers",
         ),
-        FheCommand::Search(a) => {
-            submit(&a.job, "/v1/apps/search", &a.query, &a.records, "records")
-        }
+        FheCommand::Search(a) => submit(&a.job, "/v1/apps/search", &a.query, &a.records, "records"),
         FheCommand::Decrypt(a) => decrypt(&a),
         FheCommand::Bench(a) => crate::bench::fhe(&a),
     }
@@ -210,8 +208,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 fn write(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -365,10 +362,7 @@ fn submit(
         .get(&format!("/v1/fhe/keys/{id}"))
         .is_ok_and(|v| v["status"] == "loaded");
     if !loaded {
-        eprintln!(
-            "uploading the server key {id} ({} bytes)…",
-            key.len()
-        );
+        eprintln!("uploading the server key {id} ({} bytes)…", key.len());
         upload(&client, &key)?;
     }
     drop(key);
@@ -411,7 +405,12 @@ fn submit(
         );
     }
     let mut saved = view;
-    saved[items_name] = json!(items.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
+    saved[items_name] = json!(
+        items
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+    );
     write(
         &args.out,
         (serde_json::to_string_pretty(&saved)? + "\n").as_bytes(),
