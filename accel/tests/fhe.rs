@@ -111,8 +111,15 @@ fn nearest_matches_the_plaintext_on_random_positions() {
 #[test]
 fn ties_go_to_the_lowest_index_and_unavailable_drivers_never_win() {
     let f = fixture();
-    // The closest driver is unavailable; three tie at distance 2.
-    let drivers = [(10, 10, false), (12, 10, true), (10, 12, true), (8, 10, true)];
+    // The closest driver is unavailable; four tie at distance 2. Five drivers: the last is
+    // passed up the tree unmerged and meets the winner of the others only at the root.
+    let drivers = [
+        (10, 10, false),
+        (12, 10, true),
+        (10, 12, true),
+        (8, 10, true),
+        (10, 8, true),
+    ];
     let got = run_nearest(f, (10, 10), &drivers);
     assert_eq!(
         got,

@@ -1,6 +1,7 @@
 //! The homomorphic circuits. They need a server key set on the calling thread (and on
 //! every thread of the rayon pool they run in).
 
+use rayon::prelude::*;
 use tfhe::prelude::*;
 use tfhe::{FheBool, FheUint8};
 
@@ -46,10 +47,37 @@ pub fn distance(rider: &Rider, driver: &Driver) -> FheUint8 {
 
 /// Merges two `(distance, index)` candidates into the nearer one; `left` wins ties, so a
 /// tree that always passes the lower indices on the left yields the lowest index.
-pub fn merge(left: (FheUint8, FheUint8), right: (FheUint8, FheUint8)) -> (FheUint8, FheUint8) {
+pub fn merge(left: &(FheUint8, FheUint8), right: &(FheUint8, FheUint8)) -> (FheUint8, FheUint8) {
     let take_left = left.0.le(&right.0);
     rayon::join(
         || take_left.select(&left.0, &right.0),
         || take_left.select(&left.1, &right.1),
     )
+}
+
+/// Reduces `(distance, index)` candidates to the nearest one with a fixed tree: each level
+/// merges neighbours `(0, 1), (2, 3), …` in parallel and passes an odd last one up
+/// unchanged, so the lower indices are always on the left (ties go to the lowest index),
+/// the depth is `ceil(log2 N)` merges and the shape does not depend on the thread count.
+/// `merged` is called after each merge. `None` when there is no candidate.
+pub fn arg_min(
+    mut level: Vec<(FheUint8, FheUint8)>,
+    merged: &(dyn Fn() + Sync),
+) -> Option<(FheUint8, FheUint8)> {
+    while level.len() > 1 {
+        level = level
+            .into_par_iter()
+            .chunks(2)
+            .map(|mut pair| {
+                let right = pair.pop()?;
+                let Some(left) = pair.pop() else {
+                    return Some(right);
+                };
+                let m = merge(&left, &right);
+                merged();
+                Some(m)
+            })
+            .collect::<Option<Vec<_>>>()?;
+    }
+    level.pop()
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tfhe::prelude::*;
 use tfhe::{CompactCiphertextList, CompressedServerKey, FheBool, FheTypes, FheUint8, FheUint32};
 
-use super::circuit::{Driver, Rider, distance, merge};
+use super::circuit::{Driver, Rider, arg_min, distance};
 use super::keys::guard;
 use super::{MAX_INPUT_BYTES, MAX_RESULT_BYTES, PARAMETERS, deserialize, serialize};
 use crate::backend::FheMatcher;
@@ -500,7 +500,7 @@ fn compute(inputs: &Inputs, step: &(dyn Fn() + Sync)) -> Result<FheOutput, FheEr
     match inputs {
         Inputs::Nearest { rider, drivers } => {
             let rider = expand_rider(rider)?;
-            let (distance, index) = drivers
+            let candidates = drivers
                 .par_iter()
                 .enumerate()
                 .map(|(i, list)| {
@@ -511,14 +511,9 @@ fn compute(inputs: &Inputs, step: &(dyn Fn() + Sync)) -> Result<FheOutput, FheEr
                     step();
                     Ok((d, index))
                 })
-                // Rayon keeps the order of an indexed iterator when it reduces, so the
-                // left operand always holds the lower indices and wins ties.
-                .try_reduce_with(|a, b| {
-                    let m = merge(a, b);
-                    step();
-                    Ok(m)
-                })
-                .ok_or_else(|| FheError::Malformed("the job has no drivers".into()))??;
+                .collect::<Result<Vec<_>, FheError>>()?;
+            let (distance, index) = arg_min(candidates, step)
+                .ok_or_else(|| FheError::Malformed("the job has no drivers".into()))?;
             Ok(FheOutput::Nearest {
                 index: serialize(&index, MAX_RESULT_BYTES)?,
                 distance: serialize(&distance, MAX_RESULT_BYTES)?,

@@ -27,7 +27,8 @@
 //! `d_i = available_i ? d_i : NO_DRIVER`. An arg-min tree then merges neighbours
 //! level by level (`a.d <= b.d` selects distance and index; the left, lower index wins
 //! ties), so the result is the lowest-indexed nearest available driver and its distance;
-//! distance [`NO_DRIVER`] means none was available. Depth `log2 N` merges.
+//! distance [`NO_DRIVER`] means none was available. Depth `ceil(log2 N)` merges; the
+//! tree's shape ([`arg_min`]) does not depend on the thread count.
 //!
 //! **Encrypted search** (§3.1, the data market's private search): one encrypted 32-bit
 //! query tag against N encrypted record tags gives N encrypted equality flags.
@@ -47,12 +48,12 @@ mod circuit;
 mod keys;
 mod matcher;
 
-pub use circuit::{Driver, Rider, abs_diff, distance, merge};
+pub use circuit::{Driver, Rider, abs_diff, arg_min, distance, merge};
 pub use keys::{Decryptor, Encryptor, KeySet, Nearest, generate_keys};
 pub use matcher::{FheConfig, FheDevice, TfheMatcher};
 
-pub use crate::matching::{GRID_MAX, MAX_DRIVERS, NO_DRIVER};
 use crate::matching::FheError;
+pub use crate::matching::{GRID_MAX, MAX_DRIVERS, NO_DRIVER};
 
 use tfhe::shortint::parameters::{
     CompactPublicKeyEncryptionParameters, PARAM_KEYSWITCH_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
