@@ -43,6 +43,9 @@ pub struct FheBenchConfig {
     pub threads: Vec<usize>,
     /// Calls per raw operation (the median is kept).
     pub op_samples: usize,
+    /// Runs of each job size (pipeline and replay each; the best is kept). `None`: three
+    /// for jobs of up to 21 items, fewer above, one from 33 on.
+    pub runs: Option<usize>,
 }
 
 impl Default for FheBenchConfig {
@@ -52,6 +55,7 @@ impl Default for FheBenchConfig {
             records: vec![16, 256],
             threads: vec![1, 2],
             op_samples: 7,
+            runs: None,
         }
     }
 }
@@ -89,6 +93,10 @@ pub struct JobRow {
     pub overhead_pct: f64,
     /// CPU time of the whole process during the pipeline's best run, ms.
     pub cpu_ms: f64,
+    /// CPU time over latency in the pipeline's fastest run: the cores it had. Below the
+    /// thread count when other processes took the rest (or the job ran out of parallel
+    /// work); spinning rayon threads count too.
+    pub cores: f64,
     /// CPU time of the whole process during the replay's best run, ms.
     pub raw_cpu_ms: f64,
     /// `cpu_ms / raw_cpu_ms - 1`, percent: the overhead in work rather than latency, which
@@ -302,10 +310,10 @@ pub fn run(config: &FheBenchConfig, step: impl Fn(&str)) -> Result<FheReport, Fh
                     &inputs.plain_records[..n],
                 )),
             };
-            // Small jobs are noisy: best of a few. Large ones run once. The pipeline and
+            // Small jobs are noisy: best of a few, large ones once (or `runs`). The pipeline and
             // the replay alternate, so both see the same share of the machine's noise.
-            let runs = (64 / n).clamp(1, 3);
-            let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
+            let runs = config.runs.unwrap_or((64 / n).clamp(1, 3)).max(1);
+            let (mut best, mut best_cpu, mut cores) = (f64::INFINITY, f64::INFINITY, f64::NAN);
             let mut raw = Replay {
                 ms: f64::INFINITY,
                 cpu_ms: f64::INFINITY,
@@ -314,7 +322,11 @@ pub fn run(config: &FheBenchConfig, step: impl Fn(&str)) -> Result<FheReport, Fh
             for run in 1..=runs {
                 let cpu = process_cpu_ms();
                 let (ms, out) = time_ms(|| matcher.run(&job, &|_| {}));
-                best_cpu = best_cpu.min(process_cpu_ms() - cpu);
+                let cpu = process_cpu_ms() - cpu;
+                best_cpu = best_cpu.min(cpu);
+                if ms < best {
+                    cores = cpu / ms;
+                }
                 let got = decrypt(&dec, &out.map_err(err)?)?;
                 if got != expected {
                     return Err(FheBenchError(format!(
@@ -352,6 +364,7 @@ pub fn run(config: &FheBenchConfig, step: impl Fn(&str)) -> Result<FheReport, Fh
                 raw_ops: raw.ops,
                 overhead_pct: (best / raw.ms - 1.0) * 100.0,
                 cpu_ms: best_cpu,
+                cores,
                 raw_cpu_ms: raw.cpu_ms,
                 cpu_overhead_pct: (best_cpu / raw.cpu_ms - 1.0) * 100.0,
                 speedup: base / best,
@@ -640,11 +653,12 @@ impl FheReport {
         }
         let _ = writeln!(
             s,
-            "\n  {:<10} {:>5} {:>3} {:>10} {:>10} {:>5} {:>9} {:>10} {:>10} {:>9} {:>8}",
+            "\n  {:<10} {:>5} {:>3} {:>10} {:>5} {:>10} {:>5} {:>9} {:>10} {:>10} {:>9} {:>8}",
             "job",
             "items",
             "thr",
             "latency",
+            "cores",
             "raw sum",
             "ops",
             "overhead",
@@ -656,12 +670,13 @@ impl FheReport {
         for j in &self.jobs {
             let _ = writeln!(
                 s,
-                "  {:<10} {:>5} {:>3} {:>8.0}ms {:>8.0}ms {:>5} {:>8.1}% {:>8.0}ms {:>8.0}ms \
-                 {:>8.1}% {:>7.2}x",
+                "  {:<10} {:>5} {:>3} {:>8.0}ms {:>5.2} {:>8.0}ms {:>5} {:>8.1}% {:>8.0}ms \
+                 {:>8.0}ms {:>8.1}% {:>7.2}x",
                 j.kind,
                 j.items,
                 j.threads,
                 j.ms,
+                j.cores,
                 j.raw_sum_ms,
                 j.raw_ops,
                 j.overhead_pct,

@@ -92,6 +92,9 @@ pub(crate) struct FheBenchArgs {
     /// Calls per raw TFHE operation (the median is kept).
     #[arg(long, default_value_t = 7)]
     op_samples: usize,
+    /// Runs of each job size, the best kept (default: 3 up to 21 items, 1 from 33 on).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    runs: Option<u64>,
     /// Where to write the JSON report.
     #[arg(long, default_value = "cpchain-bench/fhe.json")]
     out: PathBuf,
@@ -104,6 +107,7 @@ pub(crate) fn fhe(args: &FheBenchArgs) -> Result<ExitCode> {
         records: args.records.iter().map(|&n| n as usize).collect(),
         threads: args.threads.iter().map(|&n| n as usize).collect(),
         op_samples: args.op_samples.max(1),
+        runs: args.runs.map(|n| n as usize),
     };
     let report = cpc_bench::fhe::run(&config, |step| eprintln!("fhe bench: {step}"))
         .map_err(anyhow::Error::msg)?;
