@@ -60,9 +60,12 @@ echo "== consensus on node 2"
 curl -s "http://$(api 2)/v1/consensus" | python3 -c '
 import json, sys
 c = json.load(sys.stdin)
-print("height {height}, view {view}, term {term}, member {member}".format(**c))
+print("height {height}, view {view}, term {term} (next election at height {election_height}), "
+      "epoch {epoch} since height {epoch_from_height} ({reason}), member {member}".format(**c))
 for m in c["committee"]:
-    print("  member {index}  {address}  credit {credit}".format(**m))
+    lucky = "-" if m["lucky"] is None else "{:016x}".format(m["lucky"])
+    print("  seat {}  {}  credit {:4}  lucky {}".format(m["index"], m["address"], m["credit"], lucky))
+print("  tickets for the next term on chain: {}".format(c["tickets"]))
 '
 for i in $(seq 1 "$nodes"); do
   echo
@@ -74,6 +77,7 @@ cat <<TXT
 The network is running. Try, in another terminal:
   $cpchain tx transfer --home $net/node3 --key $net/keys/user-2.key --to $to --amount 2 --wait
   curl -s http://$(api 1)/v1/consensus
+  curl -s http://$(api 1)/v1/committee/history
   curl -s http://$(api 1)/v1/peers
   curl -s http://$(api 4)/v1/blocks/latest
   kill -9 one node's process: the other three go on; start it again and it catches up.

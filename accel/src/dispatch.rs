@@ -63,7 +63,7 @@ impl fmt::Display for Route {
 }
 
 /// From which batch size a device beats the CPU for one operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AutoThreshold {
     /// The device.
@@ -72,6 +72,12 @@ pub struct AutoThreshold {
     pub op: Op,
     /// The smallest batch (messages, leaves or signatures) sent to the device.
     pub min_batch: usize,
+    /// The device the crossover was measured on, as `cpchain accel list` names it. When
+    /// set, the threshold applies only while that device is the registered one, so a
+    /// threshold measured on one GPU is never applied to another. Empty: any device of
+    /// this kind.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device: String,
 }
 
 /// How `auto` chooses: a device gets a batch only when a threshold for that device and
@@ -80,17 +86,57 @@ pub struct AutoThreshold {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AutoPolicy {
-    /// Crossover points, at most one per device and operation.
+    /// Crossover points, at most one per device kind, device and operation.
     pub thresholds: Vec<AutoThreshold>,
 }
 
 impl AutoPolicy {
-    /// The threshold for a device and operation, if any.
+    /// The threshold for a device kind and operation that names no particular device.
     pub fn min_batch(&self, backend: BackendKind, op: Op) -> Option<usize> {
         self.thresholds
             .iter()
-            .find(|t| t.backend == backend && t.op == op)
+            .find(|t| t.backend == backend && t.op == op && t.device.is_empty())
             .map(|t| t.min_batch)
+    }
+
+    /// The threshold in force for an operation on `device` (a backend's
+    /// [`BackendInfo::device`]): the one measured on that device, else one that names no
+    /// device.
+    pub fn min_batch_on(&self, backend: BackendKind, op: Op, device: &str) -> Option<usize> {
+        self.thresholds
+            .iter()
+            .find(|t| t.backend == backend && t.op == op && t.device == device)
+            .map(|t| t.min_batch)
+            .or_else(|| self.min_batch(backend, op))
+    }
+
+    /// Adds the thresholds of `other` that this policy does not set for the same device
+    /// kind, device and operation: configured thresholds win over measured ones.
+    pub fn merge(&mut self, other: &AutoPolicy) {
+        for t in &other.thresholds {
+            let known = self
+                .thresholds
+                .iter()
+                .any(|s| s.backend == t.backend && s.op == t.op && s.device == t.device);
+            if !known {
+                self.thresholds.push(t.clone());
+            }
+        }
+    }
+
+    /// Records a measurement: the threshold of `op` on `device` becomes `min_batch`, or is
+    /// removed when the device never won (`None`).
+    pub fn record(&mut self, backend: BackendKind, device: &str, op: Op, min_batch: Option<usize>) {
+        self.thresholds
+            .retain(|t| !(t.backend == backend && t.op == op && t.device == device));
+        if let Some(min_batch) = min_batch {
+            self.thresholds.push(AutoThreshold {
+                backend,
+                op,
+                min_batch,
+                device: device.to_owned(),
+            });
+        }
     }
 }
 
@@ -108,6 +154,12 @@ pub struct DispatchConfig {
     pub cpu_threads: usize,
     /// How `auto` picks a device.
     pub auto: AutoPolicy,
+    /// The wgpu backend: adapter choice and limits.
+    pub wgpu: crate::gpu::wgpu::WgpuConfig,
+    /// The CUDA backend: device, limits and the compiled-kernel cache.
+    pub cuda: crate::gpu::cuda::CudaConfig,
+    /// How the FPGA backend reaches its device (`[accel.fpga]`).
+    pub fpga: crate::fpga::FpgaConfig,
 }
 
 impl DispatchConfig {
@@ -139,11 +191,15 @@ impl DispatchConfig {
                     "auto thresholds name devices; the cpu is the default".into(),
                 ));
             }
-            if !seen.insert((t.backend, t.op)) {
-                return Err(AccelError::Config(format!(
-                    "two auto thresholds for {} {}",
-                    t.backend, t.op
-                )));
+            if !seen.insert((t.backend, t.op, t.device.as_str())) {
+                return Err(AccelError::Config(if t.device.is_empty() {
+                    format!("two auto thresholds for {} {}", t.backend, t.op)
+                } else {
+                    format!(
+                        "two auto thresholds for {} {} on {:?}",
+                        t.backend, t.op, t.device
+                    )
+                }));
             }
         }
         Ok(())
@@ -181,6 +237,8 @@ pub struct CounterSnapshot {
 struct Device {
     backend: Arc<dyn Accelerator>,
     max_batch: usize,
+    /// What the backend runs on, which selects its measured `auto` thresholds.
+    device: String,
 }
 
 /// Owns the backends and routes every operation; see the crate documentation.
@@ -232,6 +290,7 @@ impl Dispatcher {
         self.devices[info.kind.index()] = Some(Device {
             backend,
             max_batch: info.max_batch.unwrap_or(usize::MAX),
+            device: info.device,
         });
         Ok(())
     }
@@ -271,13 +330,13 @@ impl Dispatcher {
                 .into_iter()
                 .filter(|k| *k != BackendKind::Cpu)
                 .find(|&k| {
-                    self.config
-                        .auto
-                        .min_batch(k, op)
-                        .is_some_and(|min| n >= min)
-                        && self.devices[k.index()]
-                            .as_ref()
-                            .is_some_and(|d| d.backend.is_available())
+                    self.devices[k.index()].as_ref().is_some_and(|d| {
+                        self.config
+                            .auto
+                            .min_batch_on(k, op, &d.device)
+                            .is_some_and(|min| n >= min)
+                            && d.backend.is_available()
+                    })
                 })
                 .unwrap_or(BackendKind::Cpu),
         }

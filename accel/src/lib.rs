@@ -40,6 +40,8 @@ pub mod dispatch;
 pub mod error;
 #[cfg(feature = "fhe")]
 pub mod fhe;
+pub mod fpga;
+pub mod gpu;
 pub mod matching;
 pub mod merkle;
 pub mod vectors;

@@ -217,6 +217,7 @@ fn auto_uses_a_device_only_from_its_threshold() {
                 backend: BackendKind::Wgpu,
                 op: Op::Sha256,
                 min_batch: 64,
+                device: String::new(),
             }],
         },
         ..DispatchConfig::default()
@@ -236,6 +237,94 @@ fn auto_uses_a_device_only_from_its_threshold() {
 }
 
 #[test]
+fn thresholds_measured_on_another_device_do_not_apply() {
+    let threshold = |device: &str, min_batch| cpc_accel::dispatch::AutoThreshold {
+        backend: BackendKind::Wgpu,
+        op: Op::Ed25519,
+        min_batch,
+        device: device.to_owned(),
+    };
+    let plan = |thresholds: Vec<cpc_accel::dispatch::AutoThreshold>, n| {
+        let mut d = Dispatcher::new(DispatchConfig {
+            auto: AutoPolicy { thresholds },
+            ..DispatchConfig::default()
+        })
+        .unwrap();
+        d.register(Mock::new(BackendKind::Wgpu, Behaviour::Correct, 1 << 20))
+            .unwrap();
+        d.plan(Op::Ed25519, n)
+    };
+    // The mock's device is "mock".
+    assert_eq!(plan(vec![threshold("other gpu", 8)], 100), BackendKind::Cpu);
+    assert_eq!(plan(vec![threshold("mock", 8)], 100), BackendKind::Wgpu);
+    assert_eq!(plan(vec![threshold("mock", 800)], 100), BackendKind::Cpu);
+    // A threshold for this device wins over one for any device.
+    assert_eq!(
+        plan(vec![threshold("", 8), threshold("mock", 800)], 100),
+        BackendKind::Cpu
+    );
+    assert_eq!(
+        plan(vec![threshold("", 8), threshold("other gpu", 800)], 100),
+        BackendKind::Wgpu
+    );
+    // One per device, not one per kind.
+    assert!(
+        Dispatcher::new(DispatchConfig {
+            auto: AutoPolicy {
+                thresholds: vec![threshold("a", 1), threshold("b", 2)]
+            },
+            ..DispatchConfig::default()
+        })
+        .is_ok()
+    );
+    assert!(
+        Dispatcher::new(DispatchConfig {
+            auto: AutoPolicy {
+                thresholds: vec![threshold("a", 1), threshold("a", 2)]
+            },
+            ..DispatchConfig::default()
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn measured_thresholds_merge_under_configured_ones() {
+    let t = |device: &str, op, min_batch| cpc_accel::dispatch::AutoThreshold {
+        backend: BackendKind::Wgpu,
+        op,
+        min_batch,
+        device: device.to_owned(),
+    };
+    let mut configured = AutoPolicy {
+        thresholds: vec![t("gpu", Op::Ed25519, 100)],
+    };
+    let mut measured = AutoPolicy::default();
+    measured.record(BackendKind::Wgpu, "gpu", Op::Ed25519, Some(5));
+    measured.record(BackendKind::Wgpu, "gpu", Op::Sha256, Some(7));
+    measured.record(BackendKind::Wgpu, "gpu", Op::Sha256, Some(9));
+    measured.record(BackendKind::Wgpu, "gpu", Op::Merkle, Some(3));
+    measured.record(BackendKind::Wgpu, "gpu", Op::Merkle, None);
+    assert_eq!(
+        measured.thresholds,
+        vec![t("gpu", Op::Ed25519, 5), t("gpu", Op::Sha256, 9)]
+    );
+    configured.merge(&measured);
+    assert_eq!(
+        configured.min_batch_on(BackendKind::Wgpu, Op::Ed25519, "gpu"),
+        Some(100)
+    );
+    assert_eq!(
+        configured.min_batch_on(BackendKind::Wgpu, Op::Sha256, "gpu"),
+        Some(9)
+    );
+    assert_eq!(
+        configured.min_batch_on(BackendKind::Wgpu, Op::Merkle, "gpu"),
+        None
+    );
+}
+
+#[test]
 fn config_is_validated_and_routes_parse() {
     assert!("auto".parse::<Route>().is_ok());
     assert_eq!(
@@ -252,6 +341,7 @@ fn config_is_validated_and_routes_parse() {
         backend: BackendKind::Cpu,
         op: Op::Merkle,
         min_batch: 1,
+        device: String::new(),
     };
     let bad = DispatchConfig {
         auto: AutoPolicy {

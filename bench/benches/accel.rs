@@ -1,9 +1,12 @@
-//! Criterion benches of the accelerator operations on every available backend, next to
-//! the one-at-a-time CPU baseline. `cargo bench -p cpc-bench` runs them; `cpchain bench`
+//! Criterion benches of the accelerator operations on every available backend (the CPU,
+//! and the wgpu and CUDA devices when present), next to the one-at-a-time CPU baseline. `cargo bench -p cpc-bench` runs them; `cpchain bench`
 //! gives the quicker operator-facing report.
 
 use std::hint::black_box;
+use std::sync::Arc;
 
+use cpc_accel::gpu::cuda::{CudaBackend, CudaConfig};
+use cpc_accel::gpu::wgpu::{WgpuBackend, WgpuConfig};
 use cpc_accel::{DispatchConfig, Dispatcher};
 use cpc_bench::Workload;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -11,7 +14,13 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 const SIZES: [usize; 3] = [1, 64, 1024];
 
 fn accel(c: &mut Criterion) {
-    let dispatcher = Dispatcher::new(DispatchConfig::default()).expect("cpu backend starts");
+    let mut dispatcher = Dispatcher::new(DispatchConfig::default()).expect("cpu backend starts");
+    dispatcher
+        .register(Arc::new(WgpuBackend::new(&WgpuConfig::default())))
+        .expect("the wgpu backend registers");
+    dispatcher
+        .register(Arc::new(CudaBackend::new(&CudaConfig::default())))
+        .expect("the CUDA backend registers");
     for op in Workload::ALL {
         let data = op.generate(SIZES[SIZES.len() - 1]);
         let mut group = c.benchmark_group(op.name());
@@ -27,8 +36,9 @@ fn accel(c: &mut Criterion) {
                     continue;
                 };
                 let max = info.max_batch.unwrap_or(usize::MAX);
-                // A backend that fails would be benchmarked as a fast error path.
-                if let Err(e) = batch.run(backend.as_ref(), max) {
+                // A backend that fails or answers wrongly would be benchmarked as a fast
+                // error path.
+                if let Err(e) = batch.check(backend.as_ref(), max, dispatcher.cpu()) {
                     eprintln!("skipping {} {op} {n}: {e}", info.name);
                     continue;
                 }

@@ -15,7 +15,7 @@ mod measure;
 mod workload;
 
 pub use chart::render_svg;
-pub use measure::{Baseline, BenchConfig, Report, Row, run};
+pub use measure::{Baseline, BenchConfig, Crossover, Report, Row, run};
 pub use workload::{Batch, Workload, WorkloadData};
 
 /// Errors of the report.

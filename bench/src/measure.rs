@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use cpc_accel::{BackendKind, Dispatcher};
+use cpc_accel::{AutoPolicy, BackendKind, Dispatcher, Op};
 use serde::{Deserialize, Serialize};
 
 use crate::{BenchError, Workload};
@@ -84,6 +84,22 @@ pub struct Row {
     pub error: Option<String>,
 }
 
+/// Where a device starts to beat the CPU backend on one operation: the dispatcher's
+/// `auto` threshold for that device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crossover {
+    /// The device's backend.
+    pub backend: BackendKind,
+    /// The device, as `cpchain accel list` names it.
+    pub device: String,
+    /// The operation.
+    pub op: Op,
+    /// The smallest measured batch from which the device out-ran the CPU backend at every
+    /// larger measured batch, for every workload of the operation; `None` when it never
+    /// did.
+    pub min_batch: Option<usize>,
+}
+
 /// Everything one `cpchain bench` run measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -95,10 +111,17 @@ pub struct Report {
     pub cpu_features: Vec<String>,
     /// Devices measured, as `cpchain accel list` names them.
     pub devices: Vec<String>,
+    /// Selected backends that could not be measured, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     /// Baselines, one per workload.
     pub baselines: Vec<Baseline>,
     /// Measurements.
     pub rows: Vec<Row>,
+    /// Per device and operation, the batch size from which the device beats the CPU
+    /// backend (empty when the CPU backend was not measured).
+    #[serde(default)]
+    pub crossovers: Vec<Crossover>,
 }
 
 fn percentile(sorted: &[Duration], pct: usize) -> Duration {
@@ -141,27 +164,33 @@ pub fn run(
     config: &BenchConfig,
     mut progress: impl FnMut(&str),
 ) -> Result<Report, BenchError> {
-    let backends: Vec<_> = dispatcher
+    let (backends, skipped): (Vec<_>, Vec<_>) = dispatcher
         .backends()
         .into_iter()
-        .filter(|b| {
-            b.available && (config.backends.is_empty() || config.backends.contains(&b.kind))
-        })
-        .collect();
+        .filter(|b| config.backends.is_empty() || config.backends.contains(&b.kind))
+        .partition(|b| b.available);
     if backends.is_empty() {
         return Err(BenchError::NoBackend);
     }
     let cpu = dispatcher.cpu();
     let mut report = Report {
-        version: 1,
+        version: 2,
         cpu_threads: cpu.threads(),
         cpu_features: cpc_accel::cpu::cpu_features(),
         devices: backends
             .iter()
             .map(|b| format!("{}: {}", b.name, b.device))
             .collect(),
+        skipped: skipped
+            .iter()
+            .map(|b| {
+                let reason = b.unavailable_reason.as_deref().unwrap_or("unavailable");
+                format!("{}: {reason}", b.name)
+            })
+            .collect(),
         baselines: Vec::new(),
         rows: Vec::new(),
+        crossovers: Vec::new(),
     };
     let max = config.sizes.iter().copied().max().unwrap_or(1).max(1);
     for &op in &config.workloads {
@@ -187,8 +216,17 @@ pub fn run(
                 };
                 progress(&format!("{op}: {} batch {n}", info.name));
                 let limit = info.max_batch.unwrap_or(usize::MAX);
-                let row = match timed(config.budget, config.min_iterations, || {
-                    batch.run(backend.as_ref(), limit)
+                // A device is timed only once its answer equals the CPU's: a fast wrong
+                // answer is no result, and would set a wrong `auto` threshold.
+                let checked = if info.kind == BackendKind::Cpu {
+                    Ok(())
+                } else {
+                    batch.check(backend.as_ref(), limit, cpu)
+                };
+                let row = match checked.and_then(|()| {
+                    timed(config.budget, config.min_iterations, || {
+                        batch.run(backend.as_ref(), limit)
+                    })
                 }) {
                     Ok((samples, items)) => {
                         let r = rate(items, &samples);
@@ -222,7 +260,76 @@ pub fn run(
             }
         }
     }
+    report.crossovers = crossovers(&report, &backends);
     Ok(report)
+}
+
+/// The crossover of every measured device and operation. A workload's crossover is the
+/// smallest measured batch from which the device was faster than the CPU backend at that
+/// and every larger measured batch; an operation's is the largest over its workloads (the
+/// device must win on every input shape), and `None` if it loses on any.
+fn crossovers(report: &Report, backends: &[cpc_accel::BackendInfo]) -> Vec<Crossover> {
+    let rate = |backend: BackendKind, op: crate::Workload, batch: usize| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.backend == backend && r.op == op && r.batch == batch && r.error.is_none())
+            .map(|r| r.items_per_sec)
+    };
+    let mut out = Vec::new();
+    for info in backends.iter().filter(|b| b.kind != BackendKind::Cpu) {
+        for op in Op::ALL {
+            let workloads: Vec<crate::Workload> = crate::Workload::ALL
+                .into_iter()
+                .filter(|w| w.op() == op && report.rows.iter().any(|r| r.op == *w))
+                .collect();
+            if workloads.is_empty() {
+                continue;
+            }
+            let mut op_min = Some(0usize);
+            for w in workloads {
+                let mut sizes: Vec<usize> = report
+                    .rows
+                    .iter()
+                    .filter(|r| r.op == w && r.backend == info.kind)
+                    .map(|r| r.batch)
+                    .collect();
+                sizes.sort_unstable();
+                sizes.dedup();
+                // Walk down from the largest batch while the device keeps winning.
+                let mut from = None;
+                for &n in sizes.iter().rev() {
+                    match (rate(info.kind, w, n), rate(BackendKind::Cpu, w, n)) {
+                        (Some(dev), Some(cpu)) if dev > cpu => from = Some(n),
+                        (_, None) => return Vec::new(),
+                        _ => break,
+                    }
+                }
+                op_min = match (op_min, from) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+            }
+            out.push(Crossover {
+                backend: info.kind,
+                device: info.device.clone(),
+                op,
+                min_batch: op_min,
+            });
+        }
+    }
+    out
+}
+
+impl Report {
+    /// The crossovers as `auto` thresholds (devices that never won get none).
+    pub fn auto_policy(&self) -> AutoPolicy {
+        let mut policy = AutoPolicy::default();
+        for c in &self.crossovers {
+            policy.record(c.backend, &c.device, c.op, c.min_batch);
+        }
+        policy
+    }
 }
 
 pub(crate) fn si(v: f64) -> String {
@@ -253,6 +360,9 @@ impl Report {
         );
         for d in &self.devices {
             let _ = writeln!(out, "device {d}");
+        }
+        for d in &self.skipped {
+            let _ = writeln!(out, "skipped {d}");
         }
         let _ = writeln!(
             out,
@@ -314,6 +424,26 @@ impl Report {
             "\nbaseline = the CPU reference, one item at a time on one thread, on the same batch \
              (Merkle: the sequential reference over the same leaves); speedup = items/s ÷ baseline"
         );
+        if !self.crossovers.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nauto thresholds (device faster than the cpu backend from):"
+            );
+            for c in &self.crossovers {
+                let from = c
+                    .min_batch
+                    .map_or("never, at the sizes measured".to_owned(), |n| {
+                        format!("batch {n}")
+                    });
+                let _ = writeln!(
+                    out,
+                    "  {:<5} {:<8} {from}  [{}]",
+                    c.backend.as_str(),
+                    c.op.as_str(),
+                    c.device
+                );
+            }
+        }
         out
     }
 }

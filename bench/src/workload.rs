@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use cpc_accel::{
-    Accelerator, Digest, SigItem, cpu, ed25519_split, merkle, merkle_split, sha256_split,
+    Accelerator, Digest, Op, SigItem, cpu, ed25519_split, merkle, merkle_split, sha256_split,
 };
 use ed25519_consensus::SigningKey;
 use rand::{RngCore, SeedableRng};
@@ -46,6 +46,15 @@ impl Workload {
             Workload::Sha256Large => "sha256-16kib",
             Workload::Merkle => "merkle",
             Workload::Ed25519 => "ed25519",
+        }
+    }
+
+    /// The accelerator operation the workload exercises.
+    pub fn op(self) -> Op {
+        match self {
+            Workload::Sha256Small | Workload::Sha256Large => Op::Sha256,
+            Workload::Merkle => Op::Merkle,
+            Workload::Ed25519 => Op::Ed25519,
         }
     }
 
@@ -216,6 +225,32 @@ impl Batch<'_> {
                 }
                 Ok(n)
             }
+        }
+    }
+
+    /// Runs the batch once on `backend` and compares the answer with the CPU backend's;
+    /// `Err` names the device error or the first difference.
+    pub fn check(
+        &self,
+        backend: &dyn Accelerator,
+        max: usize,
+        cpu: &cpu::CpuBackend,
+    ) -> Result<(), String> {
+        let same = match self {
+            Batch::Messages(m) => {
+                sha256_split(backend, m, max).map_err(|e| e.to_string())? == cpu.sha256(m)
+            }
+            Batch::Leaves(l) => {
+                merkle_split(backend, l, max).map_err(|e| e.to_string())? == cpu.merkle(l)
+            }
+            Batch::Signatures(items) => {
+                ed25519_split(backend, items, max).map_err(|e| e.to_string())? == cpu.ed25519(items)
+            }
+        };
+        if same {
+            Ok(())
+        } else {
+            Err("the device's answer differs from the cpu backend's".into())
         }
     }
 

@@ -392,6 +392,11 @@ pub struct Testnet {
 impl Testnet {
     /// Writes an `n`-node network on free loopback ports; nothing runs yet.
     pub fn new(n: usize) -> Testnet {
+        Self::with_args(n, &[])
+    }
+
+    /// [`Testnet::new`] with more `cpchain testnet` arguments (`--committee 4`, …).
+    pub fn with_args(n: usize, extra: &[&str]) -> Testnet {
         let dir = tempfile::tempdir().expect("a temporary directory");
         // `testnet` takes consecutive ports: find a run where all are free.
         let base = |seed: u16| 20_000 + (seed % 2000) * 20;
@@ -410,17 +415,20 @@ impl Testnet {
             }
         }
         assert!(p2p > 0, "no free run of ports");
-        let out = cpchain(&[
+        let (nodes, p2p_port, api_port) = (n.to_string(), p2p.to_string(), api.to_string());
+        let mut args = vec![
             "testnet",
             "--nodes",
-            &n.to_string(),
+            &nodes,
             "--out",
             dir.path().to_str().expect("utf-8 path"),
             "--p2p-port",
-            &p2p.to_string(),
+            &p2p_port,
             "--api-port",
-            &api.to_string(),
-        ]);
+            &api_port,
+        ];
+        args.extend_from_slice(extra);
+        let out = cpchain(&args);
         assert!(
             out.status.success(),
             "testnet failed: {}",

@@ -1,7 +1,8 @@
 //! A four-node appliance network of real processes on loopback: transactions sent to any
 //! node commit on all with identical blocks; the chain survives a `kill -9` of one node,
 //! which catches up after a restart; with two of four nodes down it halts without forking
-//! and resumes when one returns.
+//! and resumes when one returns. Five processes for four seats elect a committee every
+//! term and agree on every one.
 
 use cpc_tests::Testnet;
 use cpc_types::{Address, SecretKey, SignedTransaction, Transaction, TxKind, UNITS_PER_CPC};
@@ -116,6 +117,57 @@ fn four_nodes_agree_survive_a_crash_and_halt_without_forking() {
         net.nodes[i].wait_height(resume, 120);
     }
     same_chain(&net, &[0, 1, 2], resume);
+    for n in &mut net.nodes {
+        n.stop();
+    }
+}
+
+#[test]
+fn five_nodes_elect_a_committee_every_term_and_agree_on_each() {
+    let mut net = Testnet::with_args(5, &["--committee", "4", "--term-length", "10"]);
+    net.start_all();
+    for n in &net.nodes {
+        n.wait_height(36, 120);
+    }
+    same_chain(&net, &[0, 1, 2, 3, 4], 36);
+    let history = |i: usize| net.nodes[i].get("/v1/committee/history").body["committees"].clone();
+    let h0 = history(0);
+    let terms = h0.as_array().unwrap();
+    assert!(terms.len() >= 4, "{h0}");
+    for (e, c) in terms.iter().enumerate().skip(1).take(3) {
+        assert_eq!(c["epoch"], e as u64);
+        assert_eq!(c["term"], e as u64);
+        assert_eq!(c["from_height"], 10 * e as u64 + 1);
+        assert_eq!(c["reason"], "election");
+        assert_eq!(c["members"].as_array().unwrap().len(), 4);
+        // A node that lags (this machine is shared) may miss a term's ticket window.
+        let tickets = c["lucky"].as_array().unwrap().len();
+        assert!((4..=5).contains(&tickets), "term {e}: {tickets} tickets");
+    }
+    assert!(
+        terms
+            .iter()
+            .skip(1)
+            .any(|c| c["lucky"].as_array().unwrap().len() == 5),
+        "no term where every node proved a ticket: {h0}"
+    );
+    for i in 1..5 {
+        let hi = history(i);
+        for e in 0..4 {
+            assert_eq!(hi[e], h0[e], "node {i} disagrees on committee {e}");
+        }
+    }
+    let c = net.nodes[4].get("/v1/consensus").body;
+    assert!(c["term"].as_u64().unwrap() >= 3, "{c}");
+    assert!(
+        c["committee"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["lucky"].is_u64())
+    );
+    assert_eq!(c["committee"].as_array().unwrap().len(), 4);
+    assert_eq!(c["standby"].as_array().unwrap().len(), 1);
     for n in &mut net.nodes {
         n.stop();
     }

@@ -200,6 +200,34 @@ fn consensus(out: &mut String, c: &cpc_chain::ConsensusStatus) {
     );
     metric(
         out,
+        "cpchain_consensus_epoch",
+        "gauge",
+        "Current committee epoch (one per committee).",
+        &one(c.epoch as f64),
+    );
+    metric(
+        out,
+        "cpchain_consensus_committee_size",
+        "gauge",
+        "Members of the committee in office.",
+        &one(c.committee.len() as f64),
+    );
+    metric(
+        out,
+        "cpchain_consensus_committee_changes_total",
+        "counter",
+        "Committees that took office since this node started.",
+        &one(m.committee_changes as f64),
+    );
+    metric(
+        out,
+        "cpchain_consensus_tickets",
+        "gauge",
+        "Election tickets for the next term recorded on chain.",
+        &one(c.tickets as f64),
+    );
+    metric(
+        out,
         "cpchain_consensus_view_changes_total",
         "counter",
         "Views that ended in a nullification (timeout).",

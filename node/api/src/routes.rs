@@ -226,6 +226,12 @@ pub(crate) struct BlockView {
     /// Receipts, in order.
     #[schema(value_type = Vec<Object>)]
     receipts: Vec<cpc_types::TxReceipt>,
+    /// Election tickets the block records.
+    #[schema(value_type = Vec<Object>)]
+    tickets: Vec<cpc_types::Ticket>,
+    /// The parent's votes the block carries (their voters earn credit).
+    #[schema(value_type = Object)]
+    parent_votes: cpc_types::Certificate,
 }
 
 #[utoipa::path(
@@ -263,6 +269,8 @@ async fn block(
         certificate: block.certificate,
         txs: q.full.then_some(block.txs),
         receipts,
+        tickets: block.tickets,
+        parent_votes: block.parent_votes,
     }))
 }
 
@@ -501,11 +509,11 @@ async fn consensus(State(s): State<Shared>) -> Result<Json<cpc_chain::ConsensusS
 #[utoipa::path(
     get,
     path = "/v1/committee/history",
-    responses((status = 200, description = "Committees by the height from which they served", body = Object), (status = 503, body = ErrorBody))
+    responses((status = 200, description = "Every committee, oldest first: epoch, term, the first height it certified, why it took office, members by seat with their lucky values, and the standby list", body = Object), (status = 503, body = ErrorBody))
 )]
 async fn committee_history(State(s): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
     let chain = s.chain.clone();
-    let history = blocking(move || chain.committee_history().map_err(ApiError::from)).await?;
+    let history = blocking(move || Ok(chain.committee_history())).await?;
     Ok(Json(serde_json::json!({ "committees": history })))
 }
 
@@ -522,6 +530,12 @@ pub(crate) struct CreditView {
     deposit: u64,
     /// Whether it sits in the current committee.
     member: bool,
+    /// Whether it waits on the standby list to replace a removed member.
+    standby: bool,
+    /// Blocks in a row that carried the committee's votes without its vote.
+    absent: u32,
+    /// Its lucky value in the current committee's election, if it was elected by ticket.
+    lucky: Option<u64>,
 }
 
 #[utoipa::path(
@@ -547,15 +561,18 @@ async fn credit(
             })?,
     };
     let chain = s.chain.clone();
-    let v = blocking(move || Ok(chain.validator(&address)))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{address} is not a validator")))?;
+    let (v, info) =
+        blocking(move || Ok((chain.validator(&address), chain.committee_info()))).await?;
+    let v = v.ok_or_else(|| ApiError::NotFound(format!("{address} is not a validator")))?;
     Ok(Json(CreditView {
         address: address.to_string(),
         key: v.key.to_string(),
         credit: v.credit,
         deposit: v.deposit,
-        member: s.chain.committee().contains(&v.key),
+        member: info.members.contains(&v.key),
+        standby: info.standby.contains(&v.key),
+        absent: v.absent,
+        lucky: info.lucky_of(&v.key),
     }))
 }
 

@@ -5,11 +5,13 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::Instant;
 
 use cpc_accel::Dispatcher;
+use cpc_consensus::vrf::VrfSecret;
+use cpc_state::CommitteeInfo;
 use cpc_state::{BlockEnv, Genesis, GenesisError, State};
 use cpc_storage::{StorageError, Store, StoreConfig};
 use cpc_types::{
     Address, Block, BlockHeader, Certificate, Hash32, PublicKey, SecretKey, SignedTransaction,
-    TxReceipt,
+    Ticket, TxReceipt, VrfProof,
 };
 use serde::{Deserialize, Serialize};
 
@@ -163,17 +165,6 @@ struct Inner {
     head: BlockHeader,
 }
 
-/// One committee and the height from which it served.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CommitteeEpoch {
-    /// The first height it certified.
-    pub from_height: u64,
-    /// Its election term.
-    pub term: u64,
-    /// Its members, in proposer order.
-    pub members: Vec<PublicKey>,
-}
-
 /// A block this node built, executed on its parent's state but not committed.
 #[derive(Clone, Debug)]
 pub struct Built {
@@ -194,7 +185,6 @@ pub struct Chain {
     accel: Arc<Dispatcher>,
     store: Store,
     key: Option<SecretKey>,
-    producing: bool,
     outbox: Mutex<Vec<SignedTransaction>>,
     gossip: AtomicBool,
     inner: RwLock<Inner>,
@@ -247,16 +237,12 @@ impl Chain {
                 (state, head)
             }
         };
-        let producing = key
-            .as_ref()
-            .is_some_and(|k| genesis.validators.iter().any(|v| v.key == k.public()));
         Ok(Chain {
             genesis,
             genesis_hash,
             accel,
             store,
             key,
-            producing,
             outbox: Mutex::new(Vec::new()),
             gossip: AtomicBool::new(false),
             inner: RwLock::new(Inner { state, head }),
@@ -304,9 +290,11 @@ impl Chain {
         &self.genesis
     }
 
-    /// Whether this node is a committee member (it has a validator's key).
+    /// Whether this node is a member of the committee in office (it proposes and votes).
     pub fn is_producer(&self) -> bool {
-        self.producing
+        self.key
+            .as_ref()
+            .is_some_and(|k| self.read().state.committee().contains(&k.public()))
     }
 
     fn env(&self, head: &BlockHeader, now_ms: u64) -> BlockEnv {
@@ -441,15 +429,19 @@ impl Chain {
     }
 
     /// Builds this node's block for `view` on top of `parent`, whose post-state is
-    /// `state`: up to `max_block_txs` mempool transactions that execute, in the mempool's
-    /// fair order. A transaction that fails is dropped from the mempool with its reason.
-    /// Nothing is committed; the consensus engine commits the block once it is final.
+    /// `state`: the `tickets` that are valid there, the parent's votes `parent_votes`
+    /// (a quorum certificate, or empty), and up to `max_block_txs` mempool transactions
+    /// that execute, in the mempool's fair order. A transaction that fails is dropped from
+    /// the mempool with its reason. Nothing is committed; the consensus engine commits the
+    /// block once it is final.
     pub fn build_block(
         &self,
         parent: &BlockHeader,
         mut state: State,
         view: u64,
         now_ms: u64,
+        tickets: &[Ticket],
+        mut parent_votes: Certificate,
     ) -> Result<Built, ChainError> {
         if self.is_poisoned() {
             return Err(ChainError::Poisoned);
@@ -458,10 +450,27 @@ impl Chain {
             return Err(ChainError::NoKey);
         };
         state.take_diff();
+        let info = state.committee_info();
+        // Votes this node cannot stand behind are left out rather than fail the block.
+        let voters =
+            match crate::exec::parent_voters(&self.accel, parent, &parent_votes, &info.members) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::debug!(error = %e, "leaving the parent's votes out of the block");
+                    parent_votes = Certificate::default();
+                    None
+                }
+            };
         let max = state.params().max_block_txs as usize;
         let picked = self.pool().pick(max, |a| state.account(a).nonce);
         let env = self.env(parent, now_ms);
         state.begin_block(&env);
+        let mut included = Vec::new();
+        for t in tickets.iter().take(cpc_state::MAX_BLOCK_TICKETS) {
+            if state.record_tickets(std::slice::from_ref(t)).is_ok() {
+                included.push(*t);
+            }
+        }
         let mut txs = Vec::with_capacity(picked.len());
         let mut receipts = Vec::with_capacity(picked.len());
         let mut dropped = Vec::new();
@@ -495,17 +504,34 @@ impl Chain {
                 }
             }
         }
-        state.end_block(parent.view, view, &key.public());
+        let term_length = state.params().term_length;
+        let vrf_proof = cpc_state::starts_term(env.height, term_length).then(|| {
+            let input = cpc_consensus::election::term_input(&info.seed, info.term);
+            VrfProof(VrfSecret::from_seed(&key.to_bytes()).prove(&input).0)
+        });
+        let committee_change = state
+            .end_block(&cpc_state::BlockCredit {
+                height: env.height,
+                view,
+                parent_view: parent.view,
+                proposer: &key.public(),
+                vrf_proof: vrf_proof.as_ref(),
+                voters: voters.as_deref(),
+            })
+            .map_err(|e| ChainError::Corrupt(format!("cannot end a block: {e}")))?;
         let header = BlockHeader {
             chain_id: self.genesis.chain_id,
             height: env.height,
             view,
+            parent_view: parent.view,
             parent: parent.hash(),
             timestamp_ms: env.timestamp_ms,
             proposer: key.public(),
+            epoch: info.epoch,
             tx_root: tx_root(&self.accel, &txs),
             state_root: state.root(&self.accel),
-            committee_change: None,
+            vrf_proof,
+            committee_change,
         };
         if !dropped.is_empty() {
             let mut pool = self.pool();
@@ -522,6 +548,8 @@ impl Chain {
                 header,
                 certificate: Certificate::default(),
                 txs,
+                tickets: included,
+                parent_votes,
             },
             receipts,
             state,
@@ -536,6 +564,16 @@ impl Chain {
         txs.iter()
             .map(|t| pool.get(&t.id()).is_some_and(|p| p == t))
             .collect()
+    }
+
+    /// Reads the head state in place (for queries; the state is locked meanwhile).
+    pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.read().state)
+    }
+
+    /// The store, for the services that keep their own column families (data chunks).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The head and a copy of its state, for executing blocks on top of it.
@@ -621,10 +659,14 @@ impl Chain {
         Ok(out)
     }
 
-    /// The committee that certifies blocks, in proposer order (from the state: the
-    /// genesis validators until committee changes are made).
+    /// The committee that certifies the block after the head, in proposer order.
     pub fn committee(&self) -> Vec<PublicKey> {
         self.read().state.committee()
+    }
+
+    /// The committee in office after the head, with the election state.
+    pub fn committee_info(&self) -> CommitteeInfo {
+        self.read().state.committee_info()
     }
 
     /// The credit of each of `keys` (0 for a key that is not a validator).
@@ -640,14 +682,23 @@ impl Chain {
         self.read().state.validator(address)
     }
 
-    /// The committees so far, oldest first, with the height from which each served.
-    /// Committee changes are not made yet: the genesis committee serves throughout.
-    pub fn committee_history(&self) -> Result<Vec<CommitteeEpoch>, ChainError> {
-        Ok(vec![CommitteeEpoch {
-            from_height: 0,
-            term: 0,
-            members: self.committee(),
-        }])
+    /// Every committee so far, oldest first, as each took office.
+    pub fn committee_history(&self) -> Vec<CommitteeInfo> {
+        let inner = self.read();
+        let last = inner.state.committee_info().epoch;
+        (0..=last)
+            .filter_map(|e| inner.state.committee_at(e))
+            .collect()
+    }
+
+    /// Checks an election ticket against the head's state; returns its lucky value.
+    pub fn check_ticket(&self, t: &Ticket) -> Result<u64, cpc_state::RuleError> {
+        self.read().state.check_ticket(t)
+    }
+
+    /// Validators that recorded a ticket for the next term, with their lucky values.
+    pub fn next_term_tickets(&self) -> Vec<(Address, u64)> {
+        self.read().state.tickets()
     }
 
     /// This node's validator key.
@@ -702,7 +753,10 @@ impl Chain {
             mempool_txs: pool.len(),
             mempool_bytes: pool.bytes(),
             validator: self.key.as_ref().map(SecretKey::address),
-            producing: self.producing,
+            producing: self
+                .key
+                .as_ref()
+                .is_some_and(|k| inner.state.committee().contains(&k.public())),
         }
     }
 

@@ -19,6 +19,18 @@
 //!   final through the header hashes that link them.
 //! - **Followers** (nodes outside the committee) run no machine: they validate proposals
 //!   and commit when a finalize certificate arrives.
+//! - **Epochs.** One committee certifies the blocks of one epoch; the block that changes
+//!   the committee (an election at the end of a term, or members replaced below the credit
+//!   threshold) ends it. Its committee must finalize it but never extend the chain past
+//!   it: children it notarizes after it are empty *suffix* blocks, which let that last
+//!   block become final (a notarized block is final when a descendant is) and are never
+//!   committed. Once the last block is committed, the engine starts a fresh machine for
+//!   the new committee on top of it. Votes name their epoch, so a member of both
+//!   committees never signs conflicting votes. Messages of the next epoch that arrive
+//!   early wait until this node gets there.
+//! - **Tickets.** A registered validator proves its VRF over the next term's seed as soon
+//!   as the term's first block sets it, gossips the ticket until it is on chain, and
+//!   proposers include the tickets they hold.
 //!
 //! Time comes in through [`Engine::tick`]: a monotonic clock for timeouts and the wall
 //! clock for block timestamps. The wall clock never decides whether a block is valid;
@@ -28,17 +40,21 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use cpc_consensus::bft::{self, Action, Event, Machine, Member, Message, Proposal, View};
-use cpc_state::State;
+use cpc_consensus::vrf::VrfSecret;
+use cpc_state::{ChangeReason, State};
 use cpc_types::codec::decode_exact;
 use cpc_types::{
     Address, Block, BlockHeader, Certificate, ConsensusMessage, Encode, Hash32,
-    MisbehaviourEvidence, PublicKey, Signature, SignedMessage, Transaction, TxKind, TxReceipt,
-    Vote, VoteKind,
+    MisbehaviourEvidence, PublicKey, Signature, SignedMessage, Ticket, Transaction, TxKind,
+    TxReceipt, Vote, VoteKind,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::chain::Chain;
-use crate::exec::{check_votes, execute_block, execute_block_trusting, quorum};
+use crate::exec::{
+    block_vote, check_suffix_block, check_votes, ends_epoch, execute_block, execute_block_trusting,
+    quorum, tx_root,
+};
 
 /// Settings of the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +84,8 @@ impl Default for EngineConfig {
 pub enum Outbound {
     /// Publish an encoded [`ConsensusMessage`] on the consensus topic.
     Gossip(Vec<u8>),
+    /// Publish an encoded [`Ticket`] on the tickets topic.
+    Ticket(Vec<u8>),
     /// Ask a peer for final blocks from this height on; answer with [`Engine::on_blocks`].
     Fetch {
         /// The first height wanted.
@@ -124,6 +142,10 @@ pub struct EngineMetrics {
     pub proposed: u64,
     /// Blocks committed from peers' sync answers.
     pub synced: u64,
+    /// Committees this node has seen take office since start.
+    pub committee_changes: u64,
+    /// Empty blocks proposed after the end of an epoch (never committed).
+    pub suffix_blocks: u64,
     /// Conflicting messages seen (evidence).
     pub evidence: u64,
     /// Gossip messages rejected as invalid.
@@ -149,10 +171,22 @@ pub struct ConsensusStatus {
     pub finalized_view: u64,
     /// The election term.
     pub term: u64,
+    /// The epoch: one per committee.
+    pub epoch: u64,
+    /// The first height the committee certifies.
+    pub epoch_from_height: u64,
+    /// Why the committee took office.
+    pub reason: ChangeReason,
+    /// The last height of the term: its block elects the next committee.
+    pub election_height: u64,
+    /// Validators whose tickets for the next term are on chain.
+    pub tickets: usize,
     /// Whether this node is a committee member.
     pub member: bool,
     /// The committee.
     pub committee: Vec<MemberView>,
+    /// Candidates that replace removed members, best first.
+    pub standby: Vec<MemberView>,
     /// The proposers of the next views: `(view, member index)`.
     pub schedule: Vec<(u64, u16)>,
     /// Blocks executed but not final yet.
@@ -163,26 +197,48 @@ pub struct ConsensusStatus {
 
 struct Pending {
     block: Block,
-    parent_view: View,
     receipts: Vec<TxReceipt>,
-    state: State,
+    /// The state after the block; `None` for a suffix block, which changes nothing.
+    state: Option<State>,
+}
+
+impl Pending {
+    /// Whether children of this block are suffix blocks.
+    fn ends_chain(&self) -> bool {
+        self.state.is_none() || ends_epoch(&self.block.header)
+    }
 }
 
 /// At most this many proposals wait for their parent.
 const MAX_ORPHANS: usize = 64;
 /// At most this many executed blocks wait for finality.
 const MAX_PENDING: usize = 256;
+/// At most this many messages of the next epoch wait for this node to enter it.
+const MAX_FUTURE: usize = 1024;
+/// At most this many tickets wait to be included.
+const MAX_TICKETS: usize = 1024;
+/// How often this node gossips its ticket again until it is on chain, milliseconds.
+const TICKET_REPEAT_MS: u64 = 1000;
 
 /// The consensus engine of one node.
 pub struct Engine {
     chain: Arc<Chain>,
     config: EngineConfig,
+    epoch: u64,
     committee: Vec<PublicKey>,
     me: Option<Member>,
     machine: Option<Machine>,
     pending: BTreeMap<Hash32, Pending>,
     /// Proposals waiting for their parent, oldest first.
-    orphans: VecDeque<(Block, View, Signature)>,
+    orphans: VecDeque<(Block, Signature)>,
+    /// Messages of the next epoch, oldest first.
+    future: VecDeque<Vec<u8>>,
+    /// Tickets for the next term, by candidate.
+    tickets: BTreeMap<PublicKey, Ticket>,
+    /// This node's ticket for the next term, and whether it verifies.
+    own_ticket: Option<(Ticket, bool)>,
+    /// When this node last gossiped its own ticket.
+    ticket_sent_ms: Option<u64>,
     /// Verified signatures per vote.
     sigs: BTreeMap<Vote, BTreeMap<PublicKey, Signature>>,
     /// The parent of each proposal seen: (view, block) → (parent view, parent).
@@ -231,37 +287,22 @@ fn proposal_of(v: &Vote) -> Proposal {
 
 impl Engine {
     /// An engine over `chain`, resuming after its head. The node is a member when its key
-    /// is in the committee.
+    /// is in the committee in office.
     pub fn new(chain: Arc<Chain>, config: EngineConfig) -> Result<Engine, crate::ChainError> {
-        let committee = chain.committee();
-        let me = chain
-            .key()
-            .and_then(|k| committee.iter().position(|m| *m == k.public()))
-            .and_then(|i| Member::try_from(i).ok());
         let journal = chain.journal()?;
-        let head = chain.head();
-        let machine = me.map(|me| {
-            let cfg = bft::Config {
-                members: committee.len() as u16,
-                me,
-                timeout_ms: config.view_timeout_ms,
-            };
-            let last = Proposal {
-                view: head.view,
-                parent_view: 0,
-                parent: head.parent,
-                block: head.hash(),
-            };
-            Machine::restore(cfg, last)
-        });
         let mut engine = Engine {
             chain,
             config,
-            committee,
-            me,
-            machine,
+            epoch: 0,
+            committee: Vec::new(),
+            me: None,
+            machine: None,
             pending: BTreeMap::new(),
             orphans: VecDeque::new(),
+            future: VecDeque::new(),
+            tickets: BTreeMap::new(),
+            own_ticket: None,
+            ticket_sent_ms: None,
             sigs: BTreeMap::new(),
             parents: BTreeMap::new(),
             journal_seq: journal.iter().map(|(_, s, _)| s + 1).max().unwrap_or(0),
@@ -281,12 +322,69 @@ impl Engine {
                 ..EngineMetrics::default()
             },
         };
+        engine.enter_epoch();
         engine.replay(journal);
         Ok(engine)
     }
 
-    /// Restores what this node said before it stopped: its own votes first (so it never
-    /// contradicts them), then the certificates it had, which it sends again.
+    /// Takes up the committee in office after the head: a fresh machine on top of the head
+    /// when this node is a member. What belonged to the previous epoch is dropped; messages
+    /// of the new one that arrived early are handled now.
+    fn enter_epoch(&mut self) {
+        let info = self.chain.committee_info();
+        let head = self.chain.head();
+        let first = self.committee.is_empty();
+        self.epoch = info.epoch;
+        self.committee = info.members;
+        self.me = self
+            .chain
+            .key()
+            .and_then(|k| self.committee.iter().position(|m| *m == k.public()))
+            .and_then(|i| Member::try_from(i).ok());
+        self.machine = self.me.map(|me| {
+            let cfg = bft::Config {
+                members: self.committee.len() as u16,
+                me,
+                timeout_ms: self.config.view_timeout_ms,
+            };
+            Machine::restore(
+                cfg,
+                Proposal {
+                    view: head.view,
+                    parent_view: head.parent_view,
+                    parent: head.parent,
+                    block: head.hash(),
+                },
+            )
+        });
+        if first {
+            return;
+        }
+        self.metrics.committee_changes += 1;
+        tracing::info!(
+            epoch = self.epoch,
+            term = info.term,
+            height = head.height,
+            member = self.me.is_some(),
+            members = self.committee.len(),
+            "a new committee takes office"
+        );
+        self.pending.clear();
+        self.orphans.clear();
+        let epoch = self.epoch;
+        self.sigs.retain(|v, _| v.epoch == epoch);
+        self.parents.clear();
+        let early: Vec<Vec<u8>> = std::mem::take(&mut self.future).into();
+        let mut out = Vec::new();
+        for msg in early {
+            let (_, o) = self.on_gossip(&msg);
+            out.extend(o);
+        }
+        self.queued.extend(out);
+    }
+
+    /// Restores what this node said before it stopped: its own votes of this epoch first
+    /// (so it never contradicts them), then the certificates it had, which it sends again.
     fn replay(&mut self, journal: Vec<(u64, u32, Vec<u8>)>) {
         let Some(me) = self.chain.key().map(|k| k.public()) else {
             return;
@@ -296,27 +394,18 @@ impl Engine {
             let Ok(msg) = decode_exact::<ConsensusMessage>(&bytes) else {
                 continue;
             };
+            if msg.epoch() != self.epoch {
+                continue;
+            }
             let own = match msg {
                 ConsensusMessage::Vote {
                     voter,
                     vote,
                     signature,
                 } if voter == me => Some((vote, signature)),
-                ConsensusMessage::Proposal {
-                    block,
-                    parent_view,
-                    signature,
-                } if block.header.proposer == me => Some((
-                    Vote {
-                        chain_id: block.header.chain_id,
-                        kind: VoteKind::Notarize,
-                        view: block.header.view,
-                        parent_view,
-                        parent: block.header.parent,
-                        block: block.header.hash(),
-                    },
-                    signature,
-                )),
+                ConsensusMessage::Proposal { block, signature } if block.header.proposer == me => {
+                    Some((block_vote(&block.header, VoteKind::Notarize), signature))
+                }
                 ConsensusMessage::Certificate { vote, votes } => {
                     certs.push((vote, votes));
                     None
@@ -334,7 +423,7 @@ impl Engine {
         for (vote, votes) in certs {
             let _ = self.on_certificate(vote, votes, &mut out);
         }
-        self.queued = out;
+        self.queued.extend(out);
     }
 
     /// The chain this engine commits to.
@@ -358,7 +447,97 @@ impl Engine {
             self.want_fetch = true;
         }
         self.fetch_if_wanted(&mut out);
+        self.own_ticket(&mut out);
         out
+    }
+
+    /// Proves this node's ticket for the next term once its seed is known, and gossips it
+    /// until it is on chain. Tickets that can no longer be used leave the pool.
+    fn own_ticket(&mut self, out: &mut Vec<Outbound>) {
+        let Some(key) = self.chain.key().cloned() else {
+            return;
+        };
+        let info = self.chain.committee_info();
+        let term = info.term + 1;
+        let recorded: std::collections::BTreeSet<Address> = self
+            .chain
+            .next_term_tickets()
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        self.tickets
+            .retain(|k, t| t.term == term && !recorded.contains(&k.address()));
+        let Some(seed) = info.next_seed else {
+            return;
+        };
+        let me = key.public();
+        if recorded.contains(&me.address()) {
+            return;
+        }
+        if self.own_ticket.map(|(t, _)| t.term) != Some(term) {
+            let registered = self
+                .chain
+                .validator(&me.address())
+                .is_some_and(|v| v.deposit > 0);
+            if !registered {
+                return;
+            }
+            let (t, _) = cpc_consensus::election::make_ticket(
+                &VrfSecret::from_seed(&key.to_bytes()),
+                me,
+                &seed,
+                term,
+            );
+            // Proved once per term: a ticket that does not verify (a validator registered
+            // with another VRF key) is reported once and never gossiped.
+            let valid = match self.chain.check_ticket(&t) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "this node's election ticket is not valid; is its vrf key its signing key?");
+                    false
+                }
+            };
+            if valid {
+                tracing::info!(term, "election ticket made");
+            }
+            self.own_ticket = Some((t, valid));
+        }
+        let Some((ticket, true)) = self.own_ticket else {
+            return;
+        };
+        self.tickets.insert(me, ticket);
+        let due = self
+            .ticket_sent_ms
+            .is_none_or(|t| self.mono_ms.saturating_sub(t) >= TICKET_REPEAT_MS);
+        if due {
+            self.ticket_sent_ms = Some(self.mono_ms);
+            out.push(Outbound::Ticket(ticket.encode()));
+        }
+    }
+
+    /// Handles a gossiped election ticket.
+    pub fn on_ticket(&mut self, data: &[u8]) -> Verdict {
+        let t = match decode_exact::<Ticket>(data) {
+            Ok(t) => t,
+            Err(e) => return Verdict::Reject(format!("undecodable ticket: {e}")),
+        };
+        if self.tickets.get(&t.candidate) == Some(&t) {
+            return Verdict::Ignore;
+        }
+        match self.chain.check_ticket(&t) {
+            Ok(_) => {
+                if self.tickets.len() >= MAX_TICKETS && !self.tickets.contains_key(&t.candidate) {
+                    return Verdict::Ignore;
+                }
+                self.tickets.insert(t.candidate, t);
+                Verdict::Accept
+            }
+            Err(cpc_state::RuleError::Ticket { error, .. }) if error.is_benign() => Verdict::Ignore,
+            Err(e) => {
+                self.metrics.rejected += 1;
+                Verdict::Reject(e.to_string())
+            }
+        }
     }
 
     fn fetch_if_wanted(&mut self, out: &mut Vec<Outbound>) {
@@ -377,19 +556,43 @@ impl Engine {
     /// Handles a gossiped consensus message.
     pub fn on_gossip(&mut self, data: &[u8]) -> (Verdict, Vec<Outbound>) {
         let mut out = Vec::new();
-        let verdict = match decode_exact::<ConsensusMessage>(data) {
-            Err(e) => Verdict::Reject(format!("undecodable consensus message: {e}")),
-            Ok(ConsensusMessage::Proposal {
-                block,
-                parent_view,
-                signature,
-            }) => self.on_proposal(block, parent_view, signature, &mut out),
-            Ok(ConsensusMessage::Vote {
+        let msg = match decode_exact::<ConsensusMessage>(data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.rejected += 1;
+                return (
+                    Verdict::Reject(format!("undecodable consensus message: {e}")),
+                    out,
+                );
+            }
+        };
+        let epoch = msg.epoch();
+        if epoch < self.epoch {
+            return (Verdict::Ignore, out);
+        }
+        if epoch > self.epoch {
+            // Others have moved on: this node is missing final blocks. Messages of the next
+            // epoch wait (they cannot be checked before its committee is known).
+            self.want_fetch = true;
+            if epoch == self.epoch + 1 {
+                if self.future.len() >= MAX_FUTURE {
+                    self.future.pop_front();
+                }
+                self.future.push_back(data.to_vec());
+            }
+            self.fetch_if_wanted(&mut out);
+            return (Verdict::Ignore, out);
+        }
+        let verdict = match msg {
+            ConsensusMessage::Proposal { block, signature } => {
+                self.on_proposal(block, signature, &mut out)
+            }
+            ConsensusMessage::Vote {
                 voter,
                 vote,
                 signature,
-            }) => self.on_vote(voter, vote, signature, &mut out),
-            Ok(ConsensusMessage::Certificate { vote, votes }) => {
+            } => self.on_vote(voter, vote, signature, &mut out),
+            ConsensusMessage::Certificate { vote, votes } => {
                 self.on_certificate(vote, votes, &mut out)
             }
         };
@@ -455,7 +658,6 @@ impl Engine {
     fn on_proposal(
         &mut self,
         block: Block,
-        parent_view: View,
         signature: Signature,
         out: &mut Vec<Outbound>,
     ) -> Verdict {
@@ -478,14 +680,7 @@ impl Engine {
         if h.proposer != self.leader(h.view) {
             return Verdict::Reject(format!("block proposed by a non-leader of view {}", h.view));
         }
-        let vote = Vote {
-            chain_id: h.chain_id,
-            kind: VoteKind::Notarize,
-            view: h.view,
-            parent_view,
-            parent: h.parent,
-            block: hash,
-        };
+        let vote = block_vote(&h, VoteKind::Notarize);
         if !h.proposer.verify(&vote.signing_bytes(), &signature) {
             return Verdict::Reject("bad proposal signature".into());
         }
@@ -496,42 +691,56 @@ impl Engine {
             return Verdict::Ignore;
         }
         self.record(vote, h.proposer, signature);
+        // The parent: the head, or a pending block (whose children past the end of the
+        // epoch are suffix blocks).
         let parent = if h.parent == head.hash() {
-            Some((head, self.chain.head_state().1))
+            Some((head, Some(self.chain.head_state().1)))
         } else {
-            self.pending
-                .get(&h.parent)
-                .map(|p| (p.block.header.clone(), p.state.clone()))
+            self.pending.get(&h.parent).map(|p| {
+                let state = if p.ends_chain() {
+                    None
+                } else {
+                    p.state.clone()
+                };
+                (p.block.header.clone(), state)
+            })
         };
-        let Some((parent, mut state)) = parent else {
+        let Some((parent, state)) = parent else {
             if self.orphans.len() >= MAX_ORPHANS {
                 self.orphans.pop_front();
             }
-            self.orphans.push_back((block, parent_view, signature));
+            self.orphans.push_back((block, signature));
             if h.height > self.chain.height() + 1 {
                 self.want_fetch = true;
             }
             return Verdict::Ignore;
         };
-        if parent.view != parent_view {
-            return Verdict::Reject("proposal names the wrong parent view".into());
-        }
-        state.take_diff();
-        let verified = self.chain.pre_verified(&block.txs);
         let accel = self.chain.accel();
-        let receipts = match execute_block_trusting(&mut state, &parent, &block, accel, &verified) {
-            Ok(r) => r,
-            Err(e) => return Verdict::Reject(format!("invalid block: {e}")),
+        let pending = match state {
+            None => {
+                if let Err(e) = check_suffix_block(accel, &parent, &block) {
+                    return Verdict::Reject(format!("invalid block: {e}"));
+                }
+                Pending {
+                    block,
+                    receipts: Vec::new(),
+                    state: None,
+                }
+            }
+            Some(mut state) => {
+                state.take_diff();
+                let verified = self.chain.pre_verified(&block.txs);
+                match execute_block_trusting(&mut state, &parent, &block, accel, &verified) {
+                    Ok(receipts) => Pending {
+                        block,
+                        receipts,
+                        state: Some(state),
+                    },
+                    Err(e) => return Verdict::Reject(format!("invalid block: {e}")),
+                }
+            }
         };
-        self.pending.insert(
-            hash,
-            Pending {
-                block,
-                parent_view,
-                receipts,
-                state,
-            },
-        );
+        self.pending.insert(hash, pending);
         self.set_parent(&proposal_of(&vote));
         if let Some(leader) = self.member_of(&h.proposer) {
             self.step(
@@ -541,7 +750,7 @@ impl Engine {
         }
         if self.machine.is_none() {
             // Votes or a certificate may have made it final before the block arrived.
-            let fin = crate::exec::block_vote(&h, parent_view, VoteKind::Finalize);
+            let fin = block_vote(&h, VoteKind::Finalize);
             if self.sigs.get(&fin).map_or(0, BTreeMap::len) >= quorum(self.committee.len()) {
                 self.follow(vote.view, hash, out);
             }
@@ -555,10 +764,12 @@ impl Engine {
     fn retry_orphans(&mut self, parent: Hash32, out: &mut Vec<Outbound>) {
         let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.orphans)
             .into_iter()
-            .partition(|(b, _, _)| b.header.parent == parent);
+            .partition(|(b, _)| b.header.parent == parent);
         self.orphans = rest.into();
-        for (b, pv, sig) in ready {
-            let _ = self.on_proposal(b, pv, sig, out);
+        for (b, sig) in ready {
+            if b.header.epoch == self.epoch {
+                let _ = self.on_proposal(b, sig, out);
+            }
         }
     }
 
@@ -645,10 +856,13 @@ impl Engine {
     }
 
     /// Applies final blocks fetched from a peer: a run from the head's successor on, of
-    /// which the prefix up to the last block with a finalize certificate of a quorum is
-    /// committed. Returns how many blocks were committed.
+    /// which the prefix up to the last block with a finalize certificate of its committee
+    /// is committed (the blocks below it are final through the header hashes). Each
+    /// block's committee is the one its parent's state installs, so the run is executed on
+    /// a scratch state first to learn them. Returns how many blocks were committed.
     pub fn on_blocks(&mut self, blocks: Vec<Block>) -> Result<usize, SyncError> {
-        let (mut prev, _) = self.chain.head_state();
+        let (mut prev, mut scratch) = self.chain.head_state();
+        let accel = self.chain.accel();
         let mut last_final = None;
         for (i, b) in blocks.iter().enumerate() {
             if b.header.height != prev.height + 1 || b.header.parent != prev.hash() {
@@ -664,26 +878,24 @@ impl Engine {
                     SyncError::Invalid(why)
                 });
             }
+            let committee = scratch.committee();
+            execute_block(&mut scratch, &prev, b, accel)
+                .map_err(|e| SyncError::Invalid(format!("invalid synced block: {e}")))?;
+            scratch.take_diff();
             let c = &b.certificate;
             if c.kind == VoteKind::Finalize
-                && crate::exec::check_certificate(
-                    self.chain.accel(),
-                    &b.header,
-                    prev.view,
-                    c,
-                    &self.committee,
-                )
-                .is_ok()
+                && crate::exec::check_certificate(accel, &b.header, c, &committee).is_ok()
             {
-                last_final = Some((i, prev.view));
+                last_final = Some(i);
             }
             prev = b.header.clone();
         }
-        let Some((last, last_parent_view)) = last_final else {
+        let Some(last) = last_final else {
             return Err(SyncError::Unusable(
                 "no block in the answer carries a finalize certificate".into(),
             ));
         };
+        drop(scratch);
         let mut applied = 0;
         for b in blocks.into_iter().take(last + 1) {
             let (head, mut state) = self.chain.head_state();
@@ -698,10 +910,14 @@ impl Engine {
         self.metrics.synced += applied as u64;
         let head = self.chain.head();
         self.prune(head.view);
+        if self.chain.committee_info().epoch != self.epoch {
+            self.enter_epoch();
+            return Ok(applied);
+        }
         // The machine jumps to the synced head as if it had seen the certificate.
         let fin = Proposal {
             view: head.view,
-            parent_view: last_parent_view,
+            parent_view: head.parent_view,
             parent: head.parent,
             block: head.hash(),
         };
@@ -730,45 +946,64 @@ impl Engine {
             let chain = &self.chain;
             let pending = &mut self.pending;
             let parents = &mut self.parents;
+            let sigs = &self.sigs;
+            let tickets: Vec<Ticket> = self.tickets.values().copied().collect();
             let interval = self.config.block_interval_ms;
             let wall = self.wall_ms;
-            let proposed = &mut self.metrics.proposed;
+            let metrics = &mut self.metrics;
             let mut propose = |view: View, parent: &Proposal| -> Option<Hash32> {
                 let head = chain.head();
                 let (ph, state) = if parent.block == head.hash() {
-                    chain.head_state()
+                    let (h, s) = chain.head_state();
+                    (h, Some(s))
                 } else {
                     let p = pending.get(&parent.block)?;
-                    (p.block.header.clone(), p.state.clone())
+                    let state = if p.ends_chain() {
+                        None
+                    } else {
+                        p.state.clone()
+                    };
+                    (p.block.header.clone(), state)
                 };
                 if wall < ph.timestamp_ms.saturating_add(interval) {
                     return None;
                 }
-                let built = match chain.build_block(&ph, state, view, wall) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(view, error = %e, "cannot build a block");
-                        return None;
+                let built = match state {
+                    None => {
+                        metrics.suffix_blocks += 1;
+                        suffix_block(chain, &ph, view, wall)?
+                    }
+                    Some(state) => {
+                        let votes = parent_votes(chain, sigs, &ph);
+                        match chain.build_block(&ph, state, view, wall, &tickets, votes) {
+                            Ok(b) => Pending {
+                                block: b.block,
+                                receipts: b.receipts,
+                                state: Some(b.state),
+                            },
+                            Err(e) => {
+                                tracing::warn!(view, error = %e, "cannot build a block");
+                                return None;
+                            }
+                        }
                     }
                 };
                 let hash = built.block.header.hash();
                 parents.insert((view, hash), (parent.view, parent.block));
-                pending.insert(
-                    hash,
-                    Pending {
-                        block: built.block,
-                        parent_view: parent.view,
-                        receipts: built.receipts,
-                        state: built.state,
-                    },
-                );
-                *proposed += 1;
+                pending.insert(hash, built);
+                metrics.proposed += 1;
                 Some(hash)
             };
             machine.handle(event, &mut propose)
         };
         self.machine = Some(machine);
+        let epoch = self.epoch;
         for action in actions {
+            // Committing the end of the epoch replaced the machine: what the old one still
+            // asks for would be signed as the new epoch's.
+            if self.epoch != epoch {
+                break;
+            }
             self.act(action, out);
         }
     }
@@ -800,9 +1035,11 @@ impl Engine {
 
     fn machine_vote(&self, v: &bft::Vote) -> Option<Vote> {
         let chain_id = self.chain.genesis().chain_id;
+        let epoch = self.epoch;
         Some(match *v {
             bft::Vote::Notarize(p) => Vote {
                 chain_id,
+                epoch,
                 kind: VoteKind::Notarize,
                 view: p.view,
                 parent_view: p.parent_view,
@@ -811,6 +1048,7 @@ impl Engine {
             },
             bft::Vote::Nullify(view) => Vote {
                 chain_id,
+                epoch,
                 kind: VoteKind::Nullify,
                 view,
                 parent_view: 0,
@@ -821,6 +1059,7 @@ impl Engine {
                 let (parent_view, parent) = *self.parents.get(&(view, block))?;
                 Vote {
                     chain_id,
+                    epoch,
                     kind: VoteKind::Finalize,
                     view,
                     parent_view,
@@ -842,11 +1081,7 @@ impl Engine {
                 if let (Some(signature), Some(me)) =
                     (self.sign(vote), self.chain.key().map(|k| k.public()))
                 {
-                    let msg = ConsensusMessage::Proposal {
-                        block,
-                        parent_view: p.parent_view,
-                        signature,
-                    };
+                    let msg = ConsensusMessage::Proposal { block, signature };
                     if self.send(p.view, &msg, out) {
                         self.record(vote, me, signature);
                     }
@@ -1029,11 +1264,15 @@ impl Engine {
             let Some(p) = self.pending.remove(&hash) else {
                 return;
             };
+            // Suffix blocks only made the end of the epoch final; they are not committed.
+            let Some(state) = p.state else {
+                break;
+            };
             let mut block = p.block;
-            block.certificate = self.best_certificate(&block.header, p.parent_view);
+            block.certificate = self.best_certificate(&block.header);
             if let Err(e) = self
                 .chain
-                .commit_final(&block, &p.receipts, p.state, self.wall_ms)
+                .commit_final(&block, &p.receipts, state, self.wall_ms)
             {
                 tracing::error!(error = %e, "cannot commit a final block");
                 return;
@@ -1056,12 +1295,15 @@ impl Engine {
         if let Err(e) = self.chain.journal_prune(view) {
             tracing::warn!(error = %e, "cannot prune the consensus journal");
         }
+        if self.chain.committee_info().epoch != self.epoch {
+            self.enter_epoch();
+        }
     }
 
-    fn best_certificate(&self, header: &BlockHeader, parent_view: View) -> Certificate {
+    fn best_certificate(&self, header: &BlockHeader) -> Certificate {
         let q = quorum(self.committee.len());
         let collect = |kind: VoteKind| {
-            let vote = crate::exec::block_vote(header, parent_view, kind);
+            let vote = block_vote(header, kind);
             self.sigs
                 .get(&vote)
                 .map(|s| s.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>())
@@ -1087,16 +1329,24 @@ impl Engine {
         self.pending.retain(|_, p| p.block.header.view > view);
         self.sigs.retain(|v, _| v.view >= view);
         self.parents.retain(|(v, _), _| *v >= view);
-        self.orphans.retain(|(b, _, _)| b.header.view > view);
+        self.orphans.retain(|(b, _)| b.header.view > view);
         self.journaled.retain(|(v, _)| *v >= view);
     }
 
     /// The consensus state for the API.
     pub fn status(&self) -> ConsensusStatus {
         let head = self.chain.head();
-        let credits = self.chain.validator_credits(&self.committee);
+        let info = self.chain.committee_info();
         let n = self.committee.len() as u64;
         let view = self.machine.as_ref().map_or(head.view, Machine::view);
+        let member_view = |index: usize, key: &PublicKey| MemberView {
+            index: index as u16,
+            key: *key,
+            address: key.address(),
+            credit: self.chain.validator(&key.address()).map_or(0, |v| v.credit),
+            lucky: info.lucky_of(key),
+        };
+        let term_length = self.chain.genesis().params.term_length.max(1);
         ConsensusStatus {
             height: head.height,
             view,
@@ -1104,20 +1354,24 @@ impl Engine {
                 .machine
                 .as_ref()
                 .map_or(head.view, Machine::finalized_view),
-            term: 0,
+            term: info.term,
+            epoch: info.epoch,
+            epoch_from_height: info.from_height,
+            reason: info.reason,
+            election_height: (info.term + 1) * term_length,
+            tickets: self.chain.next_term_tickets().len(),
             member: self.me.is_some(),
-            committee: self
-                .committee
+            committee: info
+                .members
                 .iter()
-                .zip(credits)
                 .enumerate()
-                .map(|(i, (key, credit))| MemberView {
-                    index: i as u16,
-                    key: *key,
-                    address: key.address(),
-                    credit,
-                    lucky: None,
-                })
+                .map(|(i, k)| member_view(i, k))
+                .collect(),
+            standby: info
+                .standby
+                .iter()
+                .enumerate()
+                .map(|(i, k)| member_view(i, k))
                 .collect(),
             schedule: (view..view + 8)
                 .map(|v| (v, (v % n.max(1)) as u16))
@@ -1126,4 +1380,61 @@ impl Engine {
             metrics: self.metrics.clone(),
         }
     }
+}
+
+/// The parent's votes a block on `parent` carries: a quorum of notarize (else finalize)
+/// votes this node holds, or the head's stored certificate; none for the first block of
+/// an epoch or when no quorum is at hand.
+fn parent_votes(
+    chain: &Chain,
+    sigs: &BTreeMap<Vote, BTreeMap<PublicKey, Signature>>,
+    parent: &BlockHeader,
+) -> Certificate {
+    if parent.height == 0 || ends_epoch(parent) {
+        return Certificate::default();
+    }
+    let q = quorum(chain.committee().len());
+    for kind in [VoteKind::Notarize, VoteKind::Finalize] {
+        if let Some(s) = sigs.get(&block_vote(parent, kind)).filter(|s| s.len() >= q) {
+            return Certificate {
+                kind,
+                view: parent.view,
+                votes: s.iter().map(|(k, v)| (*k, *v)).collect(),
+            };
+        }
+    }
+    match chain.block(parent.height) {
+        Ok(Some((b, _))) if b.header == *parent && b.certificate.votes.len() >= q => b.certificate,
+        _ => Certificate::default(),
+    }
+}
+
+/// An empty block on `parent`, past the end of its epoch (see the module documentation).
+fn suffix_block(chain: &Chain, parent: &BlockHeader, view: View, wall_ms: u64) -> Option<Pending> {
+    let key = chain.key()?;
+    let header = BlockHeader {
+        chain_id: parent.chain_id,
+        height: parent.height + 1,
+        view,
+        parent_view: parent.view,
+        parent: parent.hash(),
+        timestamp_ms: wall_ms.max(parent.timestamp_ms.saturating_add(1)),
+        proposer: key.public(),
+        epoch: parent.epoch,
+        tx_root: tx_root(chain.accel(), &[]),
+        state_root: parent.state_root,
+        vrf_proof: None,
+        committee_change: None,
+    };
+    Some(Pending {
+        block: Block {
+            header,
+            certificate: Certificate::default(),
+            txs: Vec::new(),
+            tickets: Vec::new(),
+            parent_votes: Certificate::default(),
+        },
+        receipts: Vec::new(),
+        state: None,
+    })
 }

@@ -76,6 +76,30 @@ pub enum BlockError {
         /// The limit.
         max: usize,
     },
+    /// The block breaks a consensus rule of the state (tickets, the VRF proof).
+    #[error("block {height}: {error}")]
+    Rule {
+        /// The block's height.
+        height: u64,
+        /// Which rule.
+        error: cpc_state::RuleError,
+    },
+    /// The parent's votes the block carries are not a quorum certificate.
+    #[error("block {height}: parent votes: {reason}")]
+    ParentVotes {
+        /// The block's height.
+        height: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The header's committee change differs from the one execution makes.
+    #[error(
+        "block {height}: the header's committee change differs from the one its execution makes"
+    )]
+    CommitteeChange {
+        /// The block's height.
+        height: u64,
+    },
     /// Storage failed during replay.
     #[error("storage: {0}")]
     Storage(String),
@@ -112,6 +136,7 @@ pub fn genesis_block(genesis: &Genesis, state: &mut State, accel: &Dispatcher) -
         chain_id: genesis.chain_id,
         height: 0,
         view: 0,
+        parent_view: 0,
         parent: Hash32::ZERO,
         timestamp_ms: genesis.timestamp_ms,
         proposer: genesis
@@ -119,14 +144,18 @@ pub fn genesis_block(genesis: &Genesis, state: &mut State, accel: &Dispatcher) -
             .first()
             .map(|v| v.key)
             .unwrap_or(cpc_types::PublicKey([0; 32])),
+        epoch: 0,
         tx_root: tx_root(accel, &[]),
         state_root: state.root(accel),
+        vrf_proof: None,
         committee_change: None,
     };
     Block {
         header,
         certificate: Certificate::default(),
         txs: Vec::new(),
+        tickets: Vec::new(),
+        parent_votes: Certificate::default(),
     }
 }
 
@@ -170,24 +199,25 @@ pub fn check_votes(
     }
 }
 
-/// The vote a block's certificate of `kind` signs; `parent_view` is the parent header's.
-pub fn block_vote(header: &BlockHeader, parent_view: u64, kind: VoteKind) -> Vote {
+/// The vote a block's certificate of `kind` signs.
+pub fn block_vote(header: &BlockHeader, kind: VoteKind) -> Vote {
     Vote {
         chain_id: header.chain_id,
+        epoch: header.epoch,
         kind,
         view: header.view,
-        parent_view,
+        parent_view: header.parent_view,
         parent: header.parent,
         block: header.hash(),
     }
 }
 
-/// Checks that `cert` makes `header` final: a quorum of `committee` signed a finalize vote
-/// for it. (A block whose own certificate is weaker is final when a descendant's is not.)
+/// Checks that `cert` makes `header` final: a quorum of `committee` (the committee of the
+/// header's epoch) signed a finalize vote for it. (A block whose own certificate is weaker
+/// is final when a descendant's is.)
 pub fn check_certificate(
     accel: &Dispatcher,
     header: &BlockHeader,
-    parent_view: u64,
     cert: &Certificate,
     committee: &[PublicKey],
 ) -> Result<(), BlockError> {
@@ -207,7 +237,7 @@ pub fn check_certificate(
             cert.view, header.view
         )));
     }
-    let vote = block_vote(header, parent_view, VoteKind::Finalize);
+    let vote = block_vote(header, VoteKind::Finalize);
     check_votes(
         accel,
         &vote,
@@ -264,6 +294,16 @@ pub fn execute_block_trusting(
     if h.view <= parent.view {
         return Err(link("view does not increase".into()));
     }
+    if h.parent_view != parent.view {
+        return Err(link("parent view differs".into()));
+    }
+    let info = state.committee_info();
+    if h.epoch != info.epoch {
+        return Err(link(format!(
+            "epoch {} is not the committee's epoch {}",
+            h.epoch, info.epoch
+        )));
+    }
     let max = state.params().max_block_txs;
     if block.txs.len() > max as usize {
         return Err(BlockError::TooLarge {
@@ -300,12 +340,24 @@ pub fn execute_block_trusting(
             index: unchecked[k],
         });
     }
+    let voters =
+        parent_voters(accel, parent, &block.parent_votes, &info.members).map_err(|reason| {
+            BlockError::ParentVotes {
+                height: h.height,
+                reason,
+            }
+        })?;
     let env = BlockEnv {
         height: h.height,
         timestamp_ms: h.timestamp_ms,
         proposer: h.proposer.address(),
     };
     state.begin_block(&env);
+    let rule = |error| BlockError::Rule {
+        height: h.height,
+        error,
+    };
+    state.record_tickets(&block.tickets).map_err(rule)?;
     let mut receipts = Vec::with_capacity(block.txs.len());
     for (index, tx) in block.txs.iter().enumerate() {
         let r = state
@@ -317,7 +369,19 @@ pub fn execute_block_trusting(
             })?;
         receipts.push(r);
     }
-    state.end_block(parent.view, h.view, &h.proposer);
+    let change = state
+        .end_block(&cpc_state::BlockCredit {
+            height: h.height,
+            view: h.view,
+            parent_view: h.parent_view,
+            proposer: &h.proposer,
+            vrf_proof: h.vrf_proof.as_ref(),
+            voters: voters.as_deref(),
+        })
+        .map_err(rule)?;
+    if change != h.committee_change {
+        return Err(BlockError::CommitteeChange { height: h.height });
+    }
     let root = state.root(accel);
     if root != h.state_root {
         return Err(BlockError::Root {
@@ -328,6 +392,81 @@ pub fn execute_block_trusting(
         });
     }
     Ok(receipts)
+}
+
+/// Checks the parent's votes a block carries and returns the voters: none, or a quorum of
+/// `committee` (the parent's, which is the block's) signing a notarize or finalize vote
+/// for the parent. The first block of an epoch carries none: its parent's voters are
+/// another committee.
+pub fn parent_voters(
+    accel: &Dispatcher,
+    parent: &BlockHeader,
+    votes: &Certificate,
+    committee: &[PublicKey],
+) -> Result<Option<Vec<PublicKey>>, String> {
+    if votes.votes.is_empty() {
+        return Ok(None);
+    }
+    if parent.height == 0 || parent.committee_change.is_some() {
+        return Err("the parent was certified by another committee".into());
+    }
+    if votes.kind == VoteKind::Nullify || votes.view != parent.view {
+        return Err("not votes for the parent".into());
+    }
+    let vote = block_vote(parent, votes.kind);
+    check_votes(
+        accel,
+        &vote,
+        &votes.votes,
+        committee,
+        quorum(committee.len()),
+    )?;
+    Ok(Some(votes.votes.iter().map(|(k, _)| *k).collect()))
+}
+
+/// Whether `header` ends its epoch (its committee change takes effect after it).
+pub fn ends_epoch(header: &BlockHeader) -> bool {
+    header.committee_change.is_some()
+}
+
+/// Checks a block that extends the end of an epoch while that end is not final yet. Such
+/// a *suffix* block lets the old committee finalize its last block (a notarized block
+/// becomes final when a descendant does) without extending the chain: it carries nothing,
+/// changes nothing, and is never committed. See the consensus engine.
+pub fn check_suffix_block(
+    accel: &Dispatcher,
+    parent: &BlockHeader,
+    block: &Block,
+) -> Result<(), BlockError> {
+    let h = &block.header;
+    let bad = |reason: &str| BlockError::Linkage {
+        height: h.height,
+        reason: format!("suffix block: {reason}"),
+    };
+    if h.chain_id != parent.chain_id
+        || h.height != parent.height + 1
+        || h.parent != parent.hash()
+        || h.parent_view != parent.view
+    {
+        return Err(bad("does not extend its parent"));
+    }
+    if h.view <= parent.view || h.timestamp_ms <= parent.timestamp_ms {
+        return Err(bad("view or timestamp does not increase"));
+    }
+    if h.epoch != parent.epoch {
+        return Err(bad("another epoch"));
+    }
+    let empty = block.txs.is_empty()
+        && block.tickets.is_empty()
+        && block.parent_votes.votes.is_empty()
+        && h.vrf_proof.is_none()
+        && h.committee_change.is_none()
+        && h.state_root == parent.state_root
+        && h.tx_root == tx_root(accel, &[]);
+    if !empty {
+        return Err(bad("must be empty and keep the state"));
+    }
+    Ok(())
 }
 
 /// Re-executes the stored chain from genesis and checks every block and receipt against
@@ -354,7 +493,6 @@ pub fn replay(
             "the stored genesis block differs from the genesis file".into(),
         ));
     }
-    let committee: Vec<_> = genesis.validators.iter().map(|v| v.key).collect();
     let mut parent = g.header;
     for height in 1..=head {
         let block = store
@@ -364,7 +502,8 @@ pub fn replay(
         // Every certificate's signatures must hold, and the head's must be a quorum; the
         // blocks below are final through the hash links.
         let cert = &block.certificate;
-        let vote = block_vote(&block.header, parent.view, cert.kind);
+        let vote = block_vote(&block.header, cert.kind);
+        let committee = state.committee();
         let min = if height == head {
             quorum(committee.len())
         } else {

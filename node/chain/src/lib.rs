@@ -15,15 +15,15 @@ mod exec;
 mod mempool;
 
 pub use chain::{
-    AccountView, Built, Chain, ChainConfig, ChainError, ChainMetrics, ChainStatus, CommitteeEpoch,
-    TxStatus,
+    AccountView, Built, Chain, ChainConfig, ChainError, ChainMetrics, ChainStatus, TxStatus,
 };
 pub use engine::{
     ConsensusStatus, Engine, EngineConfig, EngineMetrics, LATENCY_BUCKETS_MS, MemberView, Outbound,
     SyncError, Verdict,
 };
 pub use exec::{
-    BlockError, block_vote, check_certificate, check_votes, execute_block, execute_block_trusting,
-    genesis_block, quorum, replay, tx_root, verify_signatures,
+    BlockError, block_vote, check_certificate, check_suffix_block, check_votes, ends_epoch,
+    execute_block, execute_block_trusting, genesis_block, parent_voters, quorum, replay, tx_root,
+    verify_signatures,
 };
 pub use mempool::{MempoolConfig, SubmitError};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use cpc_accel::{BackendKind, DispatchConfig, Dispatcher, Route, SigItem, vectors};
+use cpc_accel::{BackendKind, DispatchConfig, Dispatcher, Op, Route, SigItem, vectors};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Subcommand)]
@@ -17,6 +17,12 @@ pub(crate) enum AccelCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// A node's home directory: list the devices its `[accel]` settings select, with
+        /// the `auto` thresholds in force.
+        #[arg(long)]
+        home: Option<PathBuf>,
+        #[command(flatten)]
+        fpga: FpgaArg,
     },
     /// SHA-256 of files (or standard input), or the Merkle root over their digests.
     Hash {
@@ -48,7 +54,31 @@ pub(crate) enum AccelCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// A node's home directory: test the devices its `[accel]` settings select.
+        #[arg(long)]
+        home: Option<PathBuf>,
+        #[command(flatten)]
+        fpga: FpgaArg,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FpgaArg {
+    /// How to reach the FPGA backend: none, sim (the rust-hdl simulation of the SHA-256 +
+    /// SHA-512 bitstream), sim:sha256, serial (probe /dev/ttyUSB* and /dev/ttyACM*) or
+    /// serial:/dev/ttyUSB1.
+    #[arg(long, default_value = "none", env = "CPCHAIN_ACCEL_FPGA")]
+    fpga: String,
+}
+
+impl FpgaArg {
+    /// The flag's transport; with a node's home, `none` keeps the node's `[accel.fpga]`.
+    fn apply(&self, home: bool, config: &mut DispatchConfig) -> Result<()> {
+        if self.fpga != "none" || !home {
+            config.fpga = cpc_accel::fpga::FpgaConfig::parse_flag(&self.fpga)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -56,20 +86,31 @@ pub(crate) struct BackendArg {
     /// Backend to run on: auto, cpu, wgpu, cuda or fpga.
     #[arg(long, short, default_value = "auto", env = "CPCHAIN_ACCEL_BACKEND")]
     backend: Route,
-    /// CPU worker threads (0 = one per core).
+    /// CPU worker threads (0 = one per core, or the node's setting with --home).
     #[arg(long, default_value_t = 0, env = "CPCHAIN_ACCEL_THREADS")]
     threads: usize,
+    /// A node's home directory: use its `[accel]` settings (GPU adapter, CUDA device,
+    /// limits; with `--backend auto` also its routes and `auto` thresholds).
+    #[arg(long)]
+    home: Option<PathBuf>,
+    #[command(flatten)]
+    fpga: FpgaArg,
 }
 
 impl BackendArg {
     /// A dispatcher routing everything to the chosen backend. An explicitly chosen device
     /// that cannot run is an error here: the user asked for it by name.
     fn dispatcher(&self) -> Result<Dispatcher> {
-        let mut config = match self.backend {
-            Route::Auto => DispatchConfig::default(),
-            Route::Backend(kind) => DispatchConfig::only(kind),
-        };
-        config.cpu_threads = self.threads;
+        let mut config = node_accel_config(self.home.as_deref())?;
+        if let Route::Backend(kind) = self.backend {
+            let only = DispatchConfig::only(kind);
+            (config.sha256, config.merkle, config.ed25519) =
+                (only.sha256, only.merkle, only.ed25519);
+        }
+        if self.threads != 0 || self.home.is_none() {
+            config.cpu_threads = self.threads;
+        }
+        self.fpga.apply(self.home.is_some(), &mut config)?;
         let dispatcher = crate::accel::build_dispatcher(config)?;
         if let Route::Backend(kind) = self.backend {
             require_available(&dispatcher, kind)?;
@@ -78,9 +119,35 @@ impl BackendArg {
     }
 }
 
-/// Builds the dispatcher with every backend this build knows about.
+/// The accelerator settings of the node in `home` — its `[accel]` section with
+/// `CPCHAIN_ACCEL__*` variables on top, plus the thresholds `cpchain bench --home` measured
+/// — or the defaults without a home. The GPU backends also read `WGPU_BACKEND` and
+/// `WGPU_ADAPTER_NAME` when the settings leave the choice open.
+pub(crate) fn node_accel_config(home: Option<&Path>) -> Result<DispatchConfig> {
+    let Some(home) = home else {
+        return Ok(DispatchConfig::default());
+    };
+    let mut config = crate::config::load(home, &serde_json::json!({}))?.accel;
+    crate::thresholds::apply(home, &mut config)?;
+    Ok(config)
+}
+
+/// Builds the dispatcher with every backend this build knows about, every device opened.
 pub(crate) fn build_dispatcher(config: DispatchConfig) -> Result<Dispatcher> {
-    Dispatcher::new(config).context("cannot start the accelerator layer")
+    build(config, crate::gpu::Open::Every)
+}
+
+/// Builds a node's dispatcher: devices that `config` sends no work to stay closed.
+pub(crate) fn build_node_dispatcher(config: DispatchConfig) -> Result<Dispatcher> {
+    build(config, crate::gpu::Open::Routed)
+}
+
+fn build(config: DispatchConfig, open: crate::gpu::Open) -> Result<Dispatcher> {
+    let fpga = cpc_accel::fpga::FpgaBackend::from_config(&config.fpga);
+    let mut dispatcher = Dispatcher::new(config).context("cannot start the accelerator layer")?;
+    crate::gpu::register(&mut dispatcher, open)?;
+    dispatcher.register(std::sync::Arc::new(fpga))?;
+    Ok(dispatcher)
 }
 
 fn require_available(dispatcher: &Dispatcher, kind: BackendKind) -> Result<()> {
@@ -106,7 +173,7 @@ fn require_available(dispatcher: &Dispatcher, kind: BackendKind) -> Result<()> {
 
 pub(crate) fn run(cmd: AccelCommand) -> Result<ExitCode> {
     match cmd {
-        AccelCommand::List { json } => list(json),
+        AccelCommand::List { json, home, fpga } => list(json, home.as_deref(), &fpga),
         AccelCommand::Hash {
             backend,
             merkle,
@@ -117,12 +184,14 @@ pub(crate) fn run(cmd: AccelCommand) -> Result<ExitCode> {
             input,
             batch,
         } => verify(&backend, &input, batch as usize),
-        AccelCommand::Selftest { json } => selftest(json),
+        AccelCommand::Selftest { json, home, fpga } => selftest(json, home.as_deref(), &fpga),
     }
 }
 
-fn list(json: bool) -> Result<ExitCode> {
-    let dispatcher = build_dispatcher(DispatchConfig::default())?;
+fn list(json: bool, home: Option<&Path>, fpga: &FpgaArg) -> Result<ExitCode> {
+    let mut config = node_accel_config(home)?;
+    fpga.apply(home.is_some(), &mut config)?;
+    let dispatcher = build_dispatcher(config)?;
     let infos = dispatcher.backends();
     let mut out = io::stdout().lock();
     if json {
@@ -132,9 +201,10 @@ fn list(json: bool) -> Result<ExitCode> {
     }
     writeln!(
         out,
-        "{:<6} {:<5} {:<10} {:<12} device / features",
+        "{:<6} {:<5} {:<11} {:<12} device / features",
         "name", "kind", "status", "max batch"
     )?;
+    let auto = &dispatcher.config().auto;
     for b in infos {
         let status = if b.available {
             "available"
@@ -146,7 +216,7 @@ fn list(json: bool) -> Result<ExitCode> {
             .map_or("unlimited".to_owned(), |m| m.to_string());
         writeln!(
             out,
-            "{:<6} {:<5} {:<10} {:<12} {}",
+            "{:<6} {:<5} {:<11} {:<12} {}",
             b.name,
             b.kind.as_str(),
             status,
@@ -154,10 +224,26 @@ fn list(json: bool) -> Result<ExitCode> {
             b.device
         )?;
         if !b.features.is_empty() {
-            writeln!(out, "{:<36} features: {}", "", b.features.join(", "))?;
+            writeln!(out, "{:<37} features: {}", "", b.features.join(", "))?;
         }
         if let Some(reason) = b.unavailable_reason {
-            writeln!(out, "{:<36} reason: {reason}", "")?;
+            writeln!(out, "{:<37} reason: {reason}", "")?;
+        }
+        if b.available && b.kind != BackendKind::Cpu {
+            let thresholds: Vec<String> = Op::ALL
+                .iter()
+                .filter_map(|&op| {
+                    auto.min_batch_on(b.kind, op, &b.device)
+                        .map(|n| format!("{op} from {n}"))
+                })
+                .collect();
+            let auto = if thresholds.is_empty() {
+                "none, `auto` keeps everything on the cpu (measure: cpchain bench --home HOME)"
+                    .to_owned()
+            } else {
+                thresholds.join(", ")
+            };
+            writeln!(out, "{:<37} auto thresholds: {auto}", "")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -392,8 +478,10 @@ fn verify(backend: &BackendArg, input: &Path, batch: usize) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn selftest(json: bool) -> Result<ExitCode> {
-    let dispatcher = build_dispatcher(DispatchConfig::default())?;
+fn selftest(json: bool, home: Option<&Path>, fpga: &FpgaArg) -> Result<ExitCode> {
+    let mut config = node_accel_config(home)?;
+    fpga.apply(home.is_some(), &mut config)?;
+    let dispatcher = build_dispatcher(config)?;
     let mut reports = Vec::new();
     for info in dispatcher.backends() {
         if !info.available {

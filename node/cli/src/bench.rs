@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use cpc_accel::{BackendKind, DispatchConfig};
+use cpc_accel::BackendKind;
 use cpc_bench::{BenchConfig, Workload};
 
 #[derive(Debug, Args)]
@@ -34,6 +34,15 @@ pub(crate) struct BenchArgs {
     /// Print the JSON report on standard output instead of the table.
     #[arg(long)]
     json: bool,
+    /// A node's home directory: measure the devices its `[accel]` settings select, and
+    /// store the measured `auto` thresholds in its accel-thresholds.toml, which
+    /// `cpchain start` applies.
+    #[arg(long)]
+    home: Option<PathBuf>,
+    /// The FPGA backend's transport (see `cpchain accel list --help`): `serial` measures a
+    /// board, `sim` the rust-hdl simulation (which measures the simulator, not hardware).
+    #[arg(long, default_value = "none", env = "CPCHAIN_ACCEL_FPGA")]
+    fpga: String,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -52,10 +61,14 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     if let Some(ms) = args.budget_ms {
         config.budget = std::time::Duration::from_millis(ms);
     }
-    let dispatcher = crate::accel::build_dispatcher(DispatchConfig {
-        cpu_threads: args.threads,
-        ..DispatchConfig::default()
-    })?;
+    let mut accel = crate::accel::node_accel_config(args.home.as_deref())?;
+    if args.threads != 0 || args.home.is_none() {
+        accel.cpu_threads = args.threads;
+    }
+    if args.fpga != "none" || args.home.is_none() {
+        accel.fpga = cpc_accel::fpga::FpgaConfig::parse_flag(&args.fpga)?;
+    }
+    let dispatcher = crate::accel::build_dispatcher(accel)?;
     let report = cpc_bench::run(&dispatcher, &config, |step| eprintln!("bench: {step}"))?;
 
     std::fs::create_dir_all(&args.out)
@@ -68,12 +81,29 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     let svg = cpc_bench::render_svg(&report)?;
     std::fs::write(&svg_path, svg)
         .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    let thresholds_path = args.out.join("thresholds.toml");
+    crate::thresholds::write(&thresholds_path, &report.auto_policy())?;
+    let stored = match &args.home {
+        Some(home) => Some(crate::thresholds::store(home, &report)?),
+        None => None,
+    };
 
     if args.json {
         println!("{json}");
     } else {
         print!("{}", report.table());
-        println!("wrote {} and {}", json_path.display(), svg_path.display());
+        println!(
+            "wrote {}, {} and {}",
+            json_path.display(),
+            svg_path.display(),
+            thresholds_path.display()
+        );
+        if let Some(file) = stored {
+            println!(
+                "stored the thresholds in {}; `cpchain start` applies them",
+                file.display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

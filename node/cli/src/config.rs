@@ -198,11 +198,56 @@ merkle = "auto"
 ed25519 = "auto"
 # CPU worker threads; 0 uses every core.
 cpu_threads = 0
-# Batch sizes from which `auto` sends work to a device (measured by `cpchain bench`):
+# Batch sizes from which `auto` sends work to a device. `cpchain bench --home <home>`
+# measures them per device into accel-thresholds.toml next to this file, which the node
+# applies while that device is present; entries here win over measured ones. `device`
+# (optional) limits an entry to one device as `cpchain accel list` names it.
 # [[accel.auto.thresholds]]
 # backend = "wgpu"
 # op = "ed25519"
 # min_batch = 4096
+
+[accel.wgpu]
+# Use a GPU through wgpu (Vulkan, Metal, DX12; Mesa's lavapipe is a software one).
+enabled = true
+# Graphics APIs to search, e.g. "vulkan"; empty: the WGPU_BACKEND variable, else all.
+backends = ""
+# The adapter: part of its name as `cpchain accel list` shows it; empty: the
+# WGPU_ADAPTER_NAME variable, else the most capable (discrete, integrated, software).
+adapter = ""
+# Largest batch handed to the device in one call.
+max_batch = 1048576
+# Signatures per submission (hashes and leaves: 16 times as many); the CPU prepares
+# the next submission while the device runs one.
+chunk = 8192
+# Milliseconds a submission may run before the device counts as hung.
+timeout_ms = 60000
+
+[accel.cuda]
+# Use an NVIDIA GPU through the CUDA driver (kernels compiled at run time by NVRTC).
+enabled = true
+# Device ordinal, as nvidia-smi numbers them.
+device = 0
+# Largest batch handed to the device in one call.
+max_batch = 1048576
+# Signatures per launch (hashes and leaves: 16 times as many).
+chunk = 65536
+# Directory for compiled kernels, so later starts skip NVRTC; empty: memory only.
+cache_dir = ""
+
+[accel.fpga]
+# How the FPGA backend reaches its device: "none", "sim" (the rust-hdl simulation of
+# the bitstream: correct and slow) or "serial" (a board running a bitstream from
+# hdl/flow/). Without one the backend is listed as unavailable.
+transport = "none"
+# Serial device, or "auto" to probe /dev/ttyUSB* and /dev/ttyACM* with the version command.
+device = "auto"
+# Serial rate in baud (the hdl/flow/ bitstreams run at 3 Mbaud).
+baud = 3000000
+# Milliseconds to wait for a response before the CPU answers instead.
+timeout_ms = 200
+# Simulated bitstream: "dual" (SHA-256 + SHA-512) or "sha256".
+sim_design = "dual"
 
 [fhe]
 # Homomorphic matching: POST /v1/fhe/keys, /v1/apps/rideshare/match, /v1/apps/search.

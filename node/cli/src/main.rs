@@ -7,10 +7,14 @@ mod accel;
 mod bench;
 mod client;
 mod config;
+mod data;
 mod fhe;
+mod gpu;
+mod hdl;
 mod keys;
 mod node;
 mod testnet;
+mod thresholds;
 
 use std::process::ExitCode;
 
@@ -29,6 +33,9 @@ enum Command {
     /// Inspect and use the accelerator backends (CPU, GPU, FPGA).
     #[command(subcommand)]
     Accel(accel::AccelCommand),
+    /// The FPGA designs: emit their Verilog and testbenches.
+    #[command(subcommand)]
+    Hdl(hdl::HdlCommand),
     /// Create a node home: keys, a single-validator genesis and a commented config.toml.
     Init(node::InitArgs),
     /// Write keys, a genesis and configs for an N-node network on loopback.
@@ -80,6 +87,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Accel(cmd) => accel::run(cmd),
+        Command::Hdl(cmd) => hdl::run(cmd),
         Command::Init(args) => node::init(&args),
         Command::Testnet(args) => testnet::run(&args),
         Command::Start(args) => node::start(&args),

@@ -203,7 +203,9 @@ fn open(home: &Path, flags: &serde_json::Value) -> Result<Opened> {
     } else {
         None
     };
-    let accel = Arc::new(crate::accel::build_dispatcher(config.accel.clone())?);
+    let mut accel_config = config.accel.clone();
+    crate::thresholds::apply(home, &mut accel_config)?;
+    let accel = Arc::new(crate::accel::build_node_dispatcher(accel_config)?);
     let store = StoreConfig {
         path: resolve(home, &config.node.data_dir),
         sync: config.node.sync_writes,
@@ -309,7 +311,16 @@ fn node_key(path: &Path) -> Result<SecretKey> {
 
 enum Work {
     Consensus(cpc_p2p::MessageRef, Vec<u8>),
+    Ticket(cpc_p2p::MessageRef, Vec<u8>),
     Blocks(cpc_p2p::PeerId, Vec<Vec<u8>>),
+}
+
+fn net_verdict(v: &Verdict) -> cpc_p2p::Verdict {
+    match v {
+        Verdict::Accept => cpc_p2p::Verdict::Accept,
+        Verdict::Ignore => cpc_p2p::Verdict::Ignore,
+        Verdict::Reject(_) => cpc_p2p::Verdict::Reject,
+    }
 }
 
 /// Runs the consensus engine on its own thread: block execution and signature checks are
@@ -335,15 +346,15 @@ fn consensus_thread(
                 if let Verdict::Reject(why) = &verdict {
                     tracing::debug!(%why, "rejected a consensus message");
                 }
-                net.validate(
-                    msg,
-                    match verdict {
-                        Verdict::Accept => cpc_p2p::Verdict::Accept,
-                        Verdict::Ignore => cpc_p2p::Verdict::Ignore,
-                        Verdict::Reject(_) => cpc_p2p::Verdict::Reject,
-                    },
-                );
+                net.validate(msg, net_verdict(&verdict));
                 outs.extend(out);
+            }
+            Ok(Work::Ticket(msg, data)) => {
+                let verdict = engine.on_ticket(&data);
+                if let Verdict::Reject(why) = &verdict {
+                    tracing::debug!(%why, "rejected an election ticket");
+                }
+                net.validate(msg, net_verdict(&verdict));
             }
             Ok(Work::Blocks(peer, raw)) => {
                 let decoded: Result<Vec<Block>, _> =
@@ -387,6 +398,7 @@ fn consensus_thread(
         for o in outs {
             match o {
                 Outbound::Gossip(data) => net.publish(Topic::Consensus, data),
+                Outbound::Ticket(data) => net.publish(Topic::Tickets, data),
                 Outbound::Fetch { from } => net.fetch(from),
             }
         }
@@ -452,10 +464,12 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
     let status = chain.status();
     let engine = Engine::new(chain.clone(), config.consensus)
         .context("cannot start the consensus engine")?;
-    let (net, mut events) = Network::start(
+    let data = Arc::new(crate::data::DataNode::open(chain.clone())?);
+    let (net, mut events) = Network::start_with_data(
         config.p2p.clone(),
         node_secret,
         Arc::new(ChainSource(chain.clone())),
+        data,
     )?;
     chain.enable_gossip();
     tracing::info!(
@@ -523,11 +537,11 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
                     }
                     r => r.is_ok(),
                 },
-                NetEvent::Gossip { msg, .. } => {
-                    // Election tickets are not used yet.
-                    net.validate(msg, cpc_p2p::Verdict::Ignore);
-                    true
-                }
+                NetEvent::Gossip {
+                    topic: Topic::Tickets,
+                    msg,
+                    data,
+                } => work_tx.send(Work::Ticket(msg, data)).is_ok(),
                 NetEvent::Blocks { peer, blocks } => {
                     work_tx.send(Work::Blocks(peer, blocks)).is_ok()
                 }
@@ -605,7 +619,7 @@ pub(crate) struct CheckArgs {
 pub(crate) fn check(args: &CheckArgs) -> Result<ExitCode> {
     let config = config::load(&args.home, &serde_json::json!({}))?;
     let genesis = read_genesis(&resolve(&args.home, &config.node.genesis_file))?;
-    let accel = crate::accel::build_dispatcher(config.accel.clone())?;
+    let accel = crate::accel::build_node_dispatcher(config.accel.clone())?;
     let path = resolve(&args.home, &config.node.data_dir);
     if !path.exists() {
         bail!(

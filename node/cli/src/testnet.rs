@@ -35,6 +35,13 @@ pub(crate) struct TestnetArgs {
     /// Least milliseconds between blocks.
     #[arg(long, default_value_t = 500)]
     block_interval_ms: u64,
+    /// Committee seats; validators beyond them wait on standby and stand in elections.
+    /// Defaults to every node, at most the genesis default of 4.
+    #[arg(long)]
+    committee: Option<u32>,
+    /// Blocks per election term (the committee is elected anew at the end of each).
+    #[arg(long, default_value_t = 120)]
+    term_length: u64,
     /// Write into an existing directory (its node data directories are removed).
     #[arg(long)]
     force: bool,
@@ -132,10 +139,20 @@ pub(crate) fn run(args: &TestnetArgs) -> Result<ExitCode> {
         .checked_sub(used)
         .context("too many users and nodes for the supply")?;
     allocations.insert(foundation.address(), rest);
+    let mut params = Params::with_foundation(foundation.address());
+    params.committee_size = args
+        .committee
+        .unwrap_or((args.nodes as u32).min(params.committee_size));
+    params.term_length = args.term_length;
+    if params.committee_size == 0 || params.committee_size as usize > args.nodes {
+        bail!("--committee must be between 1 and --nodes ({})", args.nodes);
+    }
+    // A committee of one or two has no reserved seat to give.
+    params.reserved_seats = params.reserved_seats.min(params.committee_size / 4);
     let genesis = Genesis {
         chain_id: args.chain_id,
         timestamp_ms: cpc_api::now_ms(),
-        params: Params::with_foundation(foundation.address()),
+        params,
         allocations,
         validators: validators
             .iter()

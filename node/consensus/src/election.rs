@@ -20,10 +20,10 @@
 //! proposer: a single proposer cannot choose it, only withhold its block, which hands the
 //! seed to a fallback hash.
 
-use cpc_types::{Hash32, PublicKey, sha256};
+use cpc_types::{Hash32, PublicKey, Ticket, VrfProof, sha256};
 use serde::{Deserialize, Serialize};
 
-use crate::vrf::{self, Output, Proof, VrfSecret};
+use crate::vrf::{self, Output, VrfSecret};
 
 /// Election parameters (genesis).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,15 +49,15 @@ pub struct Candidate {
     pub credit: u32,
 }
 
-/// A candidate's VRF proof for a term.
+/// A candidate whose ticket verified: its credit and lucky value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ticket {
-    /// Whose ticket.
-    pub candidate: PublicKey,
-    /// The term.
-    pub term: u64,
-    /// The VRF proof over the term input.
-    pub proof: Proof,
+pub struct Scored {
+    /// Its signing key.
+    pub key: PublicKey,
+    /// Its credit, 0–1000.
+    pub credit: u32,
+    /// The lucky value of its ticket.
+    pub lucky: u64,
 }
 
 /// Why an election cannot be held.
@@ -87,6 +87,23 @@ pub struct Elected {
     pub rejected: Vec<PublicKey>,
 }
 
+impl ElectionParams {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), ElectionError> {
+        if self.committee_size == 0 || self.reserved_seats > self.committee_size {
+            return Err(ElectionError::Params(
+                "need 0 < committee_size and reserved_seats <= committee_size",
+            ));
+        }
+        if self.credit_weight_percent > 100 {
+            return Err(ElectionError::Params(
+                "credit_weight_percent is at most 100",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The VRF input of a term.
 pub fn term_input(seed: &Hash32, term: u64) -> Vec<u8> {
     [&b"cpchain/term/v1"[..], &seed.0, &term.to_be_bytes()].concat()
@@ -104,7 +121,7 @@ pub fn make_ticket(
         Ticket {
             candidate,
             term,
-            proof,
+            proof: VrfProof(proof),
         },
         output,
     )
@@ -141,19 +158,9 @@ pub fn elect(
     term: u64,
     params: &ElectionParams,
 ) -> Result<Elected, ElectionError> {
-    if params.committee_size == 0 || params.reserved_seats > params.committee_size {
-        return Err(ElectionError::Params(
-            "need 0 < committee_size and reserved_seats <= committee_size",
-        ));
-    }
-    if params.credit_weight_percent > 100 {
-        return Err(ElectionError::Params(
-            "credit_weight_percent is at most 100",
-        ));
-    }
+    params.validate()?;
     let input = term_input(seed, term);
-    // (score, lucky, key) per valid ticket; one ticket per candidate.
-    let mut ranked: Vec<(u128, u64, PublicKey, u32)> = Vec::new();
+    let mut scored = Vec::new();
     let mut rejected = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for t in tickets {
@@ -165,49 +172,61 @@ pub fn elect(
             rejected.push(t.candidate);
             continue;
         }
-        match vrf::verify(&c.vrf_key, &input, &t.proof) {
-            Ok(out) if seen.insert(c.key) => {
-                let lucky = lucky_value(&out);
-                ranked.push((score(c.credit, lucky, params), lucky, c.key, c.credit));
-            }
+        match vrf::verify(&c.vrf_key, &input, &t.proof.0) {
+            Ok(out) if seen.insert(c.key) => scored.push(Scored {
+                key: c.key,
+                credit: c.credit,
+                lucky: lucky_value(&out),
+            }),
             Ok(_) => {}
             Err(_) => rejected.push(t.candidate),
         }
     }
-    if ranked.len() < params.committee_size {
+    let mut elected = rank(&scored, params)?;
+    elected.rejected = rejected;
+    Ok(elected)
+}
+
+/// Elects the committee from candidates whose tickets were verified (one entry per
+/// candidate). The order of `scored` does not matter.
+pub fn rank(scored: &[Scored], params: &ElectionParams) -> Result<Elected, ElectionError> {
+    params.validate()?;
+    if scored.len() < params.committee_size {
         return Err(ElectionError::TooFewTickets {
-            valid: ranked.len(),
+            valid: scored.len(),
             seats: params.committee_size,
         });
     }
+    let score_of = |s: &Scored| score(s.credit, s.lucky, params);
     // Best first: higher score, then higher lucky value, then the smaller key.
-    let best_first = |a: &(u128, u64, PublicKey, u32), b: &(u128, u64, PublicKey, u32)| {
-        b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2))
+    let best_first = |a: &&Scored, b: &&Scored| {
+        score_of(b)
+            .cmp(&score_of(a))
+            .then(b.lucky.cmp(&a.lucky))
+            .then(a.key.cmp(&b.key))
     };
-    let mut low: Vec<_> = ranked
+    let mut low: Vec<&Scored> = scored
         .iter()
-        .filter(|r| r.3 < params.low_credit_below)
-        .copied()
+        .filter(|s| s.credit < params.low_credit_below)
         .collect();
-    low.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+    low.sort_by(|a, b| b.lucky.cmp(&a.lucky).then(a.key.cmp(&b.key)));
     let reserved: Vec<PublicKey> = low
         .iter()
         .take(params.reserved_seats)
-        .map(|r| r.2)
+        .map(|s| s.key)
         .collect();
-    let mut rest: Vec<_> = ranked
+    let mut rest: Vec<&Scored> = scored
         .iter()
-        .filter(|r| !reserved.contains(&r.2))
-        .copied()
+        .filter(|s| !reserved.contains(&s.key))
         .collect();
     rest.sort_by(best_first);
     let open = params.committee_size - reserved.len();
     let mut members = reserved;
-    members.extend(rest.iter().take(open).map(|r| r.2));
-    let standby = rest.iter().skip(open).map(|r| r.2).collect();
+    members.extend(rest.iter().take(open).map(|s| s.key));
+    let standby = rest.iter().skip(open).map(|s| s.key).collect();
     Ok(Elected {
         members,
         standby,
-        rejected,
+        rejected: Vec::new(),
     })
 }

@@ -1,8 +1,8 @@
 //! The election: verifiable, deterministic, credit- and luck-weighted, with reserved seats.
 
-use cpc_consensus::election::{self, Candidate, ElectionError, ElectionParams, Ticket};
+use cpc_consensus::election::{self, Candidate, ElectionError, ElectionParams};
 use cpc_consensus::vrf::VrfSecret;
-use cpc_types::{Hash32, PublicKey};
+use cpc_types::{Hash32, PublicKey, Ticket};
 use proptest::prelude::*;
 
 struct Node {
@@ -75,7 +75,7 @@ fn invalid_foreign_and_stale_tickets_are_rejected() {
     let n = nodes(&[900, 800, 700, 600, 500]);
     let seed = Hash32([4; 32]);
     let mut t = tickets(&n, &seed, 1);
-    t[0].proof[50] ^= 1; // forged
+    t[0].proof.0[50] ^= 1; // forged
     t[1].term = 2; // another term
     let outsider = VrfSecret::from_seed(&[99; 32]);
     t.push(election::make_ticket(&outsider, PublicKey(outsider.public()), &seed, 1).0);
@@ -137,7 +137,7 @@ proptest! {
     fn luck_changes_with_the_seed_and_scores_stay_in_range(seed in any::<[u8; 32]>(), credit in 0u32..2000, w in 0u8..=100) {
         let v = VrfSecret::from_seed(&[7; 32]);
         let (t, out) = election::make_ticket(&v, PublicKey(v.public()), &Hash32(seed), 1);
-        let verified = cpc_consensus::vrf::verify(&v.public(), &election::term_input(&Hash32(seed), 1), &t.proof).unwrap();
+        let verified = cpc_consensus::vrf::verify(&v.public(), &election::term_input(&Hash32(seed), 1), &t.proof.0).unwrap();
         prop_assert_eq!(verified, out);
         let p = ElectionParams { credit_weight_percent: w, ..PARAMS };
         let sc = election::score(credit, election::lucky_value(&out), &p);

@@ -8,12 +8,16 @@
 //!   listen addresses. Bootnodes that drop are dialed again.
 //! - **Request-response** (`/cpchain/sync/1`) serves final blocks to peers that catch up;
 //!   answers come from a [`BlockSource`].
+//! - **Request-response** (`/cpchain/data/1`) carries the data layer's requests (store and
+//!   fetch chunks, deliver kfrags, ask for re-encryption) as opaque bytes; a
+//!   [`DataService`] answers them and [`Network::data_request`] sends them. Which peers
+//!   store a chunk is the data layer's choice among [`Network::data_peers`].
 //!
 //! The swarm runs on its own task. [`Network`] is the handle: commands in, [`NetEvent`]s
 //! out. Message sizes are capped at [`P2pConfig::max_message_bytes`]; a peer that sends
 //! garbage never stops the node.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +28,7 @@ use libp2p::{
     identity, kad, noise, request_response, tcp, yamux,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use libp2p::PeerId;
 
@@ -131,6 +135,39 @@ pub trait BlockSource: Send + Sync + 'static {
     fn blocks_from(&self, from: u64) -> Vec<Vec<u8>>;
 }
 
+/// Answers peers' data-layer requests. Requests and answers are opaque to the network;
+/// `handle` runs on a blocking thread, so it may read the disk.
+pub trait DataService: Send + Sync + 'static {
+    /// The answer to `request` from `peer`.
+    fn handle(&self, peer: &PeerId, request: Vec<u8>) -> Vec<u8>;
+}
+
+/// The data service of a node that stores no data: every answer is empty.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoDataService;
+
+impl DataService for NoDataService {
+    fn handle(&self, _peer: &PeerId, _request: Vec<u8>) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+/// A data request that got no answer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    /// The peer could not be reached or did not answer in time.
+    #[error("peer {peer} did not answer: {reason}")]
+    Failed {
+        /// The peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// The network task is gone (the node is stopping).
+    #[error("the network is shut down")]
+    Closed,
+}
+
 /// An opaque gossip message id, handed back with the verdict.
 #[derive(Clone, Debug)]
 pub struct MessageRef {
@@ -202,6 +239,13 @@ enum Command {
         request_response::ResponseChannel<SyncResponse>,
         SyncResponse,
     ),
+    DataRequest(
+        PeerId,
+        Vec<u8>,
+        oneshot::Sender<Result<Vec<u8>, RequestError>>,
+    ),
+    DataRespond(request_response::ResponseChannel<DataMessage>, DataMessage),
+    DataPeers(oneshot::Sender<Vec<PeerId>>),
 }
 
 /// Least time between two sync requests of one peer that are served.
@@ -261,6 +305,9 @@ struct SyncResponse {
     blocks: Vec<Bytes>,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct DataMessage(Bytes);
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     limits: connection_limits::Behaviour,
@@ -268,10 +315,12 @@ struct Behaviour {
     kademlia: kad::Behaviour<kad::store::MemoryStore>,
     identify: identify::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    data: request_response::cbor::Behaviour<DataMessage, DataMessage>,
 }
 
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/kad/1");
 const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/sync/1");
+const DATA_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/data/1");
 const IDENTIFY_VERSION: &str = "/cpchain/1";
 
 fn parse_addr(s: &str) -> Result<Multiaddr, P2pError> {
@@ -355,6 +404,18 @@ fn behaviour(key: &identity::Keypair, config: &P2pConfig) -> Result<Behaviour, P
         [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
     );
+    // A data request carries at most one chunk, an answer at most one chunk or a list
+    // of small items; both fit the gossip limit with room for framing.
+    let data_codec = request_response::cbor::codec::Codec::<DataMessage, DataMessage>::default()
+        .set_request_size_maximum(max.saturating_add(1 << 16))
+        .set_response_size_maximum(max.saturating_add(1 << 16));
+    let data = request_response::cbor::Behaviour::with_codec(
+        data_codec,
+        [(DATA_PROTOCOL, request_response::ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(30))
+            .with_max_concurrent_streams(256),
+    );
     let limits = connection_limits::Behaviour::new(
         connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_peers))
@@ -367,6 +428,7 @@ fn behaviour(key: &identity::Keypair, config: &P2pConfig) -> Result<Behaviour, P
         kademlia,
         identify,
         sync,
+        data,
     })
 }
 
@@ -377,6 +439,16 @@ impl Network {
         config: P2pConfig,
         secret: [u8; 32],
         source: Arc<dyn BlockSource>,
+    ) -> Result<(Network, mpsc::Receiver<NetEvent>), P2pError> {
+        Self::start_with_data(config, secret, source, Arc::new(NoDataService))
+    }
+
+    /// [`Network::start`], with peers' data requests answered by `data`.
+    pub fn start_with_data(
+        config: P2pConfig,
+        secret: [u8; 32],
+        source: Arc<dyn BlockSource>,
+        data: Arc<dyn DataService>,
     ) -> Result<(Network, mpsc::Receiver<NetEvent>), P2pError> {
         let key = identity::Keypair::ed25519_from_bytes(secret)
             .map_err(|e| P2pError::Key(e.to_string()))?;
@@ -417,6 +489,8 @@ impl Network {
             config,
             bootnodes,
             source,
+            data,
+            pending_data: HashMap::new(),
             events: ev_tx,
             status: status.clone(),
             peers: BTreeMap::new(),
@@ -466,6 +540,35 @@ impl Network {
         self.send(Command::Strike(peer));
     }
 
+    /// Sends a data-layer request to `peer` and waits for its answer.
+    pub async fn data_request(
+        &self,
+        peer: PeerId,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Command::DataRequest(peer, request, tx))
+            .await
+            .map_err(|_| RequestError::Closed)?;
+        rx.await.map_err(|_| RequestError::Closed)?
+    }
+
+    /// The peers that may store data: connected peers and those in the Kademlia routing
+    /// table, without banned ones.
+    pub async fn data_peers(&self) -> Vec<PeerId> {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Command::DataPeers(tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// This node's peer id, typed.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
     /// Peers and counters.
     pub fn status(&self) -> NetStatus {
         self.status
@@ -485,6 +588,11 @@ struct Driver {
     config: P2pConfig,
     bootnodes: Vec<Multiaddr>,
     source: Arc<dyn BlockSource>,
+    data: Arc<dyn DataService>,
+    pending_data: HashMap<
+        request_response::OutboundRequestId,
+        oneshot::Sender<Result<Vec<u8>, RequestError>>,
+    >,
     events: mpsc::Sender<NetEvent>,
     status: Arc<Mutex<NetStatus>>,
     peers: BTreeMap<PeerId, Multiaddr>,
@@ -614,6 +722,79 @@ impl Driver {
             Command::Respond(channel, resp) => {
                 let _ = self.swarm.behaviour_mut().sync.send_response(channel, resp);
             }
+            Command::DataRequest(peer, request, reply) => {
+                if self.banned.contains(&peer) {
+                    let _ = reply.send(Err(RequestError::Failed {
+                        peer: peer.to_string(),
+                        reason: "banned".into(),
+                    }));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .data
+                    .send_request(&peer, DataMessage(Bytes(request)));
+                self.pending_data.insert(id, reply);
+            }
+            Command::DataRespond(channel, resp) => {
+                let _ = self.swarm.behaviour_mut().data.send_response(channel, resp);
+            }
+            Command::DataPeers(reply) => {
+                let mut peers: BTreeSet<PeerId> = self.peers.keys().copied().collect();
+                for bucket in self.swarm.behaviour_mut().kademlia.kbuckets() {
+                    for e in bucket.iter() {
+                        peers.insert(*e.node.key.preimage());
+                    }
+                }
+                peers.retain(|p| !self.banned.contains(p));
+                let _ = reply.send(peers.into_iter().collect());
+            }
+        }
+    }
+
+    fn on_data(&mut self, ev: request_response::Event<DataMessage, DataMessage>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let service = self.data.clone();
+                    let cmds = self.commands.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let answer = service.handle(&peer, request.0.0);
+                        if let Some(cmds) = cmds.upgrade() {
+                            let resp = DataMessage(Bytes(answer));
+                            let _ = cmds.blocking_send(Command::DataRespond(channel, resp));
+                        }
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending_data.remove(&request_id) {
+                        let _ = reply.send(Ok(response.0.0));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.pending_data.remove(&request_id) {
+                    let _ = reply.send(Err(RequestError::Failed {
+                        peer: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "data request from peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -729,6 +910,7 @@ impl Driver {
             )) => {
                 tracing::debug!(%peer, %error, "sync request failed");
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Data(ev)) => self.on_data(ev),
             _ => {}
         }
     }

@@ -109,3 +109,55 @@ async fn gossip_sync_and_banning_a_peer_that_sends_garbage() {
     assert!(st.peers.is_empty(), "{:?}", st.peers);
     drop(b_rx.try_recv());
 }
+
+/// Answers a data request with its bytes reversed, and counts who asked.
+struct Echo(std::sync::Mutex<Vec<cpc_p2p::PeerId>>);
+
+impl cpc_p2p::DataService for Echo {
+    fn handle(&self, peer: &cpc_p2p::PeerId, mut request: Vec<u8>) -> Vec<u8> {
+        self.0.lock().unwrap().push(*peer);
+        request.reverse();
+        request
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_requests_reach_the_peers_data_service() {
+    let (pa, pb) = (port(), port());
+    let echo = Arc::new(Echo(Default::default()));
+    let config = |port: u16, bootnodes: Vec<String>| P2pConfig {
+        listen: format!("/ip4/127.0.0.1/tcp/{port}"),
+        bootnodes,
+        ..P2pConfig::default()
+    };
+    let (a, _a_rx) =
+        Network::start_with_data(config(pa, vec![]), [1; 32], Arc::new(Blocks), echo.clone())
+            .unwrap();
+    let (b, _b_rx) = Network::start(
+        config(pb, vec![format!("/ip4/127.0.0.1/tcp/{pa}")]),
+        [2; 32],
+        Arc::new(Blocks),
+    )
+    .unwrap();
+    let a_id = a.local_peer_id();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !b.data_peers().await.contains(&a_id) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a becomes a data peer of b");
+    // A chunk-sized request goes through.
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+    let answer = b.data_request(a_id, big.clone()).await.unwrap();
+    assert_eq!(answer, big.iter().rev().copied().collect::<Vec<u8>>());
+    assert_eq!(echo.0.lock().unwrap().as_slice(), &[b.local_peer_id()]);
+    // A node without a data service answers empty.
+    assert_eq!(
+        a.data_request(b.local_peer_id(), vec![1, 2]).await.unwrap(),
+        Vec::<u8>::new()
+    );
+    // An unknown peer cannot be reached.
+    let stranger = cpc_p2p::PeerId::random();
+    assert!(b.data_request(stranger, vec![1]).await.is_err());
+}

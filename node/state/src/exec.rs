@@ -2,7 +2,7 @@
 
 use cpc_types::{Address, Hash32, SignedTransaction, TxKind, TxReceipt, sha256};
 
-use crate::model::{Account, Anchor, Grant, LeaseOffer, Stream, Validator};
+use crate::model::{Account, Anchor, Grant, LeaseOffer, SideGroup, Stream, Validator};
 use crate::store::{Overlay, key};
 use crate::{DAY_MS, MINUTE_MS, Params, TxError};
 
@@ -182,6 +182,7 @@ fn apply_kind(
                 endpoint: endpoint.clone(),
                 deposit: *deposit,
                 credit: params.initial_credit,
+                absent: 0,
             };
             ov.put(key::validator(sender), &v);
             Ok(())
@@ -259,6 +260,17 @@ fn apply_kind(
             frontier_root,
             confirmed_vertices,
         } => {
+            let group: SideGroup =
+                ov.get_decoded(&key::side_group(group_id))
+                    .ok_or(TxError::NotFound {
+                        what: "side-chain group",
+                        id: *group_id,
+                    })?;
+            if !group.gateways.contains(&stx.tx.sender) {
+                return Err(TxError::NotAllowed(
+                    "only a gateway of the group may anchor it".into(),
+                ));
+            }
             if let Some(prev) = ov.get_decoded::<Anchor>(&key::anchor(group_id)) {
                 if *sequence <= prev.sequence || *confirmed_vertices < prev.confirmed_vertices {
                     return Err(TxError::Invalid(format!(
@@ -412,6 +424,52 @@ fn apply_kind(
             ov.delete(key::offer(offer));
             credit(ov, sender, o.amount)
         }
+        TxKind::SideGroup { group_id, gateways } => {
+            if gateways.is_empty() || gateways.len() > 64 {
+                return Err(TxError::Invalid(format!(
+                    "{} gateways; a side-chain group has 1 to 64",
+                    gateways.len()
+                )));
+            }
+            if gateways.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(TxError::Invalid(
+                    "gateways must be sorted, each listed once".into(),
+                ));
+            }
+            let k = key::side_group(group_id);
+            let locked = match ov.get_decoded::<SideGroup>(&k) {
+                Some(g) if g.owner != *sender => {
+                    return Err(TxError::NotAllowed(
+                        "only the group's owner may change its gateways".into(),
+                    ));
+                }
+                Some(g) => g.locked,
+                None => 0,
+            };
+            ov.put(
+                k,
+                &SideGroup {
+                    owner: *sender,
+                    gateways: gateways.clone(),
+                    locked,
+                },
+            );
+            Ok(())
+        }
+        TxKind::SideLock {
+            group_id, amount, ..
+        } => {
+            positive(*amount, "side lock")?;
+            let k = key::side_group(group_id);
+            let mut g: SideGroup = ov.get_decoded(&k).ok_or(TxError::NotFound {
+                what: "side-chain group",
+                id: *group_id,
+            })?;
+            debit(ov, sender, *amount)?;
+            g.locked = g.locked.checked_add(*amount).ok_or(TxError::Overflow)?;
+            ov.put(k, &g);
+            Ok(())
+        }
     }
 }
 
@@ -472,7 +530,7 @@ fn conflicting_votes(
     if a.chain_id != chain_id || b.chain_id != chain_id {
         return Err(bad("a vote is for another chain"));
     }
-    if a.view != b.view || a == b {
+    if a.view != b.view || a.epoch != b.epoch || a == b {
         return Err(bad("the votes do not conflict"));
     }
     let conflict = match (a.kind, b.kind) {
@@ -499,6 +557,7 @@ mod tests {
         let nullify = kind == VoteKind::Nullify;
         Vote {
             chain_id: 1,
+            epoch: 0,
             kind,
             view,
             parent_view: if nullify { 0 } else { view - 1 },
@@ -540,6 +599,10 @@ mod tests {
         assert!(!conflict(vote(Notarize, 5, 1), vote(Finalize, 5, 2)));
         assert!(!conflict(vote(Notarize, 5, 1), vote(Notarize, 6, 2)));
         assert!(!conflict(vote(Notarize, 5, 1), vote(Notarize, 5, 1)));
+        // Two committees' views are apart: a member of both may vote in view 5 of each.
+        let mut later = vote(Notarize, 5, 2);
+        later.epoch = 1;
+        assert!(!conflict(vote(Notarize, 5, 1), later));
         // Another chain's votes, or a signature by someone else.
         let mut other = vote(Notarize, 5, 2);
         other.chain_id = 2;
@@ -549,7 +612,7 @@ mod tests {
         assert!(conflicting_votes(&ev, 1).is_err());
         // A payload that is not a vote.
         let mut ev = evidence(&k, vote(Notarize, 5, 1), vote(Notarize, 5, 2));
-        ev.second.payload = b"cpchain/vote/v2 junk".to_vec();
+        ev.second.payload = b"cpchain/vote/v3 junk".to_vec();
         ev.second.signature = k.sign(&ev.second.payload);
         assert!(conflicting_votes(&ev, 1).is_err());
     }

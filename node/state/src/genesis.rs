@@ -39,14 +39,74 @@ pub struct Params {
     /// Credit a validator loses for each view it led that was nullified.
     #[serde(default = "default_missed_proposal_penalty")]
     pub missed_proposal_penalty: u32,
+    /// Committee seats `k`; `3f + 1` seats tolerate `f` faulty members.
+    #[serde(default = "default_committee_size")]
+    pub committee_size: u32,
+    /// Blocks per election term; the committee is elected anew at the end of each.
+    #[serde(default = "default_term_length")]
+    pub term_length: u64,
+    /// Seats of each election reserved for the luckiest low-credit candidates.
+    #[serde(default = "default_reserved_seats")]
+    pub reserved_seats: u32,
+    /// Credit below which a candidate may take a reserved seat.
+    #[serde(default = "default_low_credit_below")]
+    pub low_credit_below: u32,
+    /// Weight of credit against luck in the election score, 0–100.
+    #[serde(default = "default_credit_weight_percent")]
+    pub credit_weight_percent: u8,
+    /// Credit a member earns for each of its votes a block carries.
+    #[serde(default = "default_vote_reward")]
+    pub vote_reward: u32,
+    /// Credit a member loses for each block without its vote, beyond `absence_grace`.
+    #[serde(default = "default_absence_penalty")]
+    pub absence_penalty: u32,
+    /// Blocks in a row a member's vote may be missing before it loses credit (slow links
+    /// miss some; a member that is down misses all).
+    #[serde(default = "default_absence_grace")]
+    pub absence_grace: u32,
+    /// Members whose credit falls below this leave the committee.
+    #[serde(default = "default_removal_threshold")]
+    pub removal_threshold: u32,
+    /// Credit a candidate earns for each ticket recorded on chain.
+    #[serde(default = "default_ticket_reward")]
+    pub ticket_reward: u32,
 }
 
 fn default_proposal_reward() -> u32 {
     1
 }
-
 fn default_missed_proposal_penalty() -> u32 {
     10
+}
+fn default_committee_size() -> u32 {
+    4
+}
+fn default_term_length() -> u64 {
+    600
+}
+fn default_reserved_seats() -> u32 {
+    1
+}
+fn default_low_credit_below() -> u32 {
+    550
+}
+fn default_credit_weight_percent() -> u8 {
+    50
+}
+fn default_vote_reward() -> u32 {
+    1
+}
+fn default_absence_penalty() -> u32 {
+    2
+}
+fn default_absence_grace() -> u32 {
+    8
+}
+fn default_removal_threshold() -> u32 {
+    100
+}
+fn default_ticket_reward() -> u32 {
+    20
 }
 codec_struct!(Params {
     free_tx_per_day,
@@ -60,6 +120,16 @@ codec_struct!(Params {
     max_block_txs,
     proposal_reward,
     missed_proposal_penalty,
+    committee_size,
+    term_length,
+    reserved_seats,
+    low_credit_below,
+    credit_weight_percent,
+    vote_reward,
+    absence_penalty,
+    absence_grace,
+    removal_threshold,
+    ticket_reward,
 });
 
 impl Params {
@@ -77,6 +147,16 @@ impl Params {
             max_block_txs: 20_000,
             proposal_reward: default_proposal_reward(),
             missed_proposal_penalty: default_missed_proposal_penalty(),
+            committee_size: default_committee_size(),
+            term_length: default_term_length(),
+            reserved_seats: default_reserved_seats(),
+            low_credit_below: default_low_credit_below(),
+            credit_weight_percent: default_credit_weight_percent(),
+            vote_reward: default_vote_reward(),
+            absence_penalty: default_absence_penalty(),
+            absence_grace: default_absence_grace(),
+            removal_threshold: default_removal_threshold(),
+            ticket_reward: default_ticket_reward(),
         }
     }
 }
@@ -208,6 +288,28 @@ impl Genesis {
         }
         if p.initial_credit > 1000 {
             return Err(GenesisError::Param("initial_credit is at most 1000".into()));
+        }
+        crate::consensus::election_params(p)
+            .validate()
+            .map_err(|e| GenesisError::Param(e.to_string()))?;
+        if p.committee_size > u32::from(u16::MAX) {
+            return Err(GenesisError::Param(format!(
+                "committee_size is {}, at most {}",
+                p.committee_size,
+                u16::MAX
+            )));
+        }
+        // Candidates need part of a term to prove and spread their tickets.
+        if p.term_length < 8 {
+            return Err(GenesisError::Param(format!(
+                "term_length is {} blocks; at least 8 leave time for election tickets",
+                p.term_length
+            )));
+        }
+        if p.removal_threshold > 1000 || p.initial_credit < p.removal_threshold {
+            return Err(GenesisError::Param(
+                "removal_threshold must be at most 1000 and at most initial_credit".into(),
+            ));
         }
         Ok(())
     }

@@ -23,16 +23,21 @@
 //! The state root is the Merkle root (through the accelerator, [`cpc_accel::merkle`]) of
 //! `SHA-256(len(key) || key || value)` over the entries in key order.
 
+mod consensus;
 mod error;
 mod exec;
 mod genesis;
 mod model;
 mod store;
 
+pub use consensus::{
+    BlockCredit, ChangeReason, CommitteeInfo, Lucky, MAX_BLOCK_TICKETS, RuleError, TicketError,
+    credit_params, election_params, genesis_seed, starts_term, term_of,
+};
 pub use error::{GenesisError, TxError};
 pub use exec::BlockEnv;
 pub use genesis::{Genesis, GenesisValidator, MAX_TIMESTAMP_MS, Params};
-pub use model::{Account, Anchor, Grant, LeaseOffer, Stream, Validator};
+pub use model::{Account, Anchor, Grant, LeaseOffer, SideGroup, Stream, Validator};
 pub use store::{State, StateEntry};
 
 /// Milliseconds in a quota day.

@@ -85,13 +85,16 @@ pub struct Validator {
     pub deposit: u64,
     /// Credit (reputation), 0–1000.
     pub credit: u32,
+    /// Blocks in a row that carried the committee's votes without this member's.
+    pub absent: u32,
 }
 codec_struct!(Validator {
     key,
     vrf_key,
     endpoint,
     deposit,
-    credit
+    credit,
+    absent
 });
 
 /// A data stream and its owner.
@@ -146,4 +149,20 @@ codec_struct!(Anchor {
     frontier_root,
     confirmed_vertices,
     height
+});
+
+/// A side-chain group declared on chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideGroup {
+    /// Who declared it, and alone may change its gateways.
+    pub owner: Address,
+    /// The gateways' keys, sorted.
+    pub gateways: Vec<PublicKey>,
+    /// Base units locked in the group by side-lock transactions.
+    pub locked: u64,
+}
+codec_struct!(SideGroup {
+    owner,
+    gateways,
+    locked
 });

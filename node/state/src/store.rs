@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cpc_accel::Dispatcher;
 use cpc_types::codec::{Decode, Encode, decode_exact};
-use cpc_types::{Address, Hash32, PublicKey, SignedTransaction, TxReceipt, sha256};
+use cpc_types::{Address, DataRecord, Hash32, PublicKey, SignedTransaction, TxReceipt, sha256};
 
 use crate::exec::{self, BlockEnv};
 use crate::genesis::{Genesis, Params};
-use crate::model::{Account, LeaseOffer, Validator};
+use crate::model::{Account, Grant, LeaseOffer, Stream, Validator};
 use crate::{GenesisError, TxError};
 
 /// Key prefixes: one byte per table.
@@ -25,6 +25,9 @@ pub(crate) mod key {
     pub(crate) const GRANT: u8 = 0x06;
     pub(crate) const ANCHOR: u8 = 0x07;
     pub(crate) const EVIDENCE: u8 = 0x08;
+    pub(crate) const TICKET: u8 = 0x09;
+    pub(crate) const HISTORY: u8 = 0x0a;
+    pub(crate) const SIDE_GROUP: u8 = 0x0b;
 
     pub(crate) fn params() -> Vec<u8> {
         [&[META][..], b"params"].concat()
@@ -58,6 +61,18 @@ pub(crate) mod key {
     }
     pub(crate) fn evidence(id: &Hash32) -> Vec<u8> {
         [&[EVIDENCE][..], &id.0].concat()
+    }
+    pub(crate) fn tickets_of(term: u64) -> Vec<u8> {
+        [&[TICKET][..], &term.to_be_bytes()].concat()
+    }
+    pub(crate) fn ticket(term: u64, candidate: &Address) -> Vec<u8> {
+        [tickets_of(term).as_slice(), &candidate.0].concat()
+    }
+    pub(crate) fn side_group(group: &Hash32) -> Vec<u8> {
+        [&[SIDE_GROUP][..], &group.0].concat()
+    }
+    pub(crate) fn history(epoch: u64) -> Vec<u8> {
+        [&[HISTORY][..], &epoch.to_be_bytes()].concat()
     }
 }
 
@@ -112,10 +127,14 @@ impl State {
                 endpoint: v.endpoint.clone(),
                 deposit: v.deposit,
                 credit: genesis.params.initial_credit,
+                absent: 0,
             };
             writes.insert(key::validator(&v.key.address()), Some(val.encode()));
         }
-        let committee: Vec<PublicKey> = genesis.validators.iter().map(|v| v.key).collect();
+        let keys: Vec<PublicKey> = genesis.validators.iter().map(|v| v.key).collect();
+        let committee =
+            crate::consensus::genesis_committee(&keys, &genesis.params, &genesis.hash());
+        writes.insert(key::history(0), Some(committee.encode()));
         writes.insert(key::committee(), Some(committee.encode()));
         state.commit(writes);
         Ok(state)
@@ -134,6 +153,14 @@ impl State {
             .get(&key::chain_id())
             .ok_or("the state has no chain id")
             .and_then(|v| decode_exact(v).map_err(|_| "the stored chain id is corrupt"))?;
+        match entries
+            .get(&key::committee())
+            .map(|v| decode_exact::<crate::CommitteeInfo>(v))
+        {
+            Some(Ok(c)) if !c.members.is_empty() => {}
+            Some(_) => return Err("the stored committee is corrupt".into()),
+            None => return Err("the state has no committee".into()),
+        }
         let mut lease_ends = BTreeSet::new();
         for (k, v) in entries.range(vec![key::OFFER]..vec![key::OFFER + 1]) {
             let offer: LeaseOffer =
@@ -175,9 +202,38 @@ impl State {
         self.get_decoded(&key::validator(addr))
     }
 
+    /// A side-chain group declared on chain.
+    pub fn side_group(&self, id: &Hash32) -> Option<crate::model::SideGroup> {
+        self.get_decoded(&key::side_group(id))
+    }
+
+    /// The latest anchor of a side-chain group.
+    pub fn side_anchor(&self, id: &Hash32) -> Option<crate::model::Anchor> {
+        self.get_decoded(&key::anchor(id))
+    }
+
     /// A lease offer.
     pub fn lease_offer(&self, id: &Hash32) -> Option<LeaseOffer> {
         self.get_decoded(&key::offer(id))
+    }
+
+    /// A data stream.
+    pub fn stream(&self, id: &Hash32) -> Option<Stream> {
+        self.get_decoded(&key::stream(id))
+    }
+
+    /// The grant of `grantee` on a stream, if one is on chain (revoked grants are gone).
+    pub fn grant(&self, stream: &Hash32, grantee: &Address) -> Option<Grant> {
+        self.get_decoded(&key::grant(stream, grantee))
+    }
+
+    /// The data record of a stream whose interval range holds `interval`.
+    pub fn data_record(&self, stream: &Hash32, interval: u64) -> Option<DataRecord> {
+        let lo = key::record(stream, 0);
+        let hi = key::record(stream, interval);
+        let (_, v) = self.entries.range(lo..=hi).next_back()?;
+        let rec: DataRecord = decode_exact(v).ok()?;
+        (rec.first_interval <= interval && interval <= rec.last_interval).then_some(rec)
     }
 
     /// Free transactions left today for `addr` at time `timestamp_ms`.
@@ -206,7 +262,16 @@ impl State {
         self.entries.get(k).map(Vec::as_slice)
     }
 
-    fn get_decoded<T: Decode>(&self, k: &[u8]) -> Option<T> {
+    pub(crate) fn entries_with_prefix<'s>(
+        &'s self,
+        prefix: &'s [u8],
+    ) -> impl Iterator<Item = (&'s Vec<u8>, &'s Vec<u8>)> + 's {
+        self.entries
+            .range(prefix.to_vec()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
+    pub(crate) fn get_decoded<T: Decode>(&self, k: &[u8]) -> Option<T> {
         // Entries are written only by this crate from valid values.
         self.get(k).and_then(|v| decode_exact(v).ok())
     }
@@ -243,58 +308,13 @@ impl State {
         Ok(receipt)
     }
 
-    /// The committee, in proposer order: the leader of view `v` is member `v mod n`.
-    pub fn committee(&self) -> Vec<PublicKey> {
-        self.get_decoded(&key::committee()).unwrap_or_default()
-    }
-
-    /// Work done at the end of every block: the consensus credit it records. Its proposer
-    /// earns `proposal_reward`; the leader of every view between its parent's and its own
-    /// (views that were nullified: their leader proposed nothing that was kept) loses
-    /// `missed_proposal_penalty`. Credit stays within 0–1000. Deterministic: it reads only
-    /// the header's views and proposer and the stored committee.
-    pub fn end_block(&mut self, parent_view: u64, view: u64, proposer: &PublicKey) {
-        let committee = self.committee();
-        let n = committee.len() as u64;
-        if n == 0 {
-            return;
-        }
-        let p = &self.params;
-        let (reward, penalty) = (p.proposal_reward, p.missed_proposal_penalty);
-        let mut delta: BTreeMap<Address, i64> = BTreeMap::new();
-        *delta.entry(proposer.address()).or_default() += i64::from(reward);
-        // At most one round of the committee matters: a longer gap charges each leader
-        // once per round, bounded so a huge view jump costs bounded work.
-        let skipped = view
-            .saturating_sub(parent_view)
-            .saturating_sub(1)
-            .min(n * 8);
-        for k in 0..skipped {
-            let v = parent_view + 1 + k;
-            let leader = committee[(v % n) as usize];
-            *delta.entry(leader.address()).or_default() -= i64::from(penalty);
-        }
-        let mut writes = BTreeMap::new();
-        for (addr, d) in delta {
-            let Some(mut val) = self.validator(&addr) else {
-                continue;
-            };
-            let credit = (i64::from(val.credit) + d).clamp(0, 1000);
-            if credit as u32 != val.credit {
-                val.credit = credit as u32;
-                writes.insert(key::validator(&addr), Some(val.encode()));
-            }
-        }
-        self.commit(writes);
-    }
-
     /// Runs a transaction without keeping its effects: the mempool's admission check.
     pub fn check_tx(&self, env: &BlockEnv, tx: &SignedTransaction) -> Result<TxReceipt, TxError> {
         let mut ov = Overlay::new(self);
         exec::execute(&mut ov, env, tx)
     }
 
-    fn commit(&mut self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+    pub(crate) fn commit(&mut self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
         for (k, v) in writes {
             if k.first() == Some(&key::OFFER) {
                 self.reindex_offer(&k, v.as_deref());

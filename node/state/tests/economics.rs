@@ -525,3 +525,139 @@ fn supply_is_conserved_and_roots_agree_with_the_reference() {
     let mut rebuilt = State::from_entries(stored).unwrap();
     assert_eq!(rebuilt.root(&accel), w.state.root(&accel));
 }
+
+#[test]
+fn data_records_and_grants_are_queryable_and_revocation_removes_the_grant() {
+    use cpc_types::{AccessPolicy, DataRecord, Hash32};
+    let mut w = world(|p| p.free_tx_per_day = 100);
+    let stream = Hash32([5; 32]);
+    let record = |first: u64, last: u64| {
+        TxKind::DataRecord(DataRecord {
+            stream_id: stream,
+            first_interval: first,
+            last_interval: last,
+            root: Hash32([first as u8; 32]),
+            policy: AccessPolicy::Private,
+            capsule: vec![1, 2, 3],
+        })
+    };
+    w.send(T0, 0, CPC, record(0, 9)).unwrap();
+    w.send(T0 + 1, 0, CPC, record(20, 29)).unwrap();
+    assert!(
+        w.send(T0 + 2, 1, CPC, record(30, 39)).is_err(),
+        "not the owner"
+    );
+    let s = &w.state;
+    assert_eq!(s.stream(&stream).unwrap().owner, w.keys[0].address());
+    assert_eq!(s.stream(&stream).unwrap().records, 2);
+    assert_eq!(s.data_record(&stream, 0).unwrap().first_interval, 0);
+    assert_eq!(s.data_record(&stream, 9).unwrap().first_interval, 0);
+    assert!(s.data_record(&stream, 10).is_none());
+    assert_eq!(s.data_record(&stream, 25).unwrap().first_interval, 20);
+    assert!(s.data_record(&Hash32([6; 32]), 0).is_none());
+    let grantee = w.keys[2].address();
+    let grant = TxKind::Grant {
+        stream_id: stream,
+        grantee,
+        first_interval: 3,
+        last_interval: 7,
+    };
+    w.send(T0 + 3, 0, CPC, grant).unwrap();
+    let g = w.state.grant(&stream, &grantee).unwrap();
+    assert_eq!((g.first_interval, g.last_interval), (3, 7));
+    w.send(
+        T0 + 4,
+        0,
+        CPC,
+        TxKind::Revoke {
+            stream_id: stream,
+            grantee,
+        },
+    )
+    .unwrap();
+    assert!(w.state.grant(&stream, &grantee).is_none());
+}
+
+#[test]
+fn side_chain_groups_locks_and_anchors() {
+    use cpc_types::Hash32;
+    let mut w = world(|_| {});
+    let group_id = Hash32([5; 32]);
+    let mut gateways = vec![w.keys[1].public(), w.keys[2].public()];
+    gateways.sort();
+    let anchor = |sequence: u64| TxKind::Anchor {
+        group_id,
+        sequence,
+        frontier_root: Hash32([sequence as u8; 32]),
+        confirmed_vertices: sequence * 10,
+    };
+    // Locks and anchors need a declared group.
+    let lock = TxKind::SideLock {
+        group_id,
+        account: Address([9; 20]),
+        amount: 50 * CPC,
+    };
+    assert!(matches!(
+        w.send(T0, 0, 0, lock.clone()),
+        Err(TxError::NotFound { .. })
+    ));
+    assert!(matches!(
+        w.send(T0, 1, 0, anchor(1)),
+        Err(TxError::NotFound { .. })
+    ));
+    let unsorted: Vec<_> = gateways.iter().rev().copied().collect();
+    assert!(matches!(
+        w.send(
+            T0,
+            0,
+            0,
+            TxKind::SideGroup {
+                group_id,
+                gateways: unsorted
+            }
+        ),
+        Err(TxError::Invalid(_))
+    ));
+    w.send(
+        T0,
+        0,
+        0,
+        TxKind::SideGroup {
+            group_id,
+            gateways: gateways.clone(),
+        },
+    )
+    .unwrap();
+    // Only the owner changes the gateways.
+    assert!(matches!(
+        w.send(
+            T0,
+            3,
+            0,
+            TxKind::SideGroup {
+                group_id,
+                gateways: gateways.clone()
+            }
+        ),
+        Err(TxError::NotAllowed(_))
+    ));
+    // A lock moves CPC from the sender into the group.
+    let before = w.balance(0);
+    w.send(T0 + MIN, 0, 1000, lock).unwrap();
+    assert!(w.balance(0) <= before - 50 * CPC);
+    assert_eq!(w.state.side_group(&group_id).unwrap().locked, 50 * CPC);
+    // Anchors come from gateways, in increasing sequence.
+    assert!(matches!(
+        w.send(T0, 3, 0, anchor(1)),
+        Err(TxError::NotAllowed(_))
+    ));
+    w.send(T0, 1, 0, anchor(1)).unwrap();
+    w.send(T0, 2, 0, anchor(2)).unwrap();
+    assert!(matches!(
+        w.send(T0, 1, 0, anchor(2)),
+        Err(TxError::Invalid(_))
+    ));
+    let a = w.state.side_anchor(&group_id).unwrap();
+    assert_eq!((a.sequence, a.confirmed_vertices), (2, 20));
+    assert_eq!(a.submitter, w.keys[2].address());
+}

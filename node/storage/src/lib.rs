@@ -11,6 +11,8 @@
 //! | `state` | state key | state value |
 //! | `meta` | name | storage format, genesis hash, head height |
 //! | `journal` | view, sequence | consensus messages this node sent since the last final block |
+//! | `chunks` | chunk id (SHA-256) | an encrypted data chunk or manifest this node stores |
+//! | `kfrags` | stream id, grantee | a kfrag this node holds as a proxy |
 //!
 //! A committed block is one atomic write batch: header, body, receipts, index entries,
 //! the state changes and the new head. A crash leaves the store at the last committed
@@ -21,11 +23,11 @@
 use std::path::{Path, PathBuf};
 
 use cpc_types::codec::{Decode, Encode, decode_exact};
-use cpc_types::{Block, BlockHeader, Certificate, Hash32, SignedTransaction, TxReceipt};
+use cpc_types::{Block, BlockHeader, Certificate, Hash32, SignedTransaction, Ticket, TxReceipt};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
 /// The storage format this build reads and writes.
-pub const FORMAT: &str = "cpchain-storage-v2";
+pub const FORMAT: &str = "cpchain-storage-v3";
 
 const CF_HEADERS: &str = "headers";
 const CF_BODIES: &str = "bodies";
@@ -34,7 +36,9 @@ const CF_TXINDEX: &str = "txindex";
 const CF_STATE: &str = "state";
 const CF_META: &str = "meta";
 const CF_JOURNAL: &str = "journal";
-const FAMILIES: [&str; 7] = [
+const CF_CHUNKS: &str = "chunks";
+const CF_KFRAGS: &str = "kfrags";
+const FAMILIES: [&str; 9] = [
     CF_HEADERS,
     CF_BODIES,
     CF_RECEIPTS,
@@ -42,6 +46,8 @@ const FAMILIES: [&str; 7] = [
     CF_STATE,
     CF_META,
     CF_JOURNAL,
+    CF_CHUNKS,
+    CF_KFRAGS,
 ];
 
 const META_FORMAT: &[u8] = b"format";
@@ -156,9 +162,14 @@ impl Store {
             Err(_) if non_empty => return Err(StorageError::NotOurs(path)),
             Err(_) => {}
         }
-        let cfs = FAMILIES
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let cfs = FAMILIES.iter().map(|n| {
+            let mut o = Options::default();
+            if *n == CF_CHUNKS {
+                // Chunks are ciphertext: compression costs time and saves nothing.
+                o.set_compression_type(rocksdb::DBCompressionType::None);
+            }
+            ColumnFamilyDescriptor::new(*n, o)
+        });
         let db = DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| {
             if e.to_string().contains("lock") {
                 StorageError::InUse(path.clone())
@@ -302,7 +313,10 @@ impl Store {
         let mut header = block.header.encode();
         block.certificate.encode_to(&mut header);
         batch.put_cf(self.cf(CF_HEADERS)?, h, header);
-        batch.put_cf(self.cf(CF_BODIES)?, h, block.txs.encode());
+        let mut body = block.txs.encode();
+        block.tickets.encode_to(&mut body);
+        block.parent_votes.encode_to(&mut body);
+        batch.put_cf(self.cf(CF_BODIES)?, h, body);
         batch.put_cf(self.cf(CF_RECEIPTS)?, h, receipts.to_vec().encode());
         let index = self.cf(CF_TXINDEX)?;
         for (i, tx) in block.txs.iter().enumerate() {
@@ -344,13 +358,20 @@ impl Store {
             .db
             .get_cf(self.cf(CF_BODIES)?, height.to_be_bytes())?
             .ok_or_else(|| StorageError::Corrupt(format!("missing body at height {height}")))?;
-        let txs: Vec<SignedTransaction> = decode_exact(&body)
-            .map_err(|_| StorageError::Corrupt(format!("body at height {height}")))?;
-        Ok(Some(Block {
-            header,
-            certificate,
-            txs,
-        }))
+        let mut r = cpc_types::codec::Reader::new(&body);
+        let txs = Vec::<SignedTransaction>::decode_from(&mut r);
+        let tickets = Vec::<Ticket>::decode_from(&mut r);
+        let parent_votes = Certificate::decode_from(&mut r);
+        match (txs, tickets, parent_votes, r.remaining()) {
+            (Ok(txs), Ok(tickets), Ok(parent_votes), 0) => Ok(Some(Block {
+                header,
+                certificate,
+                txs,
+                tickets,
+                parent_votes,
+            })),
+            _ => Err(StorageError::Corrupt(format!("body at height {height}"))),
+        }
     }
 
     /// The receipts of the block at `height`.
@@ -386,6 +407,70 @@ impl Store {
     pub fn state_entries(&self) -> Result<Vec<KeyValue>, StorageError> {
         self.db
             .iterator_cf(self.cf(CF_STATE)?, IteratorMode::Start)
+            .map(|kv| {
+                kv.map(|(k, v)| (k.into_vec(), v.into_vec()))
+                    .map_err(StorageError::from)
+            })
+            .collect()
+    }
+
+    /// Stores a chunk under its id (the caller has checked that the id is its hash).
+    pub fn chunk_put(&self, id: &Hash32, bytes: &[u8]) -> Result<(), StorageError> {
+        self.db.put_cf(self.cf(CF_CHUNKS)?, id.0, bytes)?;
+        Ok(())
+    }
+
+    /// A stored chunk.
+    pub fn chunk_get(&self, id: &Hash32) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(CF_CHUNKS)?, id.0)?)
+    }
+
+    /// Whether a chunk is stored.
+    pub fn chunk_has(&self, id: &Hash32) -> Result<bool, StorageError> {
+        let cf = self.cf(CF_CHUNKS)?;
+        if !self.db.key_may_exist_cf(cf, id.0) {
+            return Ok(false);
+        }
+        Ok(self.db.get_pinned_cf(cf, id.0)?.is_some())
+    }
+
+    /// Deletes a chunk.
+    pub fn chunk_delete(&self, id: &Hash32) -> Result<(), StorageError> {
+        self.db.delete_cf(self.cf(CF_CHUNKS)?, id.0)?;
+        Ok(())
+    }
+
+    /// Ids of the stored chunks, in key order.
+    pub fn chunk_ids(&self) -> Result<Vec<Hash32>, StorageError> {
+        self.db
+            .iterator_cf(self.cf(CF_CHUNKS)?, IteratorMode::Start)
+            .map(|kv| {
+                let (k, _) = kv?;
+                let id: [u8; 32] = k
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("chunk id".into()))?;
+                Ok(Hash32(id))
+            })
+            .collect()
+    }
+
+    /// Stores a kfrag this node holds as a proxy.
+    pub fn kfrag_put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.db.put_cf(self.cf(CF_KFRAGS)?, key, value)?;
+        Ok(())
+    }
+
+    /// Deletes a kfrag.
+    pub fn kfrag_delete(&self, key: &[u8]) -> Result<(), StorageError> {
+        self.db.delete_cf(self.cf(CF_KFRAGS)?, key)?;
+        Ok(())
+    }
+
+    /// Every kfrag held.
+    pub fn kfrags(&self) -> Result<Vec<KeyValue>, StorageError> {
+        self.db
+            .iterator_cf(self.cf(CF_KFRAGS)?, IteratorMode::Start)
             .map(|kv| {
                 kv.map(|(k, v)| (k.into_vec(), v.into_vec()))
                     .map_err(StorageError::from)

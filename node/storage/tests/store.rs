@@ -16,15 +16,20 @@ fn block(height: u64) -> Block {
             chain_id: 1,
             height,
             view: height,
+            parent_view: height.saturating_sub(1),
             parent: Hash32([height as u8; 32]),
             timestamp_ms: 1000 + height,
             proposer: PublicKey([1; 32]),
+            epoch: 0,
             tx_root: Hash32::ZERO,
             state_root: Hash32([9; 32]),
+            vrf_proof: None,
             committee_change: None,
         },
         certificate: Certificate::default(),
         txs: Vec::new(),
+        tickets: Vec::new(),
+        parent_votes: Certificate::default(),
     }
 }
 
@@ -138,4 +143,31 @@ fn the_consensus_journal_survives_a_reopen_and_prunes_by_view() {
     );
     store.journal_prune(5).unwrap();
     assert_eq!(store.journal().unwrap(), vec![(5, 1, b"b".to_vec())]);
+}
+
+#[test]
+fn chunks_and_kfrags_are_stored_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Hash32([7; 32]);
+    let a = Hash32([1; 32]);
+    let b = Hash32([2; 32]);
+    {
+        let s = Store::open(&config(dir.path()), g).unwrap();
+        assert!(!s.chunk_has(&a).unwrap());
+        s.chunk_put(&a, b"chunk a").unwrap();
+        s.chunk_put(&b, b"chunk b").unwrap();
+        s.kfrag_put(b"stream-grantee", b"kfrag").unwrap();
+        s.chunk_delete(&b).unwrap();
+    }
+    let s = Store::open(&config(dir.path()), g).unwrap();
+    assert!(s.chunk_has(&a).unwrap());
+    assert!(!s.chunk_has(&b).unwrap());
+    assert_eq!(s.chunk_get(&a).unwrap().as_deref(), Some(&b"chunk a"[..]));
+    assert_eq!(s.chunk_ids().unwrap(), vec![a]);
+    assert_eq!(
+        s.kfrags().unwrap(),
+        vec![(b"stream-grantee".to_vec(), b"kfrag".to_vec())]
+    );
+    s.kfrag_delete(b"stream-grantee").unwrap();
+    assert!(s.kfrags().unwrap().is_empty());
 }

@@ -4,21 +4,51 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{Decode, Encode};
 use crate::codec_struct;
-use crate::primitives::{Hash32, PublicKey, Signature, sha256};
+use crate::primitives::{Hash32, PublicKey, Signature, VrfProof, sha256};
 use crate::tx::SignedTransaction;
 
 /// Domain separation of consensus votes.
-pub const VOTE_DOMAIN: &[u8] = b"cpchain/vote/v2";
+pub const VOTE_DOMAIN: &[u8] = b"cpchain/vote/v3";
 
-/// A change of the committee, written in the header of the block where it takes effect.
+/// A change of the committee, written in the header of the last block its old committee
+/// certifies: from the next block on, `members` certify blocks, as epoch `epoch`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitteeChange {
-    /// Members removed (credit below threshold, slashed).
+    /// The new epoch (one committee, unchanged, per epoch).
+    pub epoch: u64,
+    /// The election term the new committee serves in.
+    pub term: u64,
+    /// The new committee, in seat order (the leader of view `v` sits at `v mod n`).
+    pub members: Vec<PublicKey>,
+    /// Members of the old committee that are not in the new one.
     pub removed: Vec<PublicKey>,
-    /// Members that join in their place.
+    /// Members of the new committee that were not in the old one.
     pub added: Vec<PublicKey>,
 }
-codec_struct!(CommitteeChange { removed, added });
+codec_struct!(CommitteeChange {
+    epoch,
+    term,
+    members,
+    removed,
+    added
+});
+
+/// A candidate's VRF proof over the seed of an election term: its lucky value in that
+/// term's election. Gossiped on the tickets topic and included in blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The candidate's signing key (its validator identity).
+    pub candidate: PublicKey,
+    /// The term the ticket is for.
+    pub term: u64,
+    /// The proof over `cpc_consensus::election::term_input(seed, term)`.
+    pub proof: VrfProof,
+}
+codec_struct!(Ticket {
+    candidate,
+    term,
+    proof
+});
 
 /// A block header. Its hash covers every field; the certificate that finalises it is
 /// carried beside it, since the certificate signs this hash.
@@ -31,28 +61,38 @@ pub struct BlockHeader {
     /// The consensus view in which the block was proposed; strictly increasing along the
     /// chain (views that time out leave gaps).
     pub view: u64,
+    /// The parent's view.
+    pub parent_view: u64,
     /// Hash of the parent header.
     pub parent: Hash32,
     /// Milliseconds since the Unix epoch, set by the proposer, strictly increasing.
     pub timestamp_ms: u64,
     /// Who proposed the block.
     pub proposer: PublicKey,
+    /// The epoch of the committee that certifies the block.
+    pub epoch: u64,
     /// Merkle root of the transaction ids, in block order.
     pub tx_root: Hash32,
     /// State root after executing the block.
     pub state_root: Hash32,
-    /// Committee change taking effect with this block, if any.
+    /// The proposer's VRF proof over the term's seed, in the first block of every term:
+    /// its output seeds the next term's election.
+    pub vrf_proof: Option<VrfProof>,
+    /// Set in the last block of an epoch: the committee that certifies the blocks after it.
     pub committee_change: Option<CommitteeChange>,
 }
 codec_struct!(BlockHeader {
     chain_id,
     height,
     view,
+    parent_view,
     parent,
     timestamp_ms,
     proposer,
+    epoch,
     tx_root,
     state_root,
+    vrf_proof,
     committee_change,
 });
 
@@ -104,11 +144,14 @@ impl Decode for VoteKind {
 
 /// What a committee member signs. Notarize and finalize votes name the proposal whole
 /// (view, parent and block), so a certificate proves the block's place in the chain;
-/// nullify names only the view, its other fields zero so it has one encoding.
+/// nullify names only the view, its other fields zero so it has one encoding. The epoch
+/// keeps votes of two committees apart: a member of both never signs one vote twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Vote {
     /// The chain.
     pub chain_id: u32,
+    /// The committee's epoch.
+    pub epoch: u64,
     /// The kind.
     pub kind: VoteKind,
     /// The view voted in.
@@ -122,6 +165,7 @@ pub struct Vote {
 }
 codec_struct!(Vote {
     chain_id,
+    epoch,
     kind,
     view,
     parent_view,
@@ -178,7 +222,10 @@ impl crate::codec::Decode for (PublicKey, Signature) {
     }
 }
 
-/// A block: header, certificate and transactions.
+/// A block: header, certificate, transactions, election tickets and the parent's votes.
+///
+/// Tickets and parent votes change the state (tickets are recorded, voters earn credit),
+/// so the header's state root commits to their effect.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     /// The header.
@@ -187,11 +234,19 @@ pub struct Block {
     pub certificate: Certificate,
     /// The transactions, in execution order.
     pub txs: Vec<SignedTransaction>,
+    /// Election tickets for the next term.
+    pub tickets: Vec<Ticket>,
+    /// A quorum of the committee's notarize or finalize votes for the parent (empty when
+    /// the proposer had none, or the parent ends the previous epoch): the voters earn
+    /// credit, absent members lose it.
+    pub parent_votes: Certificate,
 }
 codec_struct!(Block {
     header,
     certificate,
-    txs
+    txs,
+    tickets,
+    parent_votes
 });
 
 /// What executing one transaction did.
@@ -210,13 +265,13 @@ codec_struct!(TxReceipt { tx, fee, free });
 /// [`Vote::signing_bytes`]; the receiver checks them before the consensus machine sees the
 /// message.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Messages are decoded once and consumed; most are proposals, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ConsensusMessage {
     /// The leader's block for a view; `signature` is the leader's notarize vote for it.
     Proposal {
         /// The block, without certificate.
         block: Block,
-        /// The view of its parent.
-        parent_view: u64,
         /// The leader's notarize vote.
         signature: Signature,
     },
@@ -241,14 +296,9 @@ pub enum ConsensusMessage {
 impl Encode for ConsensusMessage {
     fn encode_to(&self, out: &mut Vec<u8>) {
         match self {
-            ConsensusMessage::Proposal {
-                block,
-                parent_view,
-                signature,
-            } => {
+            ConsensusMessage::Proposal { block, signature } => {
                 out.push(1);
                 block.encode_to(out);
-                parent_view.encode_to(out);
                 signature.encode_to(out);
             }
             ConsensusMessage::Vote {
@@ -275,7 +325,6 @@ impl Decode for ConsensusMessage {
         match u8::decode_from(r)? {
             1 => Ok(ConsensusMessage::Proposal {
                 block: Decode::decode_from(r)?,
-                parent_view: Decode::decode_from(r)?,
                 signature: Decode::decode_from(r)?,
             }),
             2 => Ok(ConsensusMessage::Vote {
@@ -291,6 +340,18 @@ impl Decode for ConsensusMessage {
                 what: "consensus message",
                 tag,
             }),
+        }
+    }
+}
+
+impl ConsensusMessage {
+    /// The epoch of the committee the message belongs to.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            ConsensusMessage::Proposal { block, .. } => block.header.epoch,
+            ConsensusMessage::Vote { vote, .. } | ConsensusMessage::Certificate { vote, .. } => {
+                vote.epoch
+            }
         }
     }
 }

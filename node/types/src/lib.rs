@@ -16,11 +16,12 @@ pub mod primitives;
 pub mod tx;
 
 pub use block::{
-    Block, BlockHeader, Certificate, CommitteeChange, ConsensusMessage, TxReceipt, Vote, VoteKind,
+    Block, BlockHeader, Certificate, CommitteeChange, ConsensusMessage, Ticket, TxReceipt, Vote,
+    VoteKind,
 };
 pub use codec::{Decode, DecodeError, Encode, decode_exact};
 pub use keys::SecretKey;
-pub use primitives::{Address, Hash32, PublicKey, Signature, sha256};
+pub use primitives::{Address, Hash32, PublicKey, Signature, VrfProof, sha256};
 pub use tx::{
     AccessPolicy, DataRecord, MisbehaviourEvidence, SignedMessage, SignedTransaction, Transaction,
     TxKind,

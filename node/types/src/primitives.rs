@@ -41,6 +41,13 @@ macro_rules! fixed_bytes {
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub [u8; $n]);
 
+        impl Default for $name {
+            /// All zero bytes.
+            fn default() -> Self {
+                Self([0; $n])
+            }
+        }
+
         impl $name {
             /// The raw bytes.
             pub fn as_bytes(&self) -> &[u8; $n] {
@@ -105,6 +112,10 @@ fixed_bytes!(
 fixed_bytes!(
     /// An Ed25519 signature `R || S`.
     Signature, 64, "signature"
+);
+fixed_bytes!(
+    /// A VRF proof (ECVRF-EDWARDS25519-SHA512-TAI, RFC 9381): `Gamma || c || s`.
+    VrfProof, 80, "vrf proof"
 );
 
 impl Hash32 {

@@ -263,6 +263,24 @@ pub enum TxKind {
         /// The offer.
         offer: Hash32,
     },
+    /// Declares a side-chain group and its gateways; the first sender owns the group and
+    /// alone may change its gateways later.
+    SideGroup {
+        /// The group id (`cpc_sidechain::Group::id_of(name)`).
+        group_id: Hash32,
+        /// The gateways' keys, sorted, without duplicates (1 to 64).
+        gateways: Vec<PublicKey>,
+    },
+    /// Locks CPC in a side-chain group, funding a machine account's side balance; the
+    /// lock's id is this transaction's id.
+    SideLock {
+        /// The group.
+        group_id: Hash32,
+        /// The machine account credited on the side chain.
+        account: Address,
+        /// Base units locked.
+        amount: u64,
+    },
 }
 
 impl TxKind {
@@ -281,6 +299,8 @@ impl TxKind {
             TxKind::LeaseOffer { .. } => "lease_offer",
             TxKind::LeaseTake { .. } => "lease_take",
             TxKind::LeaseCancel { .. } => "lease_cancel",
+            TxKind::SideGroup { .. } => "side_group",
+            TxKind::SideLock { .. } => "side_lock",
         }
     }
 }
@@ -367,6 +387,21 @@ impl Encode for TxKind {
                 out.push(11);
                 offer.encode_to(out);
             }
+            TxKind::SideGroup { group_id, gateways } => {
+                out.push(12);
+                group_id.encode_to(out);
+                gateways.encode_to(out);
+            }
+            TxKind::SideLock {
+                group_id,
+                account,
+                amount,
+            } => {
+                out.push(13);
+                group_id.encode_to(out);
+                account.encode_to(out);
+                amount.encode_to(out);
+            }
         }
     }
 }
@@ -415,6 +450,15 @@ impl Decode for TxKind {
             },
             11 => TxKind::LeaseCancel {
                 offer: Decode::decode_from(r)?,
+            },
+            12 => TxKind::SideGroup {
+                group_id: Decode::decode_from(r)?,
+                gateways: Decode::decode_from(r)?,
+            },
+            13 => TxKind::SideLock {
+                group_id: Decode::decode_from(r)?,
+                account: Decode::decode_from(r)?,
+                amount: d(r)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {

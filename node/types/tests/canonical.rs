@@ -5,7 +5,7 @@ use cpc_types::codec::{Decode, Encode, decode_exact};
 use cpc_types::{
     AccessPolicy, Address, Block, BlockHeader, Certificate, CommitteeChange, DataRecord,
     DecodeError, Hash32, MisbehaviourEvidence, PublicKey, SecretKey, Signature, SignedMessage,
-    SignedTransaction, Transaction, TxKind,
+    SignedTransaction, Ticket, Transaction, TxKind, VrfProof,
 };
 use proptest::prelude::*;
 
@@ -95,6 +95,13 @@ fn kind() -> impl Strategy<Value = TxKind> {
         }),
         (h(), any::<u32>()).prop_map(|(offer, days)| TxKind::LeaseTake { offer, days }),
         h().prop_map(|offer| TxKind::LeaseCancel { offer }),
+        (h(), proptest::collection::vec(pk(), 0..5))
+            .prop_map(|(group_id, gateways)| TxKind::SideGroup { group_id, gateways }),
+        (h(), addr(), any::<u64>()).prop_map(|(group_id, account, amount)| TxKind::SideLock {
+            group_id,
+            account,
+            amount,
+        }),
     ]
 }
 
@@ -123,39 +130,71 @@ fn signed() -> impl Strategy<Value = SignedTransaction> {
 
 fn block() -> impl Strategy<Value = Block> {
     (
-        any::<u64>(),
-        h(),
-        any::<u64>(),
-        pk(),
-        h(),
-        h(),
+        (any::<u64>(), h(), any::<u64>(), pk(), h(), h()),
         prop::option::of((
+            any::<u64>(),
             prop::collection::vec(pk(), 0..3),
             prop::collection::vec(pk(), 0..3),
         )),
+        prop::option::of(prop::array::uniform32(any::<u8>())),
         prop::collection::vec((pk(), sig()), 0..4),
         prop::collection::vec(signed(), 0..4),
+        prop::collection::vec((pk(), any::<u64>()), 0..3),
     )
         .prop_map(
-            |(height, parent, ts, proposer, tx_root, state_root, change, votes, txs)| Block {
-                header: BlockHeader {
-                    chain_id: 9,
-                    height,
-                    view: height + 2,
-                    parent,
-                    timestamp_ms: ts,
-                    proposer,
-                    tx_root,
-                    state_root,
-                    committee_change: change
-                        .map(|(removed, added)| CommitteeChange { removed, added }),
-                },
-                certificate: Certificate {
-                    kind: cpc_types::VoteKind::Finalize,
-                    view: 3,
-                    votes,
-                },
+            |(
+                (height, parent, ts, proposer, tx_root, state_root),
+                change,
+                vrf,
+                votes,
                 txs,
+                tickets,
+            )| {
+                Block {
+                    header: BlockHeader {
+                        chain_id: 9,
+                        height,
+                        view: height + 2,
+                        parent_view: height,
+                        parent,
+                        timestamp_ms: ts,
+                        proposer,
+                        epoch: height / 3,
+                        tx_root,
+                        state_root,
+                        vrf_proof: vrf.map(|b| {
+                            let mut p = [0u8; 80];
+                            p[..32].copy_from_slice(&b);
+                            VrfProof(p)
+                        }),
+                        committee_change: change.map(|(epoch, members, removed)| CommitteeChange {
+                            epoch,
+                            term: epoch / 2,
+                            members: members.clone(),
+                            removed,
+                            added: members,
+                        }),
+                    },
+                    certificate: Certificate {
+                        kind: cpc_types::VoteKind::Finalize,
+                        view: 3,
+                        votes: votes.clone(),
+                    },
+                    txs,
+                    tickets: tickets
+                        .into_iter()
+                        .map(|(candidate, term)| Ticket {
+                            candidate,
+                            term,
+                            proof: VrfProof([7; 80]),
+                        })
+                        .collect(),
+                    parent_votes: Certificate {
+                        kind: cpc_types::VoteKind::Notarize,
+                        view: 2,
+                        votes,
+                    },
+                }
             },
         )
 }

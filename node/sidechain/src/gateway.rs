@@ -1,0 +1,1673 @@
+//! The side-chain state machine of one node: events in, actions out.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use cpc_accel::{Dispatcher, SigItem};
+use cpc_types::{Address, Hash32, PublicKey, SecretKey, sha256};
+use serde::{Deserialize, Serialize};
+
+use crate::SideError;
+use crate::group::Group;
+use crate::types::{
+    Anchor, EquivocationEvidence, MachineKind, Message, Reward, SignedAnchor, SignedMachineTx,
+    SignedVertex, Slot, Vertex, VertexId,
+};
+
+/// Parents a vertex may name besides its creator's previous vertex.
+pub const MAX_TIPS: usize = 8;
+/// Relay-delay scale of cooperation points: a reference this many ms after the referenced
+/// vertex earns half the points of an immediate one.
+pub const RELAY_HALF_MS: u64 = 100;
+
+/// How a gateway behaves. Every node of a group must use the same `group`; the timing
+/// fields are local.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The group.
+    pub group: Group,
+    /// Milliseconds between two vertices of this gateway.
+    pub vertex_interval_ms: u64,
+    /// Most transactions in one vertex.
+    pub max_batch: usize,
+    /// Most transactions waiting in the pool.
+    pub max_pool: usize,
+    /// Anchor once this many confirmed vertices are not anchored yet.
+    pub anchor_every_vertices: u64,
+    /// Or once this many milliseconds passed since the last final anchor.
+    pub anchor_interval_ms: u64,
+    /// Milliseconds between two announcements of this node's heads (catch-up).
+    pub heads_interval_ms: u64,
+    /// Base units shared among cooperating gateways at each anchor.
+    pub reward_per_anchor: u64,
+    /// A transaction that cannot be included (nonce gap, unknown lock) is dropped after
+    /// this many milliseconds.
+    pub max_pending_ms: u64,
+}
+
+impl Config {
+    /// Defaults for `group`.
+    pub fn new(group: Group) -> Config {
+        Config {
+            group,
+            vertex_interval_ms: 5,
+            max_batch: 2_000,
+            max_pool: 100_000,
+            anchor_every_vertices: 1_000,
+            anchor_interval_ms: 5_000,
+            heads_interval_ms: 500,
+            reward_per_anchor: 0,
+            max_pending_ms: 30_000,
+        }
+    }
+}
+
+/// What the node feeds the state machine.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed; the only clock the state machine sees.
+    Tick,
+    /// A gossip message from a peer (an opaque token the I/O layer chooses).
+    Message {
+        /// Who sent it.
+        from: u64,
+        /// The message.
+        msg: Message,
+    },
+    /// A main-chain lock for a machine account became final.
+    Lock {
+        /// The lock transaction id.
+        id: Hash32,
+        /// The machine account credited.
+        account: Address,
+        /// Base units.
+        amount: u64,
+    },
+    /// An anchor of the group is in a final main-chain block.
+    AnchorFinal {
+        /// Its sequence number.
+        sequence: u64,
+        /// Its root.
+        root: Hash32,
+        /// Its vertex count.
+        confirmed_vertices: u64,
+    },
+}
+
+/// What the state machine asks the node to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Sends a message to one peer, or to the whole group topic.
+    Send {
+        /// The peer, or `None` for everyone.
+        to: Option<u64>,
+        /// The message.
+        msg: Message,
+    },
+    /// Submits an anchor to the main chain.
+    SubmitAnchor(SignedAnchor),
+    /// A gateway signed two vertices with one sequence number: report it on the main chain.
+    Equivocation(Box<EquivocationEvidence>),
+    /// A transaction confirmed here, this long after this node first saw it.
+    Confirmed {
+        /// The transaction.
+        tx: Hash32,
+        /// Milliseconds from first sight to confirmation.
+        latency_ms: u64,
+    },
+    /// A peer's vertex broke a rule (its creator is faulty).
+    Rejected {
+        /// The vertex.
+        vertex: VertexId,
+        /// Why.
+        reason: String,
+    },
+    /// An anchor does not match this node's confirmed history.
+    AnchorMismatch {
+        /// Its sequence.
+        sequence: u64,
+        /// What differs.
+        reason: String,
+    },
+}
+
+/// Where a machine transaction stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Waiting in a pool or in unconfirmed vertices.
+    Pending,
+    /// Confirmed by 2f+1 gateways.
+    Confirmed,
+    /// Covered by an anchor sent to the main chain.
+    Anchored {
+        /// The anchor's sequence.
+        anchor: u64,
+    },
+    /// Covered by an anchor in a final main-chain block.
+    Final {
+        /// The anchor's sequence.
+        anchor: u64,
+    },
+    /// Never included.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What a node knows about a transaction.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TxInfo {
+    /// The transaction.
+    pub tx: SignedMachineTx,
+    /// Its status.
+    pub status: TxStatus,
+    /// When this node first saw it.
+    pub first_seen_ms: u64,
+    /// Milliseconds from first sight to confirmation, once confirmed.
+    pub latency_ms: Option<u64>,
+    /// The vertices that include it.
+    pub vertices: Vec<VertexId>,
+}
+
+/// A stored vertex and what the node derived from it.
+#[derive(Clone, Debug)]
+pub struct VertexInfo {
+    /// The vertex.
+    pub vertex: SignedVertex,
+    /// Index of its creator.
+    pub creator: usize,
+    /// Per gateway, the highest sequence in its causal history (itself included).
+    clock: Vec<u64>,
+    /// Gateways with a vertex whose causal history holds this one (bit i = gateway i).
+    pub seen_by: u64,
+    /// When this node confirmed it.
+    pub confirmed_ms: Option<u64>,
+    /// The anchor covering it, once one does.
+    pub anchor: Option<u64>,
+}
+
+/// One inclusion of a transaction in a vertex.
+type OccId = (Hash32, VertexId);
+
+#[derive(Clone, Debug)]
+struct Occ {
+    deps: Vec<OccId>,
+    /// Debits of the sender's chain up to and including this transaction.
+    debits: u64,
+    credit: Option<(Address, u64)>,
+    lock: Option<Hash32>,
+    confirmed: bool,
+}
+
+/// The status of a node's side chain, for the API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// The group id.
+    pub group_id: Hash32,
+    /// This node's gateway key, if it is one.
+    pub gateway: Option<PublicKey>,
+    /// Gateways, quorum.
+    pub gateways: Vec<PublicKey>,
+    /// Distinct gateways that confirm a vertex.
+    pub quorum: usize,
+    /// Latest vertex per gateway (null where none).
+    pub tips: Vec<Option<VertexId>>,
+    /// Highest confirmed vertex per gateway.
+    pub confirmed_frontier: Vec<Option<VertexId>>,
+    /// Vertices known.
+    pub vertices: u64,
+    /// Vertices confirmed.
+    pub confirmed_vertices: u64,
+    /// Transactions confirmed.
+    pub confirmed_txs: u64,
+    /// Transactions waiting in this gateway's pool.
+    pub pool: usize,
+    /// The last anchor this node verified, and whether it is final.
+    pub last_anchor: Option<AnchorStatus>,
+    /// Cumulative cooperation score per gateway over final anchors.
+    pub scores: Vec<u64>,
+    /// Cumulative rewards per gateway over final anchors.
+    pub rewards: Vec<u64>,
+    /// Gateways caught equivocating.
+    pub equivocators: Vec<PublicKey>,
+}
+
+/// An anchor as the status reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnchorStatus {
+    /// Sequence.
+    pub sequence: u64,
+    /// Root.
+    pub root: Hash32,
+    /// Vertices covered so far.
+    pub confirmed_vertices: u64,
+    /// In a final main-chain block.
+    pub is_final: bool,
+}
+
+#[derive(Default)]
+struct Batch {
+    slots: BTreeMap<Slot, ()>,
+    locks: BTreeSet<Hash32>,
+    /// Per sender: (nonce, debits) of its last transaction in the batch.
+    chain: BTreeMap<Address, (u64, u64)>,
+    credits: BTreeMap<Address, u64>,
+}
+
+/// A history view: the causal history of a set of parents (and the vertex on top).
+struct View<'a> {
+    clock: Vec<u64>,
+    parents: &'a [VertexId],
+}
+
+enum Check {
+    Ok(Occ),
+    /// May become valid later (nonce gap, lock not yet known).
+    Wait(String),
+    Invalid(String),
+}
+
+/// The side chain as one node sees it. Gateways hold the group key; other nodes observe.
+pub struct SideChain {
+    cfg: Config,
+    key: Option<SecretKey>,
+    me: Option<usize>,
+    accel: Arc<Dispatcher>,
+    now: u64,
+    vertices: BTreeMap<VertexId, VertexInfo>,
+    by_seq: BTreeMap<(usize, u64), Vec<VertexId>>,
+    latest: Vec<Option<(u64, VertexId)>>,
+    equivocators: BTreeSet<usize>,
+    waiting: BTreeMap<VertexId, (SignedVertex, u64)>,
+    requested: BTreeMap<VertexId, u64>,
+    txs: BTreeMap<Hash32, TxInfo>,
+    occs: BTreeMap<OccId, Occ>,
+    slot_occs: BTreeMap<Slot, Vec<OccId>>,
+    lock_occs: BTreeMap<Hash32, Vec<OccId>>,
+    credits: BTreeMap<Address, Vec<OccId>>,
+    dependents: BTreeMap<OccId, Vec<OccId>>,
+    endorse: Vec<BTreeMap<Slot, Hash32>>,
+    endorsers: BTreeMap<Hash32, u64>,
+    locks: BTreeMap<Hash32, (Address, u64)>,
+    pool: VecDeque<Hash32>,
+    unconfirmed_with_txs: BTreeSet<VertexId>,
+    my_seq: u64,
+    my_last: Option<VertexId>,
+    last_vertex_ms: u64,
+    last_heads_ms: u64,
+    started_ms: Option<u64>,
+    confirmed_vertices: u64,
+    confirmed_txs: u64,
+    // anchoring
+    anchor_root: Hash32,
+    anchor_count: u64,
+    final_seq: u64,
+    last_final_ms: u64,
+    verified: BTreeMap<u64, (SignedAnchor, Vec<VertexId>)>,
+    proposals: BTreeMap<u64, Vec<SignedAnchor>>,
+    finals: BTreeMap<u64, (Hash32, u64)>,
+    submitted: Option<u64>,
+    requested_anchor: BTreeSet<u64>,
+    anchor_log: Vec<(u64, Hash32, u64)>,
+    scores: Vec<u64>,
+    rewards: Vec<u64>,
+    equivocations: u64,
+}
+
+fn bit(i: usize) -> u64 {
+    1u64 << i
+}
+
+impl SideChain {
+    /// A node of the group; `key` is the gateway key when this node is a gateway.
+    pub fn new(
+        cfg: Config,
+        key: Option<SecretKey>,
+        accel: Arc<Dispatcher>,
+    ) -> Result<Self, SideError> {
+        let n = cfg.group.n();
+        let me = match &key {
+            Some(k) => Some(cfg.group.index(&k.public()).ok_or_else(|| {
+                SideError::Group("this node's key is not a gateway of the group".into())
+            })?),
+            None => None,
+        };
+        Ok(SideChain {
+            key,
+            me,
+            accel,
+            now: 0,
+            vertices: BTreeMap::new(),
+            by_seq: BTreeMap::new(),
+            latest: vec![None; n],
+            equivocators: BTreeSet::new(),
+            waiting: BTreeMap::new(),
+            requested: BTreeMap::new(),
+            txs: BTreeMap::new(),
+            occs: BTreeMap::new(),
+            slot_occs: BTreeMap::new(),
+            lock_occs: BTreeMap::new(),
+            credits: BTreeMap::new(),
+            dependents: BTreeMap::new(),
+            endorse: vec![BTreeMap::new(); n],
+            endorsers: BTreeMap::new(),
+            locks: BTreeMap::new(),
+            pool: VecDeque::new(),
+            unconfirmed_with_txs: BTreeSet::new(),
+            my_seq: 0,
+            my_last: None,
+            last_vertex_ms: 0,
+            last_heads_ms: 0,
+            started_ms: None,
+            confirmed_vertices: 0,
+            confirmed_txs: 0,
+            anchor_root: Hash32::ZERO,
+            anchor_count: 0,
+            final_seq: 0,
+            last_final_ms: 0,
+            verified: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            finals: BTreeMap::new(),
+            submitted: None,
+            requested_anchor: BTreeSet::new(),
+            anchor_log: Vec::new(),
+            scores: vec![0; n],
+            rewards: vec![0; n],
+            equivocations: 0,
+            cfg,
+        })
+    }
+
+    /// The group.
+    pub fn group(&self) -> &Group {
+        &self.cfg.group
+    }
+
+    /// Handles one input at time `now_ms` (never earlier than the previous input's).
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Action> {
+        self.now = self.now.max(now_ms);
+        let mut out = Vec::new();
+        match input {
+            Input::Tick => self.on_tick(&mut out),
+            Input::Message { from, msg } => self.on_message(from, msg, &mut out),
+            Input::Lock {
+                id,
+                account,
+                amount,
+            } => {
+                self.locks.insert(id, (account, amount));
+                self.retry_waiting(&mut out);
+            }
+            Input::AnchorFinal {
+                sequence,
+                root,
+                confirmed_vertices,
+            } => {
+                if sequence > self.final_seq {
+                    self.finals.insert(sequence, (root, confirmed_vertices));
+                }
+                self.progress_anchors(&mut out);
+            }
+        }
+        out
+    }
+
+    /// Accepts machine transactions from clients into this gateway's pool, verifying their
+    /// signatures in one accelerator batch. Per transaction: its hash or why it was refused.
+    pub fn submit(
+        &mut self,
+        now_ms: u64,
+        txs: Vec<SignedMachineTx>,
+    ) -> Vec<Result<Hash32, SideError>> {
+        self.now = self.now.max(now_ms);
+        if self.me.is_none() {
+            return txs.iter().map(|_| Err(SideError::NotGateway)).collect();
+        }
+        let signing: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+        let items: Vec<SigItem<'_>> = txs
+            .iter()
+            .zip(&signing)
+            .map(|(t, m)| SigItem {
+                public_key: t.tx.sender.0,
+                signature: t.signature.0,
+                message: m,
+            })
+            .collect();
+        let ok = self.accel.ed25519_verify_batch(&items);
+        let mut res = Vec::with_capacity(txs.len());
+        for (tx, ok) in txs.into_iter().zip(ok) {
+            let hash = tx.hash();
+            res.push(if !ok {
+                Err(SideError::BadSignature)
+            } else if tx.tx.group_id != self.cfg.group.id {
+                Err(SideError::WrongGroup)
+            } else if self.txs.contains_key(&hash) {
+                Ok(hash)
+            } else if self.pool.len() >= self.cfg.max_pool {
+                Err(SideError::PoolFull)
+            } else {
+                self.txs.insert(
+                    hash,
+                    TxInfo {
+                        tx,
+                        status: TxStatus::Pending,
+                        first_seen_ms: self.now,
+                        latency_ms: None,
+                        vertices: Vec::new(),
+                    },
+                );
+                self.pool.push_back(hash);
+                Ok(hash)
+            });
+        }
+        res
+    }
+
+    /// A transaction this node knows.
+    pub fn tx(&self, hash: &Hash32) -> Option<&TxInfo> {
+        self.txs.get(hash)
+    }
+
+    /// A vertex this node knows.
+    pub fn vertex(&self, id: &VertexId) -> Option<&VertexInfo> {
+        self.vertices.get(id)
+    }
+
+    /// Gateways needed to confirm.
+    pub fn quorum(&self) -> usize {
+        self.cfg.group.quorum()
+    }
+
+    /// Anchors this node verified against its own history and saw final, in order:
+    /// (sequence, root, vertices covered).
+    pub fn anchor_log(&self) -> &[(u64, Hash32, u64)] {
+        &self.anchor_log
+    }
+
+    /// Equivocations seen.
+    pub fn equivocations(&self) -> u64 {
+        self.equivocations
+    }
+
+    /// The side balance of `account` over confirmed transactions.
+    pub fn confirmed_balance(&self, account: &Address) -> i128 {
+        let mut bal: i128 = 0;
+        for info in self.txs.values() {
+            if !matches!(
+                info.status,
+                TxStatus::Confirmed | TxStatus::Anchored { .. } | TxStatus::Final { .. }
+            ) {
+                continue;
+            }
+            let t = &info.tx.tx;
+            match &t.kind {
+                MachineKind::Transfer { to, amount } => {
+                    if to == account {
+                        bal += i128::from(*amount);
+                    }
+                    if t.sender.address() == *account {
+                        bal -= i128::from(*amount);
+                    }
+                }
+                MachineKind::Deposit { lock } => {
+                    if t.sender.address() == *account {
+                        bal += self.locks.get(lock).map_or(0, |l| i128::from(l.1));
+                    }
+                }
+                MachineKind::Event { .. } => {}
+            }
+        }
+        bal
+    }
+
+    /// The status for the API.
+    pub fn status(&self) -> Status {
+        let n = self.cfg.group.n();
+        let mut frontier: Vec<Option<(u64, VertexId)>> = vec![None; n];
+        for (id, v) in &self.vertices {
+            if v.confirmed_ms.is_some() {
+                let s = v.vertex.vertex.sequence;
+                let cur = &mut frontier[v.creator];
+                if cur.is_none_or(|(cs, _)| s > cs) {
+                    *cur = Some((s, *id));
+                }
+            }
+        }
+        let last_anchor = self
+            .verified
+            .iter()
+            .next_back()
+            .map(|(seq, (a, _))| AnchorStatus {
+                sequence: *seq,
+                root: a.anchor.root,
+                confirmed_vertices: a.anchor.confirmed_vertices,
+                is_final: *seq <= self.final_seq,
+            });
+        Status {
+            group_id: self.cfg.group.id,
+            gateway: self.key.as_ref().map(SecretKey::public),
+            gateways: self.cfg.group.gateways.clone(),
+            quorum: self.quorum(),
+            tips: self.latest.iter().map(|l| l.map(|(_, id)| id)).collect(),
+            confirmed_frontier: frontier.iter().map(|l| l.map(|(_, id)| id)).collect(),
+            vertices: self.vertices.len() as u64,
+            confirmed_vertices: self.confirmed_vertices,
+            confirmed_txs: self.confirmed_txs,
+            pool: self.pool.len(),
+            last_anchor,
+            scores: self.scores.clone(),
+            rewards: self.rewards.clone(),
+            equivocators: self
+                .equivocators
+                .iter()
+                .map(|i| self.cfg.group.gateways[*i])
+                .collect(),
+        }
+    }
+
+    // ---- time ----
+
+    fn on_tick(&mut self, out: &mut Vec<Action>) {
+        if self.now >= self.last_heads_ms + self.cfg.heads_interval_ms {
+            self.last_heads_ms = self.now;
+            let heads: Vec<VertexId> = self.latest.iter().flatten().map(|(_, id)| *id).collect();
+            if !heads.is_empty() {
+                out.push(Action::Send {
+                    to: None,
+                    msg: Message::Heads(heads),
+                });
+            }
+            // Requests that went unanswered are asked again.
+            let stale: Vec<VertexId> = self
+                .requested
+                .iter()
+                .filter(|(_, t)| self.now >= **t + self.cfg.heads_interval_ms)
+                .map(|(id, _)| *id)
+                .collect();
+            if !stale.is_empty() {
+                for id in &stale {
+                    self.requested.insert(*id, self.now);
+                }
+                out.push(Action::Send {
+                    to: None,
+                    msg: Message::Request(stale),
+                });
+            }
+            self.expire_pool();
+            // Ask again for final anchors this node has no proposal for.
+            self.requested_anchor.clear();
+            self.progress_anchors(out);
+        }
+        let started = *self.started_ms.get_or_insert(self.now);
+        // A gateway first listens for a while: after a restart its own last vertices come
+        // back from peers, and it must not sign a sequence number twice.
+        let listened = self.now >= started + 2 * self.cfg.heads_interval_ms;
+        if self.me.is_some()
+            && listened
+            && self.now >= self.last_vertex_ms + self.cfg.vertex_interval_ms
+        {
+            self.maybe_emit(out);
+        }
+        self.maybe_anchor(out);
+    }
+
+    fn expire_pool(&mut self) {
+        let now = self.now;
+        let max = self.cfg.max_pending_ms;
+        let txs = &mut self.txs;
+        self.pool.retain(|h| {
+            let Some(info) = txs.get_mut(h) else {
+                return false;
+            };
+            if now >= info.first_seen_ms + max {
+                info.status = TxStatus::Rejected {
+                    reason: "not includable in time (nonce gap or unknown lock)".into(),
+                };
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    // ---- vertices out ----
+
+    fn maybe_emit(&mut self, out: &mut Vec<Action>) {
+        // Observers (no gateway key) never emit.
+        let Some(me) = self.me else {
+            return;
+        };
+        let must_ack = self.unconfirmed_with_txs.iter().any(|id| {
+            // Equivocators' vertices are not referenced any more, so they cannot oblige.
+            self.vertices.get(id).is_some_and(|v| {
+                v.seen_by & bit(me) == 0 && !self.equivocators.contains(&v.creator)
+            })
+        });
+        if self.pool.is_empty() && !must_ack {
+            return;
+        }
+        let n = self.cfg.group.n();
+        let mut parents: Vec<VertexId> = self.my_last.into_iter().collect();
+        // Rotate the start so that with more than 8 others every gateway gets referenced.
+        for k in 0..n {
+            let c = (me + 1 + k + self.my_seq as usize) % n;
+            if c == me || self.equivocators.contains(&c) || parents.len() > MAX_TIPS {
+                continue;
+            }
+            if let Some((_, id)) = self.latest[c]
+                && self.vertices[&id].seen_by & bit(me) == 0
+            {
+                parents.push(id);
+            }
+        }
+        if parents.len() > MAX_TIPS + usize::from(self.my_last.is_some()) {
+            parents.truncate(MAX_TIPS + usize::from(self.my_last.is_some()));
+        }
+        let mut clock = vec![0u64; n];
+        for p in &parents {
+            for (c, s) in clock.iter_mut().zip(&self.vertices[p].clock) {
+                *c = (*c).max(*s);
+            }
+        }
+        clock[me] = self.my_seq + 1;
+        let mut batch = Batch::default();
+        let mut txs = Vec::new();
+        let mut keep = VecDeque::new();
+        while let Some(h) = self.pool.pop_front() {
+            if txs.len() >= self.cfg.max_batch {
+                keep.push_back(h);
+                continue;
+            }
+            let tx = self.txs[&h].tx.clone();
+            let view = View {
+                clock: clock.clone(),
+                parents: &parents,
+            };
+            match self.check_tx(&view, &mut batch, &tx, None) {
+                Check::Ok(_) => txs.push(tx),
+                Check::Wait(_) => keep.push_back(h),
+                Check::Invalid(reason) => {
+                    if let Some(info) = self.txs.get_mut(&h) {
+                        info.status = TxStatus::Rejected { reason };
+                    }
+                }
+            }
+        }
+        self.pool = keep;
+        if txs.is_empty() && !must_ack {
+            return;
+        }
+        let Some(key) = self.key.as_ref() else {
+            return;
+        };
+        let v = Vertex {
+            group_id: self.cfg.group.id,
+            creator: key.public(),
+            sequence: self.my_seq + 1,
+            timestamp_ms: self.now,
+            parents,
+            txs,
+        }
+        .sign(key);
+        self.last_vertex_ms = self.now;
+        self.my_seq += 1;
+        self.my_last = Some(v.id);
+        self.insert(&v, out);
+        out.push(Action::Send {
+            to: None,
+            msg: Message::Vertex(v),
+        });
+    }
+
+    // ---- messages in ----
+
+    fn on_message(&mut self, from: u64, msg: Message, out: &mut Vec<Action>) {
+        match msg {
+            Message::Vertex(v) => self.receive(from, vec![v], out),
+            Message::Vertices(vs) => self.receive(from, vs, out),
+            Message::Heads(ids) => {
+                let missing: Vec<VertexId> = ids
+                    .into_iter()
+                    .filter(|id| !self.vertices.contains_key(id) && !self.waiting.contains_key(id))
+                    .take(64)
+                    .collect();
+                self.request(from, missing, out);
+            }
+            Message::Request(ids) => {
+                let found: Vec<SignedVertex> = ids
+                    .iter()
+                    .take(256)
+                    .filter_map(|id| self.vertices.get(id).map(|v| v.vertex.clone()))
+                    .collect();
+                if !found.is_empty() {
+                    out.push(Action::Send {
+                        to: Some(from),
+                        msg: Message::Vertices(found),
+                    });
+                }
+            }
+            Message::Anchor(a) => {
+                let seq = a.anchor.sequence;
+                if a.anchor.group_id == self.cfg.group.id
+                    && seq > self.final_seq
+                    && seq <= self.final_seq + 16
+                {
+                    let list = self.proposals.entry(seq).or_default();
+                    if !list.contains(&a) && list.len() < 8 {
+                        list.push(a);
+                    }
+                    self.progress_anchors(out);
+                }
+            }
+            Message::AnchorRequest(seq) => {
+                if let Some((a, _)) = self.verified.get(&seq) {
+                    out.push(Action::Send {
+                        to: Some(from),
+                        msg: Message::Anchor(a.clone()),
+                    });
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, from: u64, ids: Vec<VertexId>, out: &mut Vec<Action>) {
+        let ids: Vec<VertexId> = ids
+            .into_iter()
+            .filter(|id| !self.requested.contains_key(id))
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        for id in &ids {
+            self.requested.insert(*id, self.now);
+        }
+        out.push(Action::Send {
+            to: Some(from),
+            msg: Message::Request(ids),
+        });
+    }
+
+    fn receive(&mut self, from: u64, vs: Vec<SignedVertex>, out: &mut Vec<Action>) {
+        let vs: Vec<SignedVertex> = vs
+            .into_iter()
+            .filter(|v| !self.vertices.contains_key(&v.id) && !self.waiting.contains_key(&v.id))
+            .collect();
+        if vs.is_empty() {
+            return;
+        }
+        // One accelerator batch for every signature of every vertex received together.
+        let signing: Vec<Vec<u8>> = vs.iter().map(|v| v.vertex.signing_bytes()).collect();
+        let tx_signing: Vec<Vec<Vec<u8>>> = vs
+            .iter()
+            .map(|v| v.vertex.txs.iter().map(|t| t.tx.signing_bytes()).collect())
+            .collect();
+        let mut items = Vec::new();
+        for ((v, m), tms) in vs.iter().zip(&signing).zip(&tx_signing) {
+            items.push(SigItem {
+                public_key: v.vertex.creator.0,
+                signature: v.signature.0,
+                message: m,
+            });
+            for (t, tm) in v.vertex.txs.iter().zip(tms) {
+                items.push(SigItem {
+                    public_key: t.tx.sender.0,
+                    signature: t.signature.0,
+                    message: tm,
+                });
+            }
+        }
+        let verdicts = self.accel.ed25519_verify_batch(&items);
+        let mut at = 0;
+        let mut missing = Vec::new();
+        for v in vs {
+            let k = 1 + v.vertex.txs.len();
+            let ok = verdicts[at..at + k].iter().all(|b| *b);
+            at += k;
+            if !ok {
+                out.push(Action::Rejected {
+                    vertex: v.id,
+                    reason: "a signature is invalid".into(),
+                });
+                continue;
+            }
+            if let Err(reason) = self.structure(&v) {
+                out.push(Action::Rejected {
+                    vertex: v.id,
+                    reason,
+                });
+                continue;
+            }
+            self.requested.remove(&v.id);
+            for p in &v.vertex.parents {
+                if !self.vertices.contains_key(p) && !self.waiting.contains_key(p) {
+                    missing.push(*p);
+                }
+            }
+            if self.waiting.len() < 100_000 {
+                self.waiting.insert(v.id, (v, self.now));
+            }
+        }
+        self.retry_waiting(out);
+        missing.retain(|id| !self.vertices.contains_key(id) && !self.waiting.contains_key(id));
+        missing.sort();
+        missing.dedup();
+        self.request(from, missing, out);
+    }
+
+    /// Rules a vertex must meet on its own, before its parents are known.
+    fn structure(&self, v: &SignedVertex) -> Result<(), String> {
+        let x = &v.vertex;
+        if x.group_id != self.cfg.group.id {
+            return Err("another group's vertex".into());
+        }
+        if self.cfg.group.index(&x.creator).is_none() {
+            return Err("the creator is not a gateway of the group".into());
+        }
+        if x.sequence == 0 {
+            return Err("sequence 0".into());
+        }
+        let own = usize::from(x.sequence > 1);
+        if x.parents.len() < own || x.parents.len() > own + MAX_TIPS {
+            return Err(format!("{} parents", x.parents.len()));
+        }
+        if x.txs.len() > self.cfg.max_batch.max(10_000) {
+            return Err("too many transactions".into());
+        }
+        let mut hashes = BTreeSet::new();
+        for t in &x.txs {
+            if t.tx.group_id != self.cfg.group.id {
+                return Err("a transaction of another group".into());
+            }
+            if !hashes.insert(t.hash()) {
+                return Err("a transaction twice".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn retry_waiting(&mut self, out: &mut Vec<Action>) {
+        loop {
+            let ready: Vec<VertexId> = self
+                .waiting
+                .iter()
+                .filter(|(_, (v, _))| {
+                    v.vertex
+                        .parents
+                        .iter()
+                        .all(|p| self.vertices.contains_key(p))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            let mut progressed = false;
+            for id in ready {
+                let (v, since) = self.waiting.remove(&id).expect("waiting");
+                match self.validate(&v) {
+                    Ok(()) => {
+                        self.insert(&v, out);
+                        progressed = true;
+                    }
+                    Err(Check::Wait(_)) if self.now < since + self.cfg.max_pending_ms => {
+                        self.waiting.insert(id, (v, since));
+                    }
+                    Err(Check::Wait(reason) | Check::Invalid(reason)) => {
+                        out.push(Action::Rejected { vertex: id, reason });
+                    }
+                    Err(Check::Ok(_)) => unreachable!("validate returns no occurrence as error"),
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Rules a vertex must meet once its parents are known.
+    fn validate(&self, v: &SignedVertex) -> Result<(), Check> {
+        let x = &v.vertex;
+        let c = self
+            .cfg
+            .group
+            .index(&x.creator)
+            .expect("checked by structure");
+        let mut others = BTreeSet::new();
+        for (i, p) in x.parents.iter().enumerate() {
+            let pv = &self.vertices[p];
+            if i == 0 && x.sequence > 1 {
+                if pv.creator != c || pv.vertex.vertex.sequence + 1 != x.sequence {
+                    return Err(Check::Invalid(
+                        "the first parent is not the creator's previous vertex".into(),
+                    ));
+                }
+                if pv.vertex.vertex.timestamp_ms > x.timestamp_ms {
+                    return Err(Check::Invalid("time runs backwards".into()));
+                }
+            } else if pv.creator == c || !others.insert(pv.creator) {
+                return Err(Check::Invalid("two parents of one gateway".into()));
+            }
+        }
+        let n = self.cfg.group.n();
+        let mut clock = vec![0u64; n];
+        for p in &x.parents {
+            for (a, s) in clock.iter_mut().zip(&self.vertices[p].clock) {
+                *a = (*a).max(*s);
+            }
+        }
+        clock[c] = x.sequence;
+        let view = View {
+            clock,
+            parents: &x.parents,
+        };
+        let mut batch = Batch::default();
+        for t in &x.txs {
+            match self.check_tx(&view, &mut batch, t, None) {
+                Check::Ok(_) => {}
+                other => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
+    // ---- the ledger rule ----
+
+    /// Whether vertex `u` is in the causal history of `view`. Exact: the clock answers
+    /// unless the creator equivocated, in which case the history is searched.
+    fn in_view(&self, u: &VertexId, view: &View<'_>) -> bool {
+        let uv = &self.vertices[u];
+        let (c, s) = (uv.creator, uv.vertex.vertex.sequence);
+        if view.clock[c] < s {
+            return false;
+        }
+        if !self.equivocators.contains(&c) {
+            // The only known vertex of `c` at `s`, and the view holds c's chain up to ≥ s.
+            return true;
+        }
+        let mut stack: Vec<VertexId> = view.parents.to_vec();
+        let mut seen = BTreeSet::new();
+        while let Some(w) = stack.pop() {
+            if w == *u {
+                return true;
+            }
+            if !seen.insert(w) {
+                continue;
+            }
+            let wv = &self.vertices[&w];
+            if wv.clock[c] < s {
+                continue;
+            }
+            stack.extend(wv.vertex.vertex.parents.iter().copied());
+        }
+        false
+    }
+
+    /// Checks `tx` against the causal history `view` plus the earlier transactions of the
+    /// same batch. The same function decides for the creator and for every receiver, so
+    /// all honest nodes reach the same verdict on a vertex.
+    fn check_tx(
+        &self,
+        view: &View<'_>,
+        batch: &mut Batch,
+        stx: &SignedMachineTx,
+        _v: Option<VertexId>,
+    ) -> Check {
+        let tx = &stx.tx;
+        let slot = tx.slot();
+        let sender = slot.sender;
+        if batch.slots.contains_key(&slot) {
+            return Check::Invalid(format!(
+                "double spend: nonce {} used twice in one vertex",
+                tx.nonce
+            ));
+        }
+        if let Some(occs) = self.slot_occs.get(&slot)
+            && occs.iter().any(|o| self.in_view(&o.1, view))
+        {
+            return Check::Invalid(format!(
+                "double spend: nonce {} of the sender is already in the history",
+                tx.nonce
+            ));
+        }
+        let mut deps = Vec::new();
+        // The sender's previous transaction: in the batch, or unique in the history.
+        let prev_debits = if tx.nonce == 0 {
+            0
+        } else if let Some((nonce, debits)) = batch.chain.get(&sender) {
+            if *nonce + 1 != tx.nonce {
+                return Check::Wait(format!("nonce gap: expected {}", nonce + 1));
+            }
+            *debits
+        } else {
+            let prev = Slot {
+                sender,
+                nonce: tx.nonce - 1,
+            };
+            let mut found: Vec<&OccId> = self
+                .slot_occs
+                .get(&prev)
+                .map(|o| o.iter().filter(|o| self.in_view(&o.1, view)).collect())
+                .unwrap_or_default();
+            found.sort_by_key(|o| o.1);
+            let Some(first) = found.first() else {
+                return Check::Wait(format!("nonce gap: nonce {} not seen", tx.nonce - 1));
+            };
+            if found.iter().any(|o| o.0 != first.0) {
+                return Check::Invalid("the previous nonce is double spent in the history".into());
+            }
+            deps.push(**first);
+            self.occs[*first].debits
+        };
+        let mut credit = None;
+        let mut lock = None;
+        let debits = match &tx.kind {
+            MachineKind::Event { .. } => prev_debits,
+            MachineKind::Deposit { lock: l } => {
+                let Some((account, amount)) = self.locks.get(l) else {
+                    return Check::Wait("the lock is not final on the main chain yet".into());
+                };
+                if *account != sender {
+                    return Check::Invalid("the lock is made out to another account".into());
+                }
+                if batch.locks.contains(l)
+                    || self
+                        .lock_occs
+                        .get(l)
+                        .is_some_and(|o| o.iter().any(|o| self.in_view(&o.1, view)))
+                {
+                    return Check::Invalid("the lock is already deposited".into());
+                }
+                credit = Some((sender, *amount));
+                lock = Some(*l);
+                prev_debits
+            }
+            MachineKind::Transfer { to, amount } => {
+                if *amount == 0 {
+                    return Check::Invalid("a transfer of zero".into());
+                }
+                let mut funds: u128 = u128::from(batch.credits.get(&sender).copied().unwrap_or(0));
+                if let Some(cs) = self.credits.get(&sender) {
+                    let mut seen = BTreeSet::new();
+                    for o in cs {
+                        if self.in_view(&o.1, view) && seen.insert(o.0) {
+                            funds += u128::from(self.occs[o].credit.map_or(0, |c| c.1));
+                            deps.push(*o);
+                        }
+                    }
+                }
+                let debits = u128::from(prev_debits) + u128::from(*amount);
+                if debits > funds {
+                    return Check::Invalid(format!(
+                        "insufficient side balance: {} available, {amount} needed",
+                        funds.saturating_sub(u128::from(prev_debits))
+                    ));
+                }
+                credit = Some((*to, *amount));
+                debits as u64
+            }
+        };
+        batch.slots.insert(slot, ());
+        batch.chain.insert(sender, (tx.nonce, debits));
+        if let Some(l) = lock {
+            batch.locks.insert(l);
+        }
+        if let Some((to, amount)) = credit {
+            let c = batch.credits.entry(to).or_insert(0);
+            *c = c.saturating_add(amount);
+        }
+        deps.sort();
+        deps.dedup();
+        Check::Ok(Occ {
+            deps,
+            debits,
+            credit,
+            lock,
+            confirmed: false,
+        })
+    }
+
+    // ---- insertion, confirmation ----
+
+    fn insert(&mut self, v: &SignedVertex, out: &mut Vec<Action>) {
+        let id = v.id;
+        let c = self.cfg.group.index(&v.vertex.creator).expect("a gateway");
+        let seq = v.vertex.sequence;
+        let n = self.cfg.group.n();
+        let mut clock = vec![0u64; n];
+        for p in &v.vertex.parents {
+            for (a, s) in clock.iter_mut().zip(&self.vertices[p].clock) {
+                *a = (*a).max(*s);
+            }
+        }
+        clock[c] = seq;
+        // Equivocation: another vertex of this creator with this sequence.
+        let same = self.by_seq.entry((c, seq)).or_default();
+        if let Some(other) = same.first().copied()
+            && other != id
+        {
+            let first_new = !self.equivocators.contains(&c);
+            self.equivocators.insert(c);
+            self.equivocations += 1;
+            if first_new || same.len() == 1 {
+                let o = self.vertices[&other].vertex.clone();
+                let (first, second) = if o.id < id {
+                    (o, v.clone())
+                } else {
+                    (v.clone(), o)
+                };
+                out.push(Action::Equivocation(Box::new(EquivocationEvidence {
+                    offender: v.vertex.creator,
+                    first,
+                    second,
+                })));
+            }
+        }
+        same.push(id);
+        // Our own vertices from peers: a gateway that restarted resumes its chain.
+        if Some(c) == self.me && seq > self.my_seq {
+            self.my_seq = seq;
+            self.my_last = Some(id);
+        }
+        if self.latest[c].is_none_or(|(s, _)| seq > s) {
+            self.latest[c] = Some((seq, id));
+        }
+        // Occurrences of its transactions, computed against its own history.
+        let parents = v.vertex.parents.clone();
+        let view = View {
+            clock: clock.clone(),
+            parents: &parents,
+        };
+        let mut batch = Batch::default();
+        let mut new_occs = Vec::new();
+        for t in &v.vertex.txs {
+            let occ = match self.check_tx(&view, &mut batch, t, Some(id)) {
+                Check::Ok(o) => o,
+                // Validated before insertion; a mismatch here is a bug, not a peer fault.
+                _ => unreachable!("an inserted vertex's transactions were validated"),
+            };
+            let h = t.hash();
+            new_occs.push(((h, id), occ));
+        }
+        // Transactions of the same batch depend on earlier ones of the sender.
+        let mut last_in_batch: BTreeMap<Address, OccId> = BTreeMap::new();
+        let mut credit_in_batch: BTreeMap<Address, Vec<OccId>> = BTreeMap::new();
+        for (t, (oid, occ)) in v.vertex.txs.iter().zip(new_occs.iter_mut()) {
+            let tx = &t.tx;
+            let sender = tx.sender.address();
+            if tx.nonce > 0
+                && let Some(p) = last_in_batch.get(&sender)
+            {
+                occ.deps.push(*p);
+            }
+            if matches!(tx.kind, MachineKind::Transfer { .. })
+                && let Some(cs) = credit_in_batch.get(&sender)
+            {
+                occ.deps.extend(cs.iter().copied());
+            }
+            last_in_batch.insert(sender, *oid);
+            if let Some((to, _)) = occ.credit {
+                credit_in_batch.entry(to).or_default().push(*oid);
+            }
+        }
+        self.vertices.insert(
+            id,
+            VertexInfo {
+                vertex: v.clone(),
+                creator: c,
+                clock,
+                seen_by: 0,
+                confirmed_ms: None,
+                anchor: None,
+            },
+        );
+        if !v.vertex.txs.is_empty() {
+            self.unconfirmed_with_txs.insert(id);
+        }
+        for (t, (oid, occ)) in v.vertex.txs.iter().zip(new_occs) {
+            let info = self.txs.entry(oid.0).or_insert_with(|| TxInfo {
+                tx: t.clone(),
+                status: TxStatus::Pending,
+                first_seen_ms: self.now,
+                latency_ms: None,
+                vertices: Vec::new(),
+            });
+            info.vertices.push(id);
+            self.slot_occs.entry(t.tx.slot()).or_default().push(oid);
+            if let Some(l) = occ.lock {
+                self.lock_occs.entry(l).or_default().push(oid);
+            }
+            if let Some((to, _)) = occ.credit {
+                self.credits.entry(to).or_default().push(oid);
+            }
+            for d in &occ.deps {
+                self.dependents.entry(*d).or_default().push(oid);
+            }
+            self.occs.insert(oid, occ);
+        }
+        // Drop pool copies of transactions now included elsewhere.
+        if Some(c) != self.me {
+            let hashes: BTreeSet<Hash32> = v.vertex.txs.iter().map(|t| t.hash()).collect();
+            self.pool.retain(|h| !hashes.contains(h));
+        }
+        self.mark_seen(id, c, out);
+        self.progress_anchors(out);
+    }
+
+    /// Marks `id` and its unmarked ancestors as seen by gateway `g`; each newly reached
+    /// transaction gets g's endorsement if g endorsed nothing else in its slot.
+    fn mark_seen(&mut self, id: VertexId, g: usize, out: &mut Vec<Action>) {
+        let q = self.quorum();
+        let mut stack = vec![id];
+        let mut reached = Vec::new();
+        while let Some(u) = stack.pop() {
+            let info = self.vertices.get_mut(&u).expect("known");
+            if info.seen_by & bit(g) != 0 {
+                continue;
+            }
+            info.seen_by |= bit(g);
+            reached.push(u);
+            stack.extend(info.vertex.vertex.parents.iter().rev().copied());
+        }
+        let mut endorsed_quorum = Vec::new();
+        let mut newly_confirmed = Vec::new();
+        for u in &reached {
+            let info = &self.vertices[u];
+            for t in &info.vertex.vertex.txs {
+                let h = t.hash();
+                let slot = t.tx.slot();
+                if let std::collections::btree_map::Entry::Vacant(e) = self.endorse[g].entry(slot) {
+                    e.insert(h);
+                    let m = self.endorsers.entry(h).or_insert(0);
+                    *m |= bit(g);
+                    if m.count_ones() as usize == q {
+                        endorsed_quorum.push(h);
+                    }
+                }
+            }
+            if info.confirmed_ms.is_none() && info.seen_by.count_ones() as usize >= q {
+                newly_confirmed.push(*u);
+            }
+        }
+        let mut work: Vec<OccId> = Vec::new();
+        for u in newly_confirmed {
+            let info = self.vertices.get_mut(&u).expect("known");
+            info.confirmed_ms = Some(self.now);
+            self.confirmed_vertices += 1;
+            self.unconfirmed_with_txs.remove(&u);
+            for t in &info.vertex.vertex.txs {
+                work.push((t.hash(), u));
+            }
+        }
+        for h in endorsed_quorum {
+            if let Some(info) = self.txs.get(&h) {
+                work.extend(info.vertices.iter().map(|v| (h, *v)));
+            }
+        }
+        self.confirm(work, out);
+    }
+
+    /// Confirms occurrences whose vertex is confirmed, whose transaction won its slot at
+    /// 2f+1 gateways and whose dependencies are confirmed; then their dependents.
+    fn confirm(&mut self, mut work: Vec<OccId>, out: &mut Vec<Action>) {
+        let q = self.quorum();
+        while let Some(oid) = work.pop() {
+            let Some(occ) = self.occs.get(&oid) else {
+                continue;
+            };
+            if occ.confirmed
+                || self.vertices[&oid.1].confirmed_ms.is_none()
+                || (self
+                    .endorsers
+                    .get(&oid.0)
+                    .copied()
+                    .unwrap_or(0)
+                    .count_ones() as usize)
+                    < q
+                || !occ.deps.iter().all(|d| self.occs[d].confirmed)
+            {
+                continue;
+            }
+            self.occs.get_mut(&oid).expect("known").confirmed = true;
+            if let Some(ds) = self.dependents.get(&oid) {
+                work.extend(ds.iter().copied());
+            }
+            let anchor = self.vertices[&oid.1].anchor;
+            let final_seq = self.final_seq;
+            let info = self.txs.get_mut(&oid.0).expect("known");
+            if matches!(info.status, TxStatus::Pending | TxStatus::Rejected { .. }) {
+                let latency = self.now - info.first_seen_ms;
+                info.latency_ms = Some(latency);
+                info.status = match anchor {
+                    Some(a) if a <= final_seq => TxStatus::Final { anchor: a },
+                    Some(a) => TxStatus::Anchored { anchor: a },
+                    None => TxStatus::Confirmed,
+                };
+                self.confirmed_txs += 1;
+                out.push(Action::Confirmed {
+                    tx: oid.0,
+                    latency_ms: latency,
+                });
+            }
+        }
+    }
+
+    // ---- anchoring ----
+
+    fn maybe_anchor(&mut self, out: &mut Vec<Action>) {
+        let Some(me) = self.me else {
+            return;
+        };
+        let next = self.final_seq + 1;
+        if self.submitted.is_some_and(|s| s >= next) {
+            // Resubmit if the main chain has not taken it in a while.
+            if self.now < self.last_final_ms + 4 * self.cfg.anchor_interval_ms {
+                return;
+            }
+        }
+        let n = self.cfg.group.n() as u64;
+        let designated = (next % n) as usize == me;
+        let overdue = self.now >= self.last_final_ms + 3 * self.cfg.anchor_interval_ms;
+        if !designated && !overdue {
+            return;
+        }
+        let pending = self.confirmed_vertices.saturating_sub(self.anchor_count);
+        let due = pending >= self.cfg.anchor_every_vertices
+            || (pending > 0 && self.now >= self.last_final_ms + self.cfg.anchor_interval_ms);
+        if !due {
+            return;
+        }
+        let frontier = self.confirmed_frontier();
+        let Some((root, count, covered, rewards)) = self.compute_anchor(&frontier) else {
+            return;
+        };
+        if covered.is_empty() {
+            return;
+        }
+        let Some(key) = self.key.as_ref() else {
+            return;
+        };
+        let anchor = Anchor {
+            group_id: self.cfg.group.id,
+            sequence: next,
+            frontier,
+            root,
+            confirmed_vertices: count,
+            rewards,
+            submitter: key.public(),
+        };
+        let signature = key.sign(&anchor.signing_bytes());
+        let signed = SignedAnchor { anchor, signature };
+        self.submitted = Some(next);
+        self.last_final_ms = self
+            .last_final_ms
+            .max(self.now.saturating_sub(self.cfg.anchor_interval_ms));
+        self.proposals.entry(next).or_default().push(signed.clone());
+        out.push(Action::Send {
+            to: None,
+            msg: Message::Anchor(signed.clone()),
+        });
+        out.push(Action::SubmitAnchor(signed));
+        self.progress_anchors(out);
+    }
+
+    /// The highest confirmed, unanchored-or-anchored vertex per gateway (lowest id among
+    /// forks), sorted by id.
+    fn confirmed_frontier(&self) -> Vec<VertexId> {
+        let n = self.cfg.group.n();
+        let mut best: Vec<Option<(u64, VertexId)>> = vec![None; n];
+        for ((c, s), ids) in &self.by_seq {
+            for id in ids {
+                if self.vertices[id].confirmed_ms.is_some() {
+                    let cur = &mut best[*c];
+                    if cur.is_none_or(|(cs, cid)| *s > cs || (*s == cs && *id < cid)) {
+                        *cur = Some((*s, *id));
+                    }
+                }
+            }
+        }
+        let mut f: Vec<VertexId> = best.into_iter().flatten().map(|(_, id)| id).collect();
+        f.sort();
+        f
+    }
+
+    /// Root, cumulative count, newly covered vertices and rewards of an anchor with
+    /// `frontier` on top of the last final anchor; `None` if a frontier vertex is unknown
+    /// or unconfirmed here.
+    #[allow(clippy::type_complexity)]
+    fn compute_anchor(
+        &self,
+        frontier: &[VertexId],
+    ) -> Option<(Hash32, u64, Vec<VertexId>, Vec<Reward>)> {
+        let mut covered = BTreeSet::new();
+        let mut stack: Vec<VertexId> = frontier.to_vec();
+        while let Some(u) = stack.pop() {
+            let info = self.vertices.get(&u)?;
+            info.confirmed_ms?;
+            if info.anchor.is_some_and(|a| a <= self.final_seq) || !covered.insert(u) {
+                continue;
+            }
+            stack.extend(info.vertex.vertex.parents.iter().copied());
+        }
+        let ids: Vec<[u8; 32]> = covered.iter().map(|h| h.0).collect();
+        let merkle = self.accel.merkle_root(&ids);
+        let count = self.anchor_count + covered.len() as u64;
+        let root = sha256(&[
+            b"cpchain/side/anchor-root",
+            &self.anchor_root.0,
+            &merkle,
+            &count.to_be_bytes(),
+        ]);
+        let covered: Vec<VertexId> = covered.into_iter().collect();
+        let rewards = self.rewards_for(&covered);
+        Some((root, count, covered, rewards))
+    }
+
+    /// Cooperation scores over `covered`: each reference to another gateway's vertex earns
+    /// up to 100 points, halving every `RELAY_HALF_MS` of relay delay; a gateway most of
+    /// whose vertices reference only itself is lazy and earns nothing.
+    fn rewards_for(&self, covered: &[VertexId]) -> Vec<Reward> {
+        let n = self.cfg.group.n();
+        let mut score = vec![0u64; n];
+        let mut made = vec![0u64; n];
+        let mut lazy = vec![0u64; n];
+        for id in covered {
+            let v = &self.vertices[id];
+            let x = &v.vertex.vertex;
+            made[v.creator] += 1;
+            let others = &x.parents[usize::from(x.sequence > 1)..];
+            if others.is_empty() {
+                lazy[v.creator] += 1;
+            }
+            for p in others {
+                let delay = x
+                    .timestamp_ms
+                    .saturating_sub(self.vertices[p].vertex.vertex.timestamp_ms);
+                score[v.creator] += 100 * RELAY_HALF_MS / (RELAY_HALF_MS + delay);
+            }
+        }
+        let eligible: Vec<bool> = (0..n)
+            .map(|i| made[i] > 0 && lazy[i] * 2 <= made[i])
+            .collect();
+        let total: u128 = (0..n)
+            .filter(|i| eligible[*i])
+            .map(|i| u128::from(score[i]))
+            .sum();
+        (0..n)
+            .map(|i| Reward {
+                gateway: self.cfg.group.gateways[i],
+                score: score[i],
+                amount: if eligible[i] && total > 0 {
+                    (u128::from(self.cfg.reward_per_anchor) * u128::from(score[i]) / total) as u64
+                } else {
+                    0
+                },
+            })
+            .collect()
+    }
+
+    /// Verifies proposals for the next anchor (status *anchored*) and applies final anchors
+    /// in order (status *final*).
+    fn progress_anchors(&mut self, out: &mut Vec<Action>) {
+        loop {
+            let next = self.final_seq + 1;
+            let Some((root, count)) = self.finals.get(&next).copied() else {
+                if !self.verified.contains_key(&next) {
+                    let props = self.proposals.get(&next).cloned().unwrap_or_default();
+                    for p in props {
+                        match self.verify_anchor(&p) {
+                            Ok(Some(covered)) => {
+                                self.mark_anchored(next, &covered);
+                                self.verified.insert(next, (p, covered));
+                                break;
+                            }
+                            Ok(None) => {}
+                            Err(reason) => {
+                                if let Some(l) = self.proposals.get_mut(&next) {
+                                    l.retain(|x| x != &p);
+                                }
+                                out.push(Action::AnchorMismatch {
+                                    sequence: next,
+                                    reason,
+                                });
+                            }
+                        }
+                    }
+                }
+                return;
+            };
+            // The main chain decided: find the proposal it took.
+            let matches =
+                |a: &SignedAnchor| a.anchor.root == root && a.anchor.confirmed_vertices == count;
+            let candidate = match self.verified.get(&next) {
+                Some((a, _)) if matches(a) => Some(a.clone()),
+                _ => self
+                    .proposals
+                    .get(&next)
+                    .and_then(|l| l.iter().find(|a| matches(a)).cloned()),
+            };
+            let Some(a) = candidate else {
+                if !self.requested_anchor.contains(&next) {
+                    self.requested_anchor.insert(next);
+                    out.push(Action::Send {
+                        to: None,
+                        msg: Message::AnchorRequest(next),
+                    });
+                }
+                return;
+            };
+            let covered = match self.verify_anchor(&a) {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                Err(reason) => {
+                    if let Some(l) = self.proposals.get_mut(&next) {
+                        l.retain(|x| x != &a);
+                    }
+                    out.push(Action::AnchorMismatch {
+                        sequence: next,
+                        reason: format!(
+                            "the final anchor does not match this node's history: {reason}"
+                        ),
+                    });
+                    return;
+                }
+            };
+            // Undo a tentative mark from a proposal the main chain did not take.
+            if let Some((t, tcov)) = self.verified.remove(&next)
+                && t != a
+            {
+                for id in &tcov {
+                    let info = self.vertices.get_mut(id).expect("covered");
+                    info.anchor = None;
+                    for tx in &info.vertex.vertex.txs {
+                        if let Some(ti) = self.txs.get_mut(&tx.hash())
+                            && ti.status == (TxStatus::Anchored { anchor: next })
+                        {
+                            ti.status = TxStatus::Confirmed;
+                        }
+                    }
+                }
+            }
+            self.mark_anchored(next, &covered);
+            self.final_seq = next;
+            self.finals.remove(&next);
+            self.proposals.remove(&next);
+            self.requested_anchor.remove(&next);
+            self.anchor_root = root;
+            self.anchor_count = count;
+            self.last_final_ms = self.now;
+            self.anchor_log.push((next, root, count));
+            for r in &a.anchor.rewards {
+                if let Some(i) = self.cfg.group.index(&r.gateway) {
+                    self.scores[i] += r.score;
+                    self.rewards[i] += r.amount;
+                }
+            }
+            for id in &covered {
+                let info = &self.vertices[id];
+                for t in &info.vertex.vertex.txs {
+                    if let Some(ti) = self.txs.get_mut(&t.hash())
+                        && ti.status == (TxStatus::Anchored { anchor: next })
+                    {
+                        ti.status = TxStatus::Final { anchor: next };
+                    }
+                }
+            }
+            self.verified.insert(next, (a, covered));
+            // Keep recent anchors for peers that catch up; older ones are on the main chain.
+            self.verified = self.verified.split_off(&next.saturating_sub(64));
+        }
+    }
+
+    fn mark_anchored(&mut self, seq: u64, covered: &[VertexId]) {
+        for id in covered {
+            let info = self.vertices.get_mut(id).expect("covered");
+            info.anchor = Some(seq);
+            for t in &info.vertex.vertex.txs {
+                if let Some(ti) = self.txs.get_mut(&t.hash())
+                    && ti.status == TxStatus::Confirmed
+                {
+                    ti.status = TxStatus::Anchored { anchor: seq };
+                }
+            }
+        }
+    }
+
+    /// `Ok(Some(covered))` when the anchor matches this node's history, `Ok(None)` when
+    /// this node cannot tell yet (a frontier vertex unknown or unconfirmed here).
+    fn verify_anchor(&mut self, a: &SignedAnchor) -> Result<Option<Vec<VertexId>>, String> {
+        let x = &a.anchor;
+        if self.cfg.group.index(&x.submitter).is_none() {
+            return Err("the submitter is not a gateway".into());
+        }
+        if !x.submitter.verify(&x.signing_bytes(), &a.signature) {
+            return Err("the anchor signature is invalid".into());
+        }
+        if x.frontier.windows(2).any(|w| w[0] >= w[1]) || x.frontier.len() > self.cfg.group.n() {
+            return Err("the frontier is not sorted and unique".into());
+        }
+        let unknown: Vec<VertexId> = x
+            .frontier
+            .iter()
+            .filter(|id| !self.vertices.contains_key(id))
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            for id in unknown {
+                self.requested.entry(id).or_insert(0);
+            }
+            return Ok(None);
+        }
+        let Some((root, count, covered, rewards)) = self.compute_anchor(&x.frontier) else {
+            return Ok(None);
+        };
+        if root != x.root || count != x.confirmed_vertices {
+            return Err(format!(
+                "root {} over {count} vertices here, {} over {} in the anchor",
+                root, x.root, x.confirmed_vertices
+            ));
+        }
+        if rewards != x.rewards {
+            return Err("the rewards differ from the cooperation scores here".into());
+        }
+        Ok(Some(covered))
+    }
+}

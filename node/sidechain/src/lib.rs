@@ -1,0 +1,90 @@
+//! The DAG side chain: real-time machine transactions between the gateways of one group,
+//! confirmed by a quorum of gateways within milliseconds and anchored to the main chain.
+//!
+//! A [`SideChain`] is a sans-IO state machine: the node feeds it [`Input`]s (ticks of its
+//! clock, gossip messages, main-chain locks and final anchors) and carries out the
+//! [`Action`]s it returns (gossip, anchor submissions, equivocation evidence). Nothing here
+//! touches a socket, a disk or a clock, and nothing iterates a hash map, so the seeded
+//! simulator in `tests/simulation.rs` replays any run exactly.
+//!
+//! # The DAG
+//!
+//! Every few milliseconds a gateway signs a [`Vertex`]: a batch of machine transactions,
+//! its own previous vertex and the latest vertex of up to 8 other gateways it has not yet
+//! referenced. Receivers check every signature of a batch of vertices in one accelerator
+//! call, wait for unknown parents (fetching them), check sequence numbers and the ledger
+//! rule below, and keep, per vertex, a vector clock and the set of gateways whose vertices
+//! reach it. A vertex is **confirmed** once vertices of 2f+1 distinct gateways reach it
+//! (f = ⌊(n−1)/3⌋); confirmation is closed under ancestry.
+//!
+//! # Conflicts
+//!
+//! Each machine transaction occupies the slot (sender, nonce); two different transactions
+//! in one slot are a double spend. The rules:
+//!
+//! 1. *Inclusion.* A vertex may include a transaction only if its causal history holds no
+//!    transaction of that slot, holds the sender's previous nonce exactly once, and funds the
+//!    transfer (credits in the history minus the sender's debits). A vertex that breaks this
+//!    is invalid everywhere (the check is a function of the vertex and its history alone).
+//! 2. *Endorsement.* A gateway endorses, per slot, the first transaction of that slot that
+//!    its own chain of vertices reaches (in a deterministic walk order), and never another.
+//!    Merging two histories that include both sides of a double spend is allowed — refusing
+//!    would split honest gateways forever — but only the first is endorsed.
+//! 3. *Confirmation.* A transaction is confirmed when its vertex is confirmed, 2f+1
+//!    distinct gateways endorse it, and the transactions it depends on (the sender's
+//!    previous nonce and the credits that fund it) are confirmed.
+//!
+//! Two conflicting transactions would need 2f+1 endorsers each; the two sets share at least
+//! f+1 gateways, so at least one honest gateway, which endorses one transaction per slot.
+//! Hence conflicting spends never both confirm — on one node or across nodes — with at most
+//! f faulty gateways. A gateway that signs two vertices with one sequence number is
+//! equivocating; the first node to see both emits [`EquivocationEvidence`] and stops
+//! referencing that gateway's vertices.
+//!
+//! # Anchors
+//!
+//! When N confirmed vertices or T ms have accumulated, the designated gateway (sequence mod
+//! n; anyone once it is overdue) signs an [`Anchor`]: the highest confirmed vertex per
+//! gateway, and a root chaining the previous root with the Merkle root of the newly covered
+//! vertex ids. Every node recomputes it from its own DAG before accepting it (status
+//! *anchored*), and once the main chain reports it final, the history below it is final.
+//! Anchors carry cooperation rewards computed from the covered vertices: references to other
+//! gateways' vertices, discounted by relay delay; lazy gateways (mostly self-references) get
+//! nothing.
+
+mod gateway;
+mod group;
+mod main_chain;
+mod types;
+
+pub use gateway::{
+    Action, AnchorStatus, Config, Input, MAX_TIPS, RELAY_HALF_MS, SideChain, Status, TxInfo,
+    TxStatus, VertexInfo,
+};
+pub use group::{Group, MAX_GATEWAYS};
+pub use main_chain::inputs_from_block;
+pub use types::{
+    ANCHOR_DOMAIN, Anchor, EquivocationEvidence, MACHINE_TX_DOMAIN, MAX_MESSAGE_BYTES, MachineKind,
+    MachineTx, Message, Reward, SignedAnchor, SignedMachineTx, SignedVertex, Slot, VERTEX_DOMAIN,
+    Vertex, VertexId,
+};
+
+/// Why the side chain refused something.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SideError {
+    /// The group is misconfigured.
+    #[error("side-chain group: {0}")]
+    Group(String),
+    /// A signature does not verify.
+    #[error("invalid signature")]
+    BadSignature,
+    /// The transaction names another group.
+    #[error("the transaction is for another group")]
+    WrongGroup,
+    /// The pool is full.
+    #[error("the gateway's pool is full; retry later")]
+    PoolFull,
+    /// Only gateways take transactions.
+    #[error("this node is not a gateway of the group; send the transaction to a gateway")]
+    NotGateway,
+}

@@ -1,0 +1,106 @@
+//! The side chain's view of the main chain: what final blocks tell it, and what it sends.
+
+use cpc_types::{Hash32, SignedTransaction, TxKind};
+
+use crate::gateway::Input;
+use crate::types::SignedAnchor;
+
+/// The inputs a final main-chain block holds for group `group_id`: its side locks and
+/// its anchors. A block carries only transactions that executed, so every one counts.
+pub fn inputs_from_block(group_id: &Hash32, txs: &[SignedTransaction]) -> Vec<Input> {
+    txs.iter()
+        .filter_map(|t| match &t.tx.kind {
+            TxKind::SideLock {
+                group_id: g,
+                account,
+                amount,
+            } if g == group_id => Some(Input::Lock {
+                id: t.id(),
+                account: *account,
+                amount: *amount,
+            }),
+            TxKind::Anchor {
+                group_id: g,
+                sequence,
+                frontier_root,
+                confirmed_vertices,
+            } if g == group_id => Some(Input::AnchorFinal {
+                sequence: *sequence,
+                root: *frontier_root,
+                confirmed_vertices: *confirmed_vertices,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+impl SignedAnchor {
+    /// The main-chain transaction kind that records this anchor.
+    pub fn tx_kind(&self) -> TxKind {
+        TxKind::Anchor {
+            group_id: self.anchor.group_id,
+            sequence: self.anchor.sequence,
+            frontier_root: self.anchor.root,
+            confirmed_vertices: self.anchor.confirmed_vertices,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cpc_types::{Address, SecretKey, Transaction};
+
+    use super::*;
+
+    #[test]
+    fn locks_and_anchors_of_the_group_become_inputs() {
+        let k = SecretKey::from_bytes([3; 32]);
+        let g = Hash32([1; 32]);
+        let tx = |nonce, kind| {
+            Transaction {
+                chain_id: 1,
+                sender: k.public(),
+                nonce,
+                max_fee: 0,
+                kind,
+            }
+            .sign(&k)
+        };
+        let lock = tx(
+            0,
+            TxKind::SideLock {
+                group_id: g,
+                account: Address([2; 20]),
+                amount: 5,
+            },
+        );
+        let other = tx(
+            1,
+            TxKind::SideLock {
+                group_id: Hash32([9; 32]),
+                account: Address([2; 20]),
+                amount: 5,
+            },
+        );
+        let anchor = tx(
+            2,
+            TxKind::Anchor {
+                group_id: g,
+                sequence: 1,
+                frontier_root: Hash32([4; 32]),
+                confirmed_vertices: 10,
+            },
+        );
+        let inputs = inputs_from_block(&g, &[lock.clone(), other, anchor]);
+        assert_eq!(inputs.len(), 2);
+        assert!(matches!(inputs[0], Input::Lock { id, amount: 5, .. } if id == lock.id()));
+        assert!(matches!(
+            inputs[1],
+            Input::AnchorFinal {
+                sequence: 1,
+                confirmed_vertices: 10,
+                ..
+            }
+        ));
+    }
+}

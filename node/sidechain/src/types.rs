@@ -1,0 +1,437 @@
+//! Side-chain data: machine transactions, vertices, anchors, evidence, gossip messages.
+//!
+//! Everything here is hashed or signed through the canonical encoding of `cpc_types`.
+
+use cpc_types::codec::{Decode, DecodeError, Encode, Reader, decode_exact};
+use cpc_types::{Address, Hash32, PublicKey, SecretKey, Signature, codec_struct, sha256};
+use serde::{Deserialize, Serialize};
+
+/// Domain separation of machine-transaction signatures.
+pub const MACHINE_TX_DOMAIN: &[u8] = b"cpchain/side/tx/v1";
+/// Domain separation of vertex signatures.
+pub const VERTEX_DOMAIN: &[u8] = b"cpchain/side/vertex/v1";
+/// Domain separation of anchor signatures.
+pub const ANCHOR_DOMAIN: &[u8] = b"cpchain/side/anchor/v1";
+/// The largest encoded gossip message accepted.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// A vertex id: the hash of its signing bytes.
+pub type VertexId = Hash32;
+
+/// What a machine transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MachineKind {
+    /// Moves side-chain balance to another machine account of the group.
+    Transfer {
+        /// The recipient.
+        to: Address,
+        /// Base units moved.
+        amount: u64,
+    },
+    /// Credits the sender with a main-chain lock made out to it (once per lock).
+    Deposit {
+        /// The id of the main-chain lock transaction.
+        lock: Hash32,
+    },
+    /// Records a data event: a sensor reading's hash, a traffic event with its position.
+    Event {
+        /// Application-defined event type (e.g. 1 = sensor reading, 2 = congestion).
+        event_type: u32,
+        /// Hash of the reading or event payload, which stays off chain.
+        data_hash: Hash32,
+        /// Grid position east, application-defined units.
+        x: u32,
+        /// Grid position north, application-defined units.
+        y: u32,
+    },
+}
+
+impl Encode for MachineKind {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            MachineKind::Transfer { to, amount } => {
+                out.push(0);
+                to.encode_to(out);
+                amount.encode_to(out);
+            }
+            MachineKind::Deposit { lock } => {
+                out.push(1);
+                lock.encode_to(out);
+            }
+            MachineKind::Event {
+                event_type,
+                data_hash,
+                x,
+                y,
+            } => {
+                out.push(2);
+                event_type.encode_to(out);
+                data_hash.encode_to(out);
+                x.encode_to(out);
+                y.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for MachineKind {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.tag()? {
+            0 => MachineKind::Transfer {
+                to: Decode::decode_from(r)?,
+                amount: Decode::decode_from(r)?,
+            },
+            1 => MachineKind::Deposit {
+                lock: Decode::decode_from(r)?,
+            },
+            2 => MachineKind::Event {
+                event_type: Decode::decode_from(r)?,
+                data_hash: Decode::decode_from(r)?,
+                x: Decode::decode_from(r)?,
+                y: Decode::decode_from(r)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "machine transaction kind",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
+/// An unsigned machine transaction.
+///
+/// Every transaction of a sender occupies the slot `(sender, nonce)`; two different
+/// transactions in one slot conflict (a double spend), and only one of them can confirm.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineTx {
+    /// The group the transaction is for (replay protection across groups).
+    pub group_id: Hash32,
+    /// The machine's key; its account is its address.
+    pub sender: PublicKey,
+    /// The sender's count of earlier side-chain transactions.
+    pub nonce: u64,
+    /// What it does.
+    pub kind: MachineKind,
+}
+codec_struct!(MachineTx {
+    group_id,
+    sender,
+    nonce,
+    kind
+});
+
+impl MachineTx {
+    /// The bytes the machine signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = MACHINE_TX_DOMAIN.to_vec();
+        self.encode_to(&mut out);
+        out
+    }
+
+    /// The transaction hash.
+    pub fn hash(&self) -> Hash32 {
+        sha256(&[&self.signing_bytes()])
+    }
+
+    /// The slot the transaction occupies.
+    pub fn slot(&self) -> Slot {
+        Slot {
+            sender: self.sender.address(),
+            nonce: self.nonce,
+        }
+    }
+
+    /// Signs it.
+    pub fn sign(self, key: &SecretKey) -> SignedMachineTx {
+        let signature = key.sign(&self.signing_bytes());
+        SignedMachineTx {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+/// A machine transaction with the machine's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedMachineTx {
+    /// The transaction.
+    pub tx: MachineTx,
+    /// The machine's signature over [`MachineTx::signing_bytes`].
+    pub signature: Signature,
+}
+codec_struct!(SignedMachineTx { tx, signature });
+
+impl SignedMachineTx {
+    /// The transaction hash (independent of the signature's encoding).
+    pub fn hash(&self) -> Hash32 {
+        self.tx.hash()
+    }
+
+    /// Decodes a transaction received from outside.
+    pub fn decode_untrusted(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > cpc_types::MAX_TX_BYTES {
+            return Err(DecodeError::TooLong {
+                what: "machine transaction",
+                len: bytes.len(),
+                max: cpc_types::MAX_TX_BYTES,
+            });
+        }
+        decode_exact(bytes)
+    }
+}
+
+/// A spend slot: one per sender and nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Slot {
+    /// The sender's account.
+    pub sender: Address,
+    /// The nonce.
+    pub nonce: u64,
+}
+
+/// An unsigned vertex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vertex {
+    /// The group.
+    pub group_id: Hash32,
+    /// The gateway that made it.
+    pub creator: PublicKey,
+    /// The creator's vertex count: 1 for its first vertex, one more for each next.
+    pub sequence: u64,
+    /// The creator's clock when it made the vertex (used for relay delays in scores).
+    pub timestamp_ms: u64,
+    /// The creator's previous vertex first (absent for sequence 1), then tips of other
+    /// gateways, at most one per gateway.
+    pub parents: Vec<VertexId>,
+    /// The batch of machine transactions.
+    pub txs: Vec<SignedMachineTx>,
+}
+codec_struct!(Vertex {
+    group_id,
+    creator,
+    sequence,
+    timestamp_ms,
+    parents,
+    txs
+});
+
+impl Vertex {
+    /// The bytes the gateway signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = VERTEX_DOMAIN.to_vec();
+        self.encode_to(&mut out);
+        out
+    }
+
+    /// Signs it.
+    pub fn sign(self, key: &SecretKey) -> SignedVertex {
+        let signing = self.signing_bytes();
+        let signature = key.sign(&signing);
+        let id = sha256(&[&signing]);
+        SignedVertex {
+            vertex: self,
+            signature,
+            id,
+        }
+    }
+}
+
+/// A vertex with its creator's signature. The id is cached; decoding recomputes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedVertex {
+    /// The vertex.
+    pub vertex: Vertex,
+    /// The creator's signature over [`Vertex::signing_bytes`].
+    pub signature: Signature,
+    /// The vertex id: the hash of its signing bytes.
+    #[serde(skip_deserializing)]
+    pub id: VertexId,
+}
+
+impl Encode for SignedVertex {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.vertex.encode_to(out);
+        self.signature.encode_to(out);
+    }
+}
+
+impl Decode for SignedVertex {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let vertex = Vertex::decode_from(r)?;
+        let signature = Signature::decode_from(r)?;
+        let id = sha256(&[&vertex.signing_bytes()]);
+        Ok(SignedVertex {
+            vertex,
+            signature,
+            id,
+        })
+    }
+}
+
+/// Two vertices one gateway signed with the same sequence number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EquivocationEvidence {
+    /// The offending gateway.
+    pub offender: PublicKey,
+    /// Its first vertex (the lower id).
+    pub first: SignedVertex,
+    /// Its second vertex.
+    pub second: SignedVertex,
+}
+codec_struct!(EquivocationEvidence {
+    offender,
+    first,
+    second
+});
+
+/// A cooperation reward paid at an anchor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reward {
+    /// The gateway.
+    pub gateway: PublicKey,
+    /// Its cooperation score over the anchored vertices.
+    pub score: u64,
+    /// Base units paid (zero for lazy gateways).
+    pub amount: u64,
+}
+codec_struct!(Reward {
+    gateway,
+    score,
+    amount
+});
+
+/// A checkpoint of the confirmed DAG, submitted to the main chain.
+///
+/// `frontier` holds, per gateway that has one, the highest confirmed vertex the submitter
+/// knew; the anchor covers the causal history of the frontier. `root` chains the previous
+/// anchor's root with the Merkle root of the ids of the newly covered vertices in
+/// canonical order, so every node recomputes it from its own DAG.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The group.
+    pub group_id: Hash32,
+    /// 1 for the first anchor, one more for each next.
+    pub sequence: u64,
+    /// The frontier vertices, sorted by id.
+    pub frontier: Vec<VertexId>,
+    /// The chained root of the covered history.
+    pub root: Hash32,
+    /// Vertices covered by this and all earlier anchors.
+    pub confirmed_vertices: u64,
+    /// Cooperation rewards over the newly covered vertices.
+    pub rewards: Vec<Reward>,
+    /// The submitting gateway.
+    pub submitter: PublicKey,
+}
+codec_struct!(Anchor {
+    group_id,
+    sequence,
+    frontier,
+    root,
+    confirmed_vertices,
+    rewards,
+    submitter
+});
+
+impl Anchor {
+    /// The bytes the submitter signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = ANCHOR_DOMAIN.to_vec();
+        self.encode_to(&mut out);
+        out
+    }
+}
+
+/// An anchor with its submitter's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAnchor {
+    /// The anchor.
+    pub anchor: Anchor,
+    /// The submitter's signature.
+    pub signature: Signature,
+}
+codec_struct!(SignedAnchor { anchor, signature });
+
+/// What gateways gossip on the group's topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A new vertex.
+    Vertex(SignedVertex),
+    /// The sender's latest vertex per gateway, so peers fetch what they miss.
+    Heads(Vec<VertexId>),
+    /// Asks for vertices by id.
+    Request(Vec<VertexId>),
+    /// Answers a request.
+    Vertices(Vec<SignedVertex>),
+    /// An anchor the submitter is sending to the main chain.
+    Anchor(SignedAnchor),
+    /// Asks for the anchor with this sequence.
+    AnchorRequest(u64),
+}
+
+impl Encode for Message {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Vertex(v) => {
+                out.push(0);
+                v.encode_to(out);
+            }
+            Message::Heads(h) => {
+                out.push(1);
+                h.encode_to(out);
+            }
+            Message::Request(ids) => {
+                out.push(2);
+                ids.encode_to(out);
+            }
+            Message::Vertices(vs) => {
+                out.push(3);
+                vs.encode_to(out);
+            }
+            Message::Anchor(a) => {
+                out.push(4);
+                a.encode_to(out);
+            }
+            Message::AnchorRequest(seq) => {
+                out.push(5);
+                seq.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for Message {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.tag()? {
+            0 => Message::Vertex(Decode::decode_from(r)?),
+            1 => Message::Heads(Decode::decode_from(r)?),
+            2 => Message::Request(Decode::decode_from(r)?),
+            3 => Message::Vertices(Decode::decode_from(r)?),
+            4 => Message::Anchor(Decode::decode_from(r)?),
+            5 => Message::AnchorRequest(Decode::decode_from(r)?),
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "side-chain message",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
+impl Message {
+    /// Decodes a gossip message from a peer, enforcing the size limit first.
+    pub fn decode_untrusted(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(DecodeError::TooLong {
+                what: "side-chain message",
+                len: bytes.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        decode_exact(bytes)
+    }
+}

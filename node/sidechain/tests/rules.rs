@@ -1,0 +1,402 @@
+//! The side chain's rules on small hand-built DAGs: confirmation by 2f+1 gateways,
+//! double spends, overdrafts, equivocation evidence, invalid signatures, anchors.
+
+use std::sync::Arc;
+
+use cpc_accel::{DispatchConfig, Dispatcher};
+use cpc_sidechain::{
+    Action, Config, Group, Input, MachineKind, MachineTx, Message, SideChain, SideError,
+    SignedMachineTx, SignedVertex, TxStatus, Vertex,
+};
+use cpc_types::{Address, Hash32, SecretKey, sha256};
+
+struct Net {
+    keys: Vec<SecretKey>,
+    nodes: Vec<SideChain>,
+    now: u64,
+    group: Group,
+}
+
+fn net(n: usize) -> Net {
+    let keys: Vec<SecretKey> = (0..n)
+        .map(|i| SecretKey::from_bytes([i as u8 + 1; 32]))
+        .collect();
+    let group = Group::new(
+        Group::id_of("rules"),
+        keys.iter().map(SecretKey::public).collect(),
+    )
+    .unwrap();
+    let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
+    let mut cfg = Config::new(group.clone());
+    cfg.heads_interval_ms = 10;
+    cfg.anchor_interval_ms = 50;
+    cfg.reward_per_anchor = 900;
+    let nodes = keys
+        .iter()
+        .map(|k| SideChain::new(cfg.clone(), Some(k.clone()), accel.clone()).unwrap())
+        .collect();
+    Net {
+        keys,
+        nodes,
+        now: 0,
+        group,
+    }
+}
+
+impl Net {
+    /// Runs `ms` milliseconds with instant, lossless delivery among `live` nodes; returns
+    /// every action that was not a message.
+    fn run(&mut self, ms: u64, live: &[usize]) -> Vec<(usize, Action)> {
+        let mut other = Vec::new();
+        for _ in 0..ms {
+            self.now += 1;
+            let mut queue: Vec<(usize, Action)> = Vec::new();
+            for &i in live {
+                for a in self.nodes[i].handle(self.now, Input::Tick) {
+                    queue.push((i, a));
+                }
+            }
+            while let Some((from, a)) = queue.pop() {
+                match a {
+                    Action::Send { to, msg } => {
+                        for &j in live {
+                            if j == from || to.is_some_and(|t| t as usize != j) {
+                                continue;
+                            }
+                            for b in self.nodes[j].handle(
+                                self.now,
+                                Input::Message {
+                                    from: from as u64,
+                                    msg: msg.clone(),
+                                },
+                            ) {
+                                queue.push((j, b));
+                            }
+                        }
+                    }
+                    Action::SubmitAnchor(s) => {
+                        for &j in live {
+                            for b in self.nodes[j].handle(
+                                self.now,
+                                Input::AnchorFinal {
+                                    sequence: s.anchor.sequence,
+                                    root: s.anchor.root,
+                                    confirmed_vertices: s.anchor.confirmed_vertices,
+                                },
+                            ) {
+                                queue.push((j, b));
+                            }
+                        }
+                        other.push((from, Action::SubmitAnchor(s)));
+                    }
+                    a => other.push((from, a)),
+                }
+            }
+        }
+        other
+    }
+
+    fn lock(&mut self, m: &SecretKey, amount: u64) -> Hash32 {
+        let id = sha256(&[b"lock", &m.public().0]);
+        for node in &mut self.nodes {
+            node.handle(
+                self.now,
+                Input::Lock {
+                    id,
+                    account: m.address(),
+                    amount,
+                },
+            );
+        }
+        id
+    }
+
+    fn tx(&self, m: &SecretKey, nonce: u64, kind: MachineKind) -> SignedMachineTx {
+        MachineTx {
+            group_id: self.group.id,
+            sender: m.public(),
+            nonce,
+            kind,
+        }
+        .sign(m)
+    }
+
+    fn status(&self, node: usize, h: &Hash32) -> TxStatus {
+        self.nodes[node]
+            .tx(h)
+            .map_or(TxStatus::Pending, |t| t.status.clone())
+    }
+}
+
+fn confirmed(s: &TxStatus) -> bool {
+    matches!(
+        s,
+        TxStatus::Confirmed | TxStatus::Anchored { .. } | TxStatus::Final { .. }
+    )
+}
+
+#[test]
+fn transactions_confirm_everywhere_and_become_final() {
+    let mut net = net(4);
+    let m = SecretKey::from_bytes([50; 32]);
+    let to = SecretKey::from_bytes([51; 32]).address();
+    let lock = net.lock(&m, 1_000);
+    let d = net.tx(&m, 0, MachineKind::Deposit { lock });
+    let t = net.tx(&m, 1, MachineKind::Transfer { to, amount: 400 });
+    assert!(net.nodes[0].submit(net.now, vec![d.clone()])[0].is_ok());
+    assert!(net.nodes[2].submit(net.now, vec![t.clone()])[0].is_ok());
+    let all = [0, 1, 2, 3];
+    let actions = net.run(400, &all);
+    for i in all {
+        assert!(
+            matches!(net.status(i, &t.hash()), TxStatus::Final { .. }),
+            "node {i}: {:?}",
+            net.status(i, &t.hash())
+        );
+        assert!(matches!(net.status(i, &d.hash()), TxStatus::Final { .. }));
+        assert_eq!(net.nodes[i].confirmed_balance(&to), 400);
+        assert_eq!(net.nodes[i].confirmed_balance(&m.address()), 600);
+        assert!(net.nodes[i].tx(&t.hash()).unwrap().latency_ms.is_some());
+    }
+    assert!(
+        actions
+            .iter()
+            .any(|(_, a)| matches!(a, Action::SubmitAnchor(_)))
+    );
+    // Rewards went to cooperating gateways, in proportion to their scores.
+    let st = net.nodes[1].status();
+    assert!(st.rewards.iter().sum::<u64>() > 0);
+    assert!(st.last_anchor.unwrap().is_final);
+}
+
+#[test]
+fn nothing_confirms_without_a_quorum_and_everything_does_after_the_heal() {
+    let mut net = net(4);
+    let m = SecretKey::from_bytes([60; 32]);
+    let ev = net.tx(
+        &m,
+        0,
+        MachineKind::Event {
+            event_type: 2,
+            data_hash: sha256(&[b"congestion"]),
+            x: 10,
+            y: 20,
+        },
+    );
+    net.nodes[0].submit(net.now, vec![ev.clone()]);
+    // Two of four gateways cannot confirm (quorum 3).
+    net.run(200, &[0, 1]);
+    assert_eq!(net.status(0, &ev.hash()), TxStatus::Pending);
+    net.run(400, &[0, 1, 2, 3]);
+    for i in 0..4 {
+        assert!(confirmed(&net.status(i, &ev.hash())), "node {i}");
+    }
+}
+
+#[test]
+fn a_double_spend_at_two_gateways_never_confirms_twice() {
+    let mut net = net(4);
+    let m = SecretKey::from_bytes([70; 32]);
+    let lock = net.lock(&m, 1_000);
+    let d = net.tx(&m, 0, MachineKind::Deposit { lock });
+    net.nodes[0].submit(net.now, vec![d]);
+    net.run(100, &[0, 1, 2, 3]);
+    let a = net.tx(
+        &m,
+        1,
+        MachineKind::Transfer {
+            to: Address([1; 20]),
+            amount: 900,
+        },
+    );
+    let b = net.tx(
+        &m,
+        1,
+        MachineKind::Transfer {
+            to: Address([2; 20]),
+            amount: 900,
+        },
+    );
+    // Each side reaches a different pair of gateways first.
+    net.nodes[0].submit(net.now, vec![a.clone()]);
+    net.nodes[3].submit(net.now, vec![b.clone()]);
+    net.run(20, &[0, 1]);
+    net.run(20, &[2, 3]);
+    net.run(400, &[0, 1, 2, 3]);
+    let mut winners = Vec::new();
+    for i in 0..4 {
+        let (ca, cb) = (
+            confirmed(&net.status(i, &a.hash())),
+            confirmed(&net.status(i, &b.hash())),
+        );
+        assert!(!(ca && cb), "node {i} confirmed both");
+        winners.push((ca, cb));
+    }
+    assert!(
+        winners.windows(2).all(|w| w[0] == w[1]),
+        "nodes disagree: {winners:?}"
+    );
+    // Including a spend whose slot is already in the history is refused outright.
+    let c = net.tx(
+        &m,
+        1,
+        MachineKind::Transfer {
+            to: Address([3; 20]),
+            amount: 1,
+        },
+    );
+    net.nodes[1].submit(net.now, vec![c.clone()]);
+    net.run(50, &[0, 1, 2, 3]);
+    assert!(matches!(
+        net.status(1, &c.hash()),
+        TxStatus::Rejected { .. }
+    ));
+}
+
+#[test]
+fn overdrafts_and_wrong_groups_are_refused() {
+    let mut net = net(4);
+    let m = SecretKey::from_bytes([80; 32]);
+    let lock = net.lock(&m, 100);
+    let d = net.tx(&m, 0, MachineKind::Deposit { lock });
+    let t = net.tx(
+        &m,
+        1,
+        MachineKind::Transfer {
+            to: Address([1; 20]),
+            amount: 101,
+        },
+    );
+    net.nodes[0].submit(net.now, vec![d, t.clone()]);
+    net.run(100, &[0, 1, 2, 3]);
+    assert!(
+        matches!(net.status(0, &t.hash()), TxStatus::Rejected { reason } if reason.contains("insufficient"))
+    );
+    let other = MachineTx {
+        group_id: Hash32([9; 32]),
+        sender: m.public(),
+        nonce: 2,
+        kind: MachineKind::Deposit { lock },
+    }
+    .sign(&m);
+    assert_eq!(
+        net.nodes[0].submit(net.now, vec![other]),
+        vec![Err(SideError::WrongGroup)]
+    );
+    let mut forged = net.tx(&m, 2, MachineKind::Deposit { lock });
+    forged.signature.0[0] ^= 1;
+    assert_eq!(
+        net.nodes[0].submit(net.now, vec![forged]),
+        vec![Err(SideError::BadSignature)]
+    );
+}
+
+#[test]
+fn a_faulty_gateway_is_caught_and_its_bad_vertices_refused() {
+    let mut net = net(4);
+    let key = net.keys[3].clone();
+    let m = SecretKey::from_bytes([90; 32]);
+    let v1 = |ts: u64| {
+        Vertex {
+            group_id: net.group.id,
+            creator: key.public(),
+            sequence: 1,
+            timestamp_ms: ts,
+            parents: vec![],
+            txs: vec![],
+        }
+        .sign(&key)
+    };
+    let (a, b) = (v1(1), v1(2));
+    let mut evidence = 0;
+    for v in [a.clone(), b] {
+        for act in net.nodes[0].handle(
+            1,
+            Input::Message {
+                from: 3,
+                msg: Message::Vertex(v),
+            },
+        ) {
+            if let Action::Equivocation(e) = act {
+                assert_eq!(e.offender, key.public());
+                assert_ne!(e.first.id, e.second.id);
+                evidence += 1;
+            }
+        }
+    }
+    assert_eq!(evidence, 1);
+    assert_eq!(net.nodes[0].status().equivocators, vec![key.public()]);
+    // A bad signature, and an overdraft in a vertex, are rejected.
+    let mut bad: SignedVertex = Vertex {
+        sequence: 2,
+        parents: vec![a.id],
+        ..a.vertex.clone()
+    }
+    .sign(&key);
+    bad.signature.0[5] ^= 1;
+    let out = net.nodes[1].handle(
+        2,
+        Input::Message {
+            from: 3,
+            msg: Message::Vertices(vec![a.clone(), bad]),
+        },
+    );
+    assert!(
+        out.iter()
+            .any(|x| matches!(x, Action::Rejected { reason, .. } if reason.contains("signature")))
+    );
+    let overdraft = Vertex {
+        sequence: 2,
+        parents: vec![a.id],
+        txs: vec![net.tx(
+            &m,
+            0,
+            MachineKind::Transfer {
+                to: Address([1; 20]),
+                amount: 5,
+            },
+        )],
+        ..a.vertex
+    }
+    .sign(&key);
+    let out = net.nodes[1].handle(
+        3,
+        Input::Message {
+            from: 3,
+            msg: Message::Vertex(overdraft),
+        },
+    );
+    assert!(
+        out.iter().any(
+            |x| matches!(x, Action::Rejected { reason, .. } if reason.contains("insufficient"))
+        )
+    );
+}
+
+#[test]
+fn messages_round_trip_and_garbage_is_refused() {
+    use cpc_types::codec::Encode;
+    let net = net(4);
+    let v = Vertex {
+        group_id: net.group.id,
+        creator: net.keys[0].public(),
+        sequence: 1,
+        timestamp_ms: 5,
+        parents: vec![],
+        txs: vec![net.tx(
+            &net.keys[1],
+            0,
+            MachineKind::Event {
+                event_type: 1,
+                data_hash: Hash32([4; 32]),
+                x: 1,
+                y: 2,
+            },
+        )],
+    }
+    .sign(&net.keys[0]);
+    let m = Message::Vertex(v);
+    assert_eq!(Message::decode_untrusted(&m.encode()).unwrap(), m);
+    assert!(Message::decode_untrusted(&[9, 1, 2]).is_err());
+    assert!(Message::decode_untrusted(&[]).is_err());
+}

@@ -1,0 +1,580 @@
+//! A seeded, deterministic network of side-chain gateways: 4–10 gateways, message delays
+//! and drops, a partition that heals, one gateway that equivocates (signs a second vertex
+//! for a sequence number and sends each fork to half the group), and a machine that sends
+//! two conflicting transfers to two gateways at once. Every seed checks that conflicting
+//! spends never both confirm (on any node, or across nodes), that every honest transaction
+//! confirms on every node once the network heals and becomes final after anchoring, and
+//! that every node's final anchors equal the main chain's, each recomputed from the node's
+//! own DAG.
+//!
+//! A failing seed names itself; replay it with `CPC_SIDE_SIM_SEED=<seed> cargo test -p
+//! cpc-sidechain --test simulation -- --nocapture`. `CPC_SIDE_SIM_SEEDS` sets how many
+//! seeds run (24 by default, about a minute in a debug build).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cpc_accel::{DispatchConfig, Dispatcher};
+use cpc_sidechain::{
+    Action, Config, Group, Input, MachineKind, MachineTx, Message, SideChain, SignedMachineTx,
+    TxStatus, Vertex,
+};
+use cpc_types::codec::Encode;
+use cpc_types::{Address, Hash32, SecretKey, sha256};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const LOCK: u64 = 1_000_000;
+const SUBMIT_UNTIL: u64 = 2_500;
+const END: u64 = 6_000;
+
+enum Ev {
+    Deliver {
+        to: usize,
+        from: usize,
+        bytes: Vec<u8>,
+    },
+    Submit {
+        to: usize,
+        tx: SignedMachineTx,
+    },
+    Final {
+        to: usize,
+        seq: u64,
+        root: Hash32,
+        count: u64,
+    },
+}
+
+struct Sim {
+    seed: u64,
+    rng: ChaCha8Rng,
+    n: usize,
+    keys: Vec<SecretKey>,
+    nodes: Vec<SideChain>,
+    queue: BTreeMap<(u64, u64), Ev>,
+    seq: u64,
+    now: u64,
+    partition: Option<BTreeSet<usize>>,
+    byzantine: usize,
+    forks_sent: u32,
+    /// The main chain's anchors: sequence → (root, count).
+    main: BTreeMap<u64, (Hash32, u64)>,
+    honest_txs: Vec<Hash32>,
+    conflicts: Vec<(Hash32, Hash32)>,
+    evidence: u32,
+    /// A machine the equivocator colludes with: the twin vertex carries one side of its
+    /// double spend, an honest gateway gets the other.
+    rogue: SecretKey,
+    twins: BTreeSet<Hash32>,
+}
+
+fn fail(seed: u64, what: &str) -> ! {
+    panic!(
+        "side-chain simulation seed {seed} failed: {what} (replay with CPC_SIDE_SIM_SEED={seed})"
+    )
+}
+
+impl Sim {
+    fn new(seed: u64) -> Sim {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = rng.gen_range(4..=10);
+        let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::from_bytes(rng.r#gen())).collect();
+        let group = Group::new(
+            Group::id_of("sim"),
+            keys.iter().map(SecretKey::public).collect(),
+        )
+        .unwrap();
+        let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
+        let mut cfg = Config::new(group);
+        cfg.vertex_interval_ms = 5;
+        cfg.anchor_every_vertices = 60;
+        cfg.anchor_interval_ms = 300;
+        cfg.heads_interval_ms = 100;
+        cfg.reward_per_anchor = 1_000;
+        let nodes = keys
+            .iter()
+            .map(|k| SideChain::new(cfg.clone(), Some(k.clone()), accel.clone()).unwrap())
+            .collect();
+        let byzantine = rng.gen_range(0..n);
+        Sim {
+            seed,
+            rng,
+            n,
+            keys,
+            nodes,
+            queue: BTreeMap::new(),
+            seq: 0,
+            now: 0,
+            partition: None,
+            byzantine,
+            forks_sent: 0,
+            main: BTreeMap::new(),
+            honest_txs: Vec::new(),
+            conflicts: Vec::new(),
+            evidence: 0,
+            rogue: SecretKey::from_bytes([77; 32]),
+            twins: BTreeSet::new(),
+        }
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), ev);
+    }
+
+    fn connected(&self, a: usize, b: usize) -> bool {
+        self.partition
+            .as_ref()
+            .is_none_or(|side| side.contains(&a) == side.contains(&b))
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: &Message) {
+        if to == from || !self.connected(from, to) || self.rng.gen_bool(0.05) {
+            return;
+        }
+        let at = self.now + self.rng.gen_range(1..=20);
+        self.push(
+            at,
+            Ev::Deliver {
+                to,
+                from,
+                bytes: msg.encode(),
+            },
+        );
+    }
+
+    fn gateway_of(&self, key: &cpc_types::PublicKey) -> usize {
+        self.keys.iter().position(|k| k.public() == *key).unwrap()
+    }
+
+    fn apply(&mut self, from: usize, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Send { to: Some(to), msg } => self.send(from, to as usize, &msg),
+                Action::Send { to: None, msg } => {
+                    // The equivocator signs a second vertex for some of its sequence
+                    // numbers and sends each fork to half of the group.
+                    if from == self.byzantine
+                        && self.forks_sent < 3
+                        && self.now > 300
+                        && let Message::Vertex(v) = &msg
+                    {
+                        self.forks_sent += 1;
+                        let group_id = Group::id_of("sim");
+                        let sinks: Vec<Address> = (0..2)
+                            .map(|i| SecretKey::from_bytes([200 + i; 32]).address())
+                            .collect();
+                        let nonce = u64::from(self.forks_sent);
+                        let spend = |to: Address| {
+                            MachineTx {
+                                group_id,
+                                sender: self.rogue.public(),
+                                nonce,
+                                kind: MachineKind::Transfer { to, amount: 10 },
+                            }
+                            .sign(&self.rogue)
+                        };
+                        let (a, b) = (spend(sinks[0]), spend(sinks[1]));
+                        self.conflicts.push((a.hash(), b.hash()));
+                        let twin = Vertex {
+                            timestamp_ms: v.vertex.timestamp_ms + 1,
+                            txs: vec![a],
+                            ..v.vertex.clone()
+                        }
+                        .sign(&self.keys[from]);
+                        self.twins.insert(twin.id);
+                        let honest = (from + 1) % self.n;
+                        self.push(self.now, Ev::Submit { to: honest, tx: b });
+                        let twin = Message::Vertex(twin);
+                        for to in 0..self.n {
+                            let m = if to % 2 == 0 { &msg } else { &twin };
+                            self.send(from, to, m);
+                        }
+                        continue;
+                    }
+                    for to in 0..self.n {
+                        self.send(from, to, &msg);
+                    }
+                }
+                Action::SubmitAnchor(a) => {
+                    // The main chain takes the next sequence only, then every node learns it
+                    // final after a block or two.
+                    let x = &a.anchor;
+                    let last = self.main.keys().next_back().copied().unwrap_or(0);
+                    // It stops taking anchors a while before the end, so every node can
+                    // catch up with the last one.
+                    if x.sequence == last + 1 && self.now < END - 1_500 {
+                        self.main.insert(x.sequence, (x.root, x.confirmed_vertices));
+                        for to in 0..self.n {
+                            let at = self.now + self.rng.gen_range(40..=120);
+                            self.push(
+                                at,
+                                Ev::Final {
+                                    to,
+                                    seq: x.sequence,
+                                    root: x.root,
+                                    count: x.confirmed_vertices,
+                                },
+                            );
+                        }
+                    }
+                }
+                Action::Equivocation(ev) => {
+                    if self.gateway_of(&ev.offender) != self.byzantine {
+                        fail(
+                            self.seed,
+                            &format!(
+                                "node {from} reported honest gateway {} equivocating (byzantine {}): {:?} vs {:?}",
+                                self.gateway_of(&ev.offender),
+                                self.byzantine,
+                                (
+                                    ev.first.id,
+                                    ev.first.vertex.sequence,
+                                    ev.first.vertex.parents.len(),
+                                    ev.first.vertex.txs.len()
+                                ),
+                                (
+                                    ev.second.id,
+                                    ev.second.vertex.sequence,
+                                    ev.second.vertex.parents.len(),
+                                    ev.second.vertex.txs.len()
+                                )
+                            ),
+                        );
+                    }
+                    let ok = |v: &cpc_sidechain::SignedVertex| {
+                        v.vertex
+                            .creator
+                            .verify(&v.vertex.signing_bytes(), &v.signature)
+                    };
+                    if !(ok(&ev.first)
+                        && ok(&ev.second)
+                        && ev.first.vertex.sequence == ev.second.vertex.sequence
+                        && ev.first.id != ev.second.id)
+                    {
+                        fail(self.seed, "evidence does not prove equivocation");
+                    }
+                    self.evidence += 1;
+                }
+                Action::Rejected { vertex, .. } if self.twins.contains(&vertex) => {}
+                Action::Rejected { vertex, reason } => fail(
+                    self.seed,
+                    &format!("node {from} rejected vertex {vertex}: {reason}"),
+                ),
+                Action::AnchorMismatch { sequence, reason } => fail(
+                    self.seed,
+                    &format!("node {from}: anchor {sequence} mismatch: {reason}"),
+                ),
+                Action::Confirmed { .. } => {}
+            }
+        }
+    }
+
+    fn deliver(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { to, from, bytes } => {
+                let msg = Message::decode_untrusted(&bytes).unwrap();
+                let out = self.nodes[to].handle(
+                    self.now,
+                    Input::Message {
+                        from: from as u64,
+                        msg,
+                    },
+                );
+                self.apply(to, out);
+            }
+            Ev::Submit { to, tx } => {
+                let r = self.nodes[to].submit(self.now, vec![tx]);
+                assert!(
+                    r[0].is_ok(),
+                    "seed {}: submit refused: {:?}",
+                    self.seed,
+                    r[0]
+                );
+            }
+            Ev::Final {
+                to,
+                seq,
+                root,
+                count,
+            } => {
+                let out = self.nodes[to].handle(
+                    self.now,
+                    Input::AnchorFinal {
+                        sequence: seq,
+                        root,
+                        confirmed_vertices: count,
+                    },
+                );
+                self.apply(to, out);
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let group_id = Group::id_of("sim");
+        // Machines: each gets a main-chain lock, deposits it, then sends transfers and events.
+        let machines: Vec<SecretKey> = (0..8)
+            .map(|_| SecretKey::from_bytes(self.rng.r#gen()))
+            .collect();
+        let sinks: Vec<Address> = (0..3)
+            .map(|i| SecretKey::from_bytes([200 + i; 32]).address())
+            .collect();
+        let honest_gateways: Vec<usize> = (0..self.n).filter(|g| *g != self.byzantine).collect();
+        for (i, m) in machines.iter().enumerate() {
+            let lock = sha256(&[b"lock", &[i as u8]]);
+            for g in 0..self.n {
+                // Lock finality reaches gateways at different times.
+                let out = self.nodes[g].handle(
+                    0,
+                    Input::Lock {
+                        id: lock,
+                        account: m.address(),
+                        amount: LOCK,
+                    },
+                );
+                self.apply(g, out);
+            }
+            let mut t = self.rng.gen_range(0..50);
+            let mut nonce = 0;
+            let mut sends = vec![MachineKind::Deposit { lock }];
+            for k in 0..self.rng.gen_range(10..30) {
+                sends.push(if k % 3 == 2 {
+                    MachineKind::Event {
+                        event_type: 1,
+                        data_hash: sha256(&[&[i as u8, k as u8]]),
+                        x: k,
+                        y: i as u32,
+                    }
+                } else {
+                    MachineKind::Transfer {
+                        to: sinks[k as usize % sinks.len()],
+                        amount: 1 + self.rng.gen_range(0..100),
+                    }
+                });
+            }
+            for kind in sends {
+                let tx = MachineTx {
+                    group_id,
+                    sender: m.public(),
+                    nonce,
+                    kind,
+                }
+                .sign(m);
+                nonce += 1;
+                let to = honest_gateways[self.rng.gen_range(0..honest_gateways.len())];
+                self.honest_txs.push(tx.hash());
+                self.push(t, Ev::Submit { to, tx });
+                t += self.rng.gen_range(5..150);
+            }
+            // The first machine ends with a double spend: one nonce, two recipients, two
+            // gateways, the same instant.
+            if i == 0 {
+                let spend = |to: Address| {
+                    MachineTx {
+                        group_id,
+                        sender: m.public(),
+                        nonce,
+                        kind: MachineKind::Transfer { to, amount: 500 },
+                    }
+                    .sign(m)
+                };
+                let (a, b) = (spend(sinks[0]), spend(sinks[1]));
+                self.conflicts.push((a.hash(), b.hash()));
+                let g1 = honest_gateways[0];
+                let g2 = honest_gateways[1];
+                let at = t.min(SUBMIT_UNTIL);
+                self.push(at, Ev::Submit { to: g1, tx: a });
+                self.push(at, Ev::Submit { to: g2, tx: b });
+            }
+        }
+        let rogue_lock = sha256(&[b"rogue lock"]);
+        for g in 0..self.n {
+            let out = self.nodes[g].handle(
+                0,
+                Input::Lock {
+                    id: rogue_lock,
+                    account: self.rogue.address(),
+                    amount: LOCK,
+                },
+            );
+            self.apply(g, out);
+        }
+        let deposit = MachineTx {
+            group_id,
+            sender: self.rogue.public(),
+            nonce: 0,
+            kind: MachineKind::Deposit { lock: rogue_lock },
+        }
+        .sign(&self.rogue);
+        self.honest_txs.push(deposit.hash());
+        self.push(
+            10,
+            Ev::Submit {
+                to: honest_gateways[0],
+                tx: deposit,
+            },
+        );
+        // A partition of a random minority from 600 to 1400 ms.
+        let cut_at = 600;
+        let heal_at = 1_400;
+        let minority: BTreeSet<usize> = (0..self.n).filter(|_| self.rng.gen_bool(0.3)).collect();
+        let mut next_tick = 0;
+        loop {
+            let next_ev = self.queue.keys().next().map(|k| k.0);
+            let t = next_ev.map_or(next_tick, |e| e.min(next_tick));
+            if t > END {
+                break;
+            }
+            self.now = t;
+            if self.partition.is_none() && t >= cut_at && t < heal_at {
+                self.partition = Some(minority.clone());
+            }
+            if t >= heal_at {
+                self.partition = None;
+            }
+            if next_ev == Some(t) {
+                let key = *self.queue.keys().next().unwrap();
+                let ev = self.queue.remove(&key).unwrap();
+                self.deliver(ev);
+            } else {
+                for g in 0..self.n {
+                    let out = self.nodes[g].handle(t, Input::Tick);
+                    self.apply(g, out);
+                }
+                next_tick += 1;
+            }
+        }
+    }
+
+    fn check(&self) {
+        let seed = self.seed;
+        let confirmed = |s: &TxStatus| {
+            matches!(
+                s,
+                TxStatus::Confirmed | TxStatus::Anchored { .. } | TxStatus::Final { .. }
+            )
+        };
+        // Conflicting spends never both confirm, on one node or across nodes.
+        let mut winners: BTreeMap<cpc_sidechain::Slot, Hash32> = BTreeMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for (a, b) in &self.conflicts {
+                let ca = node.tx(a).is_some_and(|t| confirmed(&t.status));
+                let cb = node.tx(b).is_some_and(|t| confirmed(&t.status));
+                if ca && cb {
+                    fail(
+                        seed,
+                        &format!("node {i} confirmed both sides of a double spend"),
+                    );
+                }
+                for (h, c) in [(a, ca), (b, cb)] {
+                    if c {
+                        let slot = node.tx(h).unwrap().tx.tx.slot();
+                        if *winners.entry(slot).or_insert(*h) != *h {
+                            fail(
+                                seed,
+                                "two nodes confirmed different sides of a double spend",
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Every honest transaction is final on every honest node.
+        for (i, node) in self.nodes.iter().enumerate() {
+            if i == self.byzantine {
+                continue;
+            }
+            for h in &self.honest_txs {
+                match node.tx(h).map(|t| &t.status) {
+                    Some(TxStatus::Final { .. }) => {}
+                    other => fail(
+                        seed,
+                        &format!("node {i}: honest tx {h} is {other:?}, not final"),
+                    ),
+                }
+            }
+            // Anchors equal the main chain's, each verified against this node's DAG.
+            let main: Vec<(u64, Hash32, u64)> =
+                self.main.iter().map(|(s, (r, c))| (*s, *r, *c)).collect();
+            if node.anchor_log() != main.as_slice() {
+                fail(
+                    seed,
+                    &format!(
+                        "node {i} has {} final anchors, the main chain {}",
+                        node.anchor_log().len(),
+                        main.len()
+                    ),
+                );
+            }
+        }
+        if self.main.is_empty() {
+            fail(seed, "nothing was anchored");
+        }
+        if self.forks_sent > 0 && self.evidence == 0 {
+            fail(seed, "the equivocation went unnoticed");
+        }
+        // The status counts exactly the confirmed transactions, and the confirmed ledger
+        // never overdraws an account.
+        for (i, node) in self.nodes.iter().enumerate() {
+            if i == self.byzantine {
+                continue;
+            }
+            let st = node.status();
+            if st.confirmed_txs as usize != node_confirmed(node, &self.honest_txs, &self.conflicts)
+            {
+                fail(seed, &format!("node {i} miscounts confirmed transactions"));
+            }
+            for t in &self.honest_txs {
+                let a = node.tx(t).unwrap().tx.tx.sender.address();
+                if node.confirmed_balance(&a) < 0 {
+                    fail(seed, &format!("node {i}: a confirmed ledger overdraws {a}"));
+                }
+            }
+        }
+    }
+}
+
+fn node_confirmed(node: &SideChain, honest: &[Hash32], conflicts: &[(Hash32, Hash32)]) -> usize {
+    let c = |h: &Hash32| {
+        node.tx(h).is_some_and(|t| {
+            matches!(
+                t.status,
+                TxStatus::Confirmed | TxStatus::Anchored { .. } | TxStatus::Final { .. }
+            )
+        })
+    };
+    honest.iter().filter(|h| c(h)).count()
+        + conflicts
+            .iter()
+            .map(|(a, b)| usize::from(c(a)) + usize::from(c(b)))
+            .sum::<usize>()
+}
+
+fn run_seed(seed: u64) {
+    let mut sim = Sim::new(seed);
+    sim.run();
+    sim.check();
+    eprintln!(
+        "seed {seed}: {} gateways, {} anchors, {} equivocation reports",
+        sim.n,
+        sim.main.len(),
+        sim.evidence
+    );
+}
+
+#[test]
+fn seeded_side_chain_networks_are_safe_and_live() {
+    if let Ok(s) = std::env::var("CPC_SIDE_SIM_SEED") {
+        run_seed(s.parse().expect("CPC_SIDE_SIM_SEED is a number"));
+        return;
+    }
+    let seeds: u64 = std::env::var("CPC_SIDE_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24);
+    for seed in 0..seeds {
+        run_seed(seed);
+    }
+}
