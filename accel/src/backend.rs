@@ -194,7 +194,7 @@ pub trait Accelerator: Send + Sync {
 /// [`crate::matching`] (nearest available driver, encrypted search) under TFHE.
 ///
 /// The CPU implementation is [`crate::fhe::TfheMatcher`] (feature `fhe`); the same type
-/// runs TFHE-rs's CUDA backend with feature `gpu`.
+/// runs TFHE-rs's CUDA backend with feature `fhe-gpu`.
 ///
 /// # Validation rules
 ///

@@ -16,7 +16,7 @@
 //!
 //! Homomorphic matching — encrypted ride-sharing matches and encrypted search under TFHE —
 //! sits beside it behind [`FheMatcher`]: its types are in [`matching`], and the TFHE-rs
-//! implementation in `fhe` (cargo feature `fhe`, with `gpu` and `hpu` forwarding to
+//! implementation in `fhe` (cargo feature `fhe`, with `fhe-gpu` and `fhe-hpu` forwarding to
 //! TFHE-rs's CUDA and HPU backends). It is a feature because `tfhe` is the heaviest
 //! dependency of the workspace and only the binary and the benches run it; every other
 //! crate sees the trait and its byte-level types.

@@ -26,7 +26,7 @@ pub enum FheDevice {
     /// The host CPU, spread over a rayon pool.
     #[default]
     Cpu,
-    /// An NVIDIA GPU through TFHE-rs's CUDA backend (cargo feature `gpu`).
+    /// An NVIDIA GPU through TFHE-rs's CUDA backend (cargo feature `fhe-gpu`).
     Cuda,
 }
 
@@ -99,7 +99,7 @@ struct LoadedKey {
 #[derive(Clone)]
 enum DeviceKey {
     Cpu(tfhe::ServerKey),
-    #[cfg(feature = "gpu")]
+    #[cfg(feature = "fhe-gpu")]
     Cuda(tfhe::CudaServerKey),
 }
 
@@ -107,7 +107,7 @@ impl DeviceKey {
     fn set_on_this_thread(&self) {
         match self {
             DeviceKey::Cpu(k) => tfhe::set_server_key(k.clone()),
-            #[cfg(feature = "gpu")]
+            #[cfg(feature = "fhe-gpu")]
             DeviceKey::Cuda(k) => tfhe::set_server_key(k.clone()),
         }
     }
@@ -191,10 +191,10 @@ impl TfheMatcher {
             FheDevice::Cpu => config.threads,
             // The CUDA backend runs a job on one host thread that drives the GPU's streams.
             FheDevice::Cuda => {
-                if !cfg!(feature = "gpu") {
+                if !cfg!(feature = "fhe-gpu") {
                     return Err(FheError::Unavailable(
-                        "fhe.device = \"cuda\" needs a cpchain built with the `gpu` feature \
-                         (cargo build --features cpc-accel/gpu, with the CUDA toolkit)"
+                        "fhe.device = \"cuda\" needs a cpchain built with the `fhe-gpu` feature \
+                         (cargo build --features cpc-accel/fhe-gpu, with the CUDA toolkit)"
                             .into(),
                     ));
                 }
@@ -238,10 +238,10 @@ impl TfheMatcher {
     fn decompress(&self, key: &CompressedServerKey) -> Result<DeviceKey, FheError> {
         match self.config.device {
             FheDevice::Cpu => guard(|| DeviceKey::Cpu(key.decompress())),
-            #[cfg(feature = "gpu")]
+            #[cfg(feature = "fhe-gpu")]
             FheDevice::Cuda => guard(|| DeviceKey::Cuda(key.decompress_to_gpu())),
-            #[cfg(not(feature = "gpu"))]
-            FheDevice::Cuda => Err(FheError::Unavailable("built without `gpu`".into())),
+            #[cfg(not(feature = "fhe-gpu"))]
+            FheDevice::Cuda => Err(FheError::Unavailable("built without `fhe-gpu`".into())),
         }
     }
 
@@ -440,7 +440,7 @@ impl FheMatcher for TfheMatcher {
         let loaded_bytes = match &key {
             DeviceKey::Cpu(k) => tfhe::safe_serialization::safe_serialized_size(k)
                 .map_err(|e| FheError::Failed(format!("cannot size the server key: {e}")))?,
-            #[cfg(feature = "gpu")]
+            #[cfg(feature = "fhe-gpu")]
             // Device memory; the host keeps no copy.
             DeviceKey::Cuda(_) => 0,
         };

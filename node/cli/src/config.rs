@@ -31,7 +31,7 @@ pub(crate) struct NodeConfig {
 pub(crate) struct FheSection {
     /// Serve the FHE endpoints.
     pub(crate) enabled: bool,
-    /// `cpu`, or `cuda` in a build with the `gpu` feature.
+    /// `cpu`, or `cuda` in a build with the `fhe-gpu` feature.
     pub(crate) device: cpc_accel::fhe::FheDevice,
     /// Threads a job is spread over; 0 uses every core.
     pub(crate) threads: usize,
@@ -252,7 +252,7 @@ sim_design = "dual"
 [fhe]
 # Homomorphic matching: POST /v1/fhe/keys, /v1/apps/rideshare/match, /v1/apps/search.
 enabled = true
-# cpu, or cuda in a build with the `gpu` feature.
+# cpu, or cuda in a build with the `fhe-gpu` feature.
 device = "cpu"
 # Threads a job is spread over; 0 uses every core.
 threads = 0
