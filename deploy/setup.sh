@@ -27,13 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Rust: the workspace uses edition 2024 and wgpu 30 (Rust 1.87 or newer).
+# Rust: edition 2024, wgpu 30 (Rust 1.87) and tfhe 1.8 (Rust 1.91) need Rust 1.91 or newer.
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found; install Rust 1.87 or newer with rustup (https://rustup.rs)" >&2
+  echo "setup: cargo not found; install Rust 1.91 or newer with rustup (https://rustup.rs)" >&2
   exit 1
 fi
 rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
-if [ "$rust_minor" -lt 87 ]; then
-  echo "setup: $(rustc --version) is too old; cpchain needs Rust 1.87 or newer (rustup update)" >&2
+if [ "$rust_minor" -lt 91 ]; then
+  echo "setup: $(rustc --version) is too old; cpchain needs Rust 1.91 or newer (rustup update)" >&2
   exit 1
 fi

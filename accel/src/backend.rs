@@ -189,3 +189,55 @@ pub trait Accelerator: Send + Sync {
     /// ZIP-215 verdict of every item.
     fn ed25519_verify_batch(&self, items: &[SigItem<'_>]) -> Result<Vec<bool>, AccelError>;
 }
+
+/// A device that computes on encrypted data: the homomorphic matching of
+/// [`crate::matching`] (nearest available driver, encrypted search) under TFHE.
+///
+/// The CPU implementation is [`crate::fhe::TfheMatcher`] (feature `fhe`); the same type
+/// runs TFHE-rs's CUDA backend with feature `fhe-gpu`.
+///
+/// # Validation rules
+///
+/// - A server key is accepted only when it deserializes within the size limit and conforms
+///   to the matcher's parameter set; its id is [`crate::matching::KeyId::of`] its bytes.
+/// - Every input ciphertext must deserialize within the size limit, conform to the
+///   parameter set (packed compact list of exactly the expected element count and types)
+///   and carry the tag of the job's key set; anything else is an error that names the
+///   offending input, never a panic and never a result.
+/// - [`validate`](Self::validate) applies exactly the checks [`run`](Self::run) applies
+///   before computing, so a job that validates only fails later on a device fault.
+/// - Results decrypt to exactly the plaintext computation of [`crate::matching`]
+///   (`nearest_plain`, `search_plain` in `fhe`): correctness does not depend on the
+///   device, the thread count or the order drivers finish in.
+/// - Implementations are `Send + Sync`; calls may come from several threads.
+pub trait FheMatcher: Send + Sync {
+    /// The device, parameters and loaded keys.
+    fn info(&self) -> crate::matching::FheInfo;
+
+    /// Checks a serialized compressed server key — size, header, parameters — without
+    /// loading it (cheap next to [`load_key`](Self::load_key)), and returns its id.
+    fn check_key(
+        &self,
+        compressed_server_key: &[u8],
+    ) -> Result<crate::matching::KeyId, crate::matching::FheError>;
+
+    /// Loads a serialized compressed server key (once: a key already held is only
+    /// touched) and returns its id. Takes seconds: the key is decompressed.
+    fn load_key(
+        &self,
+        compressed_server_key: &[u8],
+    ) -> Result<crate::matching::FheKeyInfo, crate::matching::FheError>;
+
+    /// The loaded key with this id.
+    fn key_info(&self, id: &crate::matching::KeyId) -> Option<crate::matching::FheKeyInfo>;
+
+    /// Checks a job's inputs without computing.
+    fn validate(&self, job: &crate::matching::FheJob) -> Result<(), crate::matching::FheError>;
+
+    /// Runs a job, reporting progress as steps finish.
+    fn run(
+        &self,
+        job: &crate::matching::FheJob,
+        progress: &(dyn Fn(crate::matching::Progress) + Sync),
+    ) -> Result<crate::matching::FheOutput, crate::matching::FheError>;
+}

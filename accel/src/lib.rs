@@ -14,6 +14,13 @@
 //!   wrong number of results, so the caller always gets its answer, and
 //! - counts operations, items, errors, fallbacks and busy time per backend and operation.
 //!
+//! Homomorphic matching — encrypted ride-sharing matches and encrypted search under TFHE —
+//! sits beside it behind [`FheMatcher`]: its types are in [`matching`], and the TFHE-rs
+//! implementation in `fhe` (cargo feature `fhe`, with `fhe-gpu` and `fhe-hpu` forwarding to
+//! TFHE-rs's CUDA and HPU backends). It is a feature because `tfhe` is the heaviest
+//! dependency of the workspace and only the binary and the benches run it; every other
+//! crate sees the trait and its byte-level types.
+//!
 //! # Consensus rules
 //!
 //! Every backend must return exactly what the CPU reference returns for every input:
@@ -31,12 +38,15 @@ pub mod backend;
 pub mod cpu;
 pub mod dispatch;
 pub mod error;
+#[cfg(feature = "fhe")]
+pub mod fhe;
 pub mod fpga;
 pub mod gpu;
+pub mod matching;
 pub mod merkle;
 pub mod vectors;
 
-pub use backend::{Accelerator, BackendInfo, BackendKind, Op, SigItem};
+pub use backend::{Accelerator, BackendInfo, BackendKind, FheMatcher, Op, SigItem};
 pub use dispatch::{
     AutoPolicy, CounterSnapshot, DispatchConfig, Dispatcher, Route, ed25519_split, merkle_split,
     sha256_split,

@@ -10,6 +10,7 @@
 //! between commits.
 
 mod chart;
+pub mod fhe;
 mod measure;
 mod workload;
 

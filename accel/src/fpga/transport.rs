@@ -250,11 +250,11 @@ fn call(
     resp_len: usize,
 ) -> Result<Vec<u8>, FpgaError> {
     let result = exchange(t, timeout, cmd, payload, resp_len);
-    if let Err(e) = &result {
-        if !matches!(e, FpgaError::Io(_)) {
-            // Best effort: if this fails too, the next call fails and says why.
-            let _ = t.resync();
-        }
+    if let Err(e) = &result
+        && !matches!(e, FpgaError::Io(_))
+    {
+        // Best effort: if this fails too, the next call fails and says why.
+        let _ = t.resync();
     }
     result
 }

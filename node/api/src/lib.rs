@@ -10,12 +10,16 @@
 //! batches (see [`admission`]) so their signatures are verified together through the
 //! accelerator.
 //!
+//! Homomorphic matching jobs (encrypted ride-sharing matches and encrypted search) are
+//! queued and run off the async runtime by [`fhe::FheService`]; see [`fhe`].
+//!
 //! By default the API listens on loopback. When it listens on any other address, a bearer
 //! token is required for transaction submission and for the operator endpoints
 //! (`/v1/accel`, `/metrics`), and the server refuses to start without one.
 
 pub mod admission;
 mod error;
+pub mod fhe;
 mod metrics;
 mod routes;
 
@@ -92,6 +96,10 @@ pub trait Services: Send + Sync + 'static {
     fn consensus(&self) -> Option<cpc_chain::ConsensusStatus>;
     /// Peers and network counters, `None` without a network.
     fn network(&self) -> Option<cpc_p2p::NetStatus>;
+    /// The homomorphic matching service, `None` when it is off.
+    fn fhe(&self) -> Option<fhe::FheService> {
+        None
+    }
 }
 
 /// [`Services`] of a node that runs none (tests of the API alone).
@@ -117,6 +125,8 @@ pub struct ApiState {
     pub admission: admission::Admission,
     /// The settings.
     pub config: ApiConfig,
+    /// Homomorphic matching jobs, when on.
+    pub fhe: Option<fhe::FheService>,
     /// When the node started.
     pub started: Instant,
 }
@@ -140,6 +150,7 @@ pub async fn serve(
     let admission = admission::Admission::start(chain.clone(), config.admission_queue);
     let state = Arc::new(ApiState {
         chain,
+        fhe: services.fhe(),
         services,
         admission,
         config,

@@ -153,6 +153,9 @@ pub(crate) fn render(state: &ApiState) -> String {
     if let Some(c) = state.services.consensus() {
         consensus(&mut out, &c);
     }
+    if let Some(f) = &state.fhe {
+        fhe(&mut out, f);
+    }
     if let Some(n) = state.services.network() {
         metric(
             &mut out,
@@ -274,4 +277,64 @@ fn consensus(out: &mut String, c: &cpc_chain::ConsensusStatus) {
         m.commit_latency_sum_ms as f64 / 1000.0
     );
     let _ = writeln!(out, "{name}_count {total}");
+}
+
+fn fhe(out: &mut String, f: &crate::fhe::FheService) {
+    let s = f.stats();
+    let info = f.matcher().info();
+    let outcome = |done: u64, failed: u64| {
+        vec![
+            ("{outcome=\"done\"}".to_owned(), done as f64),
+            ("{outcome=\"failed\"}".to_owned(), failed as f64),
+        ]
+    };
+    metric(
+        out,
+        "cpchain_fhe_jobs_total",
+        "counter",
+        "Homomorphic jobs finished, by outcome.",
+        &outcome(s.done, s.failed),
+    );
+    metric(
+        out,
+        "cpchain_fhe_jobs_submitted_total",
+        "counter",
+        "Homomorphic jobs accepted into the queue.",
+        &one(s.submitted as f64),
+    );
+    metric(
+        out,
+        "cpchain_fhe_jobs_rejected_total",
+        "counter",
+        "Homomorphic job submissions refused because the queue was full.",
+        &one(s.rejected_full as f64),
+    );
+    metric(
+        out,
+        "cpchain_fhe_queue_jobs",
+        "gauge",
+        "Homomorphic jobs waiting.",
+        &one(s.queued as f64),
+    );
+    metric(
+        out,
+        "cpchain_fhe_busy_seconds_total",
+        "counter",
+        "Time spent running homomorphic jobs.",
+        &one(s.busy_ms as f64 / 1000.0),
+    );
+    metric(
+        out,
+        "cpchain_fhe_key_cache_bytes",
+        "gauge",
+        "Memory of the loaded server keys.",
+        &one(info.key_cache_bytes as f64),
+    );
+    metric(
+        out,
+        "cpchain_fhe_keys",
+        "gauge",
+        "Loaded server keys.",
+        &one(info.keys.len() as f64),
+    );
 }

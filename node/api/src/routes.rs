@@ -51,6 +51,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/txs/batch", post(submit_batch))
         .route("/v1/accel", get(accel))
         .route("/metrics", get(metrics))
+        .merge(crate::fhe::protected(&state))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/v1/health", get(health))
@@ -63,6 +64,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/credit/{node}", get(credit))
         .route("/v1/peers", get(peers))
         .route("/v1/openapi.json", get(openapi))
+        .merge(crate::fhe::public())
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()) })
         .method_not_allowed_fallback(|| async {
@@ -367,7 +369,7 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Bytes, 
     })
 }
 
-fn is_binary(headers: &HeaderMap) -> bool {
+pub(crate) fn is_binary(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -614,5 +616,7 @@ async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiError>
 
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "This document", body = Object)))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::fhe::FheDoc::openapi());
+    Json(doc)
 }

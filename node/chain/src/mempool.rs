@@ -145,10 +145,10 @@ impl Mempool {
     pub(crate) fn note_rejected(&mut self, id: Hash32, why: String) {
         if self.rejected.insert(id, why).is_none() {
             self.rejected_order.push_back(id);
-            if self.rejected_order.len() > REJECTED_KEPT {
-                if let Some(old) = self.rejected_order.pop_front() {
-                    self.rejected.remove(&old);
-                }
+            if self.rejected_order.len() > REJECTED_KEPT
+                && let Some(old) = self.rejected_order.pop_front()
+            {
+                self.rejected.remove(&old);
             }
         }
     }

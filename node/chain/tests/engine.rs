@@ -133,10 +133,10 @@ impl Net {
             }
         }
         while let Some((from, o)) = queue.pop() {
-            if let Outbound::Gossip(m) = &o {
-                if !(self.pass)(&decode_exact::<ConsensusMessage>(m).unwrap()) {
-                    continue;
-                }
+            if let Outbound::Gossip(m) = &o
+                && !(self.pass)(&decode_exact::<ConsensusMessage>(m).unwrap())
+            {
+                continue;
             }
             for (j, e) in self.engines.iter_mut().enumerate() {
                 if j == from || self.down[j] {

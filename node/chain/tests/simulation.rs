@@ -153,27 +153,24 @@ impl Sim {
         let mut sends = vec![o.clone()];
         // The Byzantine member signs a second notarize vote for a made-up block with
         // every one it casts.
-        if Some(from) == self.byzantine {
-            if let Outbound::Gossip(m) = o {
-                if let Ok(ConsensusMessage::Vote { voter, vote, .. }) =
-                    decode_exact::<ConsensusMessage>(m)
-                {
-                    if vote.kind == VoteKind::Notarize {
-                        let fake = Vote {
-                            block: Hash32([0xee; 32]),
-                            ..vote
-                        };
-                        sends.push(Outbound::Gossip(
-                            ConsensusMessage::Vote {
-                                voter,
-                                vote: fake,
-                                signature: self.keys[from].sign(&fake.signing_bytes()),
-                            }
-                            .encode(),
-                        ));
-                    }
+        if Some(from) == self.byzantine
+            && let Outbound::Gossip(m) = o
+            && let Ok(ConsensusMessage::Vote { voter, vote, .. }) =
+                decode_exact::<ConsensusMessage>(m)
+            && vote.kind == VoteKind::Notarize
+        {
+            let fake = Vote {
+                block: Hash32([0xee; 32]),
+                ..vote
+            };
+            sends.push(Outbound::Gossip(
+                ConsensusMessage::Vote {
+                    voter,
+                    vote: fake,
+                    signature: self.keys[from].sign(&fake.signing_bytes()),
                 }
-            }
+                .encode(),
+            ));
         }
         for s in sends {
             for to in 0..self.engines.len() {

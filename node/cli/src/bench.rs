@@ -107,3 +107,46 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct FheBenchArgs {
+    /// Drivers per nearest-match job.
+    #[arg(long, value_delimiter = ',', default_values_t = [4u64, 16, 64], value_parser = clap::value_parser!(u64).range(1..=256))]
+    drivers: Vec<u64>,
+    /// Records per search job.
+    #[arg(long, value_delimiter = ',', default_values_t = [16u64, 256], value_parser = clap::value_parser!(u64).range(1..=256))]
+    records: Vec<u64>,
+    /// Thread counts; speedups are against the first.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u64, 2], value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Vec<u64>,
+    /// Calls per raw TFHE operation (the median is kept).
+    #[arg(long, default_value_t = 7)]
+    op_samples: usize,
+    /// Runs of each job size, the best kept (default: 3 up to 21 items, 1 from 33 on).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    runs: Option<u64>,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "cpchain-bench/fhe.json")]
+    out: PathBuf,
+}
+
+/// `cpchain fhe bench`.
+pub(crate) fn fhe(args: &FheBenchArgs) -> Result<ExitCode> {
+    let config = cpc_bench::fhe::FheBenchConfig {
+        drivers: args.drivers.iter().map(|&n| n as usize).collect(),
+        records: args.records.iter().map(|&n| n as usize).collect(),
+        threads: args.threads.iter().map(|&n| n as usize).collect(),
+        op_samples: args.op_samples.max(1),
+        runs: args.runs.map(|n| n as usize),
+    };
+    let report = cpc_bench::fhe::run(&config, |step| eprintln!("fhe bench: {step}"))
+        .map_err(anyhow::Error::msg)?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    print!("{}", report.table());
+    println!("wrote {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

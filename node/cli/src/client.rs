@@ -391,10 +391,9 @@ pub(crate) fn loadgen(args: &LoadgenArgs) -> Result<ExitCode> {
                     if let Err(e) = client
                         .post_bytes("/v1/txs/batch", body)
                         .and_then(|v| check_batch(&v))
+                        && errors.fetch_add(1, Ordering::Relaxed) == 0
                     {
-                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("loadgen: batch refused: {e:#}");
-                        }
+                        eprintln!("loadgen: batch refused: {e:#}");
                     }
                 }
                 senders_left.fetch_sub(1, Ordering::Release);

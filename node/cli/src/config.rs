@@ -22,6 +22,76 @@ pub(crate) struct NodeConfig {
     pub(crate) consensus: EngineConfig,
     pub(crate) mempool: MempoolConfig,
     pub(crate) accel: DispatchConfig,
+    pub(crate) fhe: FheSection,
+}
+
+/// The `[fhe]` section: homomorphic matching (the matcher and its job queue).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct FheSection {
+    /// Serve the FHE endpoints.
+    pub(crate) enabled: bool,
+    /// `cpu`, or `cuda` in a build with the `fhe-gpu` feature.
+    pub(crate) device: cpc_accel::fhe::FheDevice,
+    /// Threads a job is spread over; 0 uses every core.
+    pub(crate) threads: usize,
+    /// Most memory of loaded server keys, bytes.
+    pub(crate) max_key_cache_bytes: u64,
+    /// Largest server key upload, bytes.
+    pub(crate) max_key_bytes: u64,
+    /// Most drivers or records in one job.
+    pub(crate) max_items: usize,
+    /// Jobs that may wait behind the running one.
+    pub(crate) queue: usize,
+    /// Largest job body, bytes.
+    pub(crate) max_body_bytes: usize,
+    /// Finished jobs kept for GET /v1/jobs/{id}.
+    pub(crate) keep_jobs: usize,
+    /// Seconds a finished job is kept.
+    pub(crate) job_ttl_secs: u64,
+}
+
+impl Default for FheSection {
+    fn default() -> Self {
+        let m = cpc_accel::fhe::FheConfig::default();
+        let j = cpc_api::fhe::FheJobsConfig::default();
+        Self {
+            enabled: true,
+            device: m.device,
+            threads: m.threads,
+            max_key_cache_bytes: m.max_key_cache_bytes,
+            max_key_bytes: m.max_key_bytes,
+            max_items: m.max_items,
+            queue: j.queue,
+            max_body_bytes: j.max_body_bytes,
+            keep_jobs: j.keep_jobs,
+            job_ttl_secs: j.job_ttl.as_secs(),
+        }
+    }
+}
+
+impl FheSection {
+    /// The matcher's settings.
+    pub(crate) fn matcher(&self) -> cpc_accel::fhe::FheConfig {
+        cpc_accel::fhe::FheConfig {
+            device: self.device,
+            threads: self.threads,
+            max_key_cache_bytes: self.max_key_cache_bytes,
+            max_key_bytes: self.max_key_bytes,
+            max_items: self.max_items,
+        }
+    }
+
+    /// The job queue's settings.
+    pub(crate) fn jobs(&self) -> cpc_api::fhe::FheJobsConfig {
+        cpc_api::fhe::FheJobsConfig {
+            queue: self.queue,
+            max_body_bytes: self.max_body_bytes,
+            max_key_bytes: usize::try_from(self.max_key_bytes).unwrap_or(usize::MAX),
+            keep_jobs: self.keep_jobs,
+            job_ttl: std::time::Duration::from_secs(self.job_ttl_secs),
+        }
+    }
 }
 
 /// The `[node]` section.
@@ -178,6 +248,28 @@ baud = 3000000
 timeout_ms = 200
 # Simulated bitstream: "dual" (SHA-256 + SHA-512) or "sha256".
 sim_design = "dual"
+
+[fhe]
+# Homomorphic matching: POST /v1/fhe/keys, /v1/apps/rideshare/match, /v1/apps/search.
+enabled = true
+# cpu, or cuda in a build with the `fhe-gpu` feature.
+device = "cpu"
+# Threads a job is spread over; 0 uses every core.
+threads = 0
+# Most memory of loaded server keys (about 240 MB each); the least recently used key
+# is dropped to make room.
+max_key_cache_bytes = 1073741824
+# Largest server key upload (a compressed key is about 60 MB).
+max_key_bytes = 268435456
+# Most drivers (at most 256) or records in one job.
+max_items = 256
+# Jobs that may wait behind the running one before submissions get 429.
+queue = 8
+# Largest job body; each ciphertext is about 17 KB (base64 JSON a third more).
+max_body_bytes = 16777216
+# Finished jobs kept for GET /v1/jobs/{id}, and for how many seconds.
+keep_jobs = 256
+job_ttl_secs = 3600
 "#;
 
 /// Loads the configuration of the node in `home`, with environment variables and `flags`

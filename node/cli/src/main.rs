@@ -8,6 +8,7 @@ mod bench;
 mod client;
 mod config;
 mod data;
+mod fhe;
 mod gpu;
 mod hdl;
 mod keys;
@@ -55,6 +56,9 @@ enum Command {
     Loadgen(client::LoadgenArgs),
     /// Measure every operation on every available backend against a CPU baseline.
     Bench(bench::BenchArgs),
+    /// Homomorphic matching: keys, encryption, ride-sharing matches and encrypted search.
+    #[command(subcommand)]
+    Fhe(fhe::FheCommand),
     /// Print the version and build information.
     Version,
 }
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Status(args) => client::status(&args),
         Command::Loadgen(args) => client::loadgen(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Fhe(cmd) => fhe::run(cmd),
         Command::Version => {
             println!(
                 "cpchain {} ({} {}, {} build)",

@@ -268,6 +268,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 struct NodeServices {
     consensus: Arc<Mutex<Option<ConsensusStatus>>>,
     network: Network,
+    fhe: Option<cpc_api::fhe::FheService>,
 }
 
 impl cpc_api::Services for NodeServices {
@@ -279,6 +280,9 @@ impl cpc_api::Services for NodeServices {
     }
     fn network(&self) -> Option<cpc_p2p::NetStatus> {
         Some(self.network.status())
+    }
+    fn fhe(&self) -> Option<cpc_api::fhe::FheService> {
+        self.fhe.clone()
     }
 }
 
@@ -456,6 +460,7 @@ fn tx_thread(
 
 async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Result<ExitCode> {
     let shutdown = shutdown_signal();
+    let fhe = crate::fhe::service(&config.fhe)?;
     let status = chain.status();
     let engine = Engine::new(chain.clone(), config.consensus)
         .context("cannot start the consensus engine")?;
@@ -551,6 +556,7 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
     let services = Arc::new(NodeServices {
         consensus: consensus_status,
         network: net.clone(),
+        fhe,
     });
     let mut api = tokio::spawn(cpc_api::serve(
         config.api.clone(),

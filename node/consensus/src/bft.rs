@@ -395,19 +395,19 @@ impl Machine {
                 out.push(Action::Broadcast(Message::Certificate(c)));
             }
         }
-        if let Some((&fv, p)) = self.finalized.iter().next_back() {
-            if let Some(vv) = self.votes.get(&fv) {
-                let voters: BTreeSet<Member> = vv
-                    .finalize
-                    .iter()
-                    .filter(|(_, b)| **b == p.block)
-                    .map(|(m, _)| *m)
-                    .collect();
-                if voters.len() >= self.config.quorum() {
-                    out.push(Action::Broadcast(Message::Certificate(
-                        Certificate::Finalization(*p, voters),
-                    )));
-                }
+        if let Some((&fv, p)) = self.finalized.iter().next_back()
+            && let Some(vv) = self.votes.get(&fv)
+        {
+            let voters: BTreeSet<Member> = vv
+                .finalize
+                .iter()
+                .filter(|(_, b)| **b == p.block)
+                .map(|(m, _)| *m)
+                .collect();
+            if voters.len() >= self.config.quorum() {
+                out.push(Action::Broadcast(Message::Certificate(
+                    Certificate::Finalization(*p, voters),
+                )));
             }
         }
         self.check_quorums(v, out);
@@ -469,20 +469,20 @@ impl Machine {
             .votes
             .get(&view)
             .is_some_and(|vv| vv.proposal.is_some());
-        if self.config.leader(view) == self.config.me && !proposed {
-            if let Some((parent, block)) = self
+        if self.config.leader(view) == self.config.me
+            && !proposed
+            && let Some((parent, block)) = self
                 .parent_for(view)
                 .and_then(|parent| propose(view, &parent).map(|b| (parent, b)))
-            {
-                let p = Proposal {
-                    view,
-                    parent_view: parent.view,
-                    parent: parent.block,
-                    block,
-                };
-                out.push(Action::Broadcast(Message::Propose(p)));
-                self.on_proposal(self.config.me, p, out);
-            }
+        {
+            let p = Proposal {
+                view,
+                parent_view: parent.view,
+                parent: parent.block,
+                block,
+            };
+            out.push(Action::Broadcast(Message::Propose(p)));
+            self.on_proposal(self.config.me, p, out);
         }
         // Votes and proposals may have arrived before this member could use them.
         if let Some(p) = self.votes.get(&view).and_then(|vv| vv.proposal) {
@@ -673,20 +673,20 @@ impl Machine {
         if let Some(voters) = nullification {
             self.set_nullified(view, voters, out);
         }
-        if let Some((b, voters)) = finalization {
-            if view > self.finalized_upto {
-                let p = self
-                    .notarized
-                    .get(&view)
-                    .filter(|n| n.block == b)
-                    .or_else(|| self.known.get(&(view, b)))
-                    .copied();
-                if let Some(p) = p {
-                    self.finalize(p, out);
-                    out.push(Action::Broadcast(Message::Certificate(
-                        Certificate::Finalization(p, voters),
-                    )));
-                }
+        if let Some((b, voters)) = finalization
+            && view > self.finalized_upto
+        {
+            let p = self
+                .notarized
+                .get(&view)
+                .filter(|n| n.block == b)
+                .or_else(|| self.known.get(&(view, b)))
+                .copied();
+            if let Some(p) = p {
+                self.finalize(p, out);
+                out.push(Action::Broadcast(Message::Certificate(
+                    Certificate::Finalization(p, voters),
+                )));
             }
         }
     }

@@ -42,10 +42,10 @@ fn simulate(seed: u64) -> Outcome {
     if let Some(&b) = byz.first() {
         roles[b] = Role::Equivocator;
     }
-    if let Some(&b) = byz.get(1) {
-        if roles[b] == Role::Honest {
-            roles[b] = Role::DoubleVoter;
-        }
+    if let Some(&b) = byz.get(1)
+        && roles[b] == Role::Honest
+    {
+        roles[b] = Role::DoubleVoter;
     }
     let genesis = Hash32([7; 32]);
     let mut nodes: Vec<Machine> = (0..n)
@@ -246,10 +246,10 @@ fn an_equivocating_leader_is_reported() {
     let mut reported = 0;
     for seed in 0..50 {
         let o = simulate(seed);
-        if let Some(e) = o.roles.iter().position(|r| *r == Role::Equivocator) {
-            if o.evidence_against.contains(&(e as Member)) {
-                reported += 1;
-            }
+        if let Some(e) = o.roles.iter().position(|r| *r == Role::Equivocator)
+            && o.evidence_against.contains(&(e as Member))
+        {
+            reported += 1;
         }
     }
     assert!(

@@ -51,10 +51,10 @@ pub fn place_block<T: Clone + PartialEq>(
                     out.push(n);
                 }
             }
-            if let Some(n) = out.first() {
-                if !used.contains(n) {
-                    used.push(n.clone());
-                }
+            if let Some(n) = out.first()
+                && !used.contains(n)
+            {
+                used.push(n.clone());
             }
             out
         })

@@ -271,13 +271,13 @@ fn apply_kind(
                     "only a gateway of the group may anchor it".into(),
                 ));
             }
-            if let Some(prev) = ov.get_decoded::<Anchor>(&key::anchor(group_id)) {
-                if *sequence <= prev.sequence || *confirmed_vertices < prev.confirmed_vertices {
-                    return Err(TxError::Invalid(format!(
-                        "anchor {sequence} does not follow anchor {} of the group",
-                        prev.sequence
-                    )));
-                }
+            if let Some(prev) = ov.get_decoded::<Anchor>(&key::anchor(group_id))
+                && (*sequence <= prev.sequence || *confirmed_vertices < prev.confirmed_vertices)
+            {
+                return Err(TxError::Invalid(format!(
+                    "anchor {sequence} does not follow anchor {} of the group",
+                    prev.sequence
+                )));
             }
             let a = Anchor {
                 submitter: *sender,

@@ -340,10 +340,10 @@ impl State {
         if let Some(old) = self.get_decoded::<LeaseOffer>(k) {
             self.lease_ends.remove(&(old.end_day, id));
         }
-        if let Some(new) = new.and_then(|v| decode_exact::<LeaseOffer>(v).ok()) {
-            if new.lessee.is_some() {
-                self.lease_ends.insert((new.end_day, id));
-            }
+        if let Some(new) = new.and_then(|v| decode_exact::<LeaseOffer>(v).ok())
+            && new.lessee.is_some()
+        {
+            self.lease_ends.insert((new.end_day, id));
         }
     }
 
