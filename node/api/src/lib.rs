@@ -15,6 +15,7 @@
 //! (`/v1/accel`, `/metrics`), and the server refuses to start without one.
 
 pub mod admission;
+pub mod data;
 mod error;
 mod metrics;
 mod routes;
@@ -92,6 +93,10 @@ pub trait Services: Send + Sync + 'static {
     fn consensus(&self) -> Option<cpc_chain::ConsensusStatus>;
     /// Peers and network counters, `None` without a network.
     fn network(&self) -> Option<cpc_p2p::NetStatus>;
+    /// The data layer's network side (`/v1/data/…`), `None` when the node runs none.
+    fn data(&self) -> Option<Arc<dyn data::DataGateway>> {
+        None
+    }
 }
 
 /// [`Services`] of a node that runs none (tests of the API alone).

@@ -64,6 +64,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/openapi.json", get(openapi))
         .merge(protected)
+        .merge(crate::data::routes(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed(
@@ -95,7 +96,7 @@ fn same_token(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<Shared>,
     headers: HeaderMap,
     req: Request,
@@ -147,7 +148,7 @@ async fn health(State(s): State<Shared>) -> Result<Json<HealthView>, ApiError> {
 
 /// Runs a call that takes the chain's locks off the async workers: a block commit holds
 /// the state lock through its disk write.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -355,7 +356,10 @@ async fn account(
     }))
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    max: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!(
@@ -614,5 +618,7 @@ async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiError>
 
 #[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "This document", body = Object)))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::data::DataDoc::openapi());
+    Json(doc)
 }
