@@ -43,6 +43,7 @@ pub(crate) struct DataNode {
     proxy: Mutex<Proxy>,
     announcements: Mutex<HashMap<Address, KeyAnnouncement>>,
     own: Option<KeyAnnouncement>,
+    stored: std::sync::atomic::AtomicU64,
 }
 
 impl DataNode {
@@ -75,7 +76,13 @@ impl DataNode {
             proxy: Mutex::new(proxy),
             announcements: Mutex::new(HashMap::new()),
             own,
+            stored: Default::default(),
         })
+    }
+
+    /// Chunks accepted for storage since the node started.
+    pub(crate) fn stored(&self) -> u64 {
+        self.stored.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn proxy(&self) -> std::sync::MutexGuard<'_, Proxy> {
@@ -97,7 +104,11 @@ impl DataNode {
                     return DataResponse::Refused("chunk does not hash to its id".into());
                 }
                 match store.chunk_put(&id, &bytes) {
-                    Ok(()) => DataResponse::Ok,
+                    Ok(()) => {
+                        self.stored
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        DataResponse::Ok
+                    }
                     Err(e) => failed(&e),
                 }
             }

@@ -128,6 +128,9 @@ pub(crate) struct StartArgs {
     /// RocksDB directory (overrides node.data_dir).
     #[arg(long = "node.data-dir")]
     data_dir: Option<PathBuf>,
+    /// Milliseconds between data repair rounds, 0 for none (overrides data.repair_interval_ms).
+    #[arg(long = "data.repair-interval-ms")]
+    repair_interval_ms: Option<u64>,
 }
 
 impl StartArgs {
@@ -155,6 +158,12 @@ impl StartArgs {
             node.insert("data_dir".into(), d.display().to_string().into());
         }
         let mut all = serde_json::Map::new();
+        if let Some(ms) = self.repair_interval_ms {
+            all.insert(
+                "data".into(),
+                serde_json::json!({ "repair_interval_ms": ms }),
+            );
+        }
         if !api.is_empty() {
             all.insert("api".into(), api.into());
         }
@@ -268,6 +277,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 struct NodeServices {
     consensus: Arc<Mutex<Option<ConsensusStatus>>>,
     network: Network,
+    data: Arc<crate::data_net::Gateway<crate::data_net::NetTransport>>,
 }
 
 impl cpc_api::Services for NodeServices {
@@ -279,6 +289,9 @@ impl cpc_api::Services for NodeServices {
     }
     fn network(&self) -> Option<cpc_p2p::NetStatus> {
         Some(self.network.status())
+    }
+    fn data(&self) -> Option<Arc<dyn cpc_api::data::DataGateway>> {
+        Some(self.data.clone())
     }
 }
 
@@ -464,8 +477,14 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
         config.p2p.clone(),
         node_secret,
         Arc::new(ChainSource(chain.clone())),
-        data,
+        data.clone(),
     )?;
+    let data_gateway = crate::data_net::gateway(net.clone(), data);
+    tokio::spawn(crate::data_net::repair_task(
+        data_gateway.clone(),
+        chain.clone(),
+        config.data.clone(),
+    ));
     chain.enable_gossip();
     tracing::info!(
         height = status.height,
@@ -551,6 +570,7 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
     let services = Arc::new(NodeServices {
         consensus: consensus_status,
         network: net.clone(),
+        data: data_gateway,
     });
     let mut api = tokio::spawn(cpc_api::serve(
         config.api.clone(),
