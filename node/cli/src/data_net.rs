@@ -688,3 +688,169 @@ impl<T: Transport> DataGateway for Gateway<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use cpc_data::erasure::encode_chunks;
+
+    use super::*;
+
+    /// Storage nodes in memory: some down, some returning altered chunks.
+    #[derive(Default)]
+    struct FakeNet {
+        nodes: Vec<PeerId>,
+        stores: Mutex<HashMap<PeerId, HashMap<Hash32, Vec<u8>>>>,
+        down: Mutex<BTreeSet<PeerId>>,
+        tamper: Mutex<BTreeSet<PeerId>>,
+        strikes: Mutex<Vec<PeerId>>,
+    }
+
+    impl FakeNet {
+        fn new(n: usize) -> Self {
+            Self {
+                nodes: (0..n).map(|_| PeerId::random()).collect(),
+                ..Self::default()
+            }
+        }
+    }
+
+    impl Transport for Arc<FakeNet> {
+        fn local(&self) -> PeerId {
+            self.nodes[0]
+        }
+        fn peers(&self) -> BoxFuture<'_, Vec<PeerId>> {
+            Box::pin(async move { self.nodes[1..].to_vec() })
+        }
+        fn request(
+            &self,
+            peer: PeerId,
+            req: DataRequest,
+        ) -> BoxFuture<'_, Result<DataResponse, String>> {
+            Box::pin(async move {
+                if self.down.lock().unwrap().contains(&peer) {
+                    return Err(format!("{peer} is down"));
+                }
+                let mut stores = self.stores.lock().unwrap();
+                let store = stores.entry(peer).or_default();
+                Ok(match req {
+                    DataRequest::Store { id, bytes } => {
+                        store.insert(id, bytes);
+                        DataResponse::Ok
+                    }
+                    DataRequest::Fetch { id } => {
+                        let mut c = store.get(&id).cloned();
+                        if self.tamper.lock().unwrap().contains(&peer) {
+                            if let Some(b) = c.as_mut() {
+                                b[0] ^= 1;
+                            }
+                        }
+                        DataResponse::Chunk(c)
+                    }
+                    DataRequest::Has { ids } => {
+                        DataResponse::Have(ids.iter().map(|i| store.contains_key(i)).collect())
+                    }
+                    _ => DataResponse::Refused("not a proxy".into()),
+                })
+            })
+        }
+        fn strike(&self, peer: PeerId) {
+            self.strikes.lock().unwrap().push(peer);
+        }
+    }
+
+    fn block(k: usize, n: usize) -> (BlockEntry, Vec<u8>, Vec<Vec<u8>>) {
+        let ct: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let chunks = encode_chunks(&ct, k, n).unwrap();
+        let entry = BlockEntry {
+            seq: 3,
+            interval: 1,
+            hash: sha256(&[&ct]),
+            len: ct.len() as u64,
+            data_chunks: k as u16,
+            chunks: chunks.iter().map(|c| sha256(&[c])).collect(),
+        };
+        (entry, ct, chunks)
+    }
+
+    fn holder(net: &FakeNet, id: &Hash32) -> Vec<PeerId> {
+        let stores = net.stores.lock().unwrap();
+        net.nodes
+            .iter()
+            .filter(|p| stores.get(p).is_some_and(|s| s.contains_key(id)))
+            .copied()
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_block_survives_a_tampering_node_and_n_minus_k_losses() {
+        let net = Arc::new(FakeNet::new(4));
+        let gw = Gateway::new(net.clone(), Box::new(|| 0));
+        let (entry, ct, chunks) = block(2, 4);
+        let stored = gw.store(chunks, 1).await.unwrap();
+        // One chunk per node.
+        let mut on: Vec<&String> = stored.iter().map(|s| &s.stored_on[0]).collect();
+        on.sort();
+        on.dedup();
+        assert_eq!(on.len(), 4, "{stored:?}");
+
+        // The node holding chunk 0 alters what it sends: caught, penalised, replaced.
+        let liar = holder(&net, &entry.chunks[0])[0];
+        net.tamper.lock().unwrap().insert(liar);
+        let got = gw.fetch_block(entry.clone()).await.unwrap();
+        assert_eq!(got.ciphertext, ct);
+        assert_eq!(got.rejected, 1);
+        assert_eq!(*net.strikes.lock().unwrap(), vec![liar]);
+        assert_eq!(gw.status().bad_chunks, 1);
+
+        // One more node down: the two honest ones still rebuild it.
+        let other = holder(&net, &entry.chunks[1])[0];
+        net.down.lock().unwrap().insert(other);
+        assert_eq!(gw.fetch_block(entry.clone()).await.unwrap().ciphertext, ct);
+        // A third loss leaves one good chunk: a clear error, no panic.
+        let third = holder(&net, &entry.chunks[2])[0];
+        net.down.lock().unwrap().insert(third);
+        let err = gw.fetch_block(entry.clone()).await.unwrap_err().to_string();
+        assert!(err.contains("only 1 of the 2 chunks needed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn repair_re_creates_a_lost_chunk_on_a_live_node() {
+        let net = Arc::new(FakeNet::new(5));
+        let gw = Gateway::new(net.clone(), Box::new(|| 0));
+        let (entry, ct, chunks) = block(2, 4);
+        gw.store(chunks, 1).await.unwrap();
+        let manifest = Manifest {
+            stream_id: Hash32([1; 32]),
+            first_interval: 0,
+            last_interval: 3,
+            blocks: vec![entry.clone()],
+        };
+        let before: Vec<PeerId> = entry.chunks.iter().map(|id| holder(&net, id)[0]).collect();
+        let spare = *net.nodes.iter().find(|p| !before.contains(p)).unwrap();
+        let lost = before[3];
+        net.down.lock().unwrap().insert(lost);
+        let live: Vec<(PeerId, Hash32)> = net
+            .nodes
+            .iter()
+            .filter(|p| **p != lost)
+            .map(|p| (*p, node_key(p)))
+            .collect();
+        // Healthy enough with a margin of 1 (3 of k + 1 = 3 remain): nothing to do.
+        gw.repair_upload(&manifest, &live, 1).await.unwrap();
+        assert_eq!(gw.status().chunks_repaired, 0);
+        // With a margin of 2, the missing chunk is re-created on the node holding none of
+        // the block.
+        gw.repair_upload(&manifest, &live, 2).await.unwrap();
+        assert_eq!(gw.status().chunks_repaired, 1);
+        let mut now = holder(&net, &entry.chunks[3]);
+        now.sort();
+        let mut want = vec![lost, spare];
+        want.sort();
+        assert_eq!(now, want);
+        // Two more nodes go down: without the repair one chunk would remain, with it two.
+        net.down.lock().unwrap().extend([before[0], before[1]]);
+        assert_eq!(gw.fetch_block(entry).await.unwrap().ciphertext, ct);
+    }
+}
