@@ -85,6 +85,26 @@ impl DataNode {
         self.stored.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Drops the kfrags of grants no longer on chain (revoked), in memory and on disk.
+    pub(crate) fn prune(&self) -> usize {
+        let dropped = self.chain.with_state(|s| self.proxy().prune(&StateView(s)));
+        let store = self.chain.store();
+        if let Ok(stored) = store.kfrags() {
+            for (key, value) in stored {
+                let live = KfragDelivery::from_bytes(&value).is_ok_and(|d| {
+                    self.chain
+                        .with_state(|s| s.grant(&d.stream, &d.grantee).is_some())
+                });
+                if !live {
+                    if let Err(e) = store.kfrag_delete(&key) {
+                        tracing::warn!(error = %e, "cannot delete a revoked kfrag");
+                    }
+                }
+            }
+        }
+        dropped
+    }
+
     fn proxy(&self) -> std::sync::MutexGuard<'_, Proxy> {
         self.proxy.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -444,8 +464,10 @@ mod tests {
                 grantee: w.grantee.address(),
             },
         );
-        assert!(matches!(ask(&node, &reencrypt), DataResponse::Refused(_)));
+        // The periodic prune drops it without anyone asking.
+        assert_eq!(node.prune(), 1);
         assert!(chain.store().kfrags().unwrap().is_empty());
+        assert!(matches!(ask(&node, &reencrypt), DataResponse::Refused(_)));
         let stored: KfragDelivery = decode_exact(&delivery.encode()).unwrap();
         assert_eq!(stored, delivery);
     }

@@ -506,6 +506,7 @@ impl<T: Transport> Gateway<T> {
 /// Runs repair rounds until the node stops.
 pub(crate) async fn repair_task<T: Transport>(
     gateway: Arc<Gateway<T>>,
+    node: Arc<crate::data::DataNode>,
     chain: Arc<Chain>,
     config: DataConfig,
 ) {
@@ -518,6 +519,13 @@ pub(crate) async fn repair_task<T: Transport>(
     tick.tick().await;
     loop {
         tick.tick().await;
+        // Revoked grants' kfrags go even if nobody asks the proxy again.
+        let n = node.clone();
+        if let Ok(dropped) = tokio::task::spawn_blocking(move || n.prune()).await {
+            if dropped > 0 {
+                tracing::info!(dropped, "deleted the kfrags of revoked grants");
+            }
+        }
         gateway
             .repair_round(&chain, &mut cursor, usize::from(config.repair_margin))
             .await;

@@ -479,9 +479,10 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
         Arc::new(ChainSource(chain.clone())),
         data.clone(),
     )?;
-    let data_gateway = crate::data_net::gateway(net.clone(), data);
+    let data_gateway = crate::data_net::gateway(net.clone(), data.clone());
     tokio::spawn(crate::data_net::repair_task(
         data_gateway.clone(),
+        data,
         chain.clone(),
         config.data.clone(),
     ));
