@@ -18,6 +18,7 @@
 //! (`/v1/accel`, `/metrics`), and the server refuses to start without one.
 
 pub mod admission;
+pub mod data;
 mod error;
 pub mod fhe;
 mod metrics;
@@ -98,6 +99,10 @@ pub trait Services: Send + Sync + 'static {
     fn network(&self) -> Option<cpc_p2p::NetStatus>;
     /// The homomorphic matching service, `None` when it is off.
     fn fhe(&self) -> Option<fhe::FheService> {
+        None
+    }
+    /// The data layer's network side (`/v1/data/…`), `None` when the node runs none.
+    fn data(&self) -> Option<Arc<dyn data::DataGateway>> {
         None
     }
 }

@@ -66,6 +66,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .merge(crate::fhe::public())
         .merge(protected)
+        .merge(crate::data::routes(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed(
@@ -97,7 +98,7 @@ fn same_token(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<Shared>,
     headers: HeaderMap,
     req: Request,
@@ -149,7 +150,7 @@ async fn health(State(s): State<Shared>) -> Result<Json<HealthView>, ApiError> {
 
 /// Runs a call that takes the chain's locks off the async workers: a block commit holds
 /// the state lock through its disk write.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -357,7 +358,10 @@ async fn account(
     }))
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    max: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!(
@@ -618,5 +622,6 @@ async fn metrics(State(s): State<Shared>) -> Result<impl IntoResponse, ApiError>
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::fhe::FheDoc::openapi());
+    doc.merge(crate::data::DataDoc::openapi());
     Json(doc)
 }

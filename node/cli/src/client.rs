@@ -58,7 +58,11 @@ impl ApiArgs {
 
     /// A client, the signing key (`key`, else the home's validator key) and the node's
     /// chain id.
-    fn signer(&self, key: Option<&PathBuf>, whose: &str) -> Result<(Client, SecretKey, u32)> {
+    pub(crate) fn signer(
+        &self,
+        key: Option<&PathBuf>,
+        whose: &str,
+    ) -> Result<(Client, SecretKey, u32)> {
         let client = self.client()?;
         let path = key
             .cloned()
@@ -118,6 +122,42 @@ impl Client {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
         self.finish(path, req.send_json(body))
+    }
+
+    /// A binary answer (`GET` without a body, else `POST` of JSON `body`).
+    pub(crate) fn fetch_bytes(&self, path: &str, body: Option<&Value>) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let resp = match body {
+            None => {
+                let mut req = self.agent.get(url);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
+            }
+            Some(b) => {
+                let mut req = self.agent.post(url);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.send_json(b)
+            }
+        };
+        let mut resp = resp.with_context(|| {
+            format!(
+                "cannot reach the node at {}{path}: is it running?",
+                self.base
+            )
+        })?;
+        if !resp.status().is_success() {
+            return self.finish(path, Ok(resp)).map(|_| Vec::new());
+        }
+        resp.body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_vec()
+            .with_context(|| format!("{path}: the answer was cut off"))
     }
 
     pub(crate) fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Value> {

@@ -23,6 +23,7 @@ pub(crate) struct NodeConfig {
     pub(crate) mempool: MempoolConfig,
     pub(crate) accel: DispatchConfig,
     pub(crate) fhe: FheSection,
+    pub(crate) data: crate::data_net::DataConfig,
 }
 
 /// The `[fhe]` section: homomorphic matching (the matcher and its job queue).
@@ -189,6 +190,13 @@ max_per_account = 4096
 max_nonce_gap = 4096
 # Seconds a transaction may wait before it is dropped.
 ttl_secs = 600
+
+[data]
+# Milliseconds between rounds of the repair task, which re-creates the lost chunks of
+# the uploads whose manifest is closest to this node (0: no repair).
+repair_interval_ms = 30000
+# Repair a block when fewer than k + repair_margin of its n chunks remain.
+repair_margin = 2
 
 [accel]
 # Backend of each operation: auto, cpu, wgpu, cuda or fpga. A backend that is

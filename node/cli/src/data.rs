@@ -43,6 +43,7 @@ pub(crate) struct DataNode {
     proxy: Mutex<Proxy>,
     announcements: Mutex<HashMap<Address, KeyAnnouncement>>,
     own: Option<KeyAnnouncement>,
+    stored: std::sync::atomic::AtomicU64,
 }
 
 impl DataNode {
@@ -75,7 +76,33 @@ impl DataNode {
             proxy: Mutex::new(proxy),
             announcements: Mutex::new(HashMap::new()),
             own,
+            stored: Default::default(),
         })
+    }
+
+    /// Chunks accepted for storage since the node started.
+    pub(crate) fn stored(&self) -> u64 {
+        self.stored.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Drops the kfrags of grants no longer on chain (revoked), in memory and on disk.
+    pub(crate) fn prune(&self) -> usize {
+        let dropped = self.chain.with_state(|s| self.proxy().prune(&StateView(s)));
+        let store = self.chain.store();
+        if let Ok(stored) = store.kfrags() {
+            for (key, value) in stored {
+                let live = KfragDelivery::from_bytes(&value).is_ok_and(|d| {
+                    self.chain
+                        .with_state(|s| s.grant(&d.stream, &d.grantee).is_some())
+                });
+                if !live {
+                    if let Err(e) = store.kfrag_delete(&key) {
+                        tracing::warn!(error = %e, "cannot delete a revoked kfrag");
+                    }
+                }
+            }
+        }
+        dropped
     }
 
     fn proxy(&self) -> std::sync::MutexGuard<'_, Proxy> {
@@ -97,7 +124,11 @@ impl DataNode {
                     return DataResponse::Refused("chunk does not hash to its id".into());
                 }
                 match store.chunk_put(&id, &bytes) {
-                    Ok(()) => DataResponse::Ok,
+                    Ok(()) => {
+                        self.stored
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        DataResponse::Ok
+                    }
                     Err(e) => failed(&e),
                 }
             }
@@ -433,8 +464,10 @@ mod tests {
                 grantee: w.grantee.address(),
             },
         );
-        assert!(matches!(ask(&node, &reencrypt), DataResponse::Refused(_)));
+        // The periodic prune drops it without anyone asking.
+        assert_eq!(node.prune(), 1);
         assert!(chain.store().kfrags().unwrap().is_empty());
+        assert!(matches!(ask(&node, &reencrypt), DataResponse::Refused(_)));
         let stored: KfragDelivery = decode_exact(&delivery.encode()).unwrap();
         assert_eq!(stored, delivery);
     }

@@ -9,6 +9,8 @@ mod client;
 mod config;
 mod data;
 mod fhe;
+mod data_cli;
+mod data_net;
 mod gpu;
 mod hdl;
 mod keys;
@@ -50,6 +52,9 @@ enum Command {
     /// Build, sign and submit transactions through a node's API.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// Store, read and share encrypted sensor data (through a node's API).
+    #[command(subcommand)]
+    Data(data_cli::DataCommand),
     /// Show a running node's status.
     Status(client::StatusArgs),
     /// Load a node with signed transfers and report throughput and commit latency.
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
         Command::Check(args) => node::check(&args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Tx(TxCommand::Transfer(args)) => client::transfer(&args),
+        Command::Data(cmd) => data_cli::run(cmd),
         Command::Status(args) => client::status(&args),
         Command::Loadgen(args) => client::loadgen(&args),
         Command::Bench(args) => bench::run(&args),

@@ -128,6 +128,9 @@ pub(crate) struct StartArgs {
     /// RocksDB directory (overrides node.data_dir).
     #[arg(long = "node.data-dir")]
     data_dir: Option<PathBuf>,
+    /// Milliseconds between data repair rounds, 0 for none (overrides data.repair_interval_ms).
+    #[arg(long = "data.repair-interval-ms")]
+    repair_interval_ms: Option<u64>,
 }
 
 impl StartArgs {
@@ -155,6 +158,12 @@ impl StartArgs {
             node.insert("data_dir".into(), d.display().to_string().into());
         }
         let mut all = serde_json::Map::new();
+        if let Some(ms) = self.repair_interval_ms {
+            all.insert(
+                "data".into(),
+                serde_json::json!({ "repair_interval_ms": ms }),
+            );
+        }
         if !api.is_empty() {
             all.insert("api".into(), api.into());
         }
@@ -269,6 +278,7 @@ struct NodeServices {
     consensus: Arc<Mutex<Option<ConsensusStatus>>>,
     network: Network,
     fhe: Option<cpc_api::fhe::FheService>,
+    data: Arc<crate::data_net::Gateway<crate::data_net::NetTransport>>,
 }
 
 impl cpc_api::Services for NodeServices {
@@ -283,6 +293,9 @@ impl cpc_api::Services for NodeServices {
     }
     fn fhe(&self) -> Option<cpc_api::fhe::FheService> {
         self.fhe.clone()
+    }
+    fn data(&self) -> Option<Arc<dyn cpc_api::data::DataGateway>> {
+        Some(self.data.clone())
     }
 }
 
@@ -469,8 +482,15 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
         config.p2p.clone(),
         node_secret,
         Arc::new(ChainSource(chain.clone())),
-        data,
+        data.clone(),
     )?;
+    let data_gateway = crate::data_net::gateway(net.clone(), data.clone());
+    tokio::spawn(crate::data_net::repair_task(
+        data_gateway.clone(),
+        data,
+        chain.clone(),
+        config.data.clone(),
+    ));
     chain.enable_gossip();
     tracing::info!(
         height = status.height,
@@ -557,6 +577,7 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
         consensus: consensus_status,
         network: net.clone(),
         fhe,
+        data: data_gateway,
     });
     let mut api = tokio::spawn(cpc_api::serve(
         config.api.clone(),

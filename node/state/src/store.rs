@@ -236,6 +236,50 @@ impl State {
         (rec.first_interval <= interval && interval <= rec.last_interval).then_some(rec)
     }
 
+    /// Up to `limit` data records of a stream, in interval order, from the one holding
+    /// `from_interval` (or the first after it).
+    pub fn data_records(
+        &self,
+        stream: &Hash32,
+        from_interval: u64,
+        limit: usize,
+    ) -> Vec<DataRecord> {
+        let start = match self.data_record(stream, from_interval) {
+            Some(r) => key::record(stream, r.first_interval),
+            None => key::record(stream, from_interval),
+        };
+        let end = key::record(stream, u64::MAX);
+        self.entries
+            .range(start..=end)
+            .filter_map(|(_, v)| decode_exact::<DataRecord>(v).ok())
+            .take(limit)
+            .collect()
+    }
+
+    /// The record of a stream with the highest intervals.
+    pub fn latest_record(&self, stream: &Hash32) -> Option<DataRecord> {
+        let lo = key::record(stream, 0);
+        let hi = key::record(stream, u64::MAX);
+        let (_, v) = self.entries.range(lo..=hi).next_back()?;
+        decode_exact(v).ok()
+    }
+
+    /// Up to `limit` data records of every stream, ordered by stream and interval, after
+    /// the record `(stream, first_interval)` when given: a cursor to walk them in rounds.
+    pub fn all_data_records(&self, after: Option<(Hash32, u64)>, limit: usize) -> Vec<DataRecord> {
+        use std::ops::Bound;
+        let lo = match after {
+            Some((s, i)) => Bound::Excluded(key::record(&s, i)),
+            None => Bound::Included(vec![key::RECORD]),
+        };
+        let hi = Bound::Excluded(vec![key::RECORD + 1]);
+        self.entries
+            .range::<Vec<u8>, _>((lo, hi))
+            .filter_map(|(_, v)| decode_exact::<DataRecord>(v).ok())
+            .take(limit)
+            .collect()
+    }
+
     /// Free transactions left today for `addr` at time `timestamp_ms`.
     pub fn quota_left(&self, addr: &Address, timestamp_ms: u64) -> u64 {
         let acct = self.account(addr);

@@ -555,6 +555,16 @@ fn data_records_and_grants_are_queryable_and_revocation_removes_the_grant() {
     assert!(s.data_record(&stream, 10).is_none());
     assert_eq!(s.data_record(&stream, 25).unwrap().first_interval, 20);
     assert!(s.data_record(&Hash32([6; 32]), 0).is_none());
+    // Listing: by stream from an interval, the latest, and all with a cursor.
+    let firsts = |v: Vec<DataRecord>| v.iter().map(|r| r.first_interval).collect::<Vec<_>>();
+    assert_eq!(firsts(s.data_records(&stream, 5, 10)), [0, 20]);
+    assert_eq!(firsts(s.data_records(&stream, 10, 10)), [20]);
+    assert_eq!(firsts(s.data_records(&stream, 0, 1)), [0]);
+    assert_eq!(s.latest_record(&stream).unwrap().last_interval, 29);
+    assert!(s.latest_record(&Hash32([6; 32])).is_none());
+    assert_eq!(firsts(s.all_data_records(None, 10)), [0, 20]);
+    assert_eq!(firsts(s.all_data_records(Some((stream, 0)), 10)), [20]);
+    assert!(s.all_data_records(Some((stream, 20)), 10).is_empty());
     let grantee = w.keys[2].address();
     let grant = TxKind::Grant {
         stream_id: stream,
