@@ -69,6 +69,7 @@ fn genesis(keys: &[SecretKey]) -> Genesis {
                 deposit,
             })
             .collect(),
+        side_groups: Vec::new(),
     }
 }
 
