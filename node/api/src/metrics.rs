@@ -153,6 +153,9 @@ pub(crate) fn render(state: &ApiState) -> String {
     if let Some(c) = state.services.consensus() {
         consensus(&mut out, &c);
     }
+    if let Some(side) = state.services.sidechain() {
+        crate::side::render_metrics(&mut out, &side.metrics());
+    }
     if let Some(n) = state.services.network() {
         metric(
             &mut out,

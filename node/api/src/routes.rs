@@ -25,8 +25,10 @@ type Shared = Arc<ApiState>;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "CPChain node admin API", description = "Status, blocks, transactions, accounts, accelerators and metrics of one cpchain node."),
-    paths(health, status, block, tx, account, consensus, committee_history, credit, peers, submit_tx, submit_batch, accel, metrics, openapi),
-    components(schemas(ErrorBody, HealthView, StatusView, BlockView, SubmitView, BatchItemView, AccountResponse, CreditView)),
+    paths(health, status, block, tx, account, consensus, committee_history, credit, peers, submit_tx, submit_batch, accel, metrics, openapi,
+        crate::side::side_submit, crate::side::side_tx, crate::side::side_vertex, crate::side::side_status, crate::side::side_account),
+    components(schemas(ErrorBody, HealthView, StatusView, BlockView, SubmitView, BatchItemView, AccountResponse, CreditView,
+        crate::side::SideSubmitView, crate::side::SideBatchItemView, crate::side::SideTxView, crate::side::SideVertexView, crate::side::SideAccount)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -51,6 +53,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/txs/batch", post(submit_batch))
         .route("/v1/accel", get(accel))
         .route("/metrics", get(metrics))
+        .merge(crate::side::protected())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/v1/health", get(health))
@@ -63,6 +66,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/credit/{node}", get(credit))
         .route("/v1/peers", get(peers))
         .route("/v1/openapi.json", get(openapi))
+        .merge(crate::side::public())
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()) })
         .method_not_allowed_fallback(|| async {
@@ -147,7 +151,7 @@ async fn health(State(s): State<Shared>) -> Result<Json<HealthView>, ApiError> {
 
 /// Runs a call that takes the chain's locks off the async workers: a block commit holds
 /// the state lock through its disk write.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -355,7 +359,10 @@ async fn account(
     }))
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    max: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!(
@@ -367,7 +374,7 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Bytes, 
     })
 }
 
-fn is_binary(headers: &HeaderMap) -> bool {
+pub(crate) fn is_binary(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
