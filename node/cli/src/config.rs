@@ -22,6 +22,7 @@ pub(crate) struct NodeConfig {
     pub(crate) consensus: EngineConfig,
     pub(crate) mempool: MempoolConfig,
     pub(crate) accel: DispatchConfig,
+    pub(crate) sidechain: crate::side::SideSection,
 }
 
 /// The `[node]` section.
@@ -119,6 +120,27 @@ max_per_account = 4096
 max_nonce_gap = 4096
 # Seconds a transaction may wait before it is dropped.
 ttl_secs = 600
+
+[sidechain]
+# The DAG side-chain group this node follows: its name (e.g. "district-7") or its id as
+# 64 hex digits; empty: none. Its gateways are read from the main chain (genesis or a
+# side_group transaction); the node waits until the group is there.
+group = ""
+# Whether this node is a gateway of the group: it takes machine transactions
+# (POST /v1/sidechain/txs), signs vertices and anchors with node.key_file, which must be
+# one of the group's gateway keys on chain.
+gateway = false
+# Milliseconds between two vertices of this gateway (1 to 60000).
+vertex_interval_ms = 5
+# Anchor the confirmed history on the main chain once this many confirmed vertices are
+# not anchored yet ...
+anchor_every_vertices = 1000
+# ... or once this many milliseconds passed since the last final anchor (100 or more).
+anchor_interval_ms = 5000
+# Most machine transactions in one vertex (1 to 10000).
+max_batch = 2000
+# Most machine transactions waiting in this gateway's pool.
+max_pool = 100000
 
 [accel]
 # Backend of each operation: auto, cpu, wgpu, cuda or fpga. A backend that is

@@ -12,6 +12,8 @@ mod gpu;
 mod hdl;
 mod keys;
 mod node;
+mod side;
+mod side_client;
 mod testnet;
 mod thresholds;
 
@@ -49,6 +51,9 @@ enum Command {
     /// Build, sign and submit transactions through a node's API.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// Send machine transactions to a side-chain gateway and follow them.
+    #[command(subcommand)]
+    Sidechain(side_client::SideCommand),
     /// Show a running node's status.
     Status(client::StatusArgs),
     /// Load a node with signed transfers and report throughput and commit latency.
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         Command::Check(args) => node::check(&args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Tx(TxCommand::Transfer(args)) => client::transfer(&args),
+        Command::Sidechain(cmd) => side_client::run(cmd),
         Command::Status(args) => client::status(&args),
         Command::Loadgen(args) => client::loadgen(&args),
         Command::Bench(args) => bench::run(&args),
