@@ -1642,8 +1642,11 @@ impl SideChain {
                 }
             }
             self.verified.insert(next, (a, covered));
-            // Keep recent anchors for peers that catch up; older ones are on the main chain.
-            self.verified = self.verified.split_off(&next.saturating_sub(64));
+            // Keep every anchor for peers that catch up from the start of the history, but
+            // the covered lists only of recent ones (only the latest is ever used).
+            if let Some((_, old)) = self.verified.get_mut(&next.saturating_sub(64)) {
+                *old = Vec::new();
+            }
         }
     }
 
