@@ -2,7 +2,8 @@
 //! in genesis and makes every node a gateway): machine transactions posted at any gateway
 //! confirm on all four and become final once an anchor is in a final main-chain block;
 //! main-chain locks fund side balances; a double spend sent to two gateways at once never
-//! confirms twice; a gateway that was down catches up; malformed requests get 4xx.
+//! confirms twice; a gateway that was down catches up; after a restart of every node the
+//! history is still final and anchoring goes on; malformed requests get 4xx.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,9 @@ fn wait_status(node: &Node, hash: &Hash32, states: &[&str], secs: u64) -> Value 
         if v["status"].as_str().is_some_and(|s| states.contains(&s)) {
             return v;
         }
+        if Instant::now() >= deadline {
+            keep_logs(node);
+        }
         assert!(
             Instant::now() < deadline,
             "{hash} on {} is {v} after {secs} s, not {states:?}:\n{}",
@@ -50,6 +54,22 @@ fn wait_status(node: &Node, hash: &Hash32, states: &[&str], secs: u64) -> Value 
             tail(&node.log())
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Copies every node's log of the network to `CPC_SIDE_E2E_LOGS`, when set, before a
+/// failure removes the temporary directory.
+fn keep_logs(node: &Node) {
+    let (Some(to), Some(net)) = (std::env::var_os("CPC_SIDE_E2E_LOGS"), node.home.parent()) else {
+        return;
+    };
+    let to = std::path::PathBuf::from(to);
+    let _ = std::fs::create_dir_all(&to);
+    for i in 1..=4 {
+        let _ = std::fs::copy(
+            net.join(format!("node{i}/node.log")),
+            to.join(format!("node{i}.log")),
+        );
     }
 }
 
@@ -338,6 +358,23 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     assert_eq!(post(&net.nodes[3], &back).status, 202);
     for n in &net.nodes {
         wait_status(n, &back.hash(), CONFIRMED, 30);
+    }
+    wait_status(&net.nodes[0], &back.hash(), &["final"], 60);
+
+    // The whole network restarts: every node replays its side-chain log, so the history
+    // is still final and anchoring goes on from the main chain's last anchor.
+    for n in &mut net.nodes {
+        assert!(n.stop(), "unclean stop:\n{}", tail(&n.log()));
+    }
+    net.start_all();
+    for n in &net.nodes {
+        wait_status(n, &hashes[0], &["final"], 60);
+        wait_status(n, &back.hash(), &["final"], 60);
+    }
+    let after = event(group, &machines[0], 101, 5);
+    assert_eq!(post(&net.nodes[2], &after).status, 202);
+    for n in &net.nodes {
+        wait_status(n, &after.hash(), &["final"], 60);
     }
     for n in &mut net.nodes {
         assert!(n.stop(), "unclean stop:\n{}", tail(&n.log()));

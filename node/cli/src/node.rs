@@ -244,7 +244,8 @@ pub(crate) fn start(args: &StartArgs) -> Result<ExitCode> {
         .thread_name("cpc-node")
         .build()
         .context("cannot start the async runtime")?;
-    let code = runtime.block_on(run(config, chain, accel, node_secret));
+    let side_dir = args.home.join("sidechain");
+    let code = runtime.block_on(run(config, chain, accel, node_secret, side_dir));
     // Drops the network task, which ends the blocking tasks that still hold the chain;
     // the store then closes before the process exits (RocksDB aborts if it is still
     // open with background work at exit).
@@ -473,6 +474,7 @@ async fn run(
     chain: Arc<Chain>,
     accel: Arc<cpc_accel::Dispatcher>,
     node_secret: [u8; 32],
+    side_dir: PathBuf,
 ) -> Result<ExitCode> {
     let shutdown = shutdown_signal();
     let status = chain.status();
@@ -506,7 +508,14 @@ async fn run(
     );
     let consensus_status = Arc::new(Mutex::new(None));
     let stop = Arc::new(AtomicBool::new(false));
-    let side = crate::side::start(&config.sidechain, chain.clone(), accel, &net, stop.clone())?;
+    let side = crate::side::start(
+        &config.sidechain,
+        chain.clone(),
+        accel,
+        &net,
+        stop.clone(),
+        &side_dir,
+    )?;
     let side_in = side.as_ref().map(|s| (s.group, s.incoming.clone()));
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(4096);
     let (tx_tx, tx_rx) = std::sync::mpsc::sync_channel(1024);

@@ -5,11 +5,19 @@
 //!
 //! The task runs on its own thread: it ticks the state machine every millisecond or so,
 //! hands it every side message from the network, and every 100 ms reads the main-chain
-//! blocks committed since it last looked (side locks and anchors of the group). The
-//! group's gateways come from the main chain (genesis or a `side_group` transaction); the
+//! blocks committed since it last looked (side locks and anchors of the group).
+//! The group's gateways come from the main chain (genesis or a `side_group` transaction); the
 //! task waits for the group to appear there.
+//!
+//! The side chain's state lives in memory. So that a restarted node — or a whole network
+//! restarted at once — keeps its history, every vertex and anchor the node accepts is
+//! appended to `<home>/sidechain/<group id>.log` and replayed through the state machine at
+//! start (which also tells a gateway its own last sequence number, so it never signs one
+//! twice). A torn last record is ignored; what it held comes back from peers.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -121,6 +129,78 @@ impl SideSection {
 const DIRECT_BYTES: usize = 1 << 20;
 /// Side messages waiting for the task before the network's are dropped unrelayed.
 const QUEUE: usize = 8192;
+
+/// Peer token of replayed messages: answers to it go nowhere.
+const REPLAY: u64 = u64::MAX;
+
+/// The append-only log of accepted side messages (length-prefixed encodings).
+struct SideLog {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl SideLog {
+    /// The records of the log at `path`, and the log open for appending.
+    fn open(path: PathBuf) -> (SideLog, Vec<Message>) {
+        let mut records = Vec::new();
+        let mut bytes = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&path)
+            && let Err(e) = f.read_to_end(&mut bytes)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the side-chain log");
+        }
+        let mut at = 0;
+        while at + 4 <= bytes.len() {
+            let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+                as usize;
+            let Some(rec) = bytes.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            match Message::decode_untrusted(rec) {
+                Ok(m) => records.push(m),
+                Err(_) => break,
+            }
+            at += 4 + len;
+        }
+        if at < bytes.len() {
+            tracing::warn!(path = %path.display(), "ignoring a torn record at the end of the side-chain log");
+        }
+        let file = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)?;
+                // Drop a torn tail so new records follow the last whole one.
+                f.set_len(at as u64)?;
+                Ok(f)
+            });
+        let file = match file {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the side-chain log; a restart will rebuild the history from peers");
+                None
+            }
+        };
+        (SideLog { path, file }, records)
+    }
+
+    fn append(&mut self, msg: &Message) {
+        let Some(f) = &mut self.file else {
+            return;
+        };
+        let data = msg.encode();
+        let mut rec = Vec::with_capacity(4 + data.len());
+        rec.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
+        rec.extend_from_slice(&data);
+        if let Err(e) = f.write_all(&rec) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the side-chain log");
+            self.file = None;
+        }
+    }
+}
 
 /// A side message from the network: its author, the gossip message (for the verdict) and
 /// the payload.
@@ -258,6 +338,7 @@ pub(crate) fn start(
     accel: Arc<Dispatcher>,
     net: &Network,
     stop: Arc<AtomicBool>,
+    dir: &Path,
 ) -> Result<Option<SideHandle>> {
     section.validate()?;
     let Some(group_id) = section.group_id() else {
@@ -281,7 +362,10 @@ pub(crate) fn start(
         meter: Mutex::new(Meter::default()),
     });
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let (log, replay) = SideLog::open(dir.join(format!("{group_id}.log")));
     let task = Task {
+        log,
+        replay,
         node: node.clone(),
         section: section.clone(),
         chain,
@@ -306,6 +390,9 @@ pub(crate) fn start(
 }
 
 struct Task {
+    log: SideLog,
+    /// Logged messages, replayed once the group is open.
+    replay: Vec<Message>,
     node: Arc<SideNode>,
     section: SideSection,
     chain: Arc<Chain>,
@@ -376,8 +463,28 @@ impl Task {
             Message::Vertex(v) => Some(v.id),
             _ => None,
         };
+        // New vertices and anchors go to the log (known ones are not logged again).
+        let to_log = {
+            let guard = self.node.lock();
+            guard.as_ref().and_then(|side| match &m {
+                Message::Vertex(v) => side.vertex(&v.id).is_none().then(|| m.clone()),
+                Message::Vertices(vs) => {
+                    let new: Vec<_> = vs
+                        .iter()
+                        .filter(|v| side.vertex(&v.id).is_none())
+                        .cloned()
+                        .collect();
+                    (!new.is_empty()).then_some(Message::Vertices(new))
+                }
+                Message::Anchor(_) => Some(m.clone()),
+                _ => None,
+            })
+        };
         let from = self.token(peer);
         let actions = self.input(Input::Message { from, msg: m });
+        if let Some(l) = to_log {
+            self.log.append(&l);
+        }
         if let Some(msg) = msg {
             let bad = vertex.is_some_and(|id| {
                 actions
@@ -418,15 +525,21 @@ impl Task {
         let group = self.node.group_id.0;
         match a {
             Action::Send { to: None, msg } => {
-                if let (Message::Vertex(v), Some(k)) = (msg, &self.key)
-                    && v.vertex.creator == k.public()
-                {
-                    self.node.meter().m.own_vertices_total += 1;
+                match (msg, &self.key) {
+                    (Message::Vertex(v), Some(k)) if v.vertex.creator == k.public() => {
+                        self.node.meter().m.own_vertices_total += 1;
+                        self.log.append(msg);
+                    }
+                    (Message::Anchor(_), _) => self.log.append(msg),
+                    _ => {}
                 }
                 for part in split(msg) {
                     self.net.publish(Topic::Side(group), part);
                 }
             }
+            Action::Send {
+                to: Some(REPLAY), ..
+            } => {}
             Action::Send { to: Some(t), msg } => {
                 let Some(peer) = usize::try_from(*t).ok().and_then(|i| self.tokens.get(i)) else {
                     return;
@@ -547,7 +660,20 @@ impl Task {
         }
         let n = group.n();
         match SideChain::new(self.section.side_config(group), key, self.accel.clone()) {
-            Ok(s) => {
+            Ok(mut s) => {
+                let replay = std::mem::take(&mut self.replay);
+                if !replay.is_empty() {
+                    let count = replay.len();
+                    // Answers and requests of the replay go nowhere; peers fill any gaps.
+                    for msg in replay {
+                        let _ = s.handle(cpc_api::now_ms(), Input::Message { from: REPLAY, msg });
+                    }
+                    tracing::info!(
+                        records = count,
+                        vertices = s.vertex_count(),
+                        "side-chain history replayed from the log"
+                    );
+                }
                 *self.node.lock() = Some(s);
                 tracing::info!(group = %id, gateways = n, gateway = self.key.is_some(), "following the side-chain group");
                 true
