@@ -5,6 +5,8 @@
 //! status. The OpenAPI document at `/v1/openapi.json` is generated from the handlers in
 //! this crate; Prometheus metrics are at `/metrics`.
 //!
+//! `/v1/sidechain/...` serves the DAG side chain through the node's [`SideService`].
+//!
 //! The API holds no business rules: it decodes requests, calls [`cpc_chain::Chain`] and
 //! encodes answers. Transaction submissions from concurrent requests are gathered into
 //! batches (see [`admission`]) so their signatures are verified together through the
@@ -23,6 +25,7 @@ mod error;
 pub mod fhe;
 mod metrics;
 mod routes;
+mod side;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ApiError;
 pub use routes::{ApiDoc, router};
+pub use side::{SIDE_LATENCY_BUCKETS_MS, SideAccount, SideMetrics, SideService};
 
 /// Settings of the HTTP API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +107,10 @@ pub trait Services: Send + Sync + 'static {
     }
     /// The data layer's network side (`/v1/data/…`), `None` when the node runs none.
     fn data(&self) -> Option<Arc<dyn data::DataGateway>> {
+        None
+    }
+    /// The side chain, `None` when the node follows no side-chain group.
+    fn sidechain(&self) -> Option<Arc<dyn SideService>> {
         None
     }
 }

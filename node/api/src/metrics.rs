@@ -156,6 +156,9 @@ pub(crate) fn render(state: &ApiState) -> String {
     if let Some(f) = &state.fhe {
         fhe(&mut out, f);
     }
+    if let Some(side) = state.services.sidechain() {
+        crate::side::render_metrics(&mut out, &side.metrics());
+    }
     if let Some(n) = state.services.network() {
         metric(
             &mut out,

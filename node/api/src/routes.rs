@@ -25,8 +25,10 @@ type Shared = Arc<ApiState>;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "CPChain node admin API", description = "Status, blocks, transactions, accounts, accelerators and metrics of one cpchain node."),
-    paths(health, status, block, tx, account, consensus, committee_history, credit, peers, submit_tx, submit_batch, accel, metrics, openapi),
-    components(schemas(ErrorBody, HealthView, StatusView, BlockView, SubmitView, BatchItemView, AccountResponse, CreditView)),
+    paths(health, status, block, tx, account, consensus, committee_history, credit, peers, submit_tx, submit_batch, accel, metrics, openapi,
+        crate::side::side_submit, crate::side::side_tx, crate::side::side_vertex, crate::side::side_status, crate::side::side_account),
+    components(schemas(ErrorBody, HealthView, StatusView, BlockView, SubmitView, BatchItemView, AccountResponse, CreditView,
+        crate::side::SideSubmitView, crate::side::SideBatchItemView, crate::side::SideTxView, crate::side::SideVertexView, crate::side::SideAccount)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -52,6 +54,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/accel", get(accel))
         .route("/metrics", get(metrics))
         .merge(crate::fhe::protected(&state))
+        .merge(crate::side::protected())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/v1/health", get(health))
@@ -65,6 +68,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/openapi.json", get(openapi))
         .merge(crate::fhe::public())
+        .merge(crate::side::public())
         .merge(protected)
         .merge(crate::data::routes(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()) })

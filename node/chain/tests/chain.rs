@@ -35,6 +35,7 @@ fn genesis(validator: &SecretKey, users: &[SecretKey]) -> Genesis {
             endpoint: String::new(),
             deposit,
         }],
+        side_groups: Vec::new(),
     }
 }
 

@@ -78,6 +78,7 @@ fn network_with(n: usize, followers: usize, tweak: impl FnOnce(&mut Params)) -> 
                 deposit,
             })
             .collect(),
+        side_groups: Vec::new(),
     };
     let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
     let mut dirs = Vec::new();

@@ -71,6 +71,7 @@ fn genesis(keys: &[SecretKey], term_length: u64) -> Genesis {
                 deposit,
             })
             .collect(),
+        side_groups: Vec::new(),
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) struct NodeConfig {
     pub(crate) accel: DispatchConfig,
     pub(crate) fhe: FheSection,
     pub(crate) data: crate::data_net::DataConfig,
+    pub(crate) sidechain: crate::side::SideSection,
 }
 
 /// The `[fhe]` section: homomorphic matching (the matcher and its job queue).
@@ -197,6 +198,27 @@ ttl_secs = 600
 repair_interval_ms = 30000
 # Repair a block when fewer than k + repair_margin of its n chunks remain.
 repair_margin = 2
+
+[sidechain]
+# The DAG side-chain group this node follows: its name (e.g. "district-7") or its id as
+# 64 hex digits; empty: none. Its gateways are read from the main chain (genesis or a
+# side_group transaction); the node waits until the group is there.
+group = ""
+# Whether this node is a gateway of the group: it takes machine transactions
+# (POST /v1/sidechain/txs), signs vertices and anchors with node.key_file, which must be
+# one of the group's gateway keys on chain.
+gateway = false
+# Milliseconds between two vertices of this gateway (1 to 60000).
+vertex_interval_ms = 5
+# Anchor the confirmed history on the main chain once this many confirmed vertices are
+# not anchored yet ...
+anchor_every_vertices = 1000
+# ... or once this many milliseconds passed since the last final anchor (100 or more).
+anchor_interval_ms = 5000
+# Most machine transactions in one vertex (1 to 10000).
+max_batch = 2000
+# Most machine transactions waiting in this gateway's pool.
+max_pool = 100000
 
 [accel]
 # Backend of each operation: auto, cpu, wgpu, cuda or fpga. A backend that is

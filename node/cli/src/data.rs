@@ -270,6 +270,7 @@ mod tests {
                     endpoint: String::new(),
                     deposit,
                 }],
+                side_groups: Vec::new(),
             };
             let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
             let store = StoreConfig {

@@ -15,6 +15,8 @@ mod gpu;
 mod hdl;
 mod keys;
 mod node;
+mod side;
+mod side_client;
 mod testnet;
 mod thresholds;
 
@@ -55,6 +57,9 @@ enum Command {
     /// Store, read and share encrypted sensor data (through a node's API).
     #[command(subcommand)]
     Data(data_cli::DataCommand),
+    /// Send machine transactions to a side-chain gateway and follow them.
+    #[command(subcommand)]
+    Sidechain(side_client::SideCommand),
     /// Show a running node's status.
     Status(client::StatusArgs),
     /// Load a node with signed transfers and report throughput and commit latency.
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Tx(TxCommand::Transfer(args)) => client::transfer(&args),
         Command::Data(cmd) => data_cli::run(cmd),
+        Command::Sidechain(cmd) => side_client::run(cmd),
         Command::Status(args) => client::status(&args),
         Command::Loadgen(args) => client::loadgen(&args),
         Command::Bench(args) => bench::run(&args),

@@ -84,6 +84,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode> {
             endpoint: String::new(),
             deposit,
         }],
+        side_groups: Vec::new(),
     };
     genesis.validate()?;
     let json = serde_json::to_string_pretty(&genesis)?;
@@ -201,6 +202,7 @@ fn resolve(home: &Path, p: &Path) -> PathBuf {
 struct Opened {
     config: NodeConfig,
     chain: Arc<Chain>,
+    accel: Arc<cpc_accel::Dispatcher>,
 }
 
 fn open(home: &Path, flags: &serde_json::Value) -> Result<Opened> {
@@ -222,7 +224,7 @@ fn open(home: &Path, flags: &serde_json::Value) -> Result<Opened> {
     let chain = Chain::open(
         genesis,
         &store,
-        accel,
+        accel.clone(),
         key,
         ChainConfig {
             mempool: config.mempool.clone(),
@@ -232,20 +234,27 @@ fn open(home: &Path, flags: &serde_json::Value) -> Result<Opened> {
     Ok(Opened {
         config,
         chain: Arc::new(chain),
+        accel,
     })
 }
 
 /// Runs the node until SIGINT or SIGTERM.
 pub(crate) fn start(args: &StartArgs) -> Result<ExitCode> {
-    let Opened { config, chain } = open(&args.home, &args.flags())?;
+    let Opened {
+        config,
+        chain,
+        accel,
+    } = open(&args.home, &args.flags())?;
     config.api.validate().map_err(anyhow::Error::msg)?;
+    config.sidechain.validate()?;
     let node_secret = node_key(&resolve(&args.home, &config.node.node_key_file))?.to_bytes();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("cpc-node")
         .build()
         .context("cannot start the async runtime")?;
-    let code = runtime.block_on(run(config, chain, node_secret));
+    let side_dir = args.home.join("sidechain");
+    let code = runtime.block_on(run(config, chain, accel, node_secret, side_dir));
     // Drops the network task, which ends the blocking tasks that still hold the chain;
     // the store then closes before the process exits (RocksDB aborts if it is still
     // open with background work at exit).
@@ -279,6 +288,7 @@ struct NodeServices {
     network: Network,
     fhe: Option<cpc_api::fhe::FheService>,
     data: Arc<crate::data_net::Gateway<crate::data_net::NetTransport>>,
+    side: Option<Arc<crate::side::SideNode>>,
 }
 
 impl cpc_api::Services for NodeServices {
@@ -296,6 +306,11 @@ impl cpc_api::Services for NodeServices {
     }
     fn data(&self) -> Option<Arc<dyn cpc_api::data::DataGateway>> {
         Some(self.data.clone())
+    }
+    fn sidechain(&self) -> Option<Arc<dyn cpc_api::SideService>> {
+        self.side
+            .clone()
+            .map(|s| s as Arc<dyn cpc_api::SideService>)
     }
 }
 
@@ -471,7 +486,13 @@ fn tx_thread(
     }
 }
 
-async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Result<ExitCode> {
+async fn run(
+    config: NodeConfig,
+    chain: Arc<Chain>,
+    accel: Arc<cpc_accel::Dispatcher>,
+    node_secret: [u8; 32],
+    side_dir: PathBuf,
+) -> Result<ExitCode> {
     let shutdown = shutdown_signal();
     let fhe = crate::fhe::service(&config.fhe)?;
     let status = chain.status();
@@ -512,6 +533,15 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
     );
     let consensus_status = Arc::new(Mutex::new(None));
     let stop = Arc::new(AtomicBool::new(false));
+    let side = crate::side::start(
+        &config.sidechain,
+        chain.clone(),
+        accel,
+        &net,
+        stop.clone(),
+        &side_dir,
+    )?;
+    let side_in = side.as_ref().map(|s| (s.group, s.incoming.clone()));
     let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(4096);
     let (tx_tx, tx_rx) = std::sync::mpsc::sync_channel(1024);
     // Dropped when the consensus thread ends, by a panic too: the node then stops
@@ -565,6 +595,38 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
                 NetEvent::Blocks { peer, blocks } => {
                     work_tx.send(Work::Blocks(peer, blocks)).is_ok()
                 }
+                // Side topics arrive as `NetEvent::Side`.
+                NetEvent::Gossip {
+                    topic: Topic::Side(_),
+                    msg,
+                    ..
+                } => {
+                    net.validate(msg, cpc_p2p::Verdict::Ignore);
+                    true
+                }
+                NetEvent::Side {
+                    group,
+                    from,
+                    msg,
+                    data,
+                } => {
+                    match &side_in {
+                        // Like transactions, side messages never hold up consensus.
+                        Some((g, q)) if *g == group => {
+                            if let Err(std::sync::mpsc::TrySendError::Full((_, Some(msg), _))) =
+                                q.try_send((from, msg, data))
+                            {
+                                net.validate(msg, cpc_p2p::Verdict::Ignore);
+                            }
+                        }
+                        _ => {
+                            if let Some(msg) = msg {
+                                net.validate(msg, cpc_p2p::Verdict::Ignore);
+                            }
+                        }
+                    }
+                    true
+                }
             };
             if !sent {
                 return;
@@ -578,6 +640,7 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
         network: net.clone(),
         fhe,
         data: data_gateway,
+        side: side.as_ref().map(|s| s.node.clone()),
     });
     let mut api = tokio::spawn(cpc_api::serve(
         config.api.clone(),
@@ -618,6 +681,14 @@ async fn run(config: NodeConfig, chain: Arc<Chain>, node_secret: [u8; 32]) -> Re
     .await;
     if joined.is_err() {
         tracing::warn!("the consensus thread did not stop within 20 s");
+    }
+    if let Some(s) = side {
+        // It holds the chain too; it stops within a tick of the flag.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::task::spawn_blocking(move || s.thread.join()),
+        )
+        .await;
     }
     drop(router);
     drop(txpool);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use cpc_state::{Genesis, GenesisValidator, Params};
+use cpc_state::{Genesis, GenesisSideGroup, GenesisValidator, Params};
 use cpc_types::{SecretKey, TOTAL_SUPPLY, UNITS_PER_CPC};
 use serde::Serialize;
 
@@ -42,9 +42,20 @@ pub(crate) struct TestnetArgs {
     /// Blocks per election term (the committee is elected anew at the end of each).
     #[arg(long, default_value_t = 120)]
     term_length: u64,
+    /// Side-chain group of every node as a gateway, declared in genesis (owned by the
+    /// foundation) and in each config; empty for none.
+    #[arg(long, default_value = "local")]
+    side_group: String,
     /// Write into an existing directory (its node data directories are removed).
     #[arg(long)]
     force: bool,
+}
+
+/// The side-chain group of the written network.
+#[derive(Serialize)]
+struct SideEntry {
+    name: String,
+    id: String,
 }
 
 /// One node of the written network.
@@ -62,6 +73,8 @@ struct NodeEntry {
 struct Manifest {
     chain_id: u32,
     genesis: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    side_group: Option<SideEntry>,
     nodes: Vec<NodeEntry>,
     users: Vec<String>,
 }
@@ -149,6 +162,18 @@ pub(crate) fn run(args: &TestnetArgs) -> Result<ExitCode> {
     }
     // A committee of one or two has no reserved seat to give.
     params.reserved_seats = params.reserved_seats.min(params.committee_size / 4);
+    let side_group = args.side_group.trim();
+    let side_groups = if side_group.is_empty() {
+        Vec::new()
+    } else {
+        let mut gateways: Vec<_> = validators.iter().map(SecretKey::public).collect();
+        gateways.sort();
+        vec![GenesisSideGroup {
+            id: cpc_sidechain::Group::id_of(side_group),
+            owner: foundation.address(),
+            gateways,
+        }]
+    };
     let genesis = Genesis {
         chain_id: args.chain_id,
         timestamp_ms: cpc_api::now_ms(),
@@ -164,6 +189,7 @@ pub(crate) fn run(args: &TestnetArgs) -> Result<ExitCode> {
                 deposit,
             })
             .collect(),
+        side_groups,
     };
     genesis.validate()?;
     let genesis_json = serde_json::to_string_pretty(&genesis)? + "\n";
@@ -204,6 +230,15 @@ pub(crate) fn run(args: &TestnetArgs) -> Result<ExitCode> {
             "block_interval_ms",
             &args.block_interval_ms.to_string(),
         )?;
+        if !side_group.is_empty() {
+            set(
+                &mut cfg,
+                "sidechain",
+                "group",
+                &toml::Value::String(side_group.to_owned()).to_string(),
+            )?;
+            set(&mut cfg, "sidechain", "gateway", "true")?;
+        }
         std::fs::write(home.join("config.toml"), cfg)
             .with_context(|| format!("cannot write {}/config.toml", home.display()))?;
         nodes.push(NodeEntry {
@@ -218,6 +253,10 @@ pub(crate) fn run(args: &TestnetArgs) -> Result<ExitCode> {
     let manifest = Manifest {
         chain_id: args.chain_id,
         genesis: genesis.hash().to_string(),
+        side_group: (!side_group.is_empty()).then(|| SideEntry {
+            name: side_group.to_owned(),
+            id: cpc_sidechain::Group::id_of(side_group).to_string(),
+        }),
         nodes,
         users: users.iter().map(|u| u.address().to_string()).collect(),
     };
@@ -237,6 +276,12 @@ pub(crate) fn run(args: &TestnetArgs) -> Result<ExitCode> {
         println!(
             "  {:<7} API http://{:<16} p2p {}  validator {}",
             n.name, n.api, n.p2p, n.validator
+        );
+    }
+    if let Some(s) = &manifest.side_group {
+        println!(
+            "  side-chain group {:?} ({}): every node is a gateway",
+            s.name, s.id
         );
     }
     println!(

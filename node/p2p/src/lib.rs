@@ -1,13 +1,16 @@
 //! Networking of the node: a libp2p swarm on TCP with Noise and Yamux.
 //!
 //! - **Gossipsub** carries three topics: transactions, consensus messages and election
-//!   tickets. Validation is manual: nothing is relayed until the node says
+//!   tickets, plus one topic per side-chain group the node joins
+//!   ([`Network::join_side_group`]). Validation is manual: nothing is relayed until the node says
 //!   [`Verdict::Accept`]; a rejected message costs its sender gossipsub score, and a peer
 //!   rejected [`P2pConfig::ban_after_invalid`] times is disconnected and banned.
 //! - **Kademlia** finds peers beyond the configured bootnodes; identify tells it their
 //!   listen addresses. Bootnodes that drop are dialed again.
 //! - **Request-response** (`/cpchain/sync/1`) serves final blocks to peers that catch up;
 //!   answers come from a [`BlockSource`].
+//! - **Request-response** (`/cpchain/side/1`) carries side-chain messages meant for one
+//!   peer (answers to a catch-up request), so they do not flood the group's topic.
 //! - **Request-response** (`/cpchain/data/1`) carries the data layer's requests (store and
 //!   fetch chunks, deliver kfrags, ask for re-encryption) as opaque bytes; a
 //!   [`DataService`] answers them and [`Network::data_request`] sends them. Which peers
@@ -104,6 +107,8 @@ pub enum Topic {
     Consensus,
     /// Election tickets.
     Tickets,
+    /// The gossip of one side-chain group, by its 32-byte id.
+    Side([u8; 32]),
 }
 
 impl Topic {
@@ -111,9 +116,13 @@ impl Topic {
 
     fn ident(self) -> gossipsub::IdentTopic {
         gossipsub::IdentTopic::new(match self {
-            Topic::Txs => "/cpchain/txs/1",
-            Topic::Consensus => "/cpchain/consensus/1",
-            Topic::Tickets => "/cpchain/tickets/1",
+            Topic::Txs => "/cpchain/txs/1".to_owned(),
+            Topic::Consensus => "/cpchain/consensus/1".to_owned(),
+            Topic::Tickets => "/cpchain/tickets/1".to_owned(),
+            Topic::Side(group) => {
+                let hex: String = group.iter().map(|b| format!("{b:02x}")).collect();
+                format!("/cpchain/side/{hex}/1")
+            }
         })
     }
 }
@@ -187,6 +196,19 @@ pub enum NetEvent {
         /// The payload.
         data: Vec<u8>,
     },
+    /// A message of a side-chain group this node joined: from the group's topic (`msg` is
+    /// set: answer with [`Network::validate`]) or sent to this node alone (`msg` is
+    /// `None`).
+    Side {
+        /// The group.
+        group: [u8; 32],
+        /// The peer that wrote it (the gossip author, not the relay).
+        from: PeerId,
+        /// The gossip message, for the verdict.
+        msg: Option<MessageRef>,
+        /// The payload.
+        data: Vec<u8>,
+    },
     /// Blocks a peer sent in answer to [`Network::fetch`].
     Blocks {
         /// Who sent them.
@@ -246,6 +268,8 @@ enum Command {
     ),
     DataRespond(request_response::ResponseChannel<DataMessage>, DataMessage),
     DataPeers(oneshot::Sender<Vec<PeerId>>),
+    SideJoin([u8; 32]),
+    SideSend(PeerId, [u8; 32], Vec<u8>),
 }
 
 /// Least time between two sync requests of one peer that are served.
@@ -308,6 +332,16 @@ struct SyncResponse {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct DataMessage(Bytes);
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SideMessage {
+    group: [u8; 32],
+    data: Bytes,
+}
+
+/// The answer to a side message: it arrived (the content travels only one way).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SideAck;
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     limits: connection_limits::Behaviour,
@@ -316,11 +350,13 @@ struct Behaviour {
     identify: identify::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     data: request_response::cbor::Behaviour<DataMessage, DataMessage>,
+    side: request_response::cbor::Behaviour<SideMessage, SideAck>,
 }
 
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/kad/1");
 const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/sync/1");
 const DATA_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/data/1");
+const SIDE_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/side/1");
 const IDENTIFY_VERSION: &str = "/cpchain/1";
 
 fn parse_addr(s: &str) -> Result<Multiaddr, P2pError> {
@@ -331,6 +367,22 @@ fn parse_addr(s: &str) -> Result<Multiaddr, P2pError> {
         })
 }
 
+/// Every topic is scored alike: only invalid messages count.
+fn topic_score_params() -> gossipsub::TopicScoreParams {
+    gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 0.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        // Score −n² after n rejected messages: gossipsub graylists a peer at −80
+        // (from 9), and this node bans it from `ban_after_invalid` (5) already.
+        invalid_message_deliveries_weight: -1.0,
+        invalid_message_deliveries_decay: 0.99,
+        ..Default::default()
+    }
+}
+
 fn score_params() -> gossipsub::PeerScoreParams {
     let mut p = gossipsub::PeerScoreParams {
         // Local networks put many nodes on one IP.
@@ -338,21 +390,7 @@ fn score_params() -> gossipsub::PeerScoreParams {
         ..Default::default()
     };
     for t in Topic::ALL {
-        p.topics.insert(
-            t.ident().hash(),
-            gossipsub::TopicScoreParams {
-                topic_weight: 1.0,
-                time_in_mesh_weight: 0.0,
-                first_message_deliveries_weight: 0.0,
-                mesh_message_deliveries_weight: 0.0,
-                mesh_failure_penalty_weight: 0.0,
-                // Score −n² after n rejected messages: gossipsub graylists a peer at −80
-                // (from 9), and this node bans it from `ban_after_invalid` (5) already.
-                invalid_message_deliveries_weight: -1.0,
-                invalid_message_deliveries_decay: 0.99,
-                ..Default::default()
-            },
-        );
+        p.topics.insert(t.ident().hash(), topic_score_params());
     }
     p
 }
@@ -416,6 +454,17 @@ fn behaviour(key: &identity::Keypair, config: &P2pConfig) -> Result<Behaviour, P
             .with_request_timeout(Duration::from_secs(30))
             .with_max_concurrent_streams(256),
     );
+    // A side message is one gossip-sized message; the answer is an acknowledgement.
+    let side_codec = request_response::cbor::codec::Codec::<SideMessage, SideAck>::default()
+        .set_request_size_maximum(max.saturating_add(1 << 10))
+        .set_response_size_maximum(1 << 10);
+    let side = request_response::cbor::Behaviour::with_codec(
+        side_codec,
+        [(SIDE_PROTOCOL, request_response::ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(10))
+            .with_max_concurrent_streams(256),
+    );
     let limits = connection_limits::Behaviour::new(
         connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_peers))
@@ -429,6 +478,7 @@ fn behaviour(key: &identity::Keypair, config: &P2pConfig) -> Result<Behaviour, P
         identify,
         sync,
         data,
+        side,
     })
 }
 
@@ -497,6 +547,7 @@ impl Network {
             strikes: BTreeMap::new(),
             banned: BTreeSet::new(),
             next_fetch_peer: 0,
+            side_groups: BTreeSet::new(),
         };
         tokio::spawn(driver.run(cmd_rx));
         Ok((
@@ -533,6 +584,18 @@ impl Network {
     /// Asks a connected peer for final blocks from `from` on.
     pub fn fetch(&self, from: u64) {
         self.send(Command::Fetch(from));
+    }
+
+    /// Subscribes to the topic of side-chain group `group`; its messages then arrive as
+    /// [`NetEvent::Side`]. Joining twice is harmless.
+    pub fn join_side_group(&self, group: [u8; 32]) {
+        self.send(Command::SideJoin(group));
+    }
+
+    /// Sends a side-chain message of `group` to `peer` alone (best effort: a full queue
+    /// or an unreachable peer drops it, and the side chain asks again).
+    pub fn side_send(&self, peer: PeerId, group: [u8; 32], data: Vec<u8>) {
+        self.send(Command::SideSend(peer, group, data));
     }
 
     /// Counts an invalid answer against `peer` (as a rejected gossip message does).
@@ -599,6 +662,7 @@ struct Driver {
     strikes: BTreeMap<PeerId, u32>,
     banned: BTreeSet<PeerId>,
     next_fetch_peer: usize,
+    side_groups: BTreeSet<[u8; 32]>,
 }
 
 impl Driver {
@@ -740,6 +804,30 @@ impl Driver {
             Command::DataRespond(channel, resp) => {
                 let _ = self.swarm.behaviour_mut().data.send_response(channel, resp);
             }
+            Command::SideJoin(group) => {
+                if self.side_groups.insert(group) {
+                    let topic = Topic::Side(group).ident();
+                    let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                    if let Err(e) = gs.set_topic_params(topic.clone(), topic_score_params()) {
+                        tracing::warn!(error = %e, "side topic scoring");
+                    }
+                    if let Err(e) = gs.subscribe(&topic) {
+                        tracing::warn!(error = %e, "cannot subscribe to the side-chain topic");
+                    }
+                }
+            }
+            Command::SideSend(peer, group, data) => {
+                if peer == *self.swarm.local_peer_id() || self.banned.contains(&peer) {
+                    return;
+                }
+                self.swarm.behaviour_mut().side.send_request(
+                    &peer,
+                    SideMessage {
+                        group,
+                        data: Bytes(data),
+                    },
+                );
+            }
             Command::DataPeers(reply) => {
                 let mut peers: BTreeSet<PeerId> = self.peers.keys().copied().collect();
                 for bucket in self.swarm.behaviour_mut().kademlia.kbuckets() {
@@ -750,6 +838,39 @@ impl Driver {
                 peers.retain(|p| !self.banned.contains(p));
                 let _ = reply.send(peers.into_iter().collect());
             }
+        }
+    }
+
+    async fn on_side(&mut self, ev: request_response::Event<SideMessage, SideAck>) {
+        match ev {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .side
+                    .send_response(channel, SideAck);
+                if self.banned.contains(&peer) || !self.side_groups.contains(&request.group) {
+                    return;
+                }
+                let ev = NetEvent::Side {
+                    group: request.group,
+                    from: peer,
+                    msg: None,
+                    data: request.data.0,
+                };
+                let _ = self.events.send(ev).await;
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "side-chain message not delivered");
+            }
+            _ => {}
         }
     }
 
@@ -837,12 +958,22 @@ impl Driver {
                 self.stat().received += 1;
                 let topic = Topic::ALL
                     .into_iter()
+                    .chain(self.side_groups.iter().map(|g| Topic::Side(*g)))
                     .find(|t| t.ident().hash() == message.topic);
                 let msg = MessageRef {
                     id: message_id,
                     source: propagation_source,
                 };
                 match topic {
+                    Some(Topic::Side(group)) => {
+                        let ev = NetEvent::Side {
+                            group,
+                            from: message.source.unwrap_or(propagation_source),
+                            msg: Some(msg),
+                            data: message.data,
+                        };
+                        let _ = self.events.send(ev).await;
+                    }
                     Some(topic) => {
                         let ev = NetEvent::Gossip {
                             topic,
@@ -911,6 +1042,7 @@ impl Driver {
                 tracing::debug!(%peer, %error, "sync request failed");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Data(ev)) => self.on_data(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Side(ev)) => self.on_side(ev).await,
             _ => {}
         }
     }

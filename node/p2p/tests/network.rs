@@ -1,5 +1,6 @@
 //! Two real swarms on loopback: gossip arrives and is validated, a peer that keeps
-//! sending invalid messages is banned, and block sync answers from the block source.
+//! sending invalid messages is banned, block sync answers from the block source, and
+//! side-chain groups get their own topic and direct messages.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,9 +35,8 @@ fn start(seed: u8, port: u16, bootnodes: Vec<String>) -> (Network, Receiver<NetE
 
 async fn next_gossip(rx: &mut Receiver<NetEvent>) -> (cpc_p2p::MessageRef, Vec<u8>) {
     loop {
-        match rx.recv().await.unwrap() {
-            NetEvent::Gossip { msg, data, .. } => return (msg, data),
-            NetEvent::Blocks { .. } => {}
+        if let NetEvent::Gossip { msg, data, .. } = rx.recv().await.unwrap() {
+            return (msg, data);
         }
     }
 }
@@ -160,4 +160,63 @@ async fn data_requests_reach_the_peers_data_service() {
     // An unknown peer cannot be reached.
     let stranger = cpc_p2p::PeerId::random();
     assert!(b.data_request(stranger, vec![1]).await.is_err());
+}
+
+async fn next_side(rx: &mut Receiver<NetEvent>) -> ([u8; 32], cpc_p2p::PeerId, bool, Vec<u8>) {
+    loop {
+        if let NetEvent::Side {
+            group,
+            from,
+            msg,
+            data,
+        } = rx.recv().await.unwrap()
+        {
+            return (group, from, msg.is_some(), data);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_groups_have_their_own_topic_and_direct_messages() {
+    let (pa, pb) = (port(), port());
+    let (a, mut a_rx) = start(1, pa, vec![]);
+    let (b, mut b_rx) = start(2, pb, vec![format!("/ip4/127.0.0.1/tcp/{pa}")]);
+    let (group, other) = ([7u8; 32], [8u8; 32]);
+    a.join_side_group(group);
+    b.join_side_group(group);
+    b.join_side_group(other);
+    // Gossip on the group's topic arrives with its author.
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            b.publish(Topic::Side(group), b"vertex".to_vec());
+            tokio::select! {
+                m = next_side(&mut a_rx) => return m,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    })
+    .await
+    .expect("side gossip arrives");
+    assert_eq!(got, (group, b.local_peer_id(), true, b"vertex".to_vec()));
+    // A direct message reaches only its peer, without a verdict to give.
+    a.side_send(b.local_peer_id(), group, b"answer".to_vec());
+    let got = tokio::time::timeout(Duration::from_secs(20), next_side(&mut b_rx))
+        .await
+        .expect("a direct side message arrives");
+    assert_eq!(got, (group, a.local_peer_id(), false, b"answer".to_vec()));
+    // A is not in `other`: a direct message for it is dropped, the next one arrives.
+    b.side_send(a.local_peer_id(), other, b"not yours".to_vec());
+    b.side_send(a.local_peer_id(), group, b"yours".to_vec());
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            // Skip repeats of the gossip above.
+            let m = next_side(&mut a_rx).await;
+            if !m.2 {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the second message arrives");
+    assert_eq!(got, (group, b.local_peer_id(), false, b"yours".to_vec()));
 }

@@ -486,6 +486,16 @@ impl SideChain {
         &self.anchor_log
     }
 
+    /// Vertices this node holds (cheap, unlike [`SideChain::status`]).
+    pub fn vertex_count(&self) -> u64 {
+        self.vertices.len() as u64
+    }
+
+    /// This node's gateway key, if it is one.
+    pub fn gateway_key(&self) -> Option<PublicKey> {
+        self.key.as_ref().map(SecretKey::public)
+    }
+
     /// Equivocations seen.
     pub fn equivocations(&self) -> u64 {
         self.equivocations
@@ -520,6 +530,20 @@ impl SideChain {
             }
         }
         bal
+    }
+
+    /// The nonce a new transaction of `account` should carry: one past the highest nonce
+    /// of its transactions this node knows and has not rejected.
+    pub fn next_nonce(&self, account: &Address) -> u64 {
+        self.txs
+            .values()
+            .filter(|i| {
+                i.tx.tx.sender.address() == *account
+                    && !matches!(i.status, TxStatus::Rejected { .. })
+            })
+            .map(|i| i.tx.tx.nonce + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The status for the API.
@@ -604,6 +628,12 @@ impl SideChain {
         // A gateway first listens for a while: after a restart its own last vertices come
         // back from peers, and it must not sign a sequence number twice.
         let listened = self.now >= started + 2 * self.cfg.heads_interval_ms;
+        // Nor while one of its own vertices waits for parents: its chain is coming back.
+        let own_waiting = self.me.is_some_and(|me| {
+            let key = &self.cfg.group.gateways[me];
+            self.waiting.values().any(|(v, _)| v.vertex.creator == *key)
+        });
+        let listened = listened && !own_waiting;
         if self.me.is_some()
             && listened
             && self.now >= self.last_vertex_ms + self.cfg.vertex_interval_ms
@@ -1612,8 +1642,11 @@ impl SideChain {
                 }
             }
             self.verified.insert(next, (a, covered));
-            // Keep recent anchors for peers that catch up; older ones are on the main chain.
-            self.verified = self.verified.split_off(&next.saturating_sub(64));
+            // Keep every anchor for peers that catch up from the start of the history, but
+            // the covered lists only of recent ones (only the latest is ever used).
+            if let Some((_, old)) = self.verified.get_mut(&next.saturating_sub(64)) {
+                *old = Vec::new();
+            }
         }
     }
 

@@ -181,6 +181,24 @@ codec_struct!(GenesisValidator {
     deposit
 });
 
+/// A side-chain group present from genesis, as a `side_group` transaction would declare
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisSideGroup {
+    /// The group id (`cpc_sidechain::Group::id_of(name)`).
+    pub id: Hash32,
+    /// The account that owns the group and alone may change its gateways.
+    pub owner: Address,
+    /// The gateways' keys, sorted, each once.
+    pub gateways: Vec<PublicKey>,
+}
+codec_struct!(GenesisSideGroup {
+    id,
+    owner,
+    gateways
+});
+
 /// The genesis file (`genesis.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +214,9 @@ pub struct Genesis {
     pub allocations: BTreeMap<Address, u64>,
     /// Validators from the start.
     pub validators: Vec<GenesisValidator>,
+    /// Side-chain groups from the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub side_groups: Vec<GenesisSideGroup>,
 }
 
 impl Encode for Genesis {
@@ -209,6 +230,10 @@ impl Encode for Genesis {
             v.encode_to(out);
         }
         self.validators.encode_to(out);
+        // Absent when empty, so genesis files written before side groups keep their hash.
+        if !self.side_groups.is_empty() {
+            self.side_groups.encode_to(out);
+        }
     }
 }
 
@@ -234,6 +259,11 @@ impl Decode for Genesis {
             params,
             allocations,
             validators: Decode::decode_from(r)?,
+            side_groups: if r.remaining() > 0 {
+                Decode::decode_from(r)?
+            } else {
+                Vec::new()
+            },
         })
     }
 }
@@ -264,6 +294,26 @@ impl Genesis {
                 "validator {} is listed twice",
                 w[0]
             )));
+        }
+        let mut ids: Vec<Hash32> = self.side_groups.iter().map(|g| g.id).collect();
+        ids.sort();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(GenesisError::Param("a side group is listed twice".into()));
+        }
+        for g in &self.side_groups {
+            if g.gateways.is_empty() || g.gateways.len() > 64 {
+                return Err(GenesisError::Param(format!(
+                    "side group {} has {} gateways; a group has 1 to 64",
+                    g.id,
+                    g.gateways.len()
+                )));
+            }
+            if g.gateways.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(GenesisError::Param(format!(
+                    "the gateways of side group {} must be sorted, each listed once",
+                    g.id
+                )));
+            }
         }
         let p = &self.params;
         if p.foundation_fee_percent > 100 {

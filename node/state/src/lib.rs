@@ -36,7 +36,7 @@ pub use consensus::{
 };
 pub use error::{GenesisError, TxError};
 pub use exec::BlockEnv;
-pub use genesis::{Genesis, GenesisValidator, MAX_TIMESTAMP_MS, Params};
+pub use genesis::{Genesis, GenesisSideGroup, GenesisValidator, MAX_TIMESTAMP_MS, Params};
 pub use model::{Account, Anchor, Grant, LeaseOffer, SideGroup, Stream, Validator};
 pub use store::{State, StateEntry};
 

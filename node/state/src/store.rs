@@ -131,6 +131,14 @@ impl State {
             };
             writes.insert(key::validator(&v.key.address()), Some(val.encode()));
         }
+        for g in &genesis.side_groups {
+            let group = crate::model::SideGroup {
+                owner: g.owner,
+                gateways: g.gateways.clone(),
+                locked: 0,
+            };
+            writes.insert(key::side_group(&g.id), Some(group.encode()));
+        }
         let keys: Vec<PublicKey> = genesis.validators.iter().map(|v| v.key).collect();
         let committee =
             crate::consensus::genesis_committee(&keys, &genesis.params, &genesis.hash());

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use cpc_accel::{DispatchConfig, Dispatcher};
-use cpc_state::{BlockEnv, Genesis, GenesisError, GenesisValidator, Params, State, TxError};
+use cpc_state::{
+    BlockEnv, Genesis, GenesisError, GenesisSideGroup, GenesisValidator, Params, State, TxError,
+};
 use cpc_types::{
     Address, SecretKey, SignedTransaction, TOTAL_SUPPLY, Transaction, TxKind, UNITS_PER_CPC,
 };
@@ -53,6 +55,7 @@ fn world(tweak: impl FnOnce(&mut Params)) -> World {
             endpoint: "/ip4/127.0.0.1/tcp/1".into(),
             deposit,
         }],
+        side_groups: Vec::new(),
     };
     World {
         state: State::from_genesis(&genesis).unwrap(),
@@ -133,6 +136,7 @@ fn genesis_must_allocate_exactly_the_supply() {
             endpoint: String::new(),
             deposit: 0,
         }],
+        side_groups: Vec::new(),
     };
     assert!(matches!(
         State::from_genesis(&g),
@@ -151,6 +155,53 @@ fn genesis_must_allocate_exactly_the_supply() {
         State::from_genesis(&g).unwrap_err(),
         GenesisError::NoValidators
     );
+}
+
+#[test]
+fn genesis_side_groups_are_on_chain_and_absent_ones_keep_the_hash() {
+    let foundation = key(200).address();
+    let mut g = Genesis {
+        chain_id: 1,
+        timestamp_ms: 0,
+        params: Params::with_foundation(foundation),
+        allocations: [(foundation, TOTAL_SUPPLY)].into_iter().collect(),
+        validators: vec![GenesisValidator {
+            key: key(1).public(),
+            vrf_key: key(1).public(),
+            endpoint: String::new(),
+            deposit: 0,
+        }],
+        side_groups: Vec::new(),
+    };
+    let plain = g.hash();
+    let bytes = cpc_types::Encode::encode(&g);
+    assert_eq!(
+        cpc_types::codec::decode_exact::<Genesis>(&bytes).unwrap(),
+        g
+    );
+    let mut gateways = vec![key(1).public(), key(2).public()];
+    gateways.sort();
+    let id = cpc_types::Hash32([5; 32]);
+    g.side_groups.push(GenesisSideGroup {
+        id,
+        owner: foundation,
+        gateways: gateways.clone(),
+    });
+    assert_ne!(g.hash(), plain);
+    let bytes = cpc_types::Encode::encode(&g);
+    assert_eq!(
+        cpc_types::codec::decode_exact::<Genesis>(&bytes).unwrap(),
+        g
+    );
+    let state = State::from_genesis(&g).unwrap();
+    let on_chain = state.side_group(&id).unwrap();
+    assert_eq!((on_chain.owner, on_chain.gateways), (foundation, gateways));
+    // Unsorted gateways are refused with a clear error.
+    g.side_groups[0].gateways.reverse();
+    assert!(matches!(
+        State::from_genesis(&g),
+        Err(GenesisError::Param(m)) if m.contains("sorted")
+    ));
 }
 
 #[test]

@@ -1,0 +1,816 @@
+//! The node's side chain: the `[sidechain]` config section and the gateway task that
+//! drives the sans-IO [`SideChain`] with real time, the group's gossip topic, direct
+//! answers to peers, anchors sent as main-chain transactions and final main-chain blocks
+//! fed back in.
+//!
+//! The task runs on its own thread: it ticks the state machine every millisecond or so,
+//! hands it every side message from the network, and every 100 ms reads the main-chain
+//! blocks committed since it last looked (side locks and anchors of the group).
+//! The group's gateways come from the main chain (genesis or a `side_group` transaction); the
+//! task waits for the group to appear there.
+//!
+//! The side chain's state lives in memory. So that a restarted node — or a whole network
+//! restarted at once — keeps its history, every vertex and anchor the node accepts is
+//! appended to `<home>/sidechain/<group id>.log` and replayed through the state machine at
+//! start (which also tells a gateway its own last sequence number, so it never signs one
+//! twice). A torn last record is ignored; what it held comes back from peers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use cpc_accel::Dispatcher;
+use cpc_api::{SIDE_LATENCY_BUCKETS_MS, SideAccount, SideMetrics, SideService};
+use cpc_chain::Chain;
+use cpc_p2p::{MessageRef, Network, PeerId, Topic, Verdict};
+use cpc_sidechain::{
+    Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, Status, TxInfo,
+    VertexInfo,
+};
+use cpc_types::{Address, Encode, Hash32, SecretKey, Transaction};
+use serde::{Deserialize, Serialize};
+
+/// The `[sidechain]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct SideSection {
+    /// The group this node follows: its name, or its id as 64 hex digits; empty for none.
+    pub(crate) group: String,
+    /// Whether this node is a gateway of the group (signs vertices with its validator key).
+    pub(crate) gateway: bool,
+    /// Milliseconds between two vertices of this gateway.
+    pub(crate) vertex_interval_ms: u64,
+    /// Anchor once this many confirmed vertices are not anchored yet.
+    pub(crate) anchor_every_vertices: u64,
+    /// Or once this many milliseconds passed since the last final anchor.
+    pub(crate) anchor_interval_ms: u64,
+    /// Most machine transactions in one vertex.
+    pub(crate) max_batch: usize,
+    /// Most machine transactions waiting in this gateway's pool.
+    pub(crate) max_pool: usize,
+}
+
+impl Default for SideSection {
+    fn default() -> Self {
+        Self {
+            group: String::new(),
+            gateway: false,
+            vertex_interval_ms: 5,
+            anchor_every_vertices: 1000,
+            anchor_interval_ms: 5000,
+            max_batch: 2000,
+            max_pool: 100_000,
+        }
+    }
+}
+
+impl SideSection {
+    /// The group id, `None` when the node follows no group.
+    pub(crate) fn group_id(&self) -> Option<Hash32> {
+        let g = self.group.trim();
+        if g.is_empty() {
+            return None;
+        }
+        Some(match g.parse::<Hash32>() {
+            Ok(id) if g.len() == 64 => id,
+            _ => Group::id_of(g),
+        })
+    }
+
+    /// Checks the settings, with an error that names the field and its range.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.gateway && self.group_id().is_none() {
+            bail!("sidechain.gateway is true but sidechain.group is empty: name the group");
+        }
+        if !(1..=60_000).contains(&self.vertex_interval_ms) {
+            bail!(
+                "sidechain.vertex_interval_ms is {}; use 1 to 60000 milliseconds",
+                self.vertex_interval_ms
+            );
+        }
+        if self.anchor_every_vertices == 0 {
+            bail!("sidechain.anchor_every_vertices must be at least 1");
+        }
+        if !(100..=86_400_000).contains(&self.anchor_interval_ms) {
+            bail!(
+                "sidechain.anchor_interval_ms is {}; use 100 ms to one day (86400000)",
+                self.anchor_interval_ms
+            );
+        }
+        if !(1..=10_000).contains(&self.max_batch) {
+            bail!(
+                "sidechain.max_batch is {}; use 1 to 10000 transactions",
+                self.max_batch
+            );
+        }
+        if self.max_pool == 0 {
+            bail!("sidechain.max_pool must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn side_config(&self, group: Group) -> cpc_sidechain::Config {
+        let mut c = cpc_sidechain::Config::new(group);
+        c.vertex_interval_ms = self.vertex_interval_ms;
+        c.anchor_every_vertices = self.anchor_every_vertices;
+        c.anchor_interval_ms = self.anchor_interval_ms;
+        c.max_batch = self.max_batch;
+        c.max_pool = self.max_pool;
+        c
+    }
+}
+
+/// Largest side message sent to one peer; longer answers are split.
+const DIRECT_BYTES: usize = 1 << 20;
+/// Side messages waiting for the task before the network's are dropped unrelayed.
+const QUEUE: usize = 8192;
+
+/// Peer token of replayed messages: answers to it go nowhere.
+const REPLAY: u64 = u64::MAX;
+
+/// The append-only log of accepted side messages (length-prefixed encodings).
+struct SideLog {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl SideLog {
+    /// The records of the log at `path`, and the log open for appending.
+    fn open(path: PathBuf) -> (SideLog, Vec<Message>) {
+        let mut records = Vec::new();
+        let mut bytes = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&path)
+            && let Err(e) = f.read_to_end(&mut bytes)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the side-chain log");
+        }
+        let mut at = 0;
+        while at + 4 <= bytes.len() {
+            let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+                as usize;
+            let Some(rec) = bytes.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            match Message::decode_untrusted(rec) {
+                Ok(m) => records.push(m),
+                Err(_) => break,
+            }
+            at += 4 + len;
+        }
+        if at < bytes.len() {
+            tracing::warn!(path = %path.display(), "ignoring a torn record at the end of the side-chain log");
+        }
+        let file = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)?;
+                // Drop a torn tail so new records follow the last whole one.
+                f.set_len(at as u64)?;
+                Ok(f)
+            });
+        let file = match file {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the side-chain log; a restart will rebuild the history from peers");
+                None
+            }
+        };
+        (SideLog { path, file }, records)
+    }
+
+    fn append(&mut self, msg: &Message) {
+        let Some(f) = &mut self.file else {
+            return;
+        };
+        let data = msg.encode();
+        let mut rec = Vec::with_capacity(4 + data.len());
+        rec.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
+        rec.extend_from_slice(&data);
+        if let Err(e) = f.write_all(&rec) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the side-chain log");
+            self.file = None;
+        }
+    }
+}
+
+/// A side message from the network: its author, the gossip message (for the verdict) and
+/// the payload.
+pub(crate) type Incoming = (PeerId, Option<MessageRef>, Vec<u8>);
+
+#[derive(Default)]
+struct Meter {
+    m: SideMetrics,
+    /// (time, vertices, confirmed txs) once a second, for the rates.
+    samples: VecDeque<(Instant, u64, u64)>,
+}
+
+impl Meter {
+    fn confirmed(&mut self, latency_ms: u64) {
+        self.m.txs_confirmed_total += 1;
+        self.m.latency_sum_ms += latency_ms;
+        if self.m.latency_counts.len() != SIDE_LATENCY_BUCKETS_MS.len() + 1 {
+            self.m.latency_counts = vec![0; SIDE_LATENCY_BUCKETS_MS.len() + 1];
+        }
+        let i = SIDE_LATENCY_BUCKETS_MS
+            .iter()
+            .position(|le| latency_ms <= *le)
+            .unwrap_or(SIDE_LATENCY_BUCKETS_MS.len());
+        self.m.latency_counts[i] += 1;
+    }
+
+    fn sample(&mut self, now: Instant) {
+        if self
+            .samples
+            .back()
+            .is_some_and(|(t, _, _)| now.duration_since(*t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.samples
+            .push_back((now, self.m.vertices_total, self.m.txs_confirmed_total));
+        while self.samples.len() > 6 {
+            self.samples.pop_front();
+        }
+        if let (Some(a), Some(b)) = (self.samples.front(), self.samples.back()) {
+            let ms = u64::try_from(b.0.duration_since(a.0).as_millis()).unwrap_or(u64::MAX);
+            if let (Some(v), Some(t)) = (
+                ((b.1 - a.1) * 1000).checked_div(ms),
+                ((b.2 - a.2) * 1000).checked_div(ms),
+            ) {
+                self.m.vertices_per_second = v;
+                self.m.txs_per_second = t;
+            }
+        }
+    }
+}
+
+/// The node's side chain, shared by the gateway task and the API.
+pub(crate) struct SideNode {
+    group_id: Hash32,
+    side: Mutex<Option<SideChain>>,
+    meter: Mutex<Meter>,
+}
+
+impl SideNode {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<SideChain>> {
+        self.side.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn meter(&self) -> std::sync::MutexGuard<'_, Meter> {
+        self.meter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl SideService for SideNode {
+    fn submit(&self, txs: Vec<SignedMachineTx>) -> Vec<Result<Hash32, SideError>> {
+        let res = match self.lock().as_mut() {
+            Some(s) => s.submit(cpc_api::now_ms(), txs),
+            None => txs
+                .iter()
+                .map(|_| {
+                    Err(SideError::Group(
+                        "the group is not on the main chain yet; the node waits for it".into(),
+                    ))
+                })
+                .collect(),
+        };
+        self.meter().m.txs_submitted_total += res.iter().filter(|r| r.is_ok()).count() as u64;
+        res
+    }
+
+    fn tx(&self, hash: &Hash32) -> Option<TxInfo> {
+        self.lock().as_ref()?.tx(hash).cloned()
+    }
+
+    fn vertex(&self, id: &Hash32) -> Option<VertexInfo> {
+        self.lock().as_ref()?.vertex(id).cloned()
+    }
+
+    fn status(&self) -> Option<Status> {
+        self.lock().as_ref().map(SideChain::status)
+    }
+
+    fn account(&self, address: &Address) -> SideAccount {
+        let guard = self.lock();
+        let (next_nonce, balance) = guard.as_ref().map_or((0, 0), |s| {
+            (s.next_nonce(address), s.confirmed_balance(address))
+        });
+        SideAccount {
+            address: *address,
+            next_nonce,
+            balance,
+        }
+    }
+
+    fn metrics(&self) -> SideMetrics {
+        let eq = self.lock().as_ref().map_or(0, SideChain::equivocations);
+        let mut m = self.meter().m.clone();
+        m.equivocations_total = eq;
+        if m.latency_counts.is_empty() {
+            m.latency_counts = vec![0; SIDE_LATENCY_BUCKETS_MS.len() + 1];
+        }
+        m
+    }
+}
+
+/// A running side chain: the state the API reads, the queue the network feeds, the thread.
+pub(crate) struct SideHandle {
+    pub(crate) node: Arc<SideNode>,
+    pub(crate) group: [u8; 32],
+    pub(crate) incoming: SyncSender<Incoming>,
+    pub(crate) thread: std::thread::JoinHandle<()>,
+}
+
+/// Joins the group's topic and starts the gateway task; `None` when the config names no
+/// group.
+pub(crate) fn start(
+    section: &crate::side::SideSection,
+    chain: Arc<Chain>,
+    accel: Arc<Dispatcher>,
+    net: &Network,
+    stop: Arc<AtomicBool>,
+    dir: &Path,
+) -> Result<Option<SideHandle>> {
+    section.validate()?;
+    let Some(group_id) = section.group_id() else {
+        return Ok(None);
+    };
+    let key = if section.gateway {
+        match chain.key() {
+            Some(k) => Some(k.clone()),
+            None => bail!(
+                "sidechain.gateway is true but the node has no key (node.key_file): a gateway \
+                 signs vertices and anchors with it"
+            ),
+        }
+    } else {
+        None
+    };
+    net.join_side_group(group_id.0);
+    let node = Arc::new(SideNode {
+        group_id,
+        side: Mutex::new(None),
+        meter: Mutex::new(Meter::default()),
+    });
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let (log, replay) = SideLog::open(dir.join(format!("{group_id}.log")));
+    let task = Task {
+        log,
+        replay,
+        node: node.clone(),
+        section: section.clone(),
+        chain,
+        accel,
+        net: net.clone(),
+        key,
+        peers: BTreeMap::new(),
+        tokens: Vec::new(),
+        fed: 0,
+        warned: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name("cpc-sidechain".into())
+        .spawn(move || task.run(&rx, &stop))?;
+    tracing::info!(group = %group_id, gateway = section.gateway, "side chain started");
+    Ok(Some(SideHandle {
+        node,
+        group: group_id.0,
+        incoming: tx,
+        thread,
+    }))
+}
+
+struct Task {
+    log: SideLog,
+    /// Logged messages, replayed once the group is open.
+    replay: Vec<Message>,
+    node: Arc<SideNode>,
+    section: SideSection,
+    chain: Arc<Chain>,
+    accel: Arc<Dispatcher>,
+    net: Network,
+    key: Option<SecretKey>,
+    /// Opaque peer tokens of the state machine.
+    peers: BTreeMap<PeerId, u64>,
+    tokens: Vec<PeerId>,
+    /// Main-chain height fed so far.
+    fed: u64,
+    warned: bool,
+}
+
+impl Task {
+    fn run(mut self, rx: &Receiver<Incoming>, stop: &AtomicBool) {
+        let tick = Duration::from_millis(self.section.vertex_interval_ms.clamp(1, 5));
+        let mut next_tick = Instant::now();
+        let mut next_feed = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(m) => {
+                    self.on_incoming(m);
+                    // Take what else is queued before ticking.
+                    for _ in 0..256 {
+                        match rx.try_recv() {
+                            Ok(m) => self.on_incoming(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if now >= next_feed {
+                next_feed = now + Duration::from_millis(100);
+                self.feed_main_chain();
+            }
+            if now >= next_tick {
+                next_tick = now + tick;
+                self.input(Input::Tick);
+                self.node.meter().sample(now);
+            }
+        }
+    }
+
+    fn token(&mut self, peer: PeerId) -> u64 {
+        if let Some(t) = self.peers.get(&peer) {
+            return *t;
+        }
+        let t = self.tokens.len() as u64;
+        self.tokens.push(peer);
+        self.peers.insert(peer, t);
+        t
+    }
+
+    fn on_incoming(&mut self, (peer, msg, data): Incoming) {
+        let decoded = Message::decode_untrusted(&data);
+        let Ok(m) = decoded else {
+            if let Some(msg) = msg {
+                self.net.validate(msg, Verdict::Reject);
+            }
+            return;
+        };
+        let vertex = match &m {
+            Message::Vertex(v) => Some(v.id),
+            _ => None,
+        };
+        // New vertices and anchors go to the log (known ones are not logged again).
+        let to_log = {
+            let guard = self.node.lock();
+            guard.as_ref().and_then(|side| match &m {
+                Message::Vertex(v) => side.vertex(&v.id).is_none().then(|| m.clone()),
+                Message::Vertices(vs) => {
+                    let new: Vec<_> = vs
+                        .iter()
+                        .filter(|v| side.vertex(&v.id).is_none())
+                        .cloned()
+                        .collect();
+                    (!new.is_empty()).then_some(Message::Vertices(new))
+                }
+                Message::Anchor(_) => Some(m.clone()),
+                _ => None,
+            })
+        };
+        let from = self.token(peer);
+        let actions = self.input(Input::Message { from, msg: m });
+        if let Some(l) = to_log {
+            self.log.append(&l);
+        }
+        if let Some(msg) = msg {
+            let bad = vertex.is_some_and(|id| {
+                actions
+                    .iter()
+                    .any(|a| matches!(a, Action::Rejected { vertex, .. } if *vertex == id))
+            });
+            let verdict = if bad {
+                Verdict::Reject
+            } else if self.node.lock().is_none() {
+                // Not following the group yet: relay nothing unchecked.
+                Verdict::Ignore
+            } else {
+                Verdict::Accept
+            };
+            self.net.validate(msg, verdict);
+        }
+    }
+
+    /// Hands one input to the state machine and carries out its actions; returns them.
+    fn input(&mut self, input: Input) -> Vec<Action> {
+        let now = cpc_api::now_ms();
+        let (actions, vertices) = {
+            let mut guard = self.node.lock();
+            let Some(side) = guard.as_mut() else {
+                return Vec::new();
+            };
+            let actions = side.handle(now, input);
+            (actions, side.vertex_count())
+        };
+        self.node.meter().m.vertices_total = vertices;
+        for a in &actions {
+            self.act(a);
+        }
+        actions
+    }
+
+    fn act(&mut self, a: &Action) {
+        let group = self.node.group_id.0;
+        match a {
+            Action::Send { to: None, msg } => {
+                match (msg, &self.key) {
+                    (Message::Vertex(v), Some(k)) if v.vertex.creator == k.public() => {
+                        self.node.meter().m.own_vertices_total += 1;
+                        self.log.append(msg);
+                    }
+                    (Message::Anchor(_), _) => self.log.append(msg),
+                    _ => {}
+                }
+                for part in split(msg) {
+                    self.net.publish(Topic::Side(group), part);
+                }
+            }
+            Action::Send {
+                to: Some(REPLAY), ..
+            } => {}
+            Action::Send { to: Some(t), msg } => {
+                let Some(peer) = usize::try_from(*t).ok().and_then(|i| self.tokens.get(i)) else {
+                    return;
+                };
+                for part in split(msg) {
+                    self.net.side_send(*peer, group, part);
+                }
+            }
+            Action::SubmitAnchor(anchor) => self.submit_anchor(anchor),
+            Action::Equivocation(ev) => {
+                tracing::warn!(
+                    offender = %ev.offender,
+                    sequence = ev.first.vertex.sequence,
+                    "a side-chain gateway signed two vertices with one sequence number"
+                );
+            }
+            Action::Confirmed { latency_ms, .. } => self.node.meter().confirmed(*latency_ms),
+            Action::Rejected { vertex, reason } => {
+                self.node.meter().m.rejected_vertices_total += 1;
+                tracing::debug!(%vertex, %reason, "side-chain vertex refused");
+            }
+            Action::AnchorMismatch { sequence, reason } => {
+                tracing::warn!(sequence, %reason, "a side-chain anchor does not match this node's history");
+            }
+        }
+    }
+
+    fn submit_anchor(&mut self, anchor: &cpc_sidechain::SignedAnchor) {
+        let Some(key) = &self.key else {
+            return;
+        };
+        let now = cpc_api::now_ms();
+        let genesis = self.chain.genesis();
+        let nonce = self.chain.account(&key.address(), now).next_nonce;
+        let tx = Transaction {
+            chain_id: genesis.chain_id,
+            sender: key.public(),
+            nonce,
+            max_fee: genesis.params.base_fee,
+            kind: anchor.tx_kind(),
+        }
+        .sign(key);
+        match self.chain.submit(vec![tx], now).pop() {
+            Some(Ok(id)) => {
+                self.node.meter().m.anchors_submitted_total += 1;
+                tracing::info!(
+                    sequence = anchor.anchor.sequence,
+                    vertices = anchor.anchor.confirmed_vertices,
+                    tx = %id,
+                    "side-chain anchor sent to the main chain"
+                );
+            }
+            Some(Err(e)) => tracing::warn!(
+                sequence = anchor.anchor.sequence,
+                error = %e,
+                "the main chain refused a side-chain anchor; it is sent again later"
+            ),
+            None => {}
+        }
+    }
+
+    /// Feeds side locks and anchors of newly committed main-chain blocks (blocks are
+    /// final once committed) and, until then, looks for the group on chain.
+    fn feed_main_chain(&mut self) {
+        if self.node.lock().is_none() && !self.open_group() {
+            return;
+        }
+        let head = self.chain.height();
+        while self.fed < head {
+            let blocks = match self.chain.blocks_from(self.fed + 1, 64, 8 << 20) {
+                Ok(b) if !b.is_empty() => b,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read main-chain blocks for the side chain");
+                    return;
+                }
+            };
+            for b in blocks {
+                self.fed = b.header.height;
+                for input in cpc_sidechain::inputs_from_block(&self.node.group_id, &b.txs) {
+                    self.input(input);
+                }
+            }
+        }
+    }
+
+    /// Builds the state machine once the group is on the main chain.
+    fn open_group(&mut self) -> bool {
+        let id = self.node.group_id;
+        let Some(on_chain) = self.chain.with_state(|s| s.side_group(&id)) else {
+            if !self.warned {
+                self.warned = true;
+                tracing::warn!(
+                    group = %id,
+                    "the side-chain group is not on the main chain yet; waiting for it"
+                );
+            }
+            return false;
+        };
+        let group = match Group::new(id, on_chain.gateways) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "the side-chain group on chain is unusable");
+                return false;
+            }
+        };
+        let mut key = self.key.clone();
+        if let Some(k) = &key
+            && group.index(&k.public()).is_none()
+        {
+            tracing::error!(
+                key = %k.public(),
+                "sidechain.gateway is true but this node's key is not a gateway of the group \
+                 on chain; following the group without signing"
+            );
+            key = None;
+            self.key = None;
+        }
+        let n = group.n();
+        match SideChain::new(self.section.side_config(group), key, self.accel.clone()) {
+            Ok(mut s) => {
+                let replay = std::mem::take(&mut self.replay);
+                if !replay.is_empty() {
+                    let count = replay.len();
+                    // Answers and requests of the replay go nowhere; peers fill any gaps.
+                    for msg in replay {
+                        let _ = s.handle(cpc_api::now_ms(), Input::Message { from: REPLAY, msg });
+                    }
+                    tracing::info!(
+                        records = count,
+                        vertices = s.vertex_count(),
+                        "side-chain history replayed from the log"
+                    );
+                }
+                *self.node.lock() = Some(s);
+                tracing::info!(group = %id, gateways = n, gateway = self.key.is_some(), "following the side-chain group");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the side chain");
+                false
+            }
+        }
+    }
+}
+
+/// The encoded message, split into parts that fit one direct message when it is a list
+/// of vertices.
+fn split(msg: &Message) -> Vec<Vec<u8>> {
+    let Message::Vertices(vs) = msg else {
+        return vec![msg.encode()];
+    };
+    let mut out = Vec::new();
+    let mut part = Vec::new();
+    let mut bytes = 0;
+    for v in vs {
+        let size = v.encode().len();
+        if bytes + size > DIRECT_BYTES && !part.is_empty() {
+            out.push(Message::Vertices(std::mem::take(&mut part)).encode());
+            bytes = 0;
+        }
+        bytes += size;
+        part.push(v.clone());
+    }
+    if !part.is_empty() {
+        out.push(Message::Vertices(part).encode());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let ok = SideSection {
+            group: "district-7".into(),
+            gateway: true,
+            ..SideSection::default()
+        };
+        ok.validate().unwrap();
+        assert_eq!(ok.group_id(), Some(Group::id_of("district-7")));
+        let hex = Group::id_of("x").to_string();
+        let by_id = SideSection {
+            group: hex,
+            ..SideSection::default()
+        };
+        assert_eq!(by_id.group_id(), Some(Group::id_of("x")));
+        assert_eq!(SideSection::default().group_id(), None);
+        for (bad, field) in [
+            (
+                SideSection {
+                    gateway: true,
+                    ..SideSection::default()
+                },
+                "sidechain.group",
+            ),
+            (
+                SideSection {
+                    vertex_interval_ms: 0,
+                    ..ok.clone()
+                },
+                "sidechain.vertex_interval_ms",
+            ),
+            (
+                SideSection {
+                    anchor_every_vertices: 0,
+                    ..ok.clone()
+                },
+                "sidechain.anchor_every_vertices",
+            ),
+            (
+                SideSection {
+                    anchor_interval_ms: 5,
+                    ..ok.clone()
+                },
+                "sidechain.anchor_interval_ms",
+            ),
+            (SideSection { max_batch: 0, ..ok }, "sidechain.max_batch"),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn long_vertex_lists_are_split_and_nothing_is_lost() {
+        let key = SecretKey::from_bytes([9; 32]);
+        let group = Group::id_of("g");
+        let txs: Vec<SignedMachineTx> = (0..2000)
+            .map(|n| {
+                cpc_sidechain::MachineTx {
+                    group_id: group,
+                    sender: key.public(),
+                    nonce: n,
+                    kind: cpc_sidechain::MachineKind::Event {
+                        event_type: 1,
+                        data_hash: Hash32([1; 32]),
+                        x: 0,
+                        y: 0,
+                    },
+                }
+                .sign(&key)
+            })
+            .collect();
+        let vs: Vec<cpc_sidechain::SignedVertex> = (1..=8)
+            .map(|seq| {
+                cpc_sidechain::Vertex {
+                    group_id: group,
+                    creator: key.public(),
+                    sequence: seq,
+                    timestamp_ms: seq,
+                    parents: Vec::new(),
+                    txs: txs.clone(),
+                }
+                .sign(&key)
+            })
+            .collect();
+        let parts = split(&Message::Vertices(vs.clone()));
+        assert!(parts.len() > 1);
+        let mut back = Vec::new();
+        for p in &parts {
+            assert!(p.len() <= DIRECT_BYTES + 400_000);
+            match Message::decode_untrusted(p).unwrap() {
+                Message::Vertices(v) => back.extend(v),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, vs);
+        let heads = Message::Heads(vec![Hash32([3; 32])]);
+        assert_eq!(split(&heads), vec![heads.encode()]);
+    }
+}

@@ -1,0 +1,382 @@
+//! The DAG side chain on four real gateway processes (`cpchain testnet` declares the group
+//! in genesis and makes every node a gateway): machine transactions posted at any gateway
+//! confirm on all four and become final once an anchor is in a final main-chain block;
+//! main-chain locks fund side balances; a double spend sent to two gateways at once never
+//! confirms twice; a gateway that was down catches up; after a restart of every node the
+//! history is still final and anchoring goes on; malformed requests get 4xx.
+
+use std::time::{Duration, Instant};
+
+use cpc_sidechain::{Group, MachineKind, MachineTx, SignedMachineTx};
+use cpc_tests::{Node, Testnet, cpchain};
+use cpc_types::{Hash32, SecretKey, Transaction, TxKind, UNITS_PER_CPC, sha256};
+use serde_json::Value;
+
+fn event(group: Hash32, key: &SecretKey, nonce: u64, reading: u32) -> SignedMachineTx {
+    MachineTx {
+        group_id: group,
+        sender: key.public(),
+        nonce,
+        kind: MachineKind::Event {
+            event_type: 1,
+            data_hash: sha256(&[&reading.to_be_bytes()]),
+            x: reading,
+            y: 7,
+        },
+    }
+    .sign(key)
+}
+
+fn post(node: &Node, body: &impl serde::Serialize) -> cpc_tests::Answer {
+    let body = serde_json::to_vec(body).unwrap();
+    node.post_raw("/v1/sidechain/txs", "application/json", &body, None)
+}
+
+fn status_of(node: &Node, hash: &Hash32) -> Value {
+    node.get(&format!("/v1/sidechain/txs/{hash}")).body
+}
+
+/// Waits until `hash` has one of `states` on `node`; returns its view.
+fn wait_status(node: &Node, hash: &Hash32, states: &[&str], secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = status_of(node, hash);
+        if v["status"].as_str().is_some_and(|s| states.contains(&s)) {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            keep_logs(node);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{hash} on {} is {v} after {secs} s, not {states:?}:\n{}",
+            node.home.display(),
+            tail(&node.log())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Copies every node's log of the network to `CPC_SIDE_E2E_LOGS`, when set, before a
+/// failure removes the temporary directory.
+fn keep_logs(node: &Node) {
+    let (Some(to), Some(net)) = (std::env::var_os("CPC_SIDE_E2E_LOGS"), node.home.parent()) else {
+        return;
+    };
+    let to = std::path::PathBuf::from(to);
+    let _ = std::fs::create_dir_all(&to);
+    for i in 1..=4 {
+        let _ = std::fs::copy(
+            net.join(format!("node{i}/node.log")),
+            to.join(format!("node{i}.log")),
+        );
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+const CONFIRMED: &[&str] = &["confirmed", "anchored", "final"];
+
+#[test]
+fn machine_transactions_confirm_on_every_gateway_and_become_final() {
+    let mut net = Testnet::with_args(4, &["--side-group", "e2e-district"]);
+    let group = Group::id_of("e2e-district");
+    // Anchor every second so the test sees several anchors.
+    for n in &net.nodes {
+        let path = n.home.join("config.toml");
+        let cfg = std::fs::read_to_string(&path).unwrap();
+        assert!(cfg.contains("group = \"e2e-district\"") && cfg.contains("gateway = true"));
+        let cfg = cfg.replace("anchor_interval_ms = 5000", "anchor_interval_ms = 1000");
+        std::fs::write(&path, cfg).unwrap();
+    }
+    net.start_all();
+    for n in &net.nodes {
+        n.wait_height(2, 60);
+    }
+    let machines: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
+
+    // The group's status lists the four gateways and a quorum of three.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let st = loop {
+        let a = net.nodes[0].get("/v1/sidechain/status");
+        if a.status == 200 {
+            break a.body;
+        }
+        assert!(Instant::now() < deadline, "no side-chain status: {a:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(st["group_id"], group.to_string());
+    assert_eq!(st["gateways"].as_array().unwrap().len(), 4);
+    assert_eq!(st["quorum"], 3);
+
+    // One event posted at each gateway, and a batch of 100 at the first.
+    let mut hashes = Vec::new();
+    for (i, n) in net.nodes.iter().enumerate() {
+        let tx = event(group, &machines[i], 0, i as u32);
+        let a = post(n, &tx);
+        assert_eq!(a.status, 202, "{a:?}");
+        assert_eq!(a.body["hash"], tx.hash().to_string());
+        hashes.push(tx.hash());
+    }
+    let batch: Vec<SignedMachineTx> = (1..=100)
+        .map(|k| event(group, &machines[0], k, 1000 + k as u32))
+        .collect();
+    let a = post(&net.nodes[0], &batch);
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(
+        a.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["hash"].is_string())
+    );
+    hashes.extend(batch.iter().map(SignedMachineTx::hash));
+
+    // Confirmed on every gateway, then final everywhere after anchoring.
+    for n in &net.nodes {
+        for h in &hashes {
+            wait_status(n, h, CONFIRMED, 30);
+        }
+    }
+    let v = status_of(&net.nodes[2], &hashes[0]);
+    assert!(v["latency_ms"].is_u64(), "{v}");
+    for n in &net.nodes {
+        for h in &hashes {
+            let v = wait_status(n, h, &["final"], 60);
+            assert!(v["anchor"].as_u64().unwrap() >= 1);
+        }
+    }
+    // The vertex holding a transaction is confirmed and anchored.
+    let v = status_of(&net.nodes[1], &hashes[1]);
+    let vid = v["vertices"][0].as_str().unwrap().to_owned();
+    let vx = net.nodes[3].get(&format!("/v1/sidechain/vertices/{vid}"));
+    assert_eq!(vx.status, 200, "{vx:?}");
+    assert_eq!(vx.body["confirmed"], true);
+    assert!(vx.body["seen_by"].as_array().unwrap().len() >= 3);
+    assert!(vx.body["anchor"].as_u64().is_some());
+
+    // A main-chain lock funds a machine: deposit at one gateway, transfer at another.
+    let user = net.user(1);
+    let lock = Transaction {
+        chain_id: 1,
+        sender: user.public(),
+        nonce: 0,
+        max_fee: UNITS_PER_CPC / 1000,
+        kind: TxKind::SideLock {
+            group_id: group,
+            account: machines[1].address(),
+            amount: 1000,
+        },
+    }
+    .sign(&user);
+    assert_eq!(net.nodes[0].submit(&lock).status, 202);
+    net.nodes[0].wait_committed(&lock.id().to_string());
+    let deposit = MachineTx {
+        group_id: group,
+        sender: machines[1].public(),
+        nonce: 1,
+        kind: MachineKind::Deposit { lock: lock.id() },
+    }
+    .sign(&machines[1]);
+    // The gateway may not have read the lock's block yet: it waits for it.
+    assert_eq!(post(&net.nodes[1], &deposit).status, 202);
+    wait_status(&net.nodes[1], &deposit.hash(), CONFIRMED, 30);
+    let pay = |nonce: u64, to: &SecretKey, amount: u64| {
+        MachineTx {
+            group_id: group,
+            sender: machines[1].public(),
+            nonce,
+            kind: MachineKind::Transfer {
+                to: to.address(),
+                amount,
+            },
+        }
+        .sign(&machines[1])
+    };
+    let t1 = pay(2, &machines[2], 400);
+    assert_eq!(post(&net.nodes[2], &t1).status, 202);
+    for n in &net.nodes {
+        wait_status(n, &t1.hash(), CONFIRMED, 30);
+    }
+    let acct = |n: &Node, k: &SecretKey| {
+        n.get(&format!("/v1/sidechain/accounts/{}", k.address()))
+            .body
+    };
+    assert_eq!(acct(&net.nodes[3], &machines[1])["balance"], 600);
+    assert_eq!(acct(&net.nodes[3], &machines[2])["balance"], 400);
+    assert_eq!(acct(&net.nodes[3], &machines[1])["next_nonce"], 3);
+
+    // A double spend sent to two gateways at once: never both confirmed.
+    let (d1, d2) = (pay(3, &machines[2], 500), pay(3, &machines[3], 500));
+    let (a1, a2) = std::thread::scope(|s| {
+        let x = s.spawn(|| post(&net.nodes[0], &d1));
+        let y = s.spawn(|| post(&net.nodes[3], &d2));
+        (x.join().unwrap(), y.join().unwrap())
+    });
+    assert_eq!((a1.status, a2.status), (202, 202));
+    // Something after them confirms, so the DAG has moved past both.
+    let later = event(group, &machines[3], 1, 77);
+    assert_eq!(post(&net.nodes[2], &later).status, 202);
+    for n in &net.nodes {
+        wait_status(n, &later.hash(), CONFIRMED, 30);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for n in &net.nodes {
+        let s1 = status_of(n, &d1.hash())["status"].clone();
+        let s2 = status_of(n, &d2.hash())["status"].clone();
+        let ok = |s: &Value| s.as_str().is_some_and(|s| CONFIRMED.contains(&s));
+        assert!(
+            !(ok(&s1) && ok(&s2)),
+            "both sides of a double spend confirmed: {s1} {s2}"
+        );
+    }
+
+    // Every node recorded the same final anchors.
+    let anchors: Vec<Value> = net
+        .nodes
+        .iter()
+        .map(|n| n.get("/v1/sidechain/status").body["last_anchor"].clone())
+        .collect();
+    let least = anchors
+        .iter()
+        .filter_map(|a| a["sequence"].as_u64())
+        .min()
+        .unwrap();
+    assert!(least >= 1, "{anchors:?}");
+    let main_anchor = net.nodes[0].get("/v1/status").body["height"]
+        .as_u64()
+        .unwrap();
+    assert!(main_anchor > 0);
+
+    // Metrics: the confirmation latency histogram and the counters.
+    let (code, page) = net.nodes[0].get_text("/metrics", None);
+    assert_eq!(code, 200);
+    let count = page
+        .lines()
+        .find_map(|l| l.strip_prefix("cpchain_side_confirmation_latency_seconds_count "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(count >= hashes.len() as u64, "{count}");
+    for name in [
+        "cpchain_side_vertices_total",
+        "cpchain_side_txs_confirmed_total",
+        "cpchain_side_equivocations_total 0",
+        "cpchain_side_vertices_per_second",
+        "cpchain_side_anchors_submitted_total",
+    ] {
+        assert!(page.contains(name), "{name} missing");
+    }
+
+    // Malformed requests get clear 4xx answers.
+    let n0 = &net.nodes[0];
+    let a = n0.post_raw("/v1/sidechain/txs", "application/json", b"{\"tx\":", None);
+    assert_eq!(
+        (a.status, a.body["code"].as_str()),
+        (400, Some("malformed"))
+    );
+    let a = n0.post_raw(
+        "/v1/sidechain/txs",
+        "application/octet-stream",
+        &[1, 2, 3],
+        None,
+    );
+    assert_eq!(a.status, 400);
+    let mut forged = event(group, &machines[0], 500, 1);
+    forged.signature = event(group, &machines[0], 501, 1).signature;
+    let a = post(n0, &forged);
+    assert_eq!(
+        (a.status, a.body["code"].as_str()),
+        (422, Some("invalid_signature"))
+    );
+    let a = post(n0, &event(Group::id_of("elsewhere"), &machines[0], 500, 1));
+    assert_eq!(a.status, 422);
+    assert_eq!(n0.get("/v1/sidechain/txs/nothex").status, 400);
+    assert_eq!(
+        n0.get(&format!("/v1/sidechain/txs/{}", Hash32([9; 32])))
+            .status,
+        404
+    );
+    assert_eq!(n0.get("/v1/sidechain/vertices/12").status, 400);
+    assert_eq!(
+        n0.get(&format!("/v1/sidechain/vertices/{}", Hash32([9; 32])))
+            .status,
+        404
+    );
+    assert_eq!(n0.get("/v1/sidechain/accounts/cpcnope").status, 400);
+
+    // The CLI: a reading sent at node 2, followed until final.
+    let key_file = net.dir.path().join("machine.key");
+    std::fs::write(&key_file, hex::encode([5u8; 32])).unwrap();
+    let api = format!("http://127.0.0.1:{}", net.nodes[1].port);
+    let out = cpchain(&[
+        "sidechain",
+        "send",
+        "--api",
+        &api,
+        "--key",
+        key_file.to_str().unwrap(),
+        "--wait",
+        "final",
+        "event",
+        "--event-type",
+        "2",
+        "--data",
+        "congestion at 12/7",
+        "--x",
+        "12",
+        "--y",
+        "7",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash: Hash32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    wait_status(&net.nodes[3], &hash, CONFIRMED, 30);
+
+    // A gateway that was down catches up with what the others confirmed meanwhile.
+    net.nodes[3].kill9();
+    let missed: Vec<SignedMachineTx> = (0..20)
+        .map(|k| event(group, &machines[2], 1 + k, k as u32))
+        .collect();
+    assert_eq!(post(&net.nodes[1], &missed).status, 200);
+    for n in &net.nodes[..3] {
+        for t in &missed {
+            wait_status(n, &t.hash(), CONFIRMED, 30);
+        }
+    }
+    net.nodes[3].start();
+    for t in &missed {
+        wait_status(&net.nodes[3], &t.hash(), CONFIRMED, 60);
+    }
+    // And it takes part again: a transaction posted at it confirms everywhere.
+    let back = event(group, &machines[3], 2, 99);
+    assert_eq!(post(&net.nodes[3], &back).status, 202);
+    for n in &net.nodes {
+        wait_status(n, &back.hash(), CONFIRMED, 30);
+    }
+    wait_status(&net.nodes[0], &back.hash(), &["final"], 60);
+
+    // The whole network restarts: every node replays its side-chain log, so the history
+    // is still final and anchoring goes on from the main chain's last anchor.
+    for n in &mut net.nodes {
+        assert!(n.stop(), "unclean stop:\n{}", tail(&n.log()));
+    }
+    net.start_all();
+    for n in &net.nodes {
+        wait_status(n, &hashes[0], &["final"], 60);
+        wait_status(n, &back.hash(), &["final"], 60);
+    }
+    let after = event(group, &machines[0], 101, 5);
+    assert_eq!(post(&net.nodes[2], &after).status, 202);
+    for n in &net.nodes {
+        wait_status(n, &after.hash(), &["final"], 60);
+    }
+    for n in &mut net.nodes {
+        assert!(n.stop(), "unclean stop:\n{}", tail(&n.log()));
+    }
+}
