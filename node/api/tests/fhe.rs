@@ -130,6 +130,7 @@ fn node(jobs: FheJobsConfig, api: ApiConfig, matcher: Arc<dyn FheMatcher>) -> No
             endpoint: String::new(),
             deposit,
         }],
+        side_groups: Vec::new(),
     };
     let chain = Arc::new(
         Chain::open(

@@ -95,10 +95,8 @@ impl DataNode {
                     self.chain
                         .with_state(|s| s.grant(&d.stream, &d.grantee).is_some())
                 });
-                if !live {
-                    if let Err(e) = store.kfrag_delete(&key) {
-                        tracing::warn!(error = %e, "cannot delete a revoked kfrag");
-                    }
+                if !live && let Err(e) = store.kfrag_delete(&key) {
+                    tracing::warn!(error = %e, "cannot delete a revoked kfrag");
                 }
             }
         }

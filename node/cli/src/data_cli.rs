@@ -410,10 +410,10 @@ fn put(args: &PutArgs) -> Result<ExitCode> {
                         up: &mut Uploader<'_>,
                         progress: &mut Progress|
          -> Result<()> {
-            if let Some(b) = block {
-                if let Some(done) = up.push(b)? {
-                    ranges.push(send_upload(&s, &done, progress)?);
-                }
+            if let Some(b) = block
+                && let Some(done) = up.push(b)?
+            {
+                ranges.push(send_upload(&s, &done, progress)?);
             }
             Ok(())
         };

@@ -521,10 +521,10 @@ pub(crate) async fn repair_task<T: Transport>(
         tick.tick().await;
         // Revoked grants' kfrags go even if nobody asks the proxy again.
         let n = node.clone();
-        if let Ok(dropped) = tokio::task::spawn_blocking(move || n.prune()).await {
-            if dropped > 0 {
-                tracing::info!(dropped, "deleted the kfrags of revoked grants");
-            }
+        if let Ok(dropped) = tokio::task::spawn_blocking(move || n.prune()).await
+            && dropped > 0
+        {
+            tracing::info!(dropped, "deleted the kfrags of revoked grants");
         }
         gateway
             .repair_round(&chain, &mut cursor, usize::from(config.repair_margin))
@@ -658,10 +658,9 @@ impl<T: Transport> DataGateway for Gateway<T> {
             let local = self.t.local();
             if let Ok(DataResponse::Announcement(Some(a))) =
                 self.t.request(local, DataRequest::Lookup { account }).await
+                && a.verify(&account).is_ok()
             {
-                if a.verify(&account).is_ok() {
-                    return Ok(Some(a));
-                }
+                return Ok(Some(a));
             }
             let reqs = self
                 .t
@@ -749,10 +748,10 @@ mod tests {
                     }
                     DataRequest::Fetch { id } => {
                         let mut c = store.get(&id).cloned();
-                        if self.tamper.lock().unwrap().contains(&peer) {
-                            if let Some(b) = c.as_mut() {
-                                b[0] ^= 1;
-                            }
+                        if self.tamper.lock().unwrap().contains(&peer)
+                            && let Some(b) = c.as_mut()
+                        {
+                            b[0] ^= 1;
                         }
                         DataResponse::Chunk(c)
                     }
