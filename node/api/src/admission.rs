@@ -1,7 +1,7 @@
 //! Gathers transaction submissions from concurrent requests into batches, so one
 //! accelerator call verifies many signatures, and keeps the CPU work off the async runtime.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use cpc_chain::{Chain, SubmitError};
 use cpc_types::{Hash32, SignedTransaction};
@@ -33,6 +33,10 @@ impl Admission {
     /// Starts the worker; at most `capacity` transactions wait in the queue.
     pub fn start(chain: Arc<Chain>, capacity: usize) -> Self {
         let (queue, mut rx) = mpsc::unbounded_channel::<Job>();
+        // The worker must not keep the chain (and its RocksDB) open after its owner
+        // drops it: a database still open when the process exits aborts in RocksDB's
+        // static destructors.
+        let chain: Weak<Chain> = Arc::downgrade(&chain);
         let spawned = std::thread::Builder::new()
             .name("cpc-admission".into())
             .spawn(move || {
@@ -56,7 +60,10 @@ impl Admission {
                         all.extend(job.txs);
                         replies.push(job.reply);
                     }
+                    // A dropped chain drops the replies: submitters see the worker stopped.
+                    let Some(chain) = chain.upgrade() else { break };
                     let mut results = chain.submit(all, crate::now_ms()).into_iter();
+                    drop(chain);
                     for (size, reply) in sizes.into_iter().zip(replies) {
                         // A client that went away no longer waits for its answer.
                         let _ = reply.send(results.by_ref().take(size).collect());

@@ -109,9 +109,10 @@ fn shared() -> &'static Shared {
     })
 }
 
+// Fields drop in order: the router (and with it the chain's database) before its directory.
 struct Node {
-    _dir: tempfile::TempDir,
     app: Router,
+    _dir: tempfile::TempDir,
 }
 
 fn node(jobs: FheJobsConfig, api: ApiConfig, matcher: Arc<dyn FheMatcher>) -> Node {
@@ -154,8 +155,8 @@ fn node(jobs: FheJobsConfig, api: ApiConfig, matcher: Arc<dyn FheMatcher>) -> No
         started: Instant::now(),
     });
     Node {
-        _dir: dir,
         app: cpc_api::router(state),
+        _dir: dir,
     }
 }
 
