@@ -31,12 +31,12 @@ pub struct Admission {
 
 impl Admission {
     /// Starts the worker; at most `capacity` transactions wait in the queue.
-    pub fn start(chain: Arc<Chain>, capacity: usize) -> Self {
+    pub fn start(chain: &Arc<Chain>, capacity: usize) -> Self {
         let (queue, mut rx) = mpsc::unbounded_channel::<Job>();
         // The worker must not keep the chain (and its RocksDB) open after its owner
         // drops it: a database still open when the process exits aborts in RocksDB's
         // static destructors.
-        let chain: Weak<Chain> = Arc::downgrade(&chain);
+        let chain: Weak<Chain> = Arc::downgrade(chain);
         let spawned = std::thread::Builder::new()
             .name("cpc-admission".into())
             .spawn(move || {

@@ -160,7 +160,7 @@ pub async fn serve(
                 config.listen
             ))
         })?;
-    let admission = admission::Admission::start(chain.clone(), config.admission_queue);
+    let admission = admission::Admission::start(&chain, config.admission_queue);
     let state = Arc::new(ApiState {
         chain,
         fhe: services.fhe(),

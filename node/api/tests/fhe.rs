@@ -147,7 +147,7 @@ fn node(jobs: FheJobsConfig, api: ApiConfig, matcher: Arc<dyn FheMatcher>) -> No
         .unwrap(),
     );
     let state = Arc::new(ApiState {
-        admission: Admission::start(chain.clone(), 16),
+        admission: Admission::start(&chain, 16),
         chain,
         services: Arc::new(NoServices),
         fhe: Some(FheService::start(matcher, jobs).unwrap()),
