@@ -20,6 +20,10 @@ pub const MAX_TIPS: usize = 8;
 /// vertex earns half the points of an immediate one.
 pub const RELAY_HALF_MS: u64 = 100;
 
+/// Anchor proposals kept per sequence number (a gateway proposes again while the main
+/// chain has not taken one, and so do the others once it is overdue).
+const MAX_PROPOSALS: usize = 64;
+
 /// How a gateway behaves. Every node of a group must use the same `group`; the timing
 /// fields are local.
 #[derive(Clone, Debug)]
@@ -785,17 +789,28 @@ impl SideChain {
                     && seq <= self.final_seq + 16
                 {
                     let list = self.proposals.entry(seq).or_default();
-                    if !list.contains(&a) && list.len() < 8 {
+                    if !list.contains(&a) {
+                        // The oldest goes: refusing newcomers once full could lock out the
+                        // proposal the main chain took (a peer sends it again on request).
+                        if list.len() >= MAX_PROPOSALS {
+                            list.remove(0);
+                        }
                         list.push(a);
                     }
                     self.progress_anchors(out);
                 }
             }
             Message::AnchorRequest(seq) => {
-                if let Some((a, _)) = self.verified.get(&seq) {
+                // The verified anchor, else every proposal held: after a restart of the
+                // whole group nobody may have verified the one the main chain took.
+                let held: Vec<SignedAnchor> = match self.verified.get(&seq) {
+                    Some((a, _)) => vec![a.clone()],
+                    None => self.proposals.get(&seq).cloned().unwrap_or_default(),
+                };
+                for a in held {
                     out.push(Action::Send {
                         to: Some(from),
-                        msg: Message::Anchor(a.clone()),
+                        msg: Message::Anchor(a),
                     });
                 }
             }
@@ -1430,7 +1445,13 @@ impl SideChain {
         self.last_final_ms = self
             .last_final_ms
             .max(self.now.saturating_sub(self.cfg.anchor_interval_ms));
-        self.proposals.entry(next).or_default().push(signed.clone());
+        let list = self.proposals.entry(next).or_default();
+        if !list.contains(&signed) {
+            if list.len() >= MAX_PROPOSALS {
+                list.remove(0);
+            }
+            list.push(signed.clone());
+        }
         out.push(Action::Send {
             to: None,
             msg: Message::Anchor(signed.clone()),
