@@ -283,7 +283,7 @@ pub(crate) struct SideVertexView {
     txs: Vec<String>,
     /// Gateways (by index in the group) whose vertices reach it.
     seen_by: Vec<usize>,
-    /// Whether 2f+1 gateways reach it.
+    /// Whether a quorum (n − f) of gateways reach it.
     confirmed: bool,
     /// When this node confirmed it.
     confirmed_ms: Option<u64>,

@@ -14,7 +14,9 @@
 //!   never casts a conflicting one, and sends its certificates again, so a network that
 //!   restarted whole still has what it needs to continue. Blocks notarized but not final
 //!   live only in memory, so on a timeout members relay the ones they hold: a member that
-//!   restarted cannot vote for their children without them.
+//!   restarted cannot vote for their children without them. A leader restores its own
+//!   journaled proposals, so a committee that restarted whole still holds every block its
+//!   live leaders notarized.
 //! - **Sync.** A final block this node never saw, or a machine ahead of the store, makes
 //!   the engine ask peers for blocks ([`Outbound::Fetch`]). Fetched blocks are applied up
 //!   to the last one carrying a finalize certificate of a quorum; the ones below it are
@@ -253,6 +255,10 @@ pub struct Engine {
     journaled: std::collections::BTreeSet<(View, Hash32)>,
     /// What replaying the journal produced, sent at the first tick.
     queued: Vec<Outbound>,
+    /// This node's own journaled proposals, executed again at the first tick (timestamps
+    /// cannot be judged before): a block notarized but not final lives only in memory, and
+    /// after a restart of the whole committee its leader's journal is the only copy left.
+    restored: Vec<(Block, Signature)>,
     mono_ms: u64,
     wall_ms: u64,
     want_fetch: bool,
@@ -313,6 +319,7 @@ impl Engine {
                 .map(|(v, _, m)| (*v, cpc_types::sha256(&[m])))
                 .collect(),
             queued: Vec::new(),
+            restored: Vec::new(),
             reported: std::collections::BTreeSet::new(),
             mono_ms: 0,
             wall_ms: 0,
@@ -406,7 +413,9 @@ impl Engine {
                     signature,
                 } if voter == me => Some((vote, signature)),
                 ConsensusMessage::Proposal { block, signature } if block.header.proposer == me => {
-                    Some((block_vote(&block.header, VoteKind::Notarize), signature))
+                    let vote = block_vote(&block.header, VoteKind::Notarize);
+                    self.restored.push((block, signature));
+                    Some((vote, signature))
                 }
                 ConsensusMessage::Certificate { vote, votes } => {
                     certs.push((vote, votes));
@@ -439,6 +448,12 @@ impl Engine {
         self.mono_ms = mono_ms;
         self.wall_ms = wall_ms;
         let mut out = std::mem::take(&mut self.queued);
+        // Before the tick, so a timeout it fires can relay them.
+        let mut restored = std::mem::take(&mut self.restored);
+        restored.sort_by_key(|(b, _)| b.header.view);
+        for (block, signature) in restored {
+            let _ = self.on_proposal(block, signature, &mut out);
+        }
         self.step(Event::Tick(mono_ms), &mut out);
         let head_view = self.chain.head().view;
         if self

@@ -6,9 +6,9 @@
 //! evidence on chain with the offender out of the committee and a standby in its seat, and
 //! that every node agrees on every committee. A second scenario halts a four-member chain
 //! by crashing two members at a random moment and checks that it resumes, unforked, when
-//! one of them returns. A failing seed names itself in the panic message; replay it with
+//! one of them returns; a third crashes and restarts all four at once. A failing seed names itself in the panic message; replay it with
 //! `CPC_ENGINE_SIM_SEED=<seed> cargo test -p cpc-chain --test simulation <test name> --
-//! --nocapture`. `CPC_ENGINE_SIM_SEEDS` sets how many seeds run (6 and 12 by default:
+//! --nocapture`. `CPC_ENGINE_SIM_SEEDS` sets how many seeds run (6, 12 and 12 by default:
 //! each is a few thousand engine steps).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -438,5 +438,53 @@ fn a_halted_chain_resumes_when_one_of_two_crashed_members_returns() {
         .unwrap_or(12);
     for seed in 0..seeds {
         run_halt(seed);
+    }
+}
+
+/// All four members crash at once at a random moment — a block may be notarized, with
+/// finalize votes cast, and held only in memory — and restart together: the chain must go
+/// on, unforked. Only the leader's journal still holds such a block.
+fn run_full_restart(seed: u64) {
+    let mut sim = Sim::build(seed, 4, 600);
+    let crash_at = STEP_MS * sim.rng.gen_range(50..150);
+    let (restart_at, end) = (crash_at + 1_000, crash_at + 20_000);
+    let mut before = Vec::new();
+    while sim.now < end {
+        if sim.now == crash_at {
+            before = sim.heights();
+            for i in 0..4 {
+                sim.crash(i);
+            }
+        }
+        if sim.now == restart_at {
+            for i in 0..4 {
+                sim.restart(i);
+            }
+        }
+        sim.step();
+    }
+    let heights = sim.heights();
+    let ctx = format!(
+        "seed {seed}: all four crashed at {crash_at} ms at heights {before:?} and restarted; at end {heights:?}"
+    );
+    assert_one_chain(&sim, &ctx);
+    let top = *before.iter().max().unwrap();
+    for (i, h) in heights.iter().enumerate() {
+        assert!(*h >= top + 5, "{ctx}: node {i} did not resume");
+    }
+}
+
+#[test]
+fn a_committee_that_restarts_whole_goes_on() {
+    if let Ok(seed) = std::env::var("CPC_ENGINE_SIM_SEED") {
+        run_full_restart(seed.parse().expect("CPC_ENGINE_SIM_SEED is a number"));
+        return;
+    }
+    let seeds: u64 = std::env::var("CPC_ENGINE_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    for seed in 0..seeds {
+        run_full_restart(seed);
     }
 }

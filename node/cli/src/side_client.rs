@@ -68,7 +68,7 @@ pub(crate) enum SendKind {
 pub(crate) enum WaitFor {
     /// Return once the gateway took it.
     None,
-    /// Until 2f+1 gateways confirmed it.
+    /// Until a quorum of gateways confirmed it.
     Confirmed,
     /// Until an anchor covering it is in a final main-chain block.
     Final,

@@ -21,7 +21,8 @@ pub const MAX_TIPS: usize = 8;
 pub const RELAY_HALF_MS: u64 = 100;
 
 /// Anchor proposals kept per sequence number (a gateway proposes again while the main
-/// chain has not taken one, and so do the others once it is overdue).
+/// chain has not taken one, and so do the others once it is overdue). They only give the
+/// status *anchored* early: finality comes with the frontier from the main chain.
 const MAX_PROPOSALS: usize = 64;
 
 /// How a gateway behaves. Every node of a group must use the same `group`; the timing
@@ -95,6 +96,8 @@ pub enum Input {
         root: Hash32,
         /// Its vertex count.
         confirmed_vertices: u64,
+        /// The confirmed frontier it covers (sorted vertex ids).
+        frontier: Vec<VertexId>,
     },
 }
 
@@ -141,7 +144,7 @@ pub enum Action {
 pub enum TxStatus {
     /// Waiting in a pool or in unconfirmed vertices.
     Pending,
-    /// Confirmed by 2f+1 gateways.
+    /// Confirmed by a quorum (n − f) of gateways.
     Confirmed,
     /// Covered by an anchor sent to the main chain.
     Anchored {
@@ -251,6 +254,14 @@ pub struct AnchorStatus {
     pub is_final: bool,
 }
 
+/// A final anchor as the main chain recorded it.
+#[derive(Clone)]
+struct Final {
+    root: Hash32,
+    count: u64,
+    frontier: Vec<VertexId>,
+}
+
 #[derive(Default)]
 struct Batch {
     slots: BTreeMap<Slot, ()>,
@@ -309,11 +320,14 @@ pub struct SideChain {
     anchor_count: u64,
     final_seq: u64,
     last_final_ms: u64,
-    verified: BTreeMap<u64, (SignedAnchor, Vec<VertexId>)>,
+    /// The last final anchor and the next one checked against this DAG: root, count and
+    /// the vertices it newly covers.
+    verified: BTreeMap<u64, (Hash32, u64, Vec<VertexId>)>,
     proposals: BTreeMap<u64, Vec<SignedAnchor>>,
-    finals: BTreeMap<u64, (Hash32, u64)>,
+    finals: BTreeMap<u64, Final>,
+    /// A final anchor this DAG contradicts, reported once.
+    final_mismatch: Option<u64>,
     submitted: Option<u64>,
-    requested_anchor: BTreeSet<u64>,
     anchor_log: Vec<(u64, Hash32, u64)>,
     scores: Vec<u64>,
     rewards: Vec<u64>,
@@ -374,8 +388,8 @@ impl SideChain {
             verified: BTreeMap::new(),
             proposals: BTreeMap::new(),
             finals: BTreeMap::new(),
+            final_mismatch: None,
             submitted: None,
-            requested_anchor: BTreeSet::new(),
             anchor_log: Vec::new(),
             scores: vec![0; n],
             rewards: vec![0; n],
@@ -408,9 +422,17 @@ impl SideChain {
                 sequence,
                 root,
                 confirmed_vertices,
+                frontier,
             } => {
                 if sequence > self.final_seq {
-                    self.finals.insert(sequence, (root, confirmed_vertices));
+                    self.finals.insert(
+                        sequence,
+                        Final {
+                            root,
+                            count: confirmed_vertices,
+                            frontier,
+                        },
+                    );
                 }
                 self.progress_anchors(&mut out);
             }
@@ -567,10 +589,10 @@ impl SideChain {
             .verified
             .iter()
             .next_back()
-            .map(|(seq, (a, _))| AnchorStatus {
+            .map(|(seq, (root, count, _))| AnchorStatus {
                 sequence: *seq,
-                root: a.anchor.root,
-                confirmed_vertices: a.anchor.confirmed_vertices,
+                root: *root,
+                confirmed_vertices: *count,
                 is_final: *seq <= self.final_seq,
             });
         Status {
@@ -624,8 +646,6 @@ impl SideChain {
                 });
             }
             self.expire_pool();
-            // Ask again for final anchors this node has no proposal for.
-            self.requested_anchor.clear();
             self.progress_anchors(out);
         }
         let started = *self.started_ms.get_or_insert(self.now);
@@ -788,30 +808,8 @@ impl SideChain {
                     && seq > self.final_seq
                     && seq <= self.final_seq + 16
                 {
-                    let list = self.proposals.entry(seq).or_default();
-                    if !list.contains(&a) {
-                        // The oldest goes: refusing newcomers once full could lock out the
-                        // proposal the main chain took (a peer sends it again on request).
-                        if list.len() >= MAX_PROPOSALS {
-                            list.remove(0);
-                        }
-                        list.push(a);
-                    }
+                    self.propose(a);
                     self.progress_anchors(out);
-                }
-            }
-            Message::AnchorRequest(seq) => {
-                // The verified anchor, else every proposal held: after a restart of the
-                // whole group nobody may have verified the one the main chain took.
-                let held: Vec<SignedAnchor> = match self.verified.get(&seq) {
-                    Some((a, _)) => vec![a.clone()],
-                    None => self.proposals.get(&seq).cloned().unwrap_or_default(),
-                };
-                for a in held {
-                    out.push(Action::Send {
-                        to: Some(from),
-                        msg: Message::Anchor(a),
-                    });
                 }
             }
         }
@@ -1351,7 +1349,7 @@ impl SideChain {
     }
 
     /// Confirms occurrences whose vertex is confirmed, whose transaction won its slot at
-    /// 2f+1 gateways and whose dependencies are confirmed; then their dependents.
+    /// a quorum of gateways and whose dependencies are confirmed; then their dependents.
     fn confirm(&mut self, mut work: Vec<OccId>, out: &mut Vec<Action>) {
         let q = self.quorum();
         while let Some(oid) = work.pop() {
@@ -1445,13 +1443,7 @@ impl SideChain {
         self.last_final_ms = self
             .last_final_ms
             .max(self.now.saturating_sub(self.cfg.anchor_interval_ms));
-        let list = self.proposals.entry(next).or_default();
-        if !list.contains(&signed) {
-            if list.len() >= MAX_PROPOSALS {
-                list.remove(0);
-            }
-            list.push(signed.clone());
-        }
+        self.propose(signed.clone());
         out.push(Action::Send {
             to: None,
             msg: Message::Anchor(signed.clone()),
@@ -1555,19 +1547,33 @@ impl SideChain {
             .collect()
     }
 
+    /// Keeps a proposal for its sequence; the oldest goes when too many arrive.
+    fn propose(&mut self, a: SignedAnchor) {
+        let list = self.proposals.entry(a.anchor.sequence).or_default();
+        if !list.contains(&a) {
+            if list.len() >= MAX_PROPOSALS {
+                list.remove(0);
+            }
+            list.push(a);
+        }
+    }
+
     /// Verifies proposals for the next anchor (status *anchored*) and applies final anchors
-    /// in order (status *final*).
+    /// in order (status *final*), each checked against this node's DAG.
     fn progress_anchors(&mut self, out: &mut Vec<Action>) {
         loop {
             let next = self.final_seq + 1;
-            let Some((root, count)) = self.finals.get(&next).copied() else {
+            let Some(fin) = self.finals.get(&next).cloned() else {
                 if !self.verified.contains_key(&next) {
                     let props = self.proposals.get(&next).cloned().unwrap_or_default();
                     for p in props {
                         match self.verify_anchor(&p) {
                             Ok(Some(covered)) => {
                                 self.mark_anchored(next, &covered);
-                                self.verified.insert(next, (p, covered));
+                                self.verified.insert(
+                                    next,
+                                    (p.anchor.root, p.anchor.confirmed_vertices, covered),
+                                );
                                 break;
                             }
                             Ok(None) => {}
@@ -1585,45 +1591,26 @@ impl SideChain {
                 }
                 return;
             };
-            // The main chain decided: find the proposal it took.
-            let matches =
-                |a: &SignedAnchor| a.anchor.root == root && a.anchor.confirmed_vertices == count;
-            let candidate = match self.verified.get(&next) {
-                Some((a, _)) if matches(a) => Some(a.clone()),
-                _ => self
-                    .proposals
-                    .get(&next)
-                    .and_then(|l| l.iter().find(|a| matches(a)).cloned()),
-            };
-            let Some(a) = candidate else {
-                if !self.requested_anchor.contains(&next) {
-                    self.requested_anchor.insert(next);
-                    out.push(Action::Send {
-                        to: None,
-                        msg: Message::AnchorRequest(next),
-                    });
-                }
-                return;
-            };
-            let covered = match self.verify_anchor(&a) {
-                Ok(Some(c)) => c,
+            // The main chain decided; its frontier must give its root over this DAG.
+            let covered = match self.check_frontier(&fin.frontier, fin.root, fin.count, None) {
+                Ok(Some((covered, _))) => covered,
                 Ok(None) => return,
                 Err(reason) => {
-                    if let Some(l) = self.proposals.get_mut(&next) {
-                        l.retain(|x| x != &a);
+                    if self.final_mismatch != Some(next) {
+                        self.final_mismatch = Some(next);
+                        out.push(Action::AnchorMismatch {
+                            sequence: next,
+                            reason: format!(
+                                "the final anchor does not match this node's history: {reason}"
+                            ),
+                        });
                     }
-                    out.push(Action::AnchorMismatch {
-                        sequence: next,
-                        reason: format!(
-                            "the final anchor does not match this node's history: {reason}"
-                        ),
-                    });
                     return;
                 }
             };
             // Undo a tentative mark from a proposal the main chain did not take.
-            if let Some((t, tcov)) = self.verified.remove(&next)
-                && t != a
+            if let Some((troot, tcount, tcov)) = self.verified.remove(&next)
+                && (troot, tcount) != (fin.root, fin.count)
             {
                 for id in &tcov {
                     let info = self.vertices.get_mut(id).expect("covered");
@@ -1637,20 +1624,18 @@ impl SideChain {
                     }
                 }
             }
+            let rewards = self.rewards_for(&covered);
             self.mark_anchored(next, &covered);
             self.final_seq = next;
             self.finals.remove(&next);
             self.proposals.remove(&next);
-            self.requested_anchor.remove(&next);
-            self.anchor_root = root;
-            self.anchor_count = count;
+            self.anchor_root = fin.root;
+            self.anchor_count = fin.count;
             self.last_final_ms = self.now;
-            self.anchor_log.push((next, root, count));
-            for r in &a.anchor.rewards {
-                if let Some(i) = self.cfg.group.index(&r.gateway) {
-                    self.scores[i] += r.score;
-                    self.rewards[i] += r.amount;
-                }
+            self.anchor_log.push((next, fin.root, fin.count));
+            for (i, r) in rewards.iter().enumerate() {
+                self.scores[i] += r.score;
+                self.rewards[i] += r.amount;
             }
             for id in &covered {
                 let info = &self.vertices[id];
@@ -1662,12 +1647,9 @@ impl SideChain {
                     }
                 }
             }
-            self.verified.insert(next, (a, covered));
-            // Keep every anchor for peers that catch up from the start of the history, but
-            // the covered lists only of recent ones (only the latest is ever used).
-            if let Some((_, old)) = self.verified.get_mut(&next.saturating_sub(64)) {
-                *old = Vec::new();
-            }
+            // Only the latest final anchor is reported; older ones are in the anchor log.
+            self.verified.clear();
+            self.verified.insert(next, (fin.root, fin.count, covered));
         }
     }
 
@@ -1685,7 +1667,7 @@ impl SideChain {
         }
     }
 
-    /// `Ok(Some(covered))` when the anchor matches this node's history, `Ok(None)` when
+    /// `Ok(Some(covered))` when the proposal matches this node's history, `Ok(None)` when
     /// this node cannot tell yet (a frontier vertex unknown or unconfirmed here).
     fn verify_anchor(&mut self, a: &SignedAnchor) -> Result<Option<Vec<VertexId>>, String> {
         let x = &a.anchor;
@@ -1695,11 +1677,26 @@ impl SideChain {
         if !x.submitter.verify(&x.signing_bytes(), &a.signature) {
             return Err("the anchor signature is invalid".into());
         }
-        if x.frontier.windows(2).any(|w| w[0] >= w[1]) || x.frontier.len() > self.cfg.group.n() {
+        Ok(self
+            .check_frontier(&x.frontier, x.root, x.confirmed_vertices, Some(&x.rewards))?
+            .map(|(covered, _)| covered))
+    }
+
+    /// Whether `frontier` over this DAG gives `root` and `count` (and `rewards`, when
+    /// given): the vertices it newly covers and their rewards; `Ok(None)` when this node
+    /// cannot tell yet, and the unknown frontier vertices are requested.
+    #[allow(clippy::type_complexity)]
+    fn check_frontier(
+        &mut self,
+        frontier: &[VertexId],
+        root: Hash32,
+        count: u64,
+        rewards: Option<&[Reward]>,
+    ) -> Result<Option<(Vec<VertexId>, Vec<Reward>)>, String> {
+        if frontier.windows(2).any(|w| w[0] >= w[1]) || frontier.len() > self.cfg.group.n() {
             return Err("the frontier is not sorted and unique".into());
         }
-        let unknown: Vec<VertexId> = x
-            .frontier
+        let unknown: Vec<VertexId> = frontier
             .iter()
             .filter(|id| !self.vertices.contains_key(id))
             .copied()
@@ -1710,18 +1707,17 @@ impl SideChain {
             }
             return Ok(None);
         }
-        let Some((root, count, covered, rewards)) = self.compute_anchor(&x.frontier) else {
+        let Some((here, here_count, covered, here_rewards)) = self.compute_anchor(frontier) else {
             return Ok(None);
         };
-        if root != x.root || count != x.confirmed_vertices {
+        if here != root || here_count != count {
             return Err(format!(
-                "root {} over {count} vertices here, {} over {} in the anchor",
-                root, x.root, x.confirmed_vertices
+                "root {here} over {here_count} vertices here, {root} over {count} in the anchor"
             ));
         }
-        if rewards != x.rewards {
+        if rewards.is_some_and(|r| r != here_rewards.as_slice()) {
             return Err("the rewards differ from the cooperation scores here".into());
         }
-        Ok(Some(covered))
+        Ok(Some((covered, here_rewards)))
     }
 }

@@ -14,8 +14,9 @@
 //! referenced. Receivers check every signature of a batch of vertices in one accelerator
 //! call, wait for unknown parents (fetching them), check sequence numbers and the ledger
 //! rule below, and keep, per vertex, a vector clock and the set of gateways whose vertices
-//! reach it. A vertex is **confirmed** once vertices of 2f+1 distinct gateways reach it
-//! (f = ⌊(n−1)/3⌋); confirmation is closed under ancestry.
+//! reach it. A vertex is **confirmed** once vertices of a quorum of q = n − f distinct
+//! gateways reach it (f = ⌊(n−1)/3⌋, so q = 2f+1 when n = 3f+1); confirmation is closed
+//! under ancestry.
 //!
 //! # Conflicts
 //!
@@ -30,12 +31,12 @@
 //!    its own chain of vertices reaches (in a deterministic walk order), and never another.
 //!    Merging two histories that include both sides of a double spend is allowed — refusing
 //!    would split honest gateways forever — but only the first is endorsed.
-//! 3. *Confirmation.* A transaction is confirmed when its vertex is confirmed, 2f+1
+//! 3. *Confirmation.* A transaction is confirmed when its vertex is confirmed, q
 //!    distinct gateways endorse it, and the transactions it depends on (the sender's
 //!    previous nonce and the credits that fund it) are confirmed.
 //!
-//! Two conflicting transactions would need 2f+1 endorsers each; the two sets share at least
-//! f+1 gateways, so at least one honest gateway, which endorses one transaction per slot.
+//! Two conflicting transactions would need q endorsers each; the two sets share at least
+//! 2q − n ≥ f+1 gateways (why q is n − f and not 2f+1 when n > 3f+1), so at least one honest gateway, which endorses one transaction per slot.
 //! Hence conflicting spends never both confirm — on one node or across nodes — with at most
 //! f faulty gateways. A gateway that signs two vertices with one sequence number is
 //! equivocating; the first node to see both emits [`EquivocationEvidence`] and stops
@@ -47,7 +48,9 @@
 //! n; anyone once it is overdue) signs an [`Anchor`]: the highest confirmed vertex per
 //! gateway, and a root chaining the previous root with the Merkle root of the newly covered
 //! vertex ids. Every node recomputes it from its own DAG before accepting it (status
-//! *anchored*), and once the main chain reports it final, the history below it is final.
+//! *anchored*), and once the main chain reports it final — with the frontier, which the
+//! main-chain transaction carries, checked against this node's DAG — the history below it
+//! is final.
 //! Anchors carry cooperation rewards computed from the covered vertices: references to other
 //! gateways' vertices, discounted by relay delay; lazy gateways (mostly self-references) get
 //! nothing.

@@ -24,10 +24,12 @@ pub fn inputs_from_block(group_id: &Hash32, txs: &[SignedTransaction]) -> Vec<In
                 sequence,
                 frontier_root,
                 confirmed_vertices,
+                frontier,
             } if g == group_id => Some(Input::AnchorFinal {
                 sequence: *sequence,
                 root: *frontier_root,
                 confirmed_vertices: *confirmed_vertices,
+                frontier: frontier.clone(),
             }),
             _ => None,
         })
@@ -42,6 +44,7 @@ impl SignedAnchor {
             sequence: self.anchor.sequence,
             frontier_root: self.anchor.root,
             confirmed_vertices: self.anchor.confirmed_vertices,
+            frontier: self.anchor.frontier.clone(),
         }
     }
 }
@@ -89,6 +92,7 @@ mod tests {
                 sequence: 1,
                 frontier_root: Hash32([4; 32]),
                 confirmed_vertices: 10,
+                frontier: vec![Hash32([5; 32])],
             },
         );
         let inputs = inputs_from_block(&g, &[lock.clone(), other, anchor]);
@@ -99,8 +103,9 @@ mod tests {
             Input::AnchorFinal {
                 sequence: 1,
                 confirmed_vertices: 10,
+                ref frontier,
                 ..
-            }
+            } if *frontier == [Hash32([5; 32])]
         ));
     }
 }

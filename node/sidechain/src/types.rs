@@ -368,8 +368,6 @@ pub enum Message {
     Vertices(Vec<SignedVertex>),
     /// An anchor the submitter is sending to the main chain.
     Anchor(SignedAnchor),
-    /// Asks for the anchor with this sequence.
-    AnchorRequest(u64),
 }
 
 impl Encode for Message {
@@ -395,10 +393,6 @@ impl Encode for Message {
                 out.push(4);
                 a.encode_to(out);
             }
-            Message::AnchorRequest(seq) => {
-                out.push(5);
-                seq.encode_to(out);
-            }
         }
     }
 }
@@ -411,7 +405,6 @@ impl Decode for Message {
             2 => Message::Request(Decode::decode_from(r)?),
             3 => Message::Vertices(Decode::decode_from(r)?),
             4 => Message::Anchor(Decode::decode_from(r)?),
-            5 => Message::AnchorRequest(Decode::decode_from(r)?),
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "side-chain message",

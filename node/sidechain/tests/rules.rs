@@ -1,4 +1,4 @@
-//! The side chain's rules on small hand-built DAGs: confirmation by 2f+1 gateways,
+//! The side chain's rules on small hand-built DAGs: confirmation by n − f gateways,
 //! double spends, overdrafts, equivocation evidence, invalid signatures, anchors.
 
 use std::sync::Arc;
@@ -15,6 +15,8 @@ struct Net {
     nodes: Vec<SideChain>,
     now: u64,
     group: Group,
+    /// Anchor proposals are lost in gossip; only the main chain's record arrives.
+    drop_proposals: bool,
 }
 
 fn net(n: usize) -> Net {
@@ -40,6 +42,7 @@ fn net(n: usize) -> Net {
         nodes,
         now: 0,
         group,
+        drop_proposals: false,
     }
 }
 
@@ -58,6 +61,10 @@ impl Net {
             }
             while let Some((from, a)) = queue.pop() {
                 match a {
+                    Action::Send {
+                        msg: Message::Anchor(_),
+                        ..
+                    } if self.drop_proposals => {}
                     Action::Send { to, msg } => {
                         for &j in live {
                             if j == from || to.is_some_and(|t| t as usize != j) {
@@ -82,6 +89,7 @@ impl Net {
                                     sequence: s.anchor.sequence,
                                     root: s.anchor.root,
                                     confirmed_vertices: s.anchor.confirmed_vertices,
+                                    frontier: s.anchor.frontier.clone(),
                                 },
                             ) {
                                 queue.push((j, b));
@@ -167,6 +175,74 @@ fn transactions_confirm_everywhere_and_become_final() {
     let st = net.nodes[1].status();
     assert!(st.rewards.iter().sum::<u64>() > 0);
     assert!(st.last_anchor.unwrap().is_final);
+}
+
+#[test]
+fn final_anchors_apply_from_the_main_chain_alone_and_a_false_one_is_reported_once() {
+    let mut net = net(4);
+    // After a restart of the whole group no gateway holds the proposal the main chain
+    // took: the frontier on chain is enough.
+    net.drop_proposals = true;
+    let m = SecretKey::from_bytes([60; 32]);
+    let lock = net.lock(&m, 1_000);
+    let d = net.tx(&m, 0, MachineKind::Deposit { lock });
+    assert!(net.nodes[1].submit(net.now, vec![d.clone()])[0].is_ok());
+    let all = [0, 1, 2, 3];
+    let actions = net.run(400, &all);
+    let anchors = actions
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::SubmitAnchor(_)))
+        .count();
+    assert!(anchors > 0);
+    for i in all {
+        assert!(
+            matches!(net.status(i, &d.hash()), TxStatus::Final { .. }),
+            "node {i}: {:?}",
+            net.status(i, &d.hash())
+        );
+        assert!(net.nodes[i].status().last_anchor.unwrap().is_final);
+    }
+    assert!(
+        !actions
+            .iter()
+            .any(|(_, a)| matches!(a, Action::AnchorMismatch { .. }))
+    );
+    // A final anchor whose root this DAG contradicts stops anchoring here and is reported
+    // once, not on every tick.
+    let next = net.nodes[0].status().last_anchor.unwrap().sequence + 1;
+    let mut frontier = net.nodes[0]
+        .status()
+        .confirmed_frontier
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
+    frontier.sort();
+    let out = net.nodes[0].handle(
+        net.now,
+        Input::AnchorFinal {
+            sequence: next,
+            root: Hash32([7; 32]),
+            confirmed_vertices: 1,
+            frontier,
+        },
+    );
+    let mut reports = out
+        .iter()
+        .filter(|a| matches!(a, Action::AnchorMismatch { sequence, .. } if *sequence == next))
+        .count();
+    for _ in 0..50 {
+        net.now += 1;
+        reports += net.nodes[0]
+            .handle(net.now, Input::Tick)
+            .iter()
+            .filter(|a| matches!(a, Action::AnchorMismatch { .. }))
+            .count();
+    }
+    assert_eq!(reports, 1);
+    assert_eq!(
+        net.nodes[0].status().last_anchor.unwrap().sequence,
+        next - 1
+    );
 }
 
 #[test]

@@ -43,6 +43,7 @@ enum Ev {
         seq: u64,
         root: Hash32,
         count: u64,
+        frontier: Vec<Hash32>,
     },
 }
 
@@ -215,6 +216,7 @@ impl Sim {
                                     seq: x.sequence,
                                     root: x.root,
                                     count: x.confirmed_vertices,
+                                    frontier: x.frontier.clone(),
                                 },
                             );
                         }
@@ -298,6 +300,7 @@ impl Sim {
                 seq,
                 root,
                 count,
+                frontier,
             } => {
                 let out = self.nodes[to].handle(
                     self.now,
@@ -305,6 +308,7 @@ impl Sim {
                         sequence: seq,
                         root,
                         confirmed_vertices: count,
+                        frontier,
                     },
                 );
                 self.apply(to, out);

@@ -259,6 +259,7 @@ fn apply_kind(
             sequence,
             frontier_root,
             confirmed_vertices,
+            frontier,
         } => {
             let group: SideGroup =
                 ov.get_decoded(&key::side_group(group_id))
@@ -271,12 +272,23 @@ fn apply_kind(
                     "only a gateway of the group may anchor it".into(),
                 ));
             }
-            if let Some(prev) = ov.get_decoded::<Anchor>(&key::anchor(group_id))
-                && (*sequence <= prev.sequence || *confirmed_vertices < prev.confirmed_vertices)
+            if frontier.is_empty()
+                || frontier.len() > group.gateways.len()
+                || frontier.windows(2).any(|w| w[0] >= w[1])
             {
+                return Err(TxError::Invalid(
+                    "the anchor's frontier must hold 1 to n vertex ids, sorted and unique".into(),
+                ));
+            }
+            // Gateways apply anchors in sequence: a gap would leave them waiting forever.
+            let prev = ov.get_decoded::<Anchor>(&key::anchor(group_id));
+            let (expected, floor) = prev
+                .as_ref()
+                .map_or((1, 0), |p| (p.sequence + 1, p.confirmed_vertices));
+            if *sequence != expected || *confirmed_vertices < floor {
                 return Err(TxError::Invalid(format!(
-                    "anchor {sequence} does not follow anchor {} of the group",
-                    prev.sequence
+                    "anchor {sequence} does not follow the group's last anchor; the next is \
+                     {expected}"
                 )));
             }
             let a = Anchor {

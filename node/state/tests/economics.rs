@@ -651,6 +651,7 @@ fn side_chain_groups_locks_and_anchors() {
         sequence,
         frontier_root: Hash32([sequence as u8; 32]),
         confirmed_vertices: sequence * 10,
+        frontier: vec![Hash32([1; 32]), Hash32([sequence as u8 + 1; 32])],
     };
     // Locks and anchors need a declared group.
     let lock = TxKind::SideLock {
@@ -712,7 +713,32 @@ fn side_chain_groups_locks_and_anchors() {
         w.send(T0, 3, 0, anchor(1)),
         Err(TxError::NotAllowed(_))
     ));
+    // The first anchor is 1 and none is skipped.
+    assert!(matches!(
+        w.send(T0, 1, 0, anchor(2)),
+        Err(TxError::Invalid(_))
+    ));
     w.send(T0, 1, 0, anchor(1)).unwrap();
+    assert!(matches!(
+        w.send(T0, 1, 0, anchor(3)),
+        Err(TxError::Invalid(_))
+    ));
+    // A frontier must be sorted, unique and no wider than the group.
+    for frontier in [
+        vec![],
+        vec![Hash32([3; 32]), Hash32([2; 32])],
+        vec![Hash32([1; 32]), Hash32([1; 32])],
+        vec![Hash32([1; 32]), Hash32([2; 32]), Hash32([3; 32])],
+    ] {
+        let kind = TxKind::Anchor {
+            group_id,
+            sequence: 2,
+            frontier_root: Hash32([2; 32]),
+            confirmed_vertices: 20,
+            frontier,
+        };
+        assert!(matches!(w.send(T0, 2, 0, kind), Err(TxError::Invalid(_))));
+    }
     w.send(T0, 2, 0, anchor(2)).unwrap();
     assert!(matches!(
         w.send(T0, 1, 0, anchor(2)),

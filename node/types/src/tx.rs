@@ -229,6 +229,11 @@ pub enum TxKind {
         frontier_root: Hash32,
         /// Confirmed vertices covered so far.
         confirmed_vertices: u64,
+        /// The confirmed frontier the root covers: the highest confirmed vertex id per
+        /// gateway, sorted. On chain so every gateway can check the final anchor against
+        /// its own DAG without any off-chain proposal (after a restart of the whole group
+        /// nobody holds one).
+        frontier: Vec<Hash32>,
     },
     /// Reports a validator that signed two conflicting messages.
     Evidence(MisbehaviourEvidence),
@@ -349,12 +354,14 @@ impl Encode for TxKind {
                 sequence,
                 frontier_root,
                 confirmed_vertices,
+                frontier,
             } => {
                 out.push(5);
                 group_id.encode_to(out);
                 sequence.encode_to(out);
                 frontier_root.encode_to(out);
                 confirmed_vertices.encode_to(out);
+                frontier.encode_to(out);
             }
             TxKind::Evidence(e) => {
                 out.push(6);
@@ -435,6 +442,7 @@ impl Decode for TxKind {
                 sequence: d(r)?,
                 frontier_root: Decode::decode_from(r)?,
                 confirmed_vertices: d(r)?,
+                frontier: Decode::decode_from(r)?,
             },
             6 => TxKind::Evidence(Decode::decode_from(r)?),
             7 => TxKind::DappStake { amount: d(r)? },

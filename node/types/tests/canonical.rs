@@ -63,14 +63,24 @@ fn kind() -> impl Strategy<Value = TxKind> {
             }
         ),
         (h(), addr()).prop_map(|(stream_id, grantee)| TxKind::Revoke { stream_id, grantee }),
-        (h(), any::<u64>(), h(), any::<u64>()).prop_map(
-            |(group_id, sequence, frontier_root, confirmed_vertices)| TxKind::Anchor {
-                group_id,
-                sequence,
-                frontier_root,
-                confirmed_vertices
-            }
-        ),
+        (
+            h(),
+            any::<u64>(),
+            h(),
+            any::<u64>(),
+            prop::collection::vec(h(), 0..4)
+        )
+            .prop_map(
+                |(group_id, sequence, frontier_root, confirmed_vertices, frontier)| {
+                    TxKind::Anchor {
+                        group_id,
+                        sequence,
+                        frontier_root,
+                        confirmed_vertices,
+                        frontier,
+                    }
+                }
+            ),
         (pk(), bytes(), sig(), bytes(), sig()).prop_map(|(offender, p1, s1, p2, s2)| {
             TxKind::Evidence(MisbehaviourEvidence {
                 offender,
