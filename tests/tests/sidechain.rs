@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cpc_sidechain::{Group, MachineKind, MachineTx, SignedMachineTx};
 use cpc_tests::{Node, Testnet, cpchain};
-use cpc_types::{Hash32, SecretKey, Transaction, TxKind, UNITS_PER_CPC, sha256};
+use cpc_types::{Hash32, SecretKey, sha256};
 use serde_json::Value;
 
 fn event(group: Hash32, key: &SecretKey, nonce: u64, reading: u32) -> SignedMachineTx {
@@ -163,26 +163,30 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     assert!(vx.body["anchor"].as_u64().is_some());
 
     // A main-chain lock funds a machine: deposit at one gateway, transfer at another.
-    let user = net.user(1);
-    let lock = Transaction {
-        chain_id: 1,
-        sender: user.public(),
-        nonce: 0,
-        max_fee: UNITS_PER_CPC / 1000,
-        kind: TxKind::SideLock {
-            group_id: group,
-            account: machines[1].address(),
-            amount: 1000,
-        },
-    }
-    .sign(&user);
-    assert_eq!(net.nodes[0].submit(&lock).status, 202);
-    net.nodes[0].wait_committed(&lock.id().to_string());
+    // The lock goes through the CLI, as an operator sends it.
+    let user_key = net.dir.path().join("keys/user-1.key");
+    let out = cpchain(&[
+        "sidechain",
+        "lock",
+        "--home",
+        net.nodes[0].home.to_str().unwrap(),
+        "--key",
+        user_key.to_str().unwrap(),
+        "--group",
+        "e2e-district",
+        "--account",
+        &machines[1].address().to_string(),
+        "--amount",
+        "0.00001",
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let lock_id: Hash32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let deposit = MachineTx {
         group_id: group,
         sender: machines[1].public(),
         nonce: 1,
-        kind: MachineKind::Deposit { lock: lock.id() },
+        kind: MachineKind::Deposit { lock: lock_id },
     }
     .sign(&machines[1]);
     // The gateway may not have read the lock's block yet: it waits for it.
@@ -254,6 +258,23 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
         .as_u64()
         .unwrap();
     assert!(main_anchor > 0);
+    // The main chain took endorsed anchors and paid cooperation rewards from the group's
+    // pool (100,000 CPC at genesis, at most 1 CPC per anchor), the same on every node.
+    let on_chain: Vec<Value> = net
+        .nodes
+        .iter()
+        .map(|n| n.get("/v1/sidechain/status").body["on_chain"].clone())
+        .collect();
+    let pool = on_chain[0]["reward_pool"].as_u64().unwrap();
+    let seq = on_chain[0]["last_anchor"]["sequence"].as_u64().unwrap();
+    assert!(seq >= least, "{on_chain:?}");
+    assert!(pool < 100_000 * 100_000_000, "no reward paid: {on_chain:?}");
+    assert!(
+        pool >= 100_000 * 100_000_000 - seq * 100_000_000,
+        "{on_chain:?}"
+    );
+    assert_eq!(on_chain[0]["offenders"], serde_json::json!([]));
+    assert_eq!(on_chain[0]["reward_per_anchor"], 100_000_000);
 
     // Metrics: the confirmation latency histogram and the counters.
     let (code, page) = net.nodes[0].get_text("/metrics", None);
@@ -365,6 +386,37 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     }
     wait_status(&net.nodes[0], &back.hash(), &["final"], 60);
 
+    // The owner raises the reward per anchor and tops the pool up through the CLI; the
+    // gateways read the change from the final block and anchor on at the new rate.
+    let foundation = net.dir.path().join("keys/foundation.key");
+    let st = net.nodes[0].get("/v1/sidechain/status").body;
+    let mut args: Vec<String> = [
+        "sidechain",
+        "group",
+        "--home",
+        net.nodes[0].home.to_str().unwrap(),
+        "--key",
+        foundation.to_str().unwrap(),
+        "--group",
+        "e2e-district",
+        "--reward-per-anchor",
+        "2",
+        "--fund",
+        "50",
+        "--wait",
+    ]
+    .map(String::from)
+    .to_vec();
+    for g in st["gateways"].as_array().unwrap() {
+        args.extend(["--gateway".into(), g.as_str().unwrap().to_owned()]);
+    }
+    let out = cpchain(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{out:?}");
+    let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();
+    assert_eq!(on_chain["reward_per_anchor"], 200_000_000, "{on_chain}");
+    let topped = on_chain["reward_pool"].as_u64().unwrap();
+    assert!(topped > pool + 40 * 100_000_000, "{on_chain}");
+
     // The whole network restarts: every node replays its side-chain log, so the history
     // is still final.
     for n in &mut net.nodes {
@@ -382,6 +434,10 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     for n in &net.nodes {
         wait_status(n, &after.hash(), &["final"], 60);
     }
+    // Anchors after the change paid from the topped-up pool, at most 2 CPC each.
+    let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();
+    let left = on_chain["reward_pool"].as_u64().unwrap();
+    assert!(left < topped, "no reward paid after the change: {on_chain}");
     for n in &mut net.nodes {
         assert!(n.stop(), "unclean stop:\n{}", tail(&n.log()));
     }

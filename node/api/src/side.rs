@@ -45,6 +45,8 @@ pub struct SideMetrics {
     pub rejected_vertices_total: u64,
     /// Anchors this node sent to the main chain.
     pub anchors_submitted_total: u64,
+    /// Equivocation evidence this node sent to the main chain.
+    pub evidence_submitted_total: u64,
     /// Vertices per second over the last few seconds.
     pub vertices_per_second: u64,
     /// Confirmed transactions per second over the last few seconds.
@@ -324,7 +326,7 @@ pub(crate) async fn side_vertex(
 #[utoipa::path(
     get,
     path = "/v1/sidechain/status",
-    responses((status = 200, description = "The group, its gateways and quorum, tips and confirmed frontier per gateway, counts, the last anchor, cumulative cooperation scores and rewards, equivocators, and this node's counters", body = Object), (status = 503, body = ErrorBody))
+    responses((status = 200, description = "The group, its gateways and quorum, tips and confirmed frontier per gateway, counts, the last anchor, cumulative cooperation scores and rewards, equivocators, this node's counters, and what the main chain holds for the group (`on_chain`: locked funds, reward per anchor and pool, last anchor, gateways with equivocation evidence)", body = Object), (status = 503, body = ErrorBody))
 )]
 pub(crate) async fn side_status(
     State(s): State<Shared>,
@@ -338,8 +340,28 @@ pub(crate) async fn side_status(
                 .into(),
         )
     })?;
+    // What the main chain holds for the group: its reward pool, and who was caught.
+    let on_chain = s.chain.with_state(|st| {
+        st.side_group(&status.group_id).map(|g| {
+            let offenders: Vec<String> = g
+                .gateways
+                .iter()
+                .filter(|k| st.side_offender(&status.group_id, &k.address()).is_some())
+                .map(ToString::to_string)
+                .collect();
+            serde_json::json!({
+                "owner": g.owner.to_string(),
+                "locked": g.locked,
+                "reward_per_anchor": g.reward_per_anchor,
+                "reward_pool": g.pool,
+                "last_anchor": st.side_anchor(&status.group_id),
+                "offenders": offenders,
+            })
+        })
+    });
     let mut v = serde_json::to_value(status).map_err(|e| ApiError::Internal(e.to_string()))?;
     v["metrics"] = serde_json::to_value(metrics).map_err(|e| ApiError::Internal(e.to_string()))?;
+    v["on_chain"] = on_chain.unwrap_or(serde_json::Value::Null);
     Ok(Json(v))
 }
 
@@ -362,7 +384,7 @@ pub(crate) async fn side_account(
 
 /// The side chain's part of `/metrics`.
 pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
-    let counters: [(&str, &str, u64); 7] = [
+    let counters: [(&str, &str, u64); 8] = [
         (
             "cpchain_side_vertices_total",
             "Side-chain vertices accepted (own and peers').",
@@ -397,6 +419,11 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
             "cpchain_side_anchors_submitted_total",
             "Anchors this gateway sent to the main chain.",
             m.anchors_submitted_total,
+        ),
+        (
+            "cpchain_side_evidence_submitted_total",
+            "Gateway equivocations this node reported on the main chain.",
+            m.evidence_submitted_total,
         ),
     ];
     for (name, help, v) in counters {

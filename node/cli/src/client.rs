@@ -217,6 +217,22 @@ pub(crate) struct TransferArgs {
     /// Amount in CPC, up to 8 decimals.
     #[arg(long)]
     amount: String,
+    #[command(flatten)]
+    send: SendOpts,
+}
+
+pub(crate) fn transfer(args: &TransferArgs) -> Result<ExitCode> {
+    let amount = parse_cpc(&args.amount)?;
+    let kind = TxKind::Transfer {
+        to: args.to,
+        amount,
+    };
+    send_signed(&args.api, args.key.as_ref(), &args.send, kind)
+}
+
+/// How a main-chain transaction is sent from the command line.
+#[derive(Debug, Args)]
+pub(crate) struct SendOpts {
     /// Most base units of fee to pay (used only beyond the free quota).
     #[arg(long, default_value_t = UNITS_PER_CPC / 1000)]
     max_fee: u64,
@@ -228,10 +244,16 @@ pub(crate) struct TransferArgs {
     wait: bool,
 }
 
-pub(crate) fn transfer(args: &TransferArgs) -> Result<ExitCode> {
-    let (client, key, chain_id) = args.api.signer(args.key.as_ref(), "the sender's")?;
-    let amount = parse_cpc(&args.amount)?;
-    let nonce = match args.nonce {
+/// Signs `kind` with the sender's key, sends it through the node's API and prints its id;
+/// with `--wait`, waits for its block.
+pub(crate) fn send_signed(
+    api: &ApiArgs,
+    key: Option<&PathBuf>,
+    opts: &SendOpts,
+    kind: TxKind,
+) -> Result<ExitCode> {
+    let (client, key, chain_id) = api.signer(key, "the sender's")?;
+    let nonce = match opts.nonce {
         Some(n) => n,
         None => client.get(&format!("/v1/accounts/{}", key.address()))?["next_nonce"]
             .as_u64()
@@ -241,17 +263,14 @@ pub(crate) fn transfer(args: &TransferArgs) -> Result<ExitCode> {
         chain_id,
         sender: key.public(),
         nonce,
-        max_fee: args.max_fee,
-        kind: TxKind::Transfer {
-            to: args.to,
-            amount,
-        },
+        max_fee: opts.max_fee,
+        kind,
     }
     .sign(&key);
     let v = client.post_json("/v1/txs", &tx)?;
     let id = v["id"].as_str().unwrap_or_default().to_owned();
     println!("{id}");
-    if args.wait {
+    if opts.wait {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let st = client.get(&format!("/v1/txs/{id}"))?;

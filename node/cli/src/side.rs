@@ -15,7 +15,7 @@
 //! start (which also tells a gateway its own last sequence number, so it never signs one
 //! twice). A torn last record is ignored; what it held comes back from peers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +32,7 @@ use cpc_sidechain::{
     Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, Status, TxInfo,
     VertexInfo,
 };
-use cpc_types::{Address, Encode, Hash32, SecretKey, Transaction};
+use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
 
 /// The `[sidechain]` section.
@@ -69,17 +69,19 @@ impl Default for SideSection {
     }
 }
 
+/// The id of a group given by name, or by its id as 64 hex digits.
+pub(crate) fn group_id_of(name_or_id: &str) -> Hash32 {
+    match name_or_id.parse::<Hash32>() {
+        Ok(id) if name_or_id.len() == 64 => id,
+        _ => Group::id_of(name_or_id),
+    }
+}
+
 impl SideSection {
     /// The group id, `None` when the node follows no group.
     pub(crate) fn group_id(&self) -> Option<Hash32> {
         let g = self.group.trim();
-        if g.is_empty() {
-            return None;
-        }
-        Some(match g.parse::<Hash32>() {
-            Ok(id) if g.len() == 64 => id,
-            _ => Group::id_of(g),
-        })
+        (!g.is_empty()).then(|| group_id_of(g))
     }
 
     /// Checks the settings, with an error that names the field and its range.
@@ -376,6 +378,7 @@ pub(crate) fn start(
         tokens: Vec::new(),
         fed: 0,
         warned: false,
+        reported: BTreeSet::new(),
     };
     let thread = std::thread::Builder::new()
         .name("cpc-sidechain".into())
@@ -405,6 +408,8 @@ struct Task {
     /// Main-chain height fed so far.
     fed: u64,
     warned: bool,
+    /// Gateways whose equivocation this node reported.
+    reported: BTreeSet<PublicKey>,
 }
 
 impl Task {
@@ -555,6 +560,16 @@ impl Task {
                     sequence = ev.first.vertex.sequence,
                     "a side-chain gateway signed two vertices with one sequence number"
                 );
+                if self.reported.insert(ev.offender) {
+                    let id = self.submit_tx(ev.tx_kind(), "equivocation evidence");
+                    if id.is_some() {
+                        self.node.meter().m.evidence_submitted_total += 1;
+                    } else {
+                        // Refused (already on chain, or the mempool is full): another
+                        // gateway reports it, or this one does on the next sighting.
+                        self.reported.remove(&ev.offender);
+                    }
+                }
             }
             Action::Confirmed { latency_ms, .. } => self.node.meter().confirmed(*latency_ms),
             Action::Rejected { vertex, reason } => {
@@ -568,9 +583,21 @@ impl Task {
     }
 
     fn submit_anchor(&mut self, anchor: &cpc_sidechain::SignedAnchor) {
-        let Some(key) = &self.key else {
-            return;
-        };
+        if let Some(id) = self.submit_tx(anchor.tx_kind(), "side-chain anchor") {
+            self.node.meter().m.anchors_submitted_total += 1;
+            tracing::info!(
+                sequence = anchor.anchor.sequence,
+                vertices = anchor.anchor.confirmed_vertices,
+                endorsements = anchor.endorsements.len(),
+                tx = %id,
+                "side-chain anchor sent to the main chain"
+            );
+        }
+    }
+
+    /// Signs `kind` with this gateway's key and hands it to the main chain's mempool.
+    fn submit_tx(&mut self, kind: TxKind, what: &str) -> Option<Hash32> {
+        let key = self.key.as_ref()?;
         let now = cpc_api::now_ms();
         let genesis = self.chain.genesis();
         let nonce = self.chain.account(&key.address(), now).next_nonce;
@@ -579,25 +606,15 @@ impl Task {
             sender: key.public(),
             nonce,
             max_fee: genesis.params.base_fee,
-            kind: anchor.tx_kind(),
+            kind,
         }
         .sign(key);
-        match self.chain.submit(vec![tx], now).pop() {
-            Some(Ok(id)) => {
-                self.node.meter().m.anchors_submitted_total += 1;
-                tracing::info!(
-                    sequence = anchor.anchor.sequence,
-                    vertices = anchor.anchor.confirmed_vertices,
-                    tx = %id,
-                    "side-chain anchor sent to the main chain"
-                );
+        match self.chain.submit(vec![tx], now).pop()? {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "the main chain refused this node's {what}; it is sent again later");
+                None
             }
-            Some(Err(e)) => tracing::warn!(
-                sequence = anchor.anchor.sequence,
-                error = %e,
-                "the main chain refused a side-chain anchor; it is sent again later"
-            ),
-            None => {}
         }
     }
 
@@ -639,6 +656,7 @@ impl Task {
             }
             return false;
         };
+        let reward_per_anchor = on_chain.reward_per_anchor;
         let group = match Group::new(id, on_chain.gateways) {
             Ok(g) => g,
             Err(e) => {
@@ -659,7 +677,9 @@ impl Task {
             self.key = None;
         }
         let n = group.n();
-        match SideChain::new(self.section.side_config(group), key, self.accel.clone()) {
+        let mut cfg = self.section.side_config(group);
+        cfg.reward_per_anchor = reward_per_anchor;
+        match SideChain::new(cfg, key, self.accel.clone()) {
             Ok(mut s) => {
                 let replay = std::mem::take(&mut self.replay);
                 if !replay.is_empty() {

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use cpc_sidechain::{MachineKind, MachineTx};
-use cpc_types::{Address, Hash32, sha256};
+use cpc_types::{Address, Hash32, PublicKey, TxKind, sha256};
 
-use crate::client::ApiArgs;
+use crate::client::{ApiArgs, SendOpts, parse_cpc, send_signed};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SideCommand {
@@ -27,6 +27,55 @@ pub(crate) enum SideCommand {
         /// The transaction hash.
         hash: Hash32,
     },
+    /// Declare a group on the main chain, or change it (its owner only): its gateways, the
+    /// most an anchor pays in cooperation rewards, and CPC added to its reward pool.
+    Group(GroupArgs),
+    /// Lock CPC in a group, funding a machine account's side balance (the machine claims
+    /// it with `send deposit --lock <the printed id>`).
+    Lock(LockArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The owner's key file (default: the home's keys/validator.key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The group: a name, or its id as 64 hex digits.
+    #[arg(long)]
+    group: String,
+    /// A gateway's public key (hex); repeat for each, in any order.
+    #[arg(long = "gateway", required = true)]
+    gateways: Vec<PublicKey>,
+    /// The most an anchor pays in cooperation rewards, in CPC.
+    #[arg(long, default_value = "0")]
+    reward_per_anchor: String,
+    /// CPC moved from the owner into the group's reward pool.
+    #[arg(long, default_value = "0")]
+    fund: String,
+    #[command(flatten)]
+    send: SendOpts,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LockArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The payer's key file (default: the home's keys/validator.key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The group: a name, or its id as 64 hex digits.
+    #[arg(long)]
+    group: String,
+    /// The machine account credited on the side chain (cpc…).
+    #[arg(long)]
+    account: Address,
+    /// Amount in CPC, up to 8 decimals.
+    #[arg(long)]
+    amount: String,
+    #[command(flatten)]
+    send: SendOpts,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +152,29 @@ pub(crate) fn run(cmd: SideCommand) -> Result<ExitCode> {
             let v = api.client()?.get(&format!("/v1/sidechain/txs/{hash}"))?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(ExitCode::SUCCESS)
+        }
+        SideCommand::Group(a) => {
+            let mut gateways = a.gateways.clone();
+            gateways.sort();
+            gateways.dedup();
+            if gateways.len() != a.gateways.len() {
+                bail!("a --gateway key is given twice");
+            }
+            let kind = TxKind::SideGroup {
+                group_id: crate::side::group_id_of(a.group.trim()),
+                gateways,
+                reward_per_anchor: parse_cpc(&a.reward_per_anchor)?,
+                fund: parse_cpc(&a.fund)?,
+            };
+            send_signed(&a.api, a.key.as_ref(), &a.send, kind)
+        }
+        SideCommand::Lock(a) => {
+            let kind = TxKind::SideLock {
+                group_id: crate::side::group_id_of(a.group.trim()),
+                account: a.account,
+                amount: parse_cpc(&a.amount)?,
+            };
+            send_signed(&a.api, a.key.as_ref(), &a.send, kind)
         }
     }
 }

@@ -12,6 +12,11 @@ use serde::Serialize;
 
 use crate::{config, keys};
 
+/// Cooperation rewards an anchor of the testnet's side group pays at most.
+const SIDE_REWARD_PER_ANCHOR: u64 = UNITS_PER_CPC;
+/// The testnet side group's reward pool at genesis.
+const SIDE_REWARD_POOL: u64 = 100_000 * UNITS_PER_CPC;
+
 #[derive(Debug, Args)]
 pub(crate) struct TestnetArgs {
     /// Validator nodes; 3f + 1 of them tolerate f faulty ones (4 tolerate one).
@@ -147,7 +152,13 @@ pub(crate) fn run(args: &TestnetArgs) -> Result<ExitCode> {
     for v in &validators {
         allocations.insert(v.address(), per_validator);
     }
-    let used: u64 = allocations.values().sum::<u64>() + deposit * args.nodes as u64;
+    // The side group's reward pool, when there is one, comes out of the foundation's rest.
+    let side_pool = if args.side_group.trim().is_empty() {
+        0
+    } else {
+        SIDE_REWARD_POOL
+    };
+    let used: u64 = allocations.values().sum::<u64>() + deposit * args.nodes as u64 + side_pool;
     let rest = TOTAL_SUPPLY
         .checked_sub(used)
         .context("too many users and nodes for the supply")?;
@@ -172,6 +183,8 @@ pub(crate) fn run(args: &TestnetArgs) -> Result<ExitCode> {
             id: cpc_sidechain::Group::id_of(side_group),
             owner: foundation.address(),
             gateways,
+            reward_per_anchor: SIDE_REWARD_PER_ANCHOR,
+            reward_pool: side_pool,
         }]
     };
     let genesis = Genesis {

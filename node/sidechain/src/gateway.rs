@@ -4,14 +4,17 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use cpc_accel::{Dispatcher, SigItem};
-use cpc_types::{Address, Hash32, PublicKey, SecretKey, sha256};
+use cpc_types::{
+    Address, Endorsement, Hash32, PublicKey, SecretKey, SideAnchor as Anchor, SideReward as Reward,
+    sha256,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::SideError;
 use crate::group::Group;
 use crate::types::{
-    Anchor, EquivocationEvidence, MachineKind, Message, Reward, SignedAnchor, SignedMachineTx,
-    SignedVertex, Slot, Vertex, VertexId,
+    EquivocationEvidence, MachineKind, Message, SignedAnchor, SignedMachineTx, SignedVertex, Slot,
+    Vertex, VertexId,
 };
 
 /// Parents a vertex may name besides its creator's previous vertex.
@@ -21,8 +24,9 @@ pub const MAX_TIPS: usize = 8;
 pub const RELAY_HALF_MS: u64 = 100;
 
 /// Anchor proposals kept per sequence number (a gateway proposes again while the main
-/// chain has not taken one, and so do the others once it is overdue). They only give the
-/// status *anchored* early: finality comes with the frontier from the main chain.
+/// chain has not taken one, and so do the others once it is overdue). They collect
+/// endorsements and give the status *anchored* early: finality comes with the frontier
+/// from the main chain.
 const MAX_PROPOSALS: usize = 64;
 
 /// How a gateway behaves. Every node of a group must use the same `group`; the timing
@@ -43,7 +47,8 @@ pub struct Config {
     pub anchor_interval_ms: u64,
     /// Milliseconds between two announcements of this node's heads (catch-up).
     pub heads_interval_ms: u64,
-    /// Base units shared among cooperating gateways at each anchor.
+    /// Base units shared among cooperating gateways at each anchor: the group's
+    /// `reward_per_anchor` on the main chain (every gateway must use the same).
     pub reward_per_anchor: u64,
     /// A transaction that cannot be included (nonce gap, unknown lock) is dropped after
     /// this many milliseconds.
@@ -99,6 +104,8 @@ pub enum Input {
         /// The confirmed frontier it covers (sorted vertex ids).
         frontier: Vec<VertexId>,
     },
+    /// The group's reward per anchor changed on the main chain.
+    RewardPerAnchor(u64),
 }
 
 /// What the state machine asks the node to do.
@@ -111,7 +118,7 @@ pub enum Action {
         /// The message.
         msg: Message,
     },
-    /// Submits an anchor to the main chain.
+    /// Submits an anchor that a quorum of gateways endorsed to the main chain.
     SubmitAnchor(SignedAnchor),
     /// A gateway signed two vertices with one sequence number: report it on the main chain.
     Equivocation(Box<EquivocationEvidence>),
@@ -324,6 +331,10 @@ pub struct SideChain {
     /// the vertices it newly covers.
     verified: BTreeMap<u64, (Hash32, u64, Vec<VertexId>)>,
     proposals: BTreeMap<u64, Vec<SignedAnchor>>,
+    /// Anchors (hash of their signing bytes) this node recomputed from its own DAG.
+    matched: BTreeSet<Hash32>,
+    /// The sequence and time of the last anchor this node sent to the main chain.
+    sent: Option<(u64, u64)>,
     finals: BTreeMap<u64, Final>,
     /// A final anchor this DAG contradicts, reported once.
     final_mismatch: Option<u64>,
@@ -336,6 +347,11 @@ pub struct SideChain {
 
 fn bit(i: usize) -> u64 {
     1u64 << i
+}
+
+/// Names an anchor by what its endorsers sign.
+fn anchor_hash(a: &Anchor) -> Hash32 {
+    sha256(&[&a.signing_bytes()])
 }
 
 impl SideChain {
@@ -387,6 +403,8 @@ impl SideChain {
             last_final_ms: 0,
             verified: BTreeMap::new(),
             proposals: BTreeMap::new(),
+            matched: BTreeSet::new(),
+            sent: None,
             finals: BTreeMap::new(),
             final_mismatch: None,
             submitted: None,
@@ -436,6 +454,7 @@ impl SideChain {
                 }
                 self.progress_anchors(&mut out);
             }
+            Input::RewardPerAnchor(r) => self.cfg.reward_per_anchor = r,
         }
         out
     }
@@ -802,12 +821,23 @@ impl SideChain {
                     });
                 }
             }
-            Message::Anchor(a) => {
+            Message::Anchor(mut a) => {
                 let seq = a.anchor.sequence;
-                if a.anchor.group_id == self.cfg.group.id
-                    && seq > self.final_seq
-                    && seq <= self.final_seq + 16
+                if a.anchor.group_id != self.cfg.group.id
+                    || seq <= self.final_seq
+                    || seq > self.final_seq + 16
                 {
+                    return;
+                }
+                // Only endorsements by gateways that verify are kept.
+                let msg = a.anchor.signing_bytes();
+                let group = &self.cfg.group;
+                a.endorsements.retain(|e| {
+                    group.index(&e.gateway).is_some() && e.gateway.verify(&msg, &e.signature)
+                });
+                a.endorsements.sort_by_key(|e| e.gateway);
+                a.endorsements.dedup_by_key(|e| e.gateway);
+                if !a.endorsements.is_empty() {
                     self.propose(a);
                     self.progress_anchors(out);
                 }
@@ -1435,21 +1465,87 @@ impl SideChain {
             root,
             confirmed_vertices: count,
             rewards,
-            submitter: key.public(),
         };
-        let signature = key.sign(&anchor.signing_bytes());
-        let signed = SignedAnchor { anchor, signature };
+        let endorsement = Endorsement {
+            gateway: key.public(),
+            signature: key.sign(&anchor.signing_bytes()),
+        };
+        let signed = SignedAnchor {
+            anchor,
+            endorsements: vec![endorsement],
+        };
         self.submitted = Some(next);
         self.last_final_ms = self
             .last_final_ms
             .max(self.now.saturating_sub(self.cfg.anchor_interval_ms));
+        self.matched.insert(anchor_hash(&signed.anchor));
         self.propose(signed.clone());
         out.push(Action::Send {
             to: None,
-            msg: Message::Anchor(signed.clone()),
+            msg: Message::Anchor(signed),
         });
-        out.push(Action::SubmitAnchor(signed));
         self.progress_anchors(out);
+    }
+
+    /// Adds this gateway's endorsement to a proposal it recomputed, and tells the group.
+    fn endorse(&mut self, seq: u64, hash: Hash32, out: &mut Vec<Action>) {
+        let Some(key) = self.key.as_ref() else {
+            return;
+        };
+        let me = key.public();
+        let Some(p) = self
+            .proposals
+            .get_mut(&seq)
+            .and_then(|l| l.iter_mut().find(|p| anchor_hash(&p.anchor) == hash))
+        else {
+            return;
+        };
+        let Err(at) = p.endorsements.binary_search_by_key(&me, |e| e.gateway) else {
+            return;
+        };
+        let signature = key.sign(&p.anchor.signing_bytes());
+        p.endorsements.insert(
+            at,
+            Endorsement {
+                gateway: me,
+                signature,
+            },
+        );
+        let msg = Message::Anchor(p.clone());
+        out.push(Action::Send { to: None, msg });
+    }
+
+    /// Sends the next anchor to the main chain once a quorum endorsed it here: the
+    /// designated gateway does, and any gateway once the anchor is overdue; again if the
+    /// main chain has not taken it after a while.
+    fn maybe_submit(&mut self, out: &mut Vec<Action>) {
+        let Some(me) = self.me else {
+            return;
+        };
+        let next = self.final_seq + 1;
+        let n = self.cfg.group.n() as u64;
+        let designated = (next % n) as usize == me;
+        let overdue = self.now >= self.last_final_ms + 3 * self.cfg.anchor_interval_ms;
+        if !designated && !overdue {
+            return;
+        }
+        if self
+            .sent
+            .is_some_and(|(s, t)| s == next && self.now < t + 2 * self.cfg.anchor_interval_ms)
+        {
+            return;
+        }
+        let quorum = self.quorum();
+        let Some(best) = self.proposals.get(&next).and_then(|l| {
+            l.iter()
+                .filter(|p| p.endorsements.len() >= quorum)
+                .max_by_key(|p| p.endorsements.len())
+        }) else {
+            return;
+        };
+        let best = best.clone();
+        self.sent = Some((next, self.now));
+        out.push(Action::SubmitAnchor(best));
     }
 
     /// The highest confirmed, unanchored-or-anchored vertex per gateway (lowest id among
@@ -1547,15 +1643,25 @@ impl SideChain {
             .collect()
     }
 
-    /// Keeps a proposal for its sequence; the oldest goes when too many arrive.
+    /// Keeps a proposal for its sequence, merging the endorsements of one anchor; the
+    /// oldest goes when too many arrive. Endorsements must be verified and sorted.
     fn propose(&mut self, a: SignedAnchor) {
         let list = self.proposals.entry(a.anchor.sequence).or_default();
-        if !list.contains(&a) {
-            if list.len() >= MAX_PROPOSALS {
-                list.remove(0);
+        if let Some(p) = list.iter_mut().find(|p| p.anchor == a.anchor) {
+            for e in a.endorsements {
+                if let Err(at) = p
+                    .endorsements
+                    .binary_search_by_key(&e.gateway, |x| x.gateway)
+                {
+                    p.endorsements.insert(at, e);
+                }
             }
-            list.push(a);
+            return;
         }
+        if list.len() >= MAX_PROPOSALS {
+            list.remove(0);
+        }
+        list.push(a);
     }
 
     /// Verifies proposals for the next anchor (status *anchored*) and applies final anchors
@@ -1564,31 +1670,42 @@ impl SideChain {
         loop {
             let next = self.final_seq + 1;
             let Some(fin) = self.finals.get(&next).cloned() else {
-                if !self.verified.contains_key(&next) {
-                    let props = self.proposals.get(&next).cloned().unwrap_or_default();
-                    for p in props {
-                        match self.verify_anchor(&p) {
-                            Ok(Some(covered)) => {
-                                self.mark_anchored(next, &covered);
-                                self.verified.insert(
-                                    next,
-                                    (p.anchor.root, p.anchor.confirmed_vertices, covered),
-                                );
-                                break;
+                let props = self.proposals.get(&next).cloned().unwrap_or_default();
+                for p in props {
+                    let hash = anchor_hash(&p.anchor);
+                    if !self.matched.contains(&hash) {
+                        match self.check_frontier(
+                            &p.anchor.frontier,
+                            p.anchor.root,
+                            p.anchor.confirmed_vertices,
+                            Some(&p.anchor.rewards),
+                        ) {
+                            Ok(Some((covered, _))) => {
+                                self.matched.insert(hash);
+                                if !self.verified.contains_key(&next) {
+                                    self.mark_anchored(next, &covered);
+                                    self.verified.insert(
+                                        next,
+                                        (p.anchor.root, p.anchor.confirmed_vertices, covered),
+                                    );
+                                }
                             }
-                            Ok(None) => {}
+                            Ok(None) => continue,
                             Err(reason) => {
                                 if let Some(l) = self.proposals.get_mut(&next) {
-                                    l.retain(|x| x != &p);
+                                    l.retain(|x| x.anchor != p.anchor);
                                 }
                                 out.push(Action::AnchorMismatch {
                                     sequence: next,
                                     reason,
                                 });
+                                continue;
                             }
                         }
                     }
+                    self.endorse(next, hash, out);
                 }
+                self.maybe_submit(out);
                 return;
             };
             // The main chain decided; its frontier must give its root over this DAG.
@@ -1629,6 +1746,7 @@ impl SideChain {
             self.final_seq = next;
             self.finals.remove(&next);
             self.proposals.remove(&next);
+            self.matched.clear();
             self.anchor_root = fin.root;
             self.anchor_count = fin.count;
             self.last_final_ms = self.now;
@@ -1665,21 +1783,6 @@ impl SideChain {
                 }
             }
         }
-    }
-
-    /// `Ok(Some(covered))` when the proposal matches this node's history, `Ok(None)` when
-    /// this node cannot tell yet (a frontier vertex unknown or unconfirmed here).
-    fn verify_anchor(&mut self, a: &SignedAnchor) -> Result<Option<Vec<VertexId>>, String> {
-        let x = &a.anchor;
-        if self.cfg.group.index(&x.submitter).is_none() {
-            return Err("the submitter is not a gateway".into());
-        }
-        if !x.submitter.verify(&x.signing_bytes(), &a.signature) {
-            return Err("the anchor signature is invalid".into());
-        }
-        Ok(self
-            .check_frontier(&x.frontier, x.root, x.confirmed_vertices, Some(&x.rewards))?
-            .map(|(covered, _)| covered))
     }
 
     /// Whether `frontier` over this DAG gives `root` and `count` (and `rewards`, when

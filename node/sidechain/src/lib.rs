@@ -45,21 +45,27 @@
 //! # Anchors
 //!
 //! When N confirmed vertices or T ms have accumulated, the designated gateway (sequence mod
-//! n; anyone once it is overdue) signs an [`Anchor`]: the highest confirmed vertex per
-//! gateway, and a root chaining the previous root with the Merkle root of the newly covered
-//! vertex ids. Every node recomputes it from its own DAG before accepting it (status
-//! *anchored*), and once the main chain reports it final — with the frontier, which the
-//! main-chain transaction carries, checked against this node's DAG — the history below it
-//! is final.
-//! Anchors carry cooperation rewards computed from the covered vertices: references to other
-//! gateways' vertices, discounted by relay delay; lazy gateways (mostly self-references) get
-//! nothing.
+//! n; anyone once it is overdue) proposes an [`Anchor`]: the highest confirmed vertex per
+//! gateway, a root chaining the previous root with the Merkle root of the newly covered
+//! vertex ids, and the cooperation rewards over those vertices. Every gateway recomputes
+//! all of it from its own DAG (status *anchored*) and adds its [`Endorsement`]; once n − f
+//! gateways endorsed it, it goes to the main chain, which checks the endorsements (it has
+//! no DAG to recompute from; any two quorums share an honest gateway), takes anchors in
+//! sequence and pays the rewards from the group's pool. Once the main chain reports an
+//! anchor final — with the frontier, which the transaction carries, checked against this
+//! node's DAG — the history below it is final.
+//!
+//! Rewards follow references to other gateways' vertices, discounted by relay delay; lazy
+//! gateways (mostly self-references) get nothing. Equivocation evidence goes to the main
+//! chain as the two signed vertex headers ([`EquivocationEvidence::tx_kind`]); the main
+//! chain records the offender and pays it nothing more.
 
 mod gateway;
 mod group;
 mod main_chain;
 mod types;
 
+pub use cpc_types::{Endorsement, SideAnchor as Anchor, SideReward as Reward};
 pub use gateway::{
     Action, AnchorStatus, Config, Input, MAX_TIPS, RELAY_HALF_MS, SideChain, Status, TxInfo,
     TxStatus, VertexInfo,
@@ -67,9 +73,9 @@ pub use gateway::{
 pub use group::{Group, MAX_GATEWAYS};
 pub use main_chain::inputs_from_block;
 pub use types::{
-    ANCHOR_DOMAIN, Anchor, EquivocationEvidence, MACHINE_TX_DOMAIN, MAX_MESSAGE_BYTES, MachineKind,
-    MachineTx, Message, Reward, SignedAnchor, SignedMachineTx, SignedVertex, Slot, VERTEX_DOMAIN,
-    Vertex, VertexId,
+    ANCHOR_DOMAIN, EquivocationEvidence, MACHINE_TX_DOMAIN, MAX_MESSAGE_BYTES, MachineKind,
+    MachineTx, Message, SignedAnchor, SignedMachineTx, SignedVertex, Slot, VERTEX_DOMAIN, Vertex,
+    VertexId,
 };
 
 /// Why the side chain refused something.

@@ -5,8 +5,9 @@ use cpc_types::{Hash32, SignedTransaction, TxKind};
 use crate::gateway::Input;
 use crate::types::SignedAnchor;
 
-/// The inputs a final main-chain block holds for group `group_id`: its side locks and
-/// its anchors. A block carries only transactions that executed, so every one counts.
+/// The inputs a final main-chain block holds for group `group_id`: its side locks, its
+/// anchors and changes of its reward per anchor. A block carries only transactions that
+/// executed, so every one counts.
 pub fn inputs_from_block(group_id: &Hash32, txs: &[SignedTransaction]) -> Vec<Input> {
     txs.iter()
         .filter_map(|t| match &t.tx.kind {
@@ -19,18 +20,19 @@ pub fn inputs_from_block(group_id: &Hash32, txs: &[SignedTransaction]) -> Vec<In
                 account: *account,
                 amount: *amount,
             }),
-            TxKind::Anchor {
+            TxKind::Anchor { anchor: a, .. } if a.group_id == *group_id => {
+                Some(Input::AnchorFinal {
+                    sequence: a.sequence,
+                    root: a.root,
+                    confirmed_vertices: a.confirmed_vertices,
+                    frontier: a.frontier.clone(),
+                })
+            }
+            TxKind::SideGroup {
                 group_id: g,
-                sequence,
-                frontier_root,
-                confirmed_vertices,
-                frontier,
-            } if g == group_id => Some(Input::AnchorFinal {
-                sequence: *sequence,
-                root: *frontier_root,
-                confirmed_vertices: *confirmed_vertices,
-                frontier: frontier.clone(),
-            }),
+                reward_per_anchor,
+                ..
+            } if g == group_id => Some(Input::RewardPerAnchor(*reward_per_anchor)),
             _ => None,
         })
         .collect()
@@ -40,23 +42,20 @@ impl SignedAnchor {
     /// The main-chain transaction kind that records this anchor.
     pub fn tx_kind(&self) -> TxKind {
         TxKind::Anchor {
-            group_id: self.anchor.group_id,
-            sequence: self.anchor.sequence,
-            frontier_root: self.anchor.root,
-            confirmed_vertices: self.anchor.confirmed_vertices,
-            frontier: self.anchor.frontier.clone(),
+            anchor: self.anchor.clone(),
+            endorsements: self.endorsements.clone(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use cpc_types::{Address, SecretKey, Transaction};
+    use cpc_types::{Address, SecretKey, SideAnchor, Transaction};
 
     use super::*;
 
     #[test]
-    fn locks_and_anchors_of_the_group_become_inputs() {
+    fn locks_anchors_and_reward_changes_of_the_group_become_inputs() {
         let k = SecretKey::from_bytes([3; 32]);
         let g = Hash32([1; 32]);
         let tx = |nonce, kind| {
@@ -88,15 +87,29 @@ mod tests {
         let anchor = tx(
             2,
             TxKind::Anchor {
-                group_id: g,
-                sequence: 1,
-                frontier_root: Hash32([4; 32]),
-                confirmed_vertices: 10,
-                frontier: vec![Hash32([5; 32])],
+                anchor: SideAnchor {
+                    group_id: g,
+                    sequence: 1,
+                    frontier: vec![Hash32([5; 32])],
+                    root: Hash32([4; 32]),
+                    confirmed_vertices: 10,
+                    rewards: Vec::new(),
+                },
+                endorsements: Vec::new(),
             },
         );
-        let inputs = inputs_from_block(&g, &[lock.clone(), other, anchor]);
-        assert_eq!(inputs.len(), 2);
+        let change = tx(
+            3,
+            TxKind::SideGroup {
+                group_id: g,
+                gateways: vec![k.public()],
+                reward_per_anchor: 7,
+                fund: 0,
+            },
+        );
+        let inputs = inputs_from_block(&g, &[lock.clone(), other, anchor, change]);
+        assert_eq!(inputs.len(), 3);
+        assert!(matches!(inputs[2], Input::RewardPerAnchor(7)));
         assert!(matches!(inputs[0], Input::Lock { id, amount: 5, .. } if id == lock.id()));
         assert!(matches!(
             inputs[1],

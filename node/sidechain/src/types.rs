@@ -3,15 +3,15 @@
 //! Everything here is hashed or signed through the canonical encoding of `cpc_types`.
 
 use cpc_types::codec::{Decode, DecodeError, Encode, Reader, decode_exact};
-use cpc_types::{Address, Hash32, PublicKey, SecretKey, Signature, codec_struct, sha256};
+pub use cpc_types::side::{ANCHOR_DOMAIN, VERTEX_DOMAIN};
+use cpc_types::{
+    Address, Endorsement, Hash32, MisbehaviourEvidence, PublicKey, SecretKey, SideAnchor,
+    Signature, SignedMessage, TxKind, VertexHeader, codec_struct, sha256,
+};
 use serde::{Deserialize, Serialize};
 
 /// Domain separation of machine-transaction signatures.
 pub const MACHINE_TX_DOMAIN: &[u8] = b"cpchain/side/tx/v1";
-/// Domain separation of vertex signatures.
-pub const VERTEX_DOMAIN: &[u8] = b"cpchain/side/vertex/v1";
-/// Domain separation of anchor signatures.
-pub const ANCHOR_DOMAIN: &[u8] = b"cpchain/side/anchor/v1";
 /// The largest encoded gossip message accepted.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
@@ -219,11 +219,21 @@ codec_struct!(Vertex {
 });
 
 impl Vertex {
-    /// The bytes the gateway signs.
+    /// What the gateway signs: the vertex with its transactions replaced by their hash.
+    pub fn header(&self) -> VertexHeader {
+        VertexHeader {
+            group_id: self.group_id,
+            creator: self.creator,
+            sequence: self.sequence,
+            timestamp_ms: self.timestamp_ms,
+            parents: self.parents.clone(),
+            txs_hash: sha256(&[&self.txs.encode()]),
+        }
+    }
+
+    /// The bytes the gateway signs; their hash is the vertex id.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut out = VERTEX_DOMAIN.to_vec();
-        self.encode_to(&mut out);
-        out
+        self.header().signing_bytes()
     }
 
     /// Signs it.
@@ -287,73 +297,34 @@ codec_struct!(EquivocationEvidence {
     second
 });
 
-/// A cooperation reward paid at an anchor.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reward {
-    /// The gateway.
-    pub gateway: PublicKey,
-    /// Its cooperation score over the anchored vertices.
-    pub score: u64,
-    /// Base units paid (zero for lazy gateways).
-    pub amount: u64,
-}
-codec_struct!(Reward {
-    gateway,
-    score,
-    amount
-});
-
-/// A checkpoint of the confirmed DAG, submitted to the main chain.
-///
-/// `frontier` holds, per gateway that has one, the highest confirmed vertex the submitter
-/// knew; the anchor covers the causal history of the frontier. `root` chains the previous
-/// anchor's root with the Merkle root of the ids of the newly covered vertices in
-/// canonical order, so every node recomputes it from its own DAG.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Anchor {
-    /// The group.
-    pub group_id: Hash32,
-    /// 1 for the first anchor, one more for each next.
-    pub sequence: u64,
-    /// The frontier vertices, sorted by id.
-    pub frontier: Vec<VertexId>,
-    /// The chained root of the covered history.
-    pub root: Hash32,
-    /// Vertices covered by this and all earlier anchors.
-    pub confirmed_vertices: u64,
-    /// Cooperation rewards over the newly covered vertices.
-    pub rewards: Vec<Reward>,
-    /// The submitting gateway.
-    pub submitter: PublicKey,
-}
-codec_struct!(Anchor {
-    group_id,
-    sequence,
-    frontier,
-    root,
-    confirmed_vertices,
-    rewards,
-    submitter
-});
-
-impl Anchor {
-    /// The bytes the submitter signs.
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut out = ANCHOR_DOMAIN.to_vec();
-        self.encode_to(&mut out);
-        out
+impl EquivocationEvidence {
+    /// The main-chain transaction kind that reports it: the two vertex headers, signed.
+    pub fn tx_kind(&self) -> TxKind {
+        let signed = |v: &SignedVertex| SignedMessage {
+            payload: v.vertex.signing_bytes(),
+            signature: v.signature,
+        };
+        TxKind::Evidence(MisbehaviourEvidence {
+            offender: self.offender,
+            first: signed(&self.first),
+            second: signed(&self.second),
+        })
     }
 }
 
-/// An anchor with its submitter's signature.
+/// An anchor with the endorsements this node holds for it, sorted by gateway. It goes to
+/// the main chain once `n − f` gateways endorsed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedAnchor {
     /// The anchor.
-    pub anchor: Anchor,
-    /// The submitter's signature.
-    pub signature: Signature,
+    pub anchor: SideAnchor,
+    /// Gateways' signatures over [`SideAnchor::signing_bytes`].
+    pub endorsements: Vec<Endorsement>,
 }
-codec_struct!(SignedAnchor { anchor, signature });
+codec_struct!(SignedAnchor {
+    anchor,
+    endorsements
+});
 
 /// What gateways gossip on the group's topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -366,7 +337,7 @@ pub enum Message {
     Request(Vec<VertexId>),
     /// Answers a request.
     Vertices(Vec<SignedVertex>),
-    /// An anchor the submitter is sending to the main chain.
+    /// An anchor proposal with the endorsements the sender holds.
     Anchor(SignedAnchor),
 }
 

@@ -15,8 +15,10 @@ struct Net {
     nodes: Vec<SideChain>,
     now: u64,
     group: Group,
-    /// Anchor proposals are lost in gossip; only the main chain's record arrives.
+    /// Anchor proposals never reach the last node; only the main chain's record does.
     drop_proposals: bool,
+    /// The main chain: anchors the gateways submit are executed on its real state.
+    main: MainChain,
 }
 
 fn net(n: usize) -> Net {
@@ -41,6 +43,7 @@ fn net(n: usize) -> Net {
         keys,
         nodes,
         now: 0,
+        main: MainChain::new(&group, 900, 10_000),
         group,
         drop_proposals: false,
     }
@@ -61,13 +64,13 @@ impl Net {
             }
             while let Some((from, a)) = queue.pop() {
                 match a {
-                    Action::Send {
-                        msg: Message::Anchor(_),
-                        ..
-                    } if self.drop_proposals => {}
                     Action::Send { to, msg } => {
+                        let deaf = self.drop_proposals.then(|| self.nodes.len() - 1);
                         for &j in live {
                             if j == from || to.is_some_and(|t| t as usize != j) {
+                                continue;
+                            }
+                            if matches!(msg, Message::Anchor(_)) && deaf == Some(j) {
                                 continue;
                             }
                             for b in self.nodes[j].handle(
@@ -82,6 +85,12 @@ impl Net {
                         }
                     }
                     Action::SubmitAnchor(s) => {
+                        // Only what the main chain takes becomes final (a second
+                        // submission of one sequence fails there).
+                        if self.main.apply(s.tx_kind()).is_err() {
+                            other.push((from, Action::SubmitAnchor(s)));
+                            continue;
+                        }
                         for &j in live {
                             for b in self.nodes[j].handle(
                                 self.now,
@@ -175,13 +184,27 @@ fn transactions_confirm_everywhere_and_become_final() {
     let st = net.nodes[1].status();
     assert!(st.rewards.iter().sum::<u64>() > 0);
     assert!(st.last_anchor.unwrap().is_final);
+    // The main chain paid exactly those rewards from the group's pool.
+    let pool = net.main.state.side_group(&net.group.id).unwrap().pool;
+    assert!(
+        pool > 0,
+        "the pool ran dry: the test no longer compares amounts"
+    );
+    let paid: Vec<u64> = net
+        .group
+        .gateways
+        .iter()
+        .map(|g| net.main.state.account(&g.address()).balance)
+        .collect();
+    assert_eq!(paid, st.rewards);
+    assert_eq!(pool + paid.iter().sum::<u64>(), 10_000);
 }
 
 #[test]
 fn final_anchors_apply_from_the_main_chain_alone_and_a_false_one_is_reported_once() {
     let mut net = net(4);
-    // After a restart of the whole group no gateway holds the proposal the main chain
-    // took: the frontier on chain is enough.
+    // A gateway that never saw the proposal the main chain took (as after a restart of
+    // the whole group) applies it from the frontier on chain.
     net.drop_proposals = true;
     let m = SecretKey::from_bytes([60; 32]);
     let lock = net.lock(&m, 1_000);
@@ -384,7 +407,7 @@ fn a_faulty_gateway_is_caught_and_its_bad_vertices_refused() {
         .sign(&key)
     };
     let (a, b) = (v1(1), v1(2));
-    let mut evidence = 0;
+    let mut evidence = Vec::new();
     for v in [a.clone(), b] {
         for act in net.nodes[0].handle(
             1,
@@ -396,11 +419,12 @@ fn a_faulty_gateway_is_caught_and_its_bad_vertices_refused() {
             if let Action::Equivocation(e) = act {
                 assert_eq!(e.offender, key.public());
                 assert_ne!(e.first.id, e.second.id);
-                evidence += 1;
+                evidence.push(e);
             }
         }
     }
-    assert_eq!(evidence, 1);
+    assert_eq!(evidence.len(), 1);
+    main_chain_takes_the_evidence(&net.group, &evidence[0]);
     assert_eq!(net.nodes[0].status().equivocators, vec![key.public()]);
     // A bad signature, and an overdraft in a vertex, are rejected.
     let mut bad: SignedVertex = Vertex {
@@ -475,4 +499,77 @@ fn messages_round_trip_and_garbage_is_refused() {
     assert_eq!(Message::decode_untrusted(&m.encode()).unwrap(), m);
     assert!(Message::decode_untrusted(&[9, 1, 2]).is_err());
     assert!(Message::decode_untrusted(&[]).is_err());
+}
+
+/// A real main-chain state holding the group, and an account that sends its transactions.
+struct MainChain {
+    state: cpc_state::State,
+    sender: SecretKey,
+    nonce: u64,
+}
+
+impl MainChain {
+    fn new(group: &Group, reward_per_anchor: u64, reward_pool: u64) -> MainChain {
+        use cpc_state::{Genesis, GenesisSideGroup, GenesisValidator, Params, State};
+        let sender = SecretKey::from_bytes([200; 32]);
+        let genesis = Genesis {
+            chain_id: 3,
+            timestamp_ms: 0,
+            params: Params::with_foundation(sender.address()),
+            allocations: [(sender.address(), cpc_types::TOTAL_SUPPLY - reward_pool)]
+                .into_iter()
+                .collect(),
+            validators: vec![GenesisValidator {
+                key: sender.public(),
+                vrf_key: sender.public(),
+                endpoint: String::new(),
+                deposit: 0,
+            }],
+            side_groups: vec![GenesisSideGroup {
+                id: group.id,
+                owner: sender.address(),
+                gateways: group.gateways.clone(),
+                reward_per_anchor,
+                reward_pool,
+            }],
+        };
+        MainChain {
+            state: State::from_genesis(&genesis).unwrap(),
+            sender,
+            nonce: 0,
+        }
+    }
+
+    /// Executes `kind` in a block of its own.
+    fn apply(&mut self, kind: cpc_types::TxKind) -> Result<(), cpc_state::TxError> {
+        let env = cpc_state::BlockEnv {
+            height: self.nonce + 1,
+            timestamp_ms: self.nonce,
+            proposer: self.sender.address(),
+        };
+        let tx = cpc_types::Transaction {
+            chain_id: 3,
+            sender: self.sender.public(),
+            nonce: self.nonce,
+            max_fee: 0,
+            kind,
+        }
+        .sign(&self.sender);
+        self.state.begin_block(&env);
+        self.state.apply_tx(&env, &tx)?;
+        self.nonce += 1;
+        Ok(())
+    }
+}
+
+/// The main chain accepts the gateway's evidence once, and records the offender.
+fn main_chain_takes_the_evidence(group: &Group, ev: &cpc_sidechain::EquivocationEvidence) {
+    let mut main = MainChain::new(group, 0, 0);
+    main.apply(ev.tx_kind()).unwrap();
+    assert!(
+        main.state
+            .side_offender(&group.id, &ev.offender.address())
+            .is_some()
+    );
+    assert!(main.apply(ev.tx_kind()).is_err(), "reported twice");
 }

@@ -202,6 +202,27 @@ impl Sim {
                     // The main chain takes the next sequence only, then every node learns it
                     // final after a block or two.
                     let x = &a.anchor;
+                    // What the main chain checks: a quorum of distinct gateways signed it.
+                    let msg = x.signing_bytes();
+                    let signers: std::collections::BTreeSet<_> = a
+                        .endorsements
+                        .iter()
+                        .filter(|e| e.gateway.verify(&msg, &e.signature))
+                        .map(|e| self.gateway_of(&e.gateway))
+                        .collect();
+                    if signers.len() < self.nodes[0].quorum()
+                        || signers.len() != a.endorsements.len()
+                    {
+                        fail(
+                            self.seed,
+                            &format!(
+                                "node {from} submitted anchor {} with {} valid endorsements of {}",
+                                x.sequence,
+                                signers.len(),
+                                a.endorsements.len()
+                            ),
+                        );
+                    }
                     let last = self.main.keys().next_back().copied().unwrap_or(0);
                     // It stops taking anchors a while before the end, so every node can
                     // catch up with the last one.

@@ -255,56 +255,43 @@ fn apply_kind(
             Ok(())
         }
         TxKind::Anchor {
-            group_id,
-            sequence,
-            frontier_root,
-            confirmed_vertices,
-            frontier,
-        } => {
-            let group: SideGroup =
-                ov.get_decoded(&key::side_group(group_id))
+            anchor: a,
+            endorsements,
+        } => side_anchor(ov, env, sender, a, endorsements),
+        TxKind::Evidence(ev) if is_side_evidence(ev) => {
+            let (group_id, offender) = side_equivocation(ev)?;
+            let g: SideGroup =
+                ov.get_decoded(&key::side_group(&group_id))
                     .ok_or(TxError::NotFound {
                         what: "side-chain group",
-                        id: *group_id,
+                        id: group_id,
                     })?;
-            if !group.gateways.contains(&stx.tx.sender) {
-                return Err(TxError::NotAllowed(
-                    "only a gateway of the group may anchor it".into(),
-                ));
-            }
-            if frontier.is_empty()
-                || frontier.len() > group.gateways.len()
-                || frontier.windows(2).any(|w| w[0] >= w[1])
-            {
+            if !g.gateways.contains(&offender) {
                 return Err(TxError::Invalid(
-                    "the anchor's frontier must hold 1 to n vertex ids, sorted and unique".into(),
+                    "evidence: the offender is not a gateway of the group".into(),
                 ));
             }
-            // Gateways apply anchors in sequence: a gap would leave them waiting forever.
-            let prev = ov.get_decoded::<Anchor>(&key::anchor(group_id));
-            let (expected, floor) = prev
-                .as_ref()
-                .map_or((1, 0), |p| (p.sequence + 1, p.confirmed_vertices));
-            if *sequence != expected || *confirmed_vertices < floor {
-                return Err(TxError::Invalid(format!(
-                    "anchor {sequence} does not follow the group's last anchor; the next is \
-                     {expected}"
-                )));
+            // One report per gateway and group: a second pair adds nothing.
+            let k = key::side_offender(&group_id, &offender.address());
+            if ov.get(&k).is_some() {
+                return Err(TxError::NotAllowed(
+                    "this gateway's equivocation is already on chain".into(),
+                ));
             }
-            let a = Anchor {
-                submitter: *sender,
-                sequence: *sequence,
-                frontier_root: *frontier_root,
-                confirmed_vertices: *confirmed_vertices,
-                height: env.height,
-            };
-            ov.put(key::anchor(group_id), &a);
+            ov.put(k, &env.height);
+            // A gateway that is also a validator loses its credit and deposit as for a
+            // consensus equivocation; any other gateway loses its future rewards.
+            if let Some(v) = ov.get_decoded::<Validator>(&key::validator(&offender.address()))
+                && (v.deposit > 0 || v.credit > 0)
+            {
+                slash(ov, sender, v)?;
+            }
             Ok(())
         }
         TxKind::Evidence(ev) => {
             let (a, b) = conflicting_votes(ev, ov.chain_id())?;
             let offender = ev.offender.address();
-            let Some(mut v) = ov.get_decoded::<Validator>(&key::validator(&offender)) else {
+            let Some(v) = ov.get_decoded::<Validator>(&key::validator(&offender)) else {
                 return Err(TxError::Invalid("the offender is not a validator".into()));
             };
             if v.deposit == 0 && v.credit == 0 {
@@ -321,17 +308,7 @@ fn apply_kind(
                 ));
             }
             ov.put(key::evidence(&eid), &env.height);
-            // Slash: credit to zero and the whole deposit, a tenth of it to the reporter
-            // and the rest to the foundation (the supply stays the same).
-            let slashed = v.deposit;
-            v.credit = 0;
-            v.deposit = 0;
-            ov.put(key::validator(&offender), &v);
-            let reward = slashed / 10;
-            credit(ov, sender, reward)?;
-            let foundation = ov.params().foundation;
-            credit(ov, &foundation, slashed - reward)?;
-            Ok(())
+            slash(ov, sender, v)
         }
         TxKind::DappStake { amount } => {
             positive(*amount, "stake of zero")?;
@@ -436,7 +413,12 @@ fn apply_kind(
             ov.delete(key::offer(offer));
             credit(ov, sender, o.amount)
         }
-        TxKind::SideGroup { group_id, gateways } => {
+        TxKind::SideGroup {
+            group_id,
+            gateways,
+            reward_per_anchor,
+            fund,
+        } => {
             if gateways.is_empty() || gateways.len() > 64 {
                 return Err(TxError::Invalid(format!(
                     "{} gateways; a side-chain group has 1 to 64",
@@ -449,21 +431,24 @@ fn apply_kind(
                 ));
             }
             let k = key::side_group(group_id);
-            let locked = match ov.get_decoded::<SideGroup>(&k) {
+            let (locked, pool) = match ov.get_decoded::<SideGroup>(&k) {
                 Some(g) if g.owner != *sender => {
                     return Err(TxError::NotAllowed(
-                        "only the group's owner may change its gateways".into(),
+                        "only the group's owner may change it".into(),
                     ));
                 }
-                Some(g) => g.locked,
-                None => 0,
+                Some(g) => (g.locked, g.pool),
+                None => (0, 0),
             };
+            debit(ov, sender, *fund)?;
             ov.put(
                 k,
                 &SideGroup {
                     owner: *sender,
                     gateways: gateways.clone(),
                     locked,
+                    reward_per_anchor: *reward_per_anchor,
+                    pool: pool.checked_add(*fund).ok_or(TxError::Overflow)?,
                 },
             );
             Ok(())
@@ -514,6 +499,175 @@ pub(crate) fn end_lease(ov: &mut Overlay<'_>, id: &Hash32) {
     ov.delete(key::offer(id));
     // Supply is conserved, so the lender's balance cannot overflow.
     let _ = credit(ov, &o.lender, o.amount);
+}
+
+/// Slashes a validator's credit to zero and its whole deposit: a tenth to the reporter, the
+/// rest to the foundation (the supply stays the same).
+fn slash(ov: &mut Overlay<'_>, reporter: &Address, mut v: Validator) -> Result<(), TxError> {
+    let slashed = v.deposit;
+    v.credit = 0;
+    v.deposit = 0;
+    ov.put(key::validator(&v.key.address()), &v);
+    let reward = slashed / 10;
+    credit(ov, reporter, reward)?;
+    let foundation = ov.params().foundation;
+    credit(ov, &foundation, slashed - reward)
+}
+
+/// Records a side-chain anchor that a quorum of the group's gateways endorsed, and pays its
+/// cooperation rewards from the group's pool.
+///
+/// The main chain cannot recompute the anchor (it has no DAG); the endorsements stand for
+/// that: any two quorums share an honest gateway, and an honest gateway endorses only an
+/// anchor whose root, count and rewards it recomputed from its own confirmed DAG.
+fn side_anchor(
+    ov: &mut Overlay<'_>,
+    env: &BlockEnv,
+    sender: &Address,
+    a: &cpc_types::SideAnchor,
+    endorsements: &[cpc_types::Endorsement],
+) -> Result<(), TxError> {
+    let gk = key::side_group(&a.group_id);
+    let mut group: SideGroup = ov.get_decoded(&gk).ok_or(TxError::NotFound {
+        what: "side-chain group",
+        id: a.group_id,
+    })?;
+    let n = group.gateways.len();
+    if a.frontier.is_empty() || a.frontier.len() > n || a.frontier.windows(2).any(|w| w[0] >= w[1])
+    {
+        return Err(TxError::Invalid(
+            "the anchor's frontier must hold 1 to n vertex ids, sorted and unique".into(),
+        ));
+    }
+    // Gateways apply anchors in sequence: a gap would leave them waiting forever.
+    let prev = ov.get_decoded::<Anchor>(&key::anchor(&a.group_id));
+    let (expected, floor) = prev
+        .as_ref()
+        .map_or((1, 0), |p| (p.sequence + 1, p.confirmed_vertices));
+    if a.sequence != expected || a.confirmed_vertices < floor {
+        return Err(TxError::Invalid(format!(
+            "anchor {} does not follow the group's last anchor; the next is {expected}",
+            a.sequence
+        )));
+    }
+    let quorum = cpc_types::side_quorum(n);
+    if endorsements
+        .windows(2)
+        .any(|w| w[0].gateway >= w[1].gateway)
+    {
+        return Err(TxError::Invalid(
+            "endorsements must be sorted by gateway, each once".into(),
+        ));
+    }
+    if endorsements.len() < quorum {
+        return Err(TxError::NotAllowed(format!(
+            "{} endorsements; an anchor of this group needs {quorum}",
+            endorsements.len()
+        )));
+    }
+    let msg = a.signing_bytes();
+    for e in endorsements {
+        if group.gateways.binary_search(&e.gateway).is_err() {
+            return Err(TxError::NotAllowed(format!(
+                "{} is not a gateway of the group",
+                e.gateway
+            )));
+        }
+        if !e.gateway.verify(&msg, &e.signature) {
+            return Err(TxError::Invalid(format!(
+                "the endorsement of {} does not verify",
+                e.gateway
+            )));
+        }
+    }
+    if !a.rewards.is_empty()
+        && (a.rewards.len() != n
+            || a.rewards
+                .iter()
+                .zip(&group.gateways)
+                .any(|(r, g)| r.gateway != *g))
+    {
+        return Err(TxError::Invalid(
+            "rewards must list every gateway once, in key order".into(),
+        ));
+    }
+    let total = a
+        .rewards
+        .iter()
+        .try_fold(0u64, |t, r| t.checked_add(r.amount))
+        .ok_or(TxError::Overflow)?;
+    if total > group.reward_per_anchor {
+        return Err(TxError::Invalid(format!(
+            "the anchor pays {total} in rewards; the group pays at most {} per anchor",
+            group.reward_per_anchor
+        )));
+    }
+    // Gateways with an equivocation on chain are not paid; an empty pool pays in proportion.
+    let payable: Vec<(Address, u64)> = a
+        .rewards
+        .iter()
+        .map(|r| (r.gateway.address(), r.amount))
+        .filter(|(addr, amount)| {
+            *amount > 0 && ov.get(&key::side_offender(&a.group_id, addr)).is_none()
+        })
+        .collect();
+    let due: u64 = payable.iter().map(|(_, x)| x).sum();
+    let pool = group.pool;
+    for (addr, amount) in payable {
+        let paid = if due <= pool {
+            amount
+        } else {
+            (u128::from(amount) * u128::from(pool) / u128::from(due)) as u64
+        };
+        credit(ov, &addr, paid)?;
+        group.pool -= paid;
+    }
+    ov.put(gk, &group);
+    ov.put(
+        key::anchor(&a.group_id),
+        &Anchor {
+            submitter: *sender,
+            sequence: a.sequence,
+            frontier_root: a.root,
+            confirmed_vertices: a.confirmed_vertices,
+            height: env.height,
+        },
+    );
+    Ok(())
+}
+
+/// Whether evidence is about side-chain vertices rather than consensus votes.
+fn is_side_evidence(ev: &cpc_types::MisbehaviourEvidence) -> bool {
+    ev.first.payload.starts_with(cpc_types::side::VERTEX_DOMAIN)
+}
+
+/// The group and gateway of evidence that one gateway signed two different vertices with
+/// one sequence number.
+fn side_equivocation(
+    ev: &cpc_types::MisbehaviourEvidence,
+) -> Result<(Hash32, cpc_types::PublicKey), TxError> {
+    use cpc_types::{VertexHeader, decode_exact, side::VERTEX_DOMAIN};
+    let bad = |m: &str| TxError::Invalid(format!("evidence: {m}"));
+    let header = |m: &cpc_types::SignedMessage| -> Result<VertexHeader, TxError> {
+        let body = m
+            .payload
+            .strip_prefix(VERTEX_DOMAIN)
+            .ok_or_else(|| bad("a message is not a side-chain vertex"))?;
+        let h: VertexHeader =
+            decode_exact(body).map_err(|_| bad("a message is not a side-chain vertex"))?;
+        if !ev.offender.verify(&m.payload, &m.signature) {
+            return Err(bad("a signature does not verify"));
+        }
+        Ok(h)
+    };
+    let (a, b) = (header(&ev.first)?, header(&ev.second)?);
+    if a.creator != ev.offender || b.creator != ev.offender {
+        return Err(bad("the offender did not make both vertices"));
+    }
+    if a.group_id != b.group_id || a.sequence != b.sequence || a == b {
+        return Err(bad("the vertices do not conflict"));
+    }
+    Ok((a.group_id, ev.offender))
 }
 
 /// The two votes of `ev` if they are a protocol violation of the Simplex rules: two

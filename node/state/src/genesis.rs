@@ -192,11 +192,19 @@ pub struct GenesisSideGroup {
     pub owner: Address,
     /// The gateways' keys, sorted, each once.
     pub gateways: Vec<PublicKey>,
+    /// The most an anchor pays in cooperation rewards, in base units.
+    #[serde(default)]
+    pub reward_per_anchor: u64,
+    /// Base units in the group's reward pool from the start (part of the supply).
+    #[serde(default)]
+    pub reward_pool: u64,
 }
 codec_struct!(GenesisSideGroup {
     id,
     owner,
-    gateways
+    gateways,
+    reward_per_anchor,
+    reward_pool
 });
 
 /// The genesis file (`genesis.json`).
@@ -209,7 +217,8 @@ pub struct Genesis {
     pub timestamp_ms: u64,
     /// Parameters.
     pub params: Params,
-    /// Initial balances in base units. With the validators' deposits they add up to
+    /// Initial balances in base units. With the validators' deposits and the side groups'
+    /// reward pools they add up to
     /// exactly 1,000,000,000 CPC.
     pub allocations: BTreeMap<Address, u64>,
     /// Validators from the start.
@@ -277,7 +286,12 @@ impl Genesis {
             .values()
             .map(|&v| u128::from(v))
             .sum::<u128>()
-            + deposits;
+            + deposits
+            + self
+                .side_groups
+                .iter()
+                .map(|g| u128::from(g.reward_pool))
+                .sum::<u128>();
         if sum != u128::from(TOTAL_SUPPLY) {
             return Err(GenesisError::Supply {
                 sum,

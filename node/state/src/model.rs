@@ -160,9 +160,15 @@ pub struct SideGroup {
     pub gateways: Vec<PublicKey>,
     /// Base units locked in the group by side-lock transactions.
     pub locked: u64,
+    /// The most an anchor pays in cooperation rewards.
+    pub reward_per_anchor: u64,
+    /// Base units left to pay rewards from.
+    pub pool: u64,
 }
 codec_struct!(SideGroup {
     owner,
     gateways,
-    locked
+    locked,
+    reward_per_anchor,
+    pool
 });

@@ -28,6 +28,7 @@ pub(crate) mod key {
     pub(crate) const TICKET: u8 = 0x09;
     pub(crate) const HISTORY: u8 = 0x0a;
     pub(crate) const SIDE_GROUP: u8 = 0x0b;
+    pub(crate) const SIDE_OFFENDER: u8 = 0x0c;
 
     pub(crate) fn params() -> Vec<u8> {
         [&[META][..], b"params"].concat()
@@ -70,6 +71,9 @@ pub(crate) mod key {
     }
     pub(crate) fn side_group(group: &Hash32) -> Vec<u8> {
         [&[SIDE_GROUP][..], &group.0].concat()
+    }
+    pub(crate) fn side_offender(group: &Hash32, gateway: &Address) -> Vec<u8> {
+        [&[SIDE_OFFENDER][..], &group.0, &gateway.0].concat()
     }
     pub(crate) fn history(epoch: u64) -> Vec<u8> {
         [&[HISTORY][..], &epoch.to_be_bytes()].concat()
@@ -136,6 +140,8 @@ impl State {
                 owner: g.owner,
                 gateways: g.gateways.clone(),
                 locked: 0,
+                reward_per_anchor: g.reward_per_anchor,
+                pool: g.reward_pool,
             };
             writes.insert(key::side_group(&g.id), Some(group.encode()));
         }
@@ -213,6 +219,12 @@ impl State {
     /// A side-chain group declared on chain.
     pub fn side_group(&self, id: &Hash32) -> Option<crate::model::SideGroup> {
         self.get_decoded(&key::side_group(id))
+    }
+
+    /// The height of the block that recorded `gateway`'s side-chain equivocation in
+    /// `group`, if any; such a gateway is paid no more rewards.
+    pub fn side_offender(&self, group: &Hash32, gateway: &Address) -> Option<u64> {
+        self.get_decoded(&key::side_offender(group, gateway))
     }
 
     /// The latest anchor of a side-chain group.

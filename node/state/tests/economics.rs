@@ -186,8 +186,16 @@ fn genesis_side_groups_are_on_chain_and_absent_ones_keep_the_hash() {
         id,
         owner: foundation,
         gateways: gateways.clone(),
+        reward_per_anchor: 5,
+        reward_pool: 1000,
     });
     assert_ne!(g.hash(), plain);
+    // The pool is part of the supply.
+    assert!(matches!(
+        State::from_genesis(&g),
+        Err(GenesisError::Supply { .. })
+    ));
+    *g.allocations.get_mut(&foundation).unwrap() -= 1000;
     let bytes = cpc_types::Encode::encode(&g);
     assert_eq!(
         cpc_types::codec::decode_exact::<Genesis>(&bytes).unwrap(),
@@ -195,7 +203,15 @@ fn genesis_side_groups_are_on_chain_and_absent_ones_keep_the_hash() {
     );
     let state = State::from_genesis(&g).unwrap();
     let on_chain = state.side_group(&id).unwrap();
-    assert_eq!((on_chain.owner, on_chain.gateways), (foundation, gateways));
+    assert_eq!(
+        (
+            on_chain.owner,
+            on_chain.gateways,
+            on_chain.reward_per_anchor,
+            on_chain.pool
+        ),
+        (foundation, gateways, 5, 1000)
+    );
     // Unsorted gateways are refused with a clear error.
     g.side_groups[0].gateways.reverse();
     assert!(matches!(
@@ -641,18 +657,56 @@ fn data_records_and_grants_are_queryable_and_revocation_removes_the_grant() {
 
 #[test]
 fn side_chain_groups_locks_and_anchors() {
-    use cpc_types::Hash32;
+    use cpc_types::{
+        Endorsement, Hash32, MisbehaviourEvidence, SideAnchor, SideReward, SignedMessage,
+        VertexHeader,
+    };
     let mut w = world(|_| {});
     let group_id = Hash32([5; 32]);
-    let mut gateways = vec![w.keys[1].public(), w.keys[2].public()];
-    gateways.sort();
-    let anchor = |sequence: u64| TxKind::Anchor {
+    // Gateways: users 2 to 4 and the validator (n = 4, quorum 3); user 1 owns the group
+    // and submits everything, so only the pool moves the gateways' balances.
+    let mut gk: Vec<SecretKey> = [2, 3, 4, 100].into_iter().map(key).collect();
+    gk.sort_by_key(SecretKey::public);
+    let gateways: Vec<_> = gk.iter().map(SecretKey::public).collect();
+    let v = gk
+        .iter()
+        .position(|k| k.public() == w.validator.public())
+        .unwrap();
+    let side = |sequence: u64, amounts: [u64; 4]| SideAnchor {
         group_id,
         sequence,
-        frontier_root: Hash32([sequence as u8; 32]),
-        confirmed_vertices: sequence * 10,
         frontier: vec![Hash32([1; 32]), Hash32([sequence as u8 + 1; 32])],
+        root: Hash32([sequence as u8; 32]),
+        confirmed_vertices: sequence * 10,
+        rewards: gateways
+            .iter()
+            .zip(amounts)
+            .map(|(g, amount)| SideReward {
+                gateway: *g,
+                score: amount / CPC,
+                amount,
+            })
+            .collect(),
     };
+    let endorse = |a: &SideAnchor, by: &[usize]| -> Vec<Endorsement> {
+        by.iter()
+            .map(|&i| Endorsement {
+                gateway: gk[i].public(),
+                signature: gk[i].sign(&a.signing_bytes()),
+            })
+            .collect()
+    };
+    let anchor = |a: SideAnchor, by: &[usize]| TxKind::Anchor {
+        endorsements: endorse(&a, by),
+        anchor: a,
+    };
+    let group = |gateways: Vec<_>, fund| TxKind::SideGroup {
+        group_id,
+        gateways,
+        reward_per_anchor: 100 * CPC,
+        fund,
+    };
+    let fee = 1000;
     // Locks and anchors need a declared group.
     let lock = TxKind::SideLock {
         group_id,
@@ -660,67 +714,112 @@ fn side_chain_groups_locks_and_anchors() {
         amount: 50 * CPC,
     };
     assert!(matches!(
-        w.send(T0, 0, 0, lock.clone()),
+        w.send(T0, 0, fee, lock.clone()),
         Err(TxError::NotFound { .. })
     ));
     assert!(matches!(
-        w.send(T0, 1, 0, anchor(1)),
+        w.send(T0, 0, fee, anchor(side(1, [0; 4]), &[0, 1, 2])),
         Err(TxError::NotFound { .. })
     ));
     let unsorted: Vec<_> = gateways.iter().rev().copied().collect();
     assert!(matches!(
-        w.send(
-            T0,
-            0,
-            0,
-            TxKind::SideGroup {
-                group_id,
-                gateways: unsorted
-            }
-        ),
+        w.send(T0, 0, fee, group(unsorted, 0)),
         Err(TxError::Invalid(_))
     ));
-    w.send(
-        T0,
-        0,
-        0,
-        TxKind::SideGroup {
-            group_id,
-            gateways: gateways.clone(),
-        },
-    )
-    .unwrap();
-    // Only the owner changes the gateways.
+    let before = w.balance(0);
+    w.send(T0, 0, fee, group(gateways.clone(), 150 * CPC))
+        .unwrap();
+    assert!(w.balance(0) <= before - 150 * CPC);
+    let g = w.state.side_group(&group_id).unwrap();
+    assert_eq!((g.pool, g.reward_per_anchor), (150 * CPC, 100 * CPC));
+    // Only the owner changes the group.
     assert!(matches!(
-        w.send(
-            T0,
-            3,
-            0,
-            TxKind::SideGroup {
-                group_id,
-                gateways: gateways.clone()
-            }
-        ),
+        w.send(T0, 3, fee, group(gateways.clone(), 0)),
         Err(TxError::NotAllowed(_))
     ));
     // A lock moves CPC from the sender into the group.
     let before = w.balance(0);
-    w.send(T0 + MIN, 0, 1000, lock).unwrap();
+    w.send(T0 + MIN, 0, fee, lock).unwrap();
     assert!(w.balance(0) <= before - 50 * CPC);
     assert_eq!(w.state.side_group(&group_id).unwrap().locked, 50 * CPC);
-    // Anchors come from gateways, in increasing sequence.
+    // Anchors need a quorum of valid endorsements by distinct gateways, in key order.
+    let first = side(1, [40 * CPC, 30 * CPC, 30 * CPC, 0]);
     assert!(matches!(
-        w.send(T0, 3, 0, anchor(1)),
+        w.send(T0, 0, fee, anchor(first.clone(), &[0, 1])),
         Err(TxError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        w.send(T0, 0, fee, anchor(first.clone(), &[1, 0, 2])),
+        Err(TxError::Invalid(_))
+    ));
+    let mut outsider = endorse(&first, &[0, 1, 2]);
+    outsider[2] = Endorsement {
+        gateway: key(1).public(),
+        signature: key(1).sign(&first.signing_bytes()),
+    };
+    outsider.sort_by_key(|e| e.gateway);
+    assert!(matches!(
+        w.send(
+            T0,
+            0,
+            fee,
+            TxKind::Anchor {
+                anchor: first.clone(),
+                endorsements: outsider
+            }
+        ),
+        Err(TxError::NotAllowed(_))
+    ));
+    // Endorsements of other bytes, rewards over the group's limit or out of order.
+    let mut other = first.clone();
+    other.root = Hash32([9; 32]);
+    assert!(matches!(
+        w.send(
+            T0,
+            0,
+            fee,
+            TxKind::Anchor {
+                anchor: first.clone(),
+                endorsements: endorse(&other, &[0, 1, 2])
+            }
+        ),
+        Err(TxError::Invalid(_))
+    ));
+    assert!(matches!(
+        w.send(
+            T0,
+            0,
+            fee,
+            anchor(side(1, [40 * CPC, 40 * CPC, 30 * CPC, 0]), &[0, 1, 2])
+        ),
+        Err(TxError::Invalid(_))
+    ));
+    let mut swapped = first.clone();
+    swapped.rewards.swap(0, 1);
+    assert!(matches!(
+        w.send(T0, 0, fee, anchor(swapped, &[0, 1, 2])),
+        Err(TxError::Invalid(_))
     ));
     // The first anchor is 1 and none is skipped.
     assert!(matches!(
-        w.send(T0, 1, 0, anchor(2)),
+        w.send(T0, 0, fee, anchor(side(2, [0; 4]), &[0, 1, 2])),
         Err(TxError::Invalid(_))
     ));
-    w.send(T0, 1, 0, anchor(1)).unwrap();
+    let paid_before: Vec<u64> = gk
+        .iter()
+        .map(|k| w.state.account(&k.address()).balance)
+        .collect();
+    w.send(T0, 0, fee, anchor(first, &[0, 1, 3])).unwrap();
+    let gained = |w: &World, before: &[u64]| -> Vec<u64> {
+        gk.iter()
+            .zip(before)
+            .map(|(k, b)| w.state.account(&k.address()).balance - b)
+            .collect()
+    };
+    assert_eq!(gained(&w, &paid_before), [40 * CPC, 30 * CPC, 30 * CPC, 0]);
+    assert_eq!(w.state.side_group(&group_id).unwrap().pool, 50 * CPC);
     assert!(matches!(
-        w.send(T0, 1, 0, anchor(3)),
+        w.send(T0, 0, fee, anchor(side(3, [0; 4]), &[0, 1, 2])),
         Err(TxError::Invalid(_))
     ));
     // A frontier must be sorted, unique and no wider than the group.
@@ -728,23 +827,84 @@ fn side_chain_groups_locks_and_anchors() {
         vec![],
         vec![Hash32([3; 32]), Hash32([2; 32])],
         vec![Hash32([1; 32]), Hash32([1; 32])],
-        vec![Hash32([1; 32]), Hash32([2; 32]), Hash32([3; 32])],
+        (1..=5).map(|i| Hash32([i; 32])).collect(),
     ] {
-        let kind = TxKind::Anchor {
-            group_id,
-            sequence: 2,
-            frontier_root: Hash32([2; 32]),
-            confirmed_vertices: 20,
-            frontier,
-        };
-        assert!(matches!(w.send(T0, 2, 0, kind), Err(TxError::Invalid(_))));
+        let mut a = side(2, [0; 4]);
+        a.frontier = frontier;
+        assert!(matches!(
+            w.send(T0, 0, fee, anchor(a, &[0, 1, 2])),
+            Err(TxError::Invalid(_))
+        ));
     }
-    w.send(T0, 2, 0, anchor(2)).unwrap();
+
+    // A gateway that signs two vertices with one sequence number: the evidence slashes
+    // it (here it is also a validator) and it is paid no more rewards.
+    let header = |sequence: u64, tx: u8| VertexHeader {
+        group_id,
+        creator: gk[v].public(),
+        sequence,
+        timestamp_ms: 5,
+        parents: vec![Hash32([7; 32])],
+        txs_hash: Hash32([tx; 32]),
+    };
+    let signed = |k: &SecretKey, h: &VertexHeader| SignedMessage {
+        payload: h.signing_bytes(),
+        signature: k.sign(&h.signing_bytes()),
+    };
+    let evidence = |k: &SecretKey, a: &VertexHeader, b: &VertexHeader| {
+        TxKind::Evidence(MisbehaviourEvidence {
+            offender: k.public(),
+            first: signed(k, a),
+            second: signed(k, b),
+        })
+    };
+    let vk = &gk[v];
+    for bad in [
+        evidence(vk, &header(3, 1), &header(4, 2)),
+        evidence(vk, &header(3, 1), &header(3, 1)),
+        evidence(&key(1), &header(3, 1), &header(3, 2)),
+    ] {
+        assert!(matches!(w.send(T0, 0, fee, bad), Err(TxError::Invalid(_))));
+    }
+    let reporter = w.balance(0);
+    w.send(T0, 0, fee, evidence(vk, &header(3, 1), &header(3, 2)))
+        .unwrap();
+    assert!(
+        w.balance(0) >= reporter + 1000 * CPC - fee,
+        "a tenth of the deposit"
+    );
+    let val = w.state.validator(&vk.address()).unwrap();
+    assert_eq!((val.credit, val.deposit), (0, 0));
+    assert_eq!(w.state.side_offender(&group_id, &vk.address()), Some(1));
     assert!(matches!(
-        w.send(T0, 1, 0, anchor(2)),
-        Err(TxError::Invalid(_))
+        w.send(T0, 0, fee, evidence(vk, &header(5, 1), &header(5, 2))),
+        Err(TxError::NotAllowed(_))
     ));
+    // The pool no longer covers what is due: each is paid in proportion, the offender
+    // nothing.
+    let mut amounts = [40 * CPC, 40 * CPC, 10 * CPC, 10 * CPC];
+    amounts[v] = 10 * CPC;
+    let before: Vec<u64> = gk
+        .iter()
+        .map(|k| w.state.account(&k.address()).balance)
+        .collect();
+    w.send(T0, 0, fee, anchor(side(2, amounts), &[0, 1, 2, 3]))
+        .unwrap();
+    let mut got = gained(&w, &before);
+    // The validator also proposed the block: it keeps the fee's proposer share.
+    got[v] -= fee - fee / 5;
+    let due: u64 = (0..4).filter(|&i| i != v).map(|i| amounts[i]).sum();
+    for i in 0..4 {
+        let expect = if i == v {
+            0
+        } else {
+            amounts[i] * 5 / (due / (10 * CPC))
+        };
+        assert_eq!(got[i], expect, "gateway {i}");
+    }
+    let paid: u64 = got.iter().sum();
+    assert_eq!(w.state.side_group(&group_id).unwrap().pool, 50 * CPC - paid);
     let a = w.state.side_anchor(&group_id).unwrap();
     assert_eq!((a.sequence, a.confirmed_vertices), (2, 20));
-    assert_eq!(a.submitter, w.keys[2].address());
+    assert_eq!(a.submitter, w.keys[0].address());
 }

@@ -13,6 +13,7 @@ pub mod block;
 pub mod codec;
 pub mod keys;
 pub mod primitives;
+pub mod side;
 pub mod tx;
 
 pub use block::{
@@ -22,6 +23,7 @@ pub use block::{
 pub use codec::{Decode, DecodeError, Encode, decode_exact};
 pub use keys::SecretKey;
 pub use primitives::{Address, Hash32, PublicKey, Signature, VrfProof, sha256};
+pub use side::{Endorsement, SideAnchor, SideReward, VertexHeader, side_quorum};
 pub use tx::{
     AccessPolicy, DataRecord, MisbehaviourEvidence, SignedMessage, SignedTransaction, Transaction,
     TxKind,

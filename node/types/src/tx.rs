@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{Decode, DecodeError, Encode, Reader, decode_exact};
 use crate::keys::SecretKey;
 use crate::primitives::{Address, Hash32, PublicKey, Signature, sha256};
+use crate::side::{Endorsement, SideAnchor};
 use crate::{MAX_TX_BYTES, codec_struct};
 
 /// Domain separation of transaction signatures.
@@ -219,23 +220,19 @@ pub enum TxKind {
         /// Whose grant ends.
         grantee: Address,
     },
-    /// Anchors a side-chain checkpoint.
+    /// Anchors a side-chain checkpoint endorsed by a quorum of the group's gateways, and
+    /// pays the anchor's cooperation rewards from the group's reward pool.
     Anchor {
-        /// The side-chain group.
-        group_id: Hash32,
-        /// The anchor's sequence number within the group.
-        sequence: u64,
-        /// Root of the confirmed frontier.
-        frontier_root: Hash32,
-        /// Confirmed vertices covered so far.
-        confirmed_vertices: u64,
-        /// The confirmed frontier the root covers: the highest confirmed vertex id per
-        /// gateway, sorted. On chain so every gateway can check the final anchor against
-        /// its own DAG without any off-chain proposal (after a restart of the whole group
-        /// nobody holds one).
-        frontier: Vec<Hash32>,
+        /// The checkpoint. Its frontier is on chain so every gateway can check a final
+        /// anchor against its own DAG without any off-chain proposal (after a restart of
+        /// the whole group nobody holds one).
+        anchor: SideAnchor,
+        /// Signatures of at least `side_quorum(n)` distinct gateways, sorted by key.
+        endorsements: Vec<Endorsement>,
     },
-    /// Reports a validator that signed two conflicting messages.
+    /// Reports a validator that signed two conflicting consensus votes, or a side-chain
+    /// gateway that signed two vertices with one sequence number (payloads are
+    /// [`crate::side::VertexHeader`] signing bytes).
     Evidence(MisbehaviourEvidence),
     /// Stakes CPC as a DApp account, for transaction quota in proportion.
     DappStake {
@@ -269,12 +266,16 @@ pub enum TxKind {
         offer: Hash32,
     },
     /// Declares a side-chain group and its gateways; the first sender owns the group and
-    /// alone may change its gateways later.
+    /// alone may change it later.
     SideGroup {
         /// The group id (`cpc_sidechain::Group::id_of(name)`).
         group_id: Hash32,
         /// The gateways' keys, sorted, without duplicates (1 to 64).
         gateways: Vec<PublicKey>,
+        /// The most an anchor pays in cooperation rewards, in base units.
+        reward_per_anchor: u64,
+        /// Base units moved from the owner into the group's reward pool.
+        fund: u64,
     },
     /// Locks CPC in a side-chain group, funding a machine account's side balance; the
     /// lock's id is this transaction's id.
@@ -350,18 +351,12 @@ impl Encode for TxKind {
                 grantee.encode_to(out);
             }
             TxKind::Anchor {
-                group_id,
-                sequence,
-                frontier_root,
-                confirmed_vertices,
-                frontier,
+                anchor,
+                endorsements,
             } => {
                 out.push(5);
-                group_id.encode_to(out);
-                sequence.encode_to(out);
-                frontier_root.encode_to(out);
-                confirmed_vertices.encode_to(out);
-                frontier.encode_to(out);
+                anchor.encode_to(out);
+                endorsements.encode_to(out);
             }
             TxKind::Evidence(e) => {
                 out.push(6);
@@ -394,10 +389,17 @@ impl Encode for TxKind {
                 out.push(11);
                 offer.encode_to(out);
             }
-            TxKind::SideGroup { group_id, gateways } => {
+            TxKind::SideGroup {
+                group_id,
+                gateways,
+                reward_per_anchor,
+                fund,
+            } => {
                 out.push(12);
                 group_id.encode_to(out);
                 gateways.encode_to(out);
+                reward_per_anchor.encode_to(out);
+                fund.encode_to(out);
             }
             TxKind::SideLock {
                 group_id,
@@ -438,11 +440,8 @@ impl Decode for TxKind {
                 grantee: Decode::decode_from(r)?,
             },
             5 => TxKind::Anchor {
-                group_id: Decode::decode_from(r)?,
-                sequence: d(r)?,
-                frontier_root: Decode::decode_from(r)?,
-                confirmed_vertices: d(r)?,
-                frontier: Decode::decode_from(r)?,
+                anchor: Decode::decode_from(r)?,
+                endorsements: Decode::decode_from(r)?,
             },
             6 => TxKind::Evidence(Decode::decode_from(r)?),
             7 => TxKind::DappStake { amount: d(r)? },
@@ -462,6 +461,8 @@ impl Decode for TxKind {
             12 => TxKind::SideGroup {
                 group_id: Decode::decode_from(r)?,
                 gateways: Decode::decode_from(r)?,
+                reward_per_anchor: d(r)?,
+                fund: d(r)?,
             },
             13 => TxKind::SideLock {
                 group_id: Decode::decode_from(r)?,

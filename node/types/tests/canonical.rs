@@ -4,8 +4,8 @@
 use cpc_types::codec::{Decode, Encode, decode_exact};
 use cpc_types::{
     AccessPolicy, Address, Block, BlockHeader, Certificate, CommitteeChange, DataRecord,
-    DecodeError, Hash32, MisbehaviourEvidence, PublicKey, SecretKey, Signature, SignedMessage,
-    SignedTransaction, Ticket, Transaction, TxKind, VrfProof,
+    DecodeError, Endorsement, Hash32, MisbehaviourEvidence, PublicKey, SecretKey, SideAnchor,
+    SideReward, Signature, SignedMessage, SignedTransaction, Ticket, Transaction, TxKind, VrfProof,
 };
 use proptest::prelude::*;
 
@@ -64,20 +64,33 @@ fn kind() -> impl Strategy<Value = TxKind> {
         ),
         (h(), addr()).prop_map(|(stream_id, grantee)| TxKind::Revoke { stream_id, grantee }),
         (
-            h(),
-            any::<u64>(),
-            h(),
-            any::<u64>(),
-            prop::collection::vec(h(), 0..4)
+            (h(), any::<u64>(), h(), any::<u64>()),
+            prop::collection::vec(h(), 0..4),
+            prop::collection::vec((pk(), any::<u64>(), any::<u64>()), 0..4),
+            prop::collection::vec((pk(), sig()), 0..4),
         )
             .prop_map(
-                |(group_id, sequence, frontier_root, confirmed_vertices, frontier)| {
+                |((group_id, sequence, root, confirmed_vertices), frontier, rewards, ends)| {
                     TxKind::Anchor {
-                        group_id,
-                        sequence,
-                        frontier_root,
-                        confirmed_vertices,
-                        frontier,
+                        anchor: SideAnchor {
+                            group_id,
+                            sequence,
+                            frontier,
+                            root,
+                            confirmed_vertices,
+                            rewards: rewards
+                                .into_iter()
+                                .map(|(gateway, score, amount)| SideReward {
+                                    gateway,
+                                    score,
+                                    amount,
+                                })
+                                .collect(),
+                        },
+                        endorsements: ends
+                            .into_iter()
+                            .map(|(gateway, signature)| Endorsement { gateway, signature })
+                            .collect(),
                     }
                 }
             ),
@@ -105,8 +118,20 @@ fn kind() -> impl Strategy<Value = TxKind> {
         }),
         (h(), any::<u32>()).prop_map(|(offer, days)| TxKind::LeaseTake { offer, days }),
         h().prop_map(|offer| TxKind::LeaseCancel { offer }),
-        (h(), proptest::collection::vec(pk(), 0..5))
-            .prop_map(|(group_id, gateways)| TxKind::SideGroup { group_id, gateways }),
+        (
+            h(),
+            proptest::collection::vec(pk(), 0..5),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(group_id, gateways, reward_per_anchor, fund)| TxKind::SideGroup {
+                    group_id,
+                    gateways,
+                    reward_per_anchor,
+                    fund,
+                }
+            ),
         (h(), addr(), any::<u64>()).prop_map(|(group_id, account, amount)| TxKind::SideLock {
             group_id,
             account,
