@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup run test lint bench fmt accel-report node-bench network-bench
+.PHONY: setup run test lint bench fmt accel-report node-bench network-bench side-bench
 
 setup:
 	@bash deploy/setup.sh
@@ -38,3 +38,6 @@ node-bench: setup
 
 network-bench: setup
 	bash bench/network-ingest.sh
+
+side-bench: setup
+	bash bench/side-ingest.sh

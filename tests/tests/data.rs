@@ -199,6 +199,32 @@ fn put_get_grant_revoke_and_survive_node_loss() {
         "{revoked}"
     );
 
+    // A public stream: anyone reads it without a grant, with the keys from the record.
+    let mut put3 = vec!["put", "--stream", "traffic-public", "--public"];
+    put3.extend_from_slice(STREAM_FLAGS);
+    put3.push(file.to_str().unwrap());
+    let said = ok(&data(ports[1], &owner, &put3, None), "public put");
+    assert!(said.contains("intervals 0..3"), "{said}");
+    let out4 = work.path().join("public.bin");
+    ok(
+        &data(
+            ports[2],
+            &grantee_key,
+            &[
+                "get",
+                "--stream",
+                "traffic-public",
+                "--interval",
+                "0..3",
+                "--out",
+                out4.to_str().unwrap(),
+            ],
+            None,
+        ),
+        "get of public data without a grant",
+    );
+    assert_eq!(std::fs::read(&out4).unwrap(), content);
+
     // One node lost: the repair task re-creates its chunks on the others.
     net.nodes[3].kill9();
     let repaired = || -> u64 {

@@ -34,6 +34,15 @@ pub(crate) struct Client {
 }
 
 impl ApiArgs {
+    /// The API of the node at `home`.
+    pub(crate) fn for_home(home: PathBuf) -> ApiArgs {
+        ApiArgs {
+            api: None,
+            token: None,
+            home: Some(home),
+        }
+    }
+
     pub(crate) fn client(&self) -> Result<Client> {
         let config = match &self.home {
             Some(h) => Some(crate::config::load(h, &serde_json::json!({}))?),
@@ -161,10 +170,15 @@ impl Client {
     }
 
     pub(crate) fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Value> {
+        self.post_body(path, "application/octet-stream", body)
+    }
+
+    /// Posts a body already encoded as `content_type`.
+    pub(crate) fn post_body(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Value> {
         let mut req = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/octet-stream");
+            .header("Content-Type", content_type);
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -321,7 +335,7 @@ pub(crate) struct LoadgenArgs {
     json: bool,
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -330,7 +344,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn pct(sorted: &[f64], p: usize) -> f64 {
+pub(crate) fn pct(sorted: &[f64], p: usize) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -548,13 +562,13 @@ pub(crate) fn loadgen(args: &LoadgenArgs) -> Result<ExitCode> {
     })
 }
 
-fn rand_seed() -> u64 {
+pub(crate) fn rand_seed() -> u64 {
     let mut b = [0u8; 8];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     u64::from_le_bytes(b)
 }
 
-fn check_batch(v: &Value) -> Result<()> {
+pub(crate) fn check_batch(v: &Value) -> Result<()> {
     if let Some(e) = v
         .as_array()
         .into_iter()

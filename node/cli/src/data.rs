@@ -2,7 +2,6 @@
 //! as a proxy and re-encrypts only for grants on chain. The protocol logic is in
 //! `cpc-data`; this wires it to the store, the chain state and the network.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -14,7 +13,7 @@ use cpc_data::{
 };
 use cpc_p2p::{DataService, PeerId};
 use cpc_state::State;
-use cpc_types::{Address, DataRecord, Encode, Hash32, sha256};
+use cpc_types::{Address, DataRecord, Encode, Hash32, decode_exact, sha256};
 
 /// The chain state as a proxy reads it.
 struct StateView<'a>(&'a State);
@@ -41,7 +40,6 @@ fn kfrag_key(stream: &Hash32, grantee: &Address) -> Vec<u8> {
 pub(crate) struct DataNode {
     chain: Arc<Chain>,
     proxy: Mutex<Proxy>,
-    announcements: Mutex<HashMap<Address, KeyAnnouncement>>,
     own: Option<KeyAnnouncement>,
     stored: std::sync::atomic::AtomicU64,
 }
@@ -74,7 +72,6 @@ impl DataNode {
         Ok(Self {
             chain,
             proxy: Mutex::new(proxy),
-            announcements: Mutex::new(HashMap::new()),
             own,
             stored: Default::default(),
         })
@@ -171,14 +168,16 @@ impl DataNode {
                     }
                 }
             }
+            // Kept on disk: a grantee announces once, and owners look it up any time later.
             DataRequest::Announce(a) => match a.verify(&a.account.address()) {
-                Ok(()) => {
-                    self.announcements
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(a.account.address(), a);
-                    DataResponse::Ok
-                }
+                Ok(()) => match self
+                    .chain
+                    .store()
+                    .key_put(&a.account.address().0, &a.encode())
+                {
+                    Ok(()) => DataResponse::Ok,
+                    Err(e) => DataResponse::Refused(format!("cannot store the key: {e}")),
+                },
                 Err(e) => DataResponse::Refused(e.to_string()),
             },
             DataRequest::Lookup { account } => {
@@ -188,11 +187,10 @@ impl DataNode {
                     .filter(|a| a.account.address() == account)
                     .cloned();
                 let known = own.or_else(|| {
-                    self.announcements
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(&account)
-                        .cloned()
+                    let bytes = self.chain.store().key_get(&account.0).ok().flatten()?;
+                    decode_exact::<KeyAnnouncement>(&bytes)
+                        .ok()
+                        .filter(|a| a.verify(&account).is_ok())
                 });
                 DataResponse::Announcement(known)
             }
@@ -375,6 +373,17 @@ mod tests {
         assert_eq!(
             ask(
                 &node,
+                &DataRequest::Lookup {
+                    account: w.grantee.address()
+                }
+            ),
+            DataResponse::Announcement(Some(ann.clone()))
+        );
+        // Announcements are on disk: a restarted service still answers.
+        let restarted = DataNode::open(chain.clone()).unwrap();
+        assert_eq!(
+            ask(
+                &restarted,
                 &DataRequest::Lookup {
                     account: w.grantee.address()
                 }

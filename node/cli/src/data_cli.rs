@@ -263,6 +263,10 @@ pub(crate) struct PutArgs {
     /// Largest plaintext block in bytes.
     #[arg(long, default_value_t = StreamParams::default().max_block_bytes)]
     max_block_bytes: u32,
+    /// Public data: the records carry the interval keys, so anyone reads it without a
+    /// grant (the chunks in the DHT stay encrypted and checked against the chain).
+    #[arg(long)]
+    public: bool,
 }
 
 impl PutArgs {
@@ -327,18 +331,50 @@ fn now_ms() -> u64 {
 }
 
 /// Stores one upload: chunks block by block, the manifest, then the record on chain.
+/// Blocks in flight at once: the node stores one block's chunks on its peers while the
+/// next ones travel, instead of the client waiting for each in turn.
+const PUT_CONCURRENCY: usize = 4;
+
 fn send_upload(s: &Session, up: &Upload, progress: &mut Progress) -> Result<(u64, u64)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let n = up.manifest.blocks.first().map_or(1, |b| b.chunks.len());
     let k = up.manifest.blocks.first().map_or(1, |b| b.k());
-    for block in up.chunks.chunks(n) {
-        let body = join_chunks(block.iter().map(|c| c.bytes.as_slice()));
-        let stored = s.client.post_bytes("/v1/data/chunks", &body)?;
-        let count = stored.as_array().map_or(0, Vec::len);
-        if count != block.len() {
-            bail!("the node stored {count} of {} chunks", block.len());
+    let blocks: Vec<_> = up.chunks.chunks(n).collect();
+    let next = AtomicUsize::new(0);
+    let shared = std::sync::Mutex::new(progress);
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..PUT_CONCURRENCY.min(blocks.len()))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    while let Some(block) = blocks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let body = join_chunks(block.iter().map(|c| c.bytes.as_slice()));
+                        let sent = s.client.post_bytes("/v1/data/chunks", &body).and_then(|v| {
+                            let count = v.as_array().map_or(0, Vec::len);
+                            if count != block.len() {
+                                bail!("the node stored {count} of {} chunks", block.len());
+                            }
+                            Ok(())
+                        });
+                        if sent.is_err() {
+                            // The upload failed: the other threads stop too.
+                            next.store(blocks.len(), Ordering::Relaxed);
+                            return sent;
+                        }
+                        shared
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .add(block.iter().map(|c| c.bytes.len() as u64).sum());
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("an upload thread panicked")))?;
         }
-        progress.add(block.iter().map(|c| c.bytes.len() as u64).sum());
-    }
+        Ok(())
+    })?;
     // The manifest survives the loss of as many nodes as the chunks do.
     let replicas = (n - k + 1).clamp(1, 16);
     s.client.post_bytes(
@@ -388,7 +424,12 @@ fn put(args: &PutArgs) -> Result<ExitCode> {
             period: first_period,
             buf: Vec::new(),
         };
-        let mut up = Uploader::new(params, s.stream, AccessPolicy::Private, &keys, &accel)?;
+        let policy = if args.public {
+            AccessPolicy::Public
+        } else {
+            AccessPolicy::Private
+        };
+        let mut up = Uploader::new(params, s.stream, policy, &keys, &accel)?;
         let factor = f64::from(params.total_chunks) / f64::from(params.data_chunks);
         let (name, total, mut reader): (String, Option<u64>, Box<dyn BufRead>) = match &src {
             Some(p) => {
@@ -545,7 +586,9 @@ fn get(args: &GetArgs) -> Result<ExitCode> {
                 continue;
             }
             found = true;
-            let key = if is_owner {
+            let key = if rec.policy == AccessPolicy::Public {
+                meta.public_key_for(interval)?
+            } else if is_owner {
                 keys.unwrap_own(&s.stream, &meta, interval)?
             } else {
                 granted_key(&s, &keys, &meta, interval)?

@@ -33,6 +33,40 @@ pub(crate) enum SideCommand {
     /// Lock CPC in a group, funding a machine account's side balance (the machine claims
     /// it with `send deposit --lock <the printed id>`).
     Lock(LockArgs),
+    /// Load generator: signed machine events from many machines, spread over gateways at
+    /// a fixed rate; reports confirmed tx/s and confirmation latency p50/p99.
+    Loadgen(LoadgenArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadgenArgs {
+    /// A gateway's node home; repeat to spread the load over several (round robin).
+    #[arg(long = "gateway-home", required = true)]
+    homes: Vec<PathBuf>,
+    /// Machines sending (each sends its events in nonce order).
+    #[arg(long, default_value_t = 1000)]
+    machines: usize,
+    /// Events to send in all.
+    #[arg(long, default_value_t = 50_000)]
+    txs: usize,
+    /// Transactions per request.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Offered load in transactions per second (0: as fast as the gateways take them).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Stop waiting for confirmations after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+    /// PIDs of the gateway processes, to report their peak resident memory.
+    #[arg(long = "node-pid")]
+    node_pids: Vec<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +202,7 @@ pub(crate) fn run(cmd: SideCommand) -> Result<ExitCode> {
             };
             send_signed(&a.api, a.key.as_ref(), &a.send, kind)
         }
+        SideCommand::Loadgen(a) => loadgen(&a),
         SideCommand::Lock(a) => {
             let kind = TxKind::SideLock {
                 group_id: crate::side::group_id_of(a.group.trim()),
@@ -242,4 +277,175 @@ fn send(args: &SendArgs) -> Result<ExitCode> {
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     }
+}
+
+/// Sends signed events through the gateways' APIs at the offered rate, follows the first
+/// gateway's confirmed count, and reads each sampled transaction's confirmation latency as
+/// the gateway that took it measured it (first sight to confirmation by a quorum).
+fn loadgen(args: &LoadgenArgs) -> Result<ExitCode> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::client::{check_batch, pct, rand_seed, rss_kib};
+
+    let clients = args
+        .homes
+        .iter()
+        .map(|h| ApiArgs::for_home(h.clone()).client())
+        .collect::<Result<Vec<_>>>()?;
+    let status = clients[0].get("/v1/sidechain/status")?;
+    let group_id: Hash32 = status["group_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .context("the gateway sent no side-chain group id")?;
+    let machines: Vec<cpc_types::SecretKey> = (0..args.machines.max(1))
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            seed[8..16].copy_from_slice(&rand_seed().to_le_bytes());
+            cpc_types::SecretKey::from_bytes(seed)
+        })
+        .collect();
+    let per = args.txs.div_ceil(machines.len()) as u64;
+    eprintln!(
+        "side loadgen: signing {} events",
+        per * machines.len() as u64
+    );
+    // Nonce-major, so one batch holds at most one event per machine.
+    let mut txs = Vec::new();
+    for nonce in 0..per {
+        for (i, m) in machines.iter().enumerate() {
+            txs.push(
+                MachineTx {
+                    group_id,
+                    sender: m.public(),
+                    nonce,
+                    kind: MachineKind::Event {
+                        event_type: 1,
+                        data_hash: sha256(&[&nonce.to_be_bytes(), &(i as u64).to_be_bytes()]),
+                        x: i as u32,
+                        y: nonce as u32,
+                    },
+                }
+                .sign(m),
+            );
+        }
+    }
+    let total = txs.len();
+    let batch = args.batch.max(1);
+    let bodies: Vec<Vec<u8>> = txs
+        .chunks(batch)
+        .map(serde_json::to_vec)
+        .collect::<Result<_, _>>()?;
+    // About 2,000 transactions' latencies are read back afterwards.
+    let step = (total / 2_000).max(1);
+    let confirmed0 = status["confirmed_txs"].as_u64().unwrap_or(0);
+    let errors = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    eprintln!("side loadgen: sending to {} gateways", clients.len());
+    let mut rss_peak: Vec<Option<u64>> = vec![None; args.node_pids.len()];
+    let (send_secs, confirmed, last_rise) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..args.concurrency.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(body) = bodies.get(b) else { break };
+                        if args.rate > 0 {
+                            let due = start
+                                + Duration::from_secs_f64((b * batch) as f64 / args.rate as f64);
+                            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                        }
+                        let client = &clients[b % clients.len()];
+                        if let Err(e) = client
+                            .post_body("/v1/sidechain/txs", "application/json", body)
+                            .and_then(|v| check_batch(&v))
+                            && errors.fetch_add(1, Ordering::Relaxed) == 0
+                        {
+                            eprintln!("side loadgen: batch refused: {e:#}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Follow the first gateway's confirmed count until everything sent confirmed.
+        let deadline = start + Duration::from_secs(args.timeout_secs);
+        let mut send_secs = None;
+        let (mut confirmed, mut last_rise) = (0u64, start);
+        loop {
+            if send_secs.is_none() && workers.iter().all(|w| w.is_finished()) {
+                send_secs = Some(start.elapsed().as_secs_f64());
+            }
+            for (peak, pid) in rss_peak.iter_mut().zip(&args.node_pids) {
+                *peak = (*peak).max(rss_kib(*pid));
+            }
+            let now = clients[0]
+                .get("/v1/sidechain/status")
+                .map(|v| {
+                    v["confirmed_txs"]
+                        .as_u64()
+                        .unwrap_or(0)
+                        .saturating_sub(confirmed0)
+                })
+                .unwrap_or(confirmed);
+            if now > confirmed {
+                confirmed = now;
+                last_rise = Instant::now();
+            }
+            let expected = total.saturating_sub(errors.load(Ordering::Relaxed) * batch) as u64;
+            if (send_secs.is_some() && confirmed >= expected) || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (
+            send_secs.unwrap_or(args.timeout_secs as f64),
+            confirmed,
+            last_rise,
+        )
+    });
+    let mut latencies: Vec<f64> = Vec::new();
+    for (i, t) in txs.iter().enumerate().step_by(step) {
+        let client = &clients[(i / batch) % clients.len()];
+        if let Ok(v) = client.get(&format!("/v1/sidechain/txs/{}", t.hash()))
+            && let Some(ms) = v["latency_ms"].as_u64()
+        {
+            latencies.push(ms as f64);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let secs = last_rise.duration_since(start).as_secs_f64().max(1e-9);
+    let report = serde_json::json!({
+        "gateways": clients.len(),
+        "submitted": total,
+        "refused_batches": errors.load(Ordering::Relaxed),
+        "send_seconds": send_secs,
+        "offered_tx_per_sec": total as f64 / send_secs.max(1e-9),
+        "confirmed": confirmed,
+        "confirmed_tx_per_sec": confirmed as f64 / secs,
+        "latency_samples": latencies.len(),
+        "confirmation_latency_p50_ms": pct(&latencies, 50),
+        "confirmation_latency_p99_ms": pct(&latencies, 99),
+        "gateway_rss_peak_kib": rss_peak,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "side loadgen: {confirmed}/{total} confirmed on gateway 1; offered {:.0} tx/s, \
+             confirmed {:.0} tx/s; confirmation latency p50 {:.0} ms, p99 {:.0} ms ({} samples)",
+            report["offered_tx_per_sec"].as_f64().unwrap_or(0.0),
+            report["confirmed_tx_per_sec"].as_f64().unwrap_or(0.0),
+            pct(&latencies, 50),
+            pct(&latencies, 99),
+            latencies.len()
+        );
+    }
+    Ok(if (confirmed as usize) < total {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -36,14 +36,16 @@ fn public_key(bytes: &[u8], what: &'static str) -> Result<umbral_pre::PublicKey,
         .map_err(|e| DataError::malformed(what, e))
 }
 
-/// An interval key encrypted to the stream owner's delegating key.
+/// An interval key encrypted to the stream owner's delegating key — or, in a record with
+/// the public policy, the interval key itself (empty capsule): anyone may read public
+/// data, so there is nothing to delegate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrappedKey {
     /// The interval.
     pub interval: u64,
-    /// The umbral capsule (MessagePack, as umbral serialises it).
+    /// The umbral capsule (MessagePack, as umbral serialises it); empty when public.
     pub capsule: Vec<u8>,
-    /// The interval key under the capsule's key.
+    /// The interval key under the capsule's key, or the key itself when public.
     pub ciphertext: Vec<u8>,
 }
 cpc_types::codec_struct!(WrappedKey {
@@ -93,6 +95,18 @@ impl RecordMeta {
             .iter()
             .find(|k| k.interval == interval)
             .ok_or(DataError::NoKey(interval))
+    }
+
+    /// The interval key of a record with the public policy.
+    pub fn public_key_for(&self, interval: u64) -> Result<IntervalKey, DataError> {
+        let w = self.key_for(interval)?;
+        if !w.capsule.is_empty() {
+            return Err(DataError::malformed(
+                "public record",
+                "the interval key is encrypted",
+            ));
+        }
+        IntervalKey::from_bytes(&w.ciphertext)
     }
 
     fn capsule_for(&self, interval: u64) -> Result<(Capsule, &WrappedKey), DataError> {

@@ -13,7 +13,7 @@ use cpc_types::{AccessPolicy, DataRecord, Hash32, decode_exact, sha256};
 use serde::{Deserialize, Serialize};
 
 use crate::erasure::{BlockEntry, encode_chunks};
-use crate::keys::{DataKeys, RecordMeta};
+use crate::keys::{DataKeys, RecordMeta, WrappedKey};
 use crate::pack::{PlainBlock, Record, decode_records};
 use crate::seal::{IntervalKey, open_block, seal_block};
 use crate::{DataError, StreamParams};
@@ -248,7 +248,15 @@ impl<'a> Uploader<'a> {
         };
         let wrapped = keys
             .iter()
-            .map(|(i, key)| self.keys.wrap(&self.stream, *i, key))
+            .map(|(i, key)| match self.policy {
+                AccessPolicy::Private => self.keys.wrap(&self.stream, *i, key),
+                // Public data: the key is in the record, for anyone.
+                AccessPolicy::Public => Ok(WrappedKey {
+                    interval: *i,
+                    capsule: Vec::new(),
+                    ciphertext: key.as_bytes().to_vec(),
+                }),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let meta = RecordMeta {
             manifest: manifest.id(),

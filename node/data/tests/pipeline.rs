@@ -120,6 +120,7 @@ fn upload_stream(
     keys: &DataKeys,
     accel: &Dispatcher,
     stream: Hash32,
+    policy: AccessPolicy,
 ) -> (Vec<Upload>, Vec<Record>) {
     let params = StreamParams {
         period_ms: 1000,
@@ -130,7 +131,7 @@ fn upload_stream(
         max_block_bytes: 4096,
     };
     let mut packer = Packer::new(params, 0, 0).unwrap();
-    let mut up = Uploader::new(params, stream, AccessPolicy::Private, keys, accel).unwrap();
+    let mut up = Uploader::new(params, stream, policy, keys, accel).unwrap();
     let mut uploads = Vec::new();
     let mut records = Vec::new();
     for t in (0..14_000u64).step_by(250) {
@@ -161,7 +162,7 @@ fn put_get_grant_revoke_with_tampering_loss_and_repair() {
     let gkeys = DataKeys::from_account(&grantee);
     let stream = sha256(&[b"stream/boiler-7"]);
 
-    let (uploads, records) = upload_stream(&okeys, &accel, stream);
+    let (uploads, records) = upload_stream(&okeys, &accel, stream, AccessPolicy::Private);
     // 14 s, 2 s intervals, 3 intervals per upload: windows 0-2, 3-5, 6-8.
     assert_eq!(uploads.len(), 3);
     assert_eq!(
@@ -364,7 +365,7 @@ fn a_manifest_that_does_not_match_the_record_is_refused() {
     let owner = SecretKey::from_bytes([9; 32]);
     let keys = DataKeys::from_account(&owner);
     let stream = sha256(&[b"s"]);
-    let (uploads, _) = upload_stream(&keys, &accel, stream);
+    let (uploads, _) = upload_stream(&keys, &accel, stream, AccessPolicy::Private);
     let u = &uploads[0];
     let good = u.manifest.to_bytes();
     assert!(Manifest::verify(&good, &u.record, &accel).is_ok());
@@ -394,4 +395,42 @@ fn a_manifest_that_does_not_match_the_record_is_refused() {
         keys.unwrap_own(&stream, &meta, 99).unwrap_err(),
         DataError::NoKey(99)
     );
+}
+
+#[test]
+fn public_records_carry_their_keys_and_private_ones_do_not() {
+    let accel = Dispatcher::new(DispatchConfig::default()).unwrap();
+    let owner = SecretKey::from_bytes([1; 32]);
+    let okeys = DataKeys::from_account(&owner);
+    let stream = sha256(&[b"stream/public-traffic"]);
+    let (uploads, records) = upload_stream(&okeys, &accel, stream, AccessPolicy::Public);
+    let mut nodes = Nodes::new(6);
+    for u in &uploads {
+        assert_eq!(u.record.policy, AccessPolicy::Public);
+        // The chunks stay encrypted; only the keys are public.
+        for c in &u.chunks {
+            assert!(!c.bytes.windows(8).any(|w| w == b"reading "));
+        }
+        nodes.store(u);
+    }
+    // Anyone opens an interval with the key from the record alone.
+    let rec = &uploads[1].record;
+    let meta = RecordMeta::of(rec).unwrap();
+    let m = nodes
+        .fetch(&meta.manifest)
+        .into_iter()
+        .find_map(|(_, bytes)| Manifest::verify(&bytes, rec, &accel).ok())
+        .unwrap();
+    let key = meta.public_key_for(4).unwrap();
+    let blocks = nodes.get_blocks(&m, 4).unwrap();
+    let want: Vec<Record> = records
+        .iter()
+        .filter(|r| interval_of(r.timestamp_ms) == 4)
+        .cloned()
+        .collect();
+    assert_eq!(open_interval(&key, &stream, &blocks).unwrap(), want);
+    // A private record holds no usable key.
+    let (private, _) = upload_stream(&okeys, &accel, stream, AccessPolicy::Private);
+    let pmeta = RecordMeta::of(&private[1].record).unwrap();
+    assert!(pmeta.public_key_for(4).is_err());
 }

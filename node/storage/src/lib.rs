@@ -13,6 +13,7 @@
 //! | `journal` | view, sequence | consensus messages this node sent since the last final block |
 //! | `chunks` | chunk id (SHA-256) | an encrypted data chunk or manifest this node stores |
 //! | `kfrags` | stream id, grantee | a kfrag this node holds as a proxy |
+//! | `keys` | account address | the account's signed umbral key announcement |
 //!
 //! A committed block is one atomic write batch: header, body, receipts, index entries,
 //! the state changes and the new head. A crash leaves the store at the last committed
@@ -26,8 +27,9 @@ use cpc_types::codec::{Decode, Encode, decode_exact};
 use cpc_types::{Block, BlockHeader, Certificate, Hash32, SignedTransaction, Ticket, TxReceipt};
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 
-/// The storage format this build reads and writes.
-pub const FORMAT: &str = "cpchain-storage-v3";
+/// The storage format this build reads and writes (v4: anchors carry endorsements and
+/// rewards, side groups a reward pool).
+pub const FORMAT: &str = "cpchain-storage-v4";
 
 const CF_HEADERS: &str = "headers";
 const CF_BODIES: &str = "bodies";
@@ -38,7 +40,8 @@ const CF_META: &str = "meta";
 const CF_JOURNAL: &str = "journal";
 const CF_CHUNKS: &str = "chunks";
 const CF_KFRAGS: &str = "kfrags";
-const FAMILIES: [&str; 9] = [
+const CF_KEYS: &str = "keys";
+const FAMILIES: [&str; 10] = [
     CF_HEADERS,
     CF_BODIES,
     CF_RECEIPTS,
@@ -48,6 +51,7 @@ const FAMILIES: [&str; 9] = [
     CF_JOURNAL,
     CF_CHUNKS,
     CF_KFRAGS,
+    CF_KEYS,
 ];
 
 const META_FORMAT: &[u8] = b"format";
@@ -465,6 +469,17 @@ impl Store {
     pub fn kfrag_delete(&self, key: &[u8]) -> Result<(), StorageError> {
         self.db.delete_cf(self.cf(CF_KFRAGS)?, key)?;
         Ok(())
+    }
+
+    /// Stores an account's key announcement (the caller verified it).
+    pub fn key_put(&self, account: &[u8], announcement: &[u8]) -> Result<(), StorageError> {
+        self.db.put_cf(self.cf(CF_KEYS)?, account, announcement)?;
+        Ok(())
+    }
+
+    /// An account's stored key announcement.
+    pub fn key_get(&self, account: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(CF_KEYS)?, account)?)
     }
 
     /// Every kfrag held.
