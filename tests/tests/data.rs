@@ -261,8 +261,28 @@ fn put_get_grant_revoke_and_survive_node_loss() {
 /// through one node and fetched through another, and clear errors for bad input.
 fn api_checks(a: &cpc_tests::Node, b: &cpc_tests::Node) {
     let chunk: Vec<u8> = (0..5u32 << 20).map(|i| (i % 95 + 32) as u8).collect();
-    let mut body = (chunk.len() as u32).to_be_bytes().to_vec();
-    body.extend_from_slice(&chunk);
+    let frame = |id: &[u8; 32]| {
+        let mut body = id.to_vec();
+        body.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+        body.extend_from_slice(&chunk);
+        body
+    };
+    // A chunk that does not hash to the id it came with is refused, and says so.
+    let r = a.post_raw(
+        "/v1/data/chunks",
+        "application/octet-stream",
+        &frame(&[7; 32]),
+        None,
+    );
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not hash to its id")),
+        "{:?}",
+        r.body
+    );
+    let body = frame(&cpc_types::sha256(&[&chunk]).0);
     let r = a.post_raw(
         "/v1/data/chunks?replicas=2",
         "application/octet-stream",

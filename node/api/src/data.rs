@@ -101,9 +101,14 @@ pub struct DataStatus {
 
 /// The node's network side of the data layer.
 pub trait DataGateway: Send + Sync + 'static {
-    /// Stores a block's chunks (or a manifest) under their SHA-256, each on the
-    /// `replicas` storage nodes closest to it, spreading a block over distinct nodes.
-    fn store(&self, chunks: Vec<Vec<u8>>, replicas: usize) -> GatewayFuture<'_, Vec<StoredChunk>>;
+    /// Stores a block's chunks (or a manifest) under the ids they came with, each on the
+    /// `replicas` storage nodes closest to it, spreading a block over distinct nodes. The
+    /// storage nodes check each id against the chunk's SHA-256.
+    fn store(
+        &self,
+        chunks: Vec<(Hash32, Vec<u8>)>,
+        replicas: usize,
+    ) -> GatewayFuture<'_, Vec<StoredChunk>>;
     /// A chunk from the nodes closest to its id, checked against the id.
     fn fetch(&self, id: Hash32) -> GatewayFuture<'_, Vec<u8>>;
     /// A block's ciphertext rebuilt from any k verified chunks.
@@ -200,8 +205,9 @@ fn address(s: &str) -> Result<Address, ApiError> {
         .map_err(|e| ApiError::Malformed(format!("address {s:?}: {e}")))
 }
 
-/// Splits a chunk upload: each chunk is a 4-byte big-endian length and its bytes.
-pub fn split_chunks(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
+/// Splits a chunk upload: each chunk is its 32-byte id (SHA-256), a 4-byte big-endian
+/// length and its bytes. The client hashed them already; the storage nodes check.
+pub fn split_chunks(body: &[u8]) -> Result<Vec<(Hash32, Vec<u8>)>, ApiError> {
     let mut out = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
@@ -210,11 +216,11 @@ pub fn split_chunks(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
                 "more than {MAX_CHUNKS_PER_UPLOAD} chunks in one upload"
             )));
         }
-        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(ApiError::Malformed(
-                "truncated chunk length: each chunk is a 4-byte big-endian length and its bytes"
-                    .into(),
-            ));
+        let Some((id, tail)) = rest.split_first_chunk::<32>() else {
+            return Err(ApiError::Malformed(FRAMING.into()));
+        };
+        let Some((len, tail)) = tail.split_first_chunk::<4>() else {
+            return Err(ApiError::Malformed(FRAMING.into()));
         };
         let len = u32::from_be_bytes(*len) as usize;
         if len == 0 || len > cpc_data::proto::MAX_CHUNK_BYTES {
@@ -229,7 +235,7 @@ pub fn split_chunks(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
                 tail.len()
             )));
         }
-        out.push(tail[..len].to_vec());
+        out.push((Hash32(*id), tail[..len].to_vec()));
         rest = &tail[len..];
     }
     if out.is_empty() {
@@ -238,10 +244,14 @@ pub fn split_chunks(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
     Ok(out)
 }
 
-/// Frames chunks for `POST /v1/data/chunks` (the inverse of [`split_chunks`]).
-pub fn join_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+const FRAMING: &str = "truncated chunk header: each chunk is its 32-byte SHA-256, a 4-byte big-endian length and its bytes";
+
+/// Frames chunks and their ids for `POST /v1/data/chunks` (the inverse of
+/// [`split_chunks`]).
+pub fn join_chunks<'a>(chunks: impl IntoIterator<Item = (&'a Hash32, &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
-    for c in chunks {
+    for (id, c) in chunks {
+        out.extend_from_slice(&id.0);
         out.extend_from_slice(&(c.len() as u32).to_be_bytes());
         out.extend_from_slice(c);
     }
@@ -258,7 +268,7 @@ struct ReplicasQuery {
     post,
     path = "/v1/data/chunks",
     params(("replicas" = Option<usize>, Query, description = "Copies of each chunk, on the nodes closest to its id (default 1, at most 16)")),
-    request_body(content = Vec<u8>, description = "Chunks (ciphertext only), each a 4-byte big-endian length and its bytes; the chunks of one block spread over distinct nodes", content_type = "application/octet-stream"),
+    request_body(content = Vec<u8>, description = "Chunks (ciphertext only), each its 32-byte SHA-256, a 4-byte big-endian length and its bytes; the chunks of one block spread over distinct nodes; a chunk that does not hash to its id is refused (400)", content_type = "application/octet-stream"),
     security(("bearer" = [])),
     responses((status = 200, body = Vec<StoredChunk>), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody))
 )]
@@ -559,13 +569,18 @@ mod tests {
 
     #[test]
     fn chunk_framing_round_trips_and_rejects_garbage() {
-        let chunks: Vec<Vec<u8>> = vec![vec![1; 10], vec![2; 3]];
-        let body = join_chunks(chunks.iter().map(Vec::as_slice));
+        let chunks: Vec<(Hash32, Vec<u8>)> = vec![
+            (cpc_types::sha256(&[&[1; 10]]), vec![1; 10]),
+            (Hash32([7; 32]), vec![2; 3]),
+        ];
+        let body = join_chunks(chunks.iter().map(|(id, c)| (id, c.as_slice())));
         assert_eq!(split_chunks(&body).unwrap(), chunks);
         assert!(split_chunks(&[]).is_err());
         assert!(split_chunks(&body[..body.len() - 1]).is_err());
-        assert!(split_chunks(&[0, 0, 0]).is_err());
-        assert!(split_chunks(&[0, 0, 0, 0]).is_err(), "empty chunk");
-        assert!(split_chunks(&[0xff, 0xff, 0xff, 0xff, 1]).is_err());
+        assert!(split_chunks(&[0; 35]).is_err(), "truncated header");
+        assert!(split_chunks(&[0; 36]).is_err(), "empty chunk");
+        let mut huge = vec![0; 32];
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 1]);
+        assert!(split_chunks(&huge).is_err());
     }
 }

@@ -104,7 +104,9 @@ impl DataNode {
         self.proxy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn answer(&self, req: DataRequest) -> DataResponse {
+    /// Answers a request (the swarm's, decoded by [`DataService::handle`], or this node's
+    /// own gateway's, which needs no encoding).
+    pub(crate) fn answer(&self, req: DataRequest) -> DataResponse {
         let store = self.chain.store();
         let failed = |e: &dyn std::fmt::Display| {
             tracing::warn!(error = %e, "data request failed");
@@ -116,7 +118,7 @@ impl DataNode {
                     return DataResponse::Refused("chunk too large".into());
                 }
                 if sha256(&[&bytes]) != id {
-                    return DataResponse::Refused("chunk does not hash to its id".into());
+                    return DataResponse::Refused(cpc_data::proto::NOT_ITS_ID.into());
                 }
                 match store.chunk_put(&id, &bytes) {
                     Ok(()) => {
@@ -330,7 +332,7 @@ mod tests {
         assert!(packer.push(&record).unwrap().is_empty());
         let mut up =
             Uploader::new(params, stream, AccessPolicy::Private, &okeys, chain.accel()).unwrap();
-        assert!(up.push(packer.flush().unwrap()).unwrap().is_none());
+        assert!(up.push(&packer.flush().unwrap()).unwrap().is_none());
         let upload = up.finish().unwrap().unwrap();
 
         // Chunks: stored when they hash to their id, fetched back, listed.

@@ -16,8 +16,8 @@ use cpc_accel::{DispatchConfig, Dispatcher};
 use cpc_api::data::join_chunks;
 use cpc_data::pack::RECORD_OVERHEAD;
 use cpc_data::{
-    DataKeys, KeyAnnouncement, KfragDelivery, Manifest, PlainBlock, RecordMeta, StreamParams,
-    Upload, Uploader, open_interval,
+    Chunk, DataKeys, KeyAnnouncement, KfragDelivery, Manifest, PlainBlock, RecordMeta,
+    StreamParams, Upload, Uploader, open_interval,
 };
 use cpc_types::{
     AccessPolicy, Address, DataRecord, Hash32, SecretKey, Transaction, TxKind, UNITS_PER_CPC,
@@ -330,56 +330,117 @@ fn now_ms() -> u64 {
     cpc_api::now_ms()
 }
 
-/// Stores one upload: chunks block by block, the manifest, then the record on chain.
 /// Blocks in flight at once: the node stores one block's chunks on its peers while the
-/// next ones travel, instead of the client waiting for each in turn.
+/// next ones travel and the next after that is sealed here.
 const PUT_CONCURRENCY: usize = 4;
 
-fn send_upload(s: &Session, up: &Upload, progress: &mut Progress) -> Result<(u64, u64)> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let n = up.manifest.blocks.first().map_or(1, |b| b.chunks.len());
-    let k = up.manifest.blocks.first().map_or(1, |b| b.k());
-    let blocks: Vec<_> = up.chunks.chunks(n).collect();
-    let next = AtomicUsize::new(0);
-    let shared = std::sync::Mutex::new(progress);
-    std::thread::scope(|scope| -> Result<()> {
-        let workers: Vec<_> = (0..PUT_CONCURRENCY.min(blocks.len()))
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    while let Some(block) = blocks.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let body = join_chunks(block.iter().map(|c| c.bytes.as_slice()));
-                        let sent = s.client.post_bytes("/v1/data/chunks", &body).and_then(|v| {
-                            let count = v.as_array().map_or(0, Vec::len);
-                            if count != block.len() {
-                                bail!("the node stored {count} of {} chunks", block.len());
-                            }
-                            Ok(())
-                        });
-                        if sent.is_err() {
-                            // The upload failed: the other threads stop too.
-                            next.store(blocks.len(), Ordering::Relaxed);
-                            return sent;
-                        }
-                        shared
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .add(block.iter().map(|c| c.bytes.len() as u64).sum());
+/// Stores sealed blocks' chunks through the node on [`PUT_CONCURRENCY`] threads while the
+/// caller seals the next blocks, so sealing, the upload and the node's placement overlap
+/// and the client holds only the blocks in flight.
+struct ChunkSender {
+    jobs: Option<std::sync::mpsc::SyncSender<Vec<Chunk>>>,
+    results: std::sync::mpsc::Receiver<Result<u64>>,
+    in_flight: usize,
+}
+
+impl ChunkSender {
+    fn start<'scope>(scope: &'scope std::thread::Scope<'scope, '_>, s: &'scope Session) -> Self {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Vec<Chunk>>(PUT_CONCURRENCY);
+        let (done, results) = std::sync::mpsc::channel();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for _ in 0..PUT_CONCURRENCY {
+            let (queue, done) = (queue.clone(), done.clone());
+            scope.spawn(move || {
+                loop {
+                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    // The sender is gone: the put is over (or failed).
+                    let Ok(block) = job else { break };
+                    if done.send(store_block(s, &block)).is_err() {
+                        break;
                     }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("an upload thread panicked")))?;
+                }
+            });
+        }
+        Self {
+            jobs: Some(jobs),
+            results,
+            in_flight: 0,
+        }
+    }
+
+    /// Queues one block's chunks (waits while [`PUT_CONCURRENCY`] are queued).
+    fn send(&mut self, block: Vec<Chunk>, progress: &mut Progress) -> Result<()> {
+        self.collect(false, progress)?;
+        self.jobs
+            .as_ref()
+            .context("the upload is closed")?
+            .send(block)
+            .map_err(|_| anyhow!("the upload threads stopped"))?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Takes the answers that came back (all of them with `wait`); the first failure ends
+    /// the put.
+    fn collect(&mut self, wait: bool, progress: &mut Progress) -> Result<()> {
+        while self.in_flight > 0 {
+            let r = if wait {
+                self.results
+                    .recv()
+                    .map_err(|_| anyhow!("the upload threads stopped"))?
+            } else {
+                match self.results.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => return Ok(()),
+                }
+            };
+            self.in_flight -= 1;
+            progress.add(r?);
         }
         Ok(())
-    })?;
+    }
+}
+
+impl Drop for ChunkSender {
+    fn drop(&mut self) {
+        // Ends the threads' loops, so the scope that runs them can end.
+        self.jobs.take();
+    }
+}
+
+/// Posts one block's chunks; the bytes stored.
+fn store_block(s: &Session, block: &[Chunk]) -> Result<u64> {
+    let body = join_chunks(block.iter().map(|c| (&c.id, c.bytes.as_slice())));
+    let stored = s.client.post_bytes("/v1/data/chunks", &body)?;
+    let count = stored.as_array().map_or(0, Vec::len);
+    if count != block.len() {
+        bail!("the node stored {count} of {} chunks", block.len());
+    }
+    Ok(block.iter().map(|c| c.bytes.len() as u64).sum())
+}
+
+/// Closes an upload: once every chunk of its blocks is stored, the manifest, then the
+/// record on chain.
+fn close_upload(
+    s: &Session,
+    sender: &mut ChunkSender,
+    up: Upload,
+    progress: &mut Progress,
+) -> Result<(u64, u64)> {
+    let n = up.manifest.blocks.first().map_or(1, |b| b.chunks.len());
+    let k = up.manifest.blocks.first().map_or(1, |b| b.k());
+    let mut rest = up.chunks.into_iter().peekable();
+    while rest.peek().is_some() {
+        sender.send(rest.by_ref().take(n).collect(), progress)?;
+    }
+    sender.collect(true, progress)?;
     // The manifest survives the loss of as many nodes as the chunks do.
+    let manifest = up.manifest.to_bytes();
+    let manifest_id = sha256(&[&manifest]);
     let replicas = (n - k + 1).clamp(1, 16);
     s.client.post_bytes(
         &format!("/v1/data/chunks?replicas={replicas}"),
-        &join_chunks([up.manifest.to_bytes().as_slice()]),
+        &join_chunks([(&manifest_id, manifest.as_slice())]),
     )?;
     s.submit(TxKind::DataRecord(up.record.clone()))
         .context("the data is stored but its record was not committed")?;
@@ -447,54 +508,62 @@ fn put(args: &PutArgs) -> Result<ExitCode> {
         let mut progress = Progress::new("put", total);
         let mut ranges = Vec::new();
         let mut plain = 0u64;
-        let mut send = |block: Option<PlainBlock>,
-                        up: &mut Uploader<'_>,
-                        progress: &mut Progress|
-         -> Result<()> {
-            if let Some(b) = block
-                && let Some(done) = up.push(b)?
-            {
-                ranges.push(send_upload(&s, &done, progress)?);
-            }
-            Ok(())
-        };
-        match &src {
-            Some(_) => {
-                // A file: records of a block's payload size, one block per period.
-                let piece = params.max_block_bytes as usize - RECORD_OVERHEAD;
-                let mut buf = vec![0u8; piece];
-                loop {
-                    let got = read_full(&mut reader, &mut buf)?;
-                    if got == 0 {
-                        break;
+        let n = usize::from(params.total_chunks);
+        std::thread::scope(|scope| -> Result<()> {
+            let mut sender = ChunkSender::start(scope, &s);
+            let mut send = |block: Option<PlainBlock>,
+                            up: &mut Uploader<'_>,
+                            progress: &mut Progress|
+             -> Result<()> {
+                let Some(b) = block else { return Ok(()) };
+                if let Some(done) = up.push(&b)? {
+                    ranges.push(close_upload(&s, &mut sender, done, progress)?);
+                }
+                let mut chunks = up.take_chunks().into_iter().peekable();
+                while chunks.peek().is_some() {
+                    sender.send(chunks.by_ref().take(n).collect(), progress)?;
+                }
+                Ok(())
+            };
+            match &src {
+                Some(_) => {
+                    // A file: records of a block's payload size, one block per period.
+                    let piece = params.max_block_bytes as usize - RECORD_OVERHEAD;
+                    let mut buf = vec![0u8; piece];
+                    loop {
+                        let got = read_full(&mut reader, &mut buf)?;
+                        if got == 0 {
+                            break;
+                        }
+                        plain += got as u64;
+                        let closed = blocks.push(now_ms(), &buf[..got])?;
+                        send(closed, &mut up, &mut progress)?;
+                        send(blocks.flush(), &mut up, &mut progress)?;
                     }
-                    plain += got as u64;
-                    let closed = blocks.push(now_ms(), &buf[..got])?;
-                    send(closed, &mut up, &mut progress)?;
+                }
+                None => {
+                    // Records on stdin: one per line, newline kept, so `get` returns the input.
+                    let mut line = Vec::new();
+                    loop {
+                        line.clear();
+                        if reader.read_until(b'\n', &mut line)? == 0 {
+                            break;
+                        }
+                        plain += line.len() as u64;
+                        let closed = blocks.push(now_ms(), &line)?;
+                        send(closed, &mut up, &mut progress)?;
+                    }
                     send(blocks.flush(), &mut up, &mut progress)?;
                 }
             }
-            None => {
-                // Records on stdin: one per line, newline kept, so `get` returns the input.
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    if reader.read_until(b'\n', &mut line)? == 0 {
-                        break;
-                    }
-                    plain += line.len() as u64;
-                    let closed = blocks.push(now_ms(), &line)?;
-                    send(closed, &mut up, &mut progress)?;
-                }
-                send(blocks.flush(), &mut up, &mut progress)?;
+            if plain == 0 {
+                bail!("{name} is empty: nothing to store");
             }
-        }
-        if plain == 0 {
-            bail!("{name} is empty: nothing to store");
-        }
-        if let Some(done) = up.finish()? {
-            ranges.push(send_upload(&s, &done, &mut progress)?);
-        }
+            if let Some(done) = up.finish()? {
+                ranges.push(close_upload(&s, &mut sender, done, &mut progress)?);
+            }
+            Ok(())
+        })?;
         progress.print(true);
         let (a, b) = (
             ranges.first().map_or(0, |r| r.0),

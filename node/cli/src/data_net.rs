@@ -18,12 +18,12 @@ use cpc_api::data::{
 use cpc_chain::Chain;
 use cpc_data::erasure::BlockEntry;
 use cpc_data::placement::{closest, place_block, place_repair};
-use cpc_data::proto::MAX_HAS_IDS;
+use cpc_data::proto::{MAX_HAS_IDS, NOT_ITS_ID};
 use cpc_data::{
     BlockAssembler, DataRequest, DataResponse, KeyAnnouncement, KfragDelivery, Manifest, Offer,
     RecordMeta, RepairPlan, plan_repair, rebuild_chunks,
 };
-use cpc_p2p::{DataService, Network, PeerId};
+use cpc_p2p::{Network, PeerId};
 use cpc_types::{Address, Encode, Hash32, sha256};
 use serde::{Deserialize, Serialize};
 
@@ -92,17 +92,17 @@ impl Transport for NetTransport {
         req: DataRequest,
     ) -> BoxFuture<'_, Result<DataResponse, String>> {
         Box::pin(async move {
-            let bytes = if peer == self.net.local_peer_id() {
+            if peer == self.net.local_peer_id() {
                 let node = self.node.clone();
-                tokio::task::spawn_blocking(move || node.handle(&peer, req.encode()))
+                return tokio::task::spawn_blocking(move || node.answer(req))
                     .await
-                    .map_err(|e| e.to_string())?
-            } else {
-                self.net
-                    .data_request(peer, req.encode())
-                    .await
-                    .map_err(|e| e.to_string())?
-            };
+                    .map_err(|e| e.to_string());
+            }
+            let bytes = self
+                .net
+                .data_request(peer, req.encode())
+                .await
+                .map_err(|e| e.to_string())?;
             DataResponse::from_bytes(&bytes).map_err(|e| format!("{peer}: {e}"))
         })
     }
@@ -198,11 +198,12 @@ impl<T: Transport> Gateway<T> {
 
     async fn store_chunks(
         &self,
-        chunks: Vec<Vec<u8>>,
+        chunks: Vec<(Hash32, Vec<u8>)>,
         replicas: usize,
     ) -> Result<Vec<StoredChunk>, ApiError> {
         let nodes = self.nodes().await;
-        let ids: Vec<Hash32> = chunks.iter().map(|c| sha256(&[c])).collect();
+        // Placed by the ids they came with: the storage nodes check them.
+        let (ids, chunks): (Vec<Hash32>, Vec<Vec<u8>>) = chunks.into_iter().unzip();
         let placed = place_block(&ids, &nodes, replicas);
         let mut reqs = Vec::new();
         for (i, targets) in placed.iter().enumerate() {
@@ -226,6 +227,18 @@ impl<T: Transport> Gateway<T> {
         for ((peer, r), i) in self.ask_all(reqs).await.into_iter().zip(order) {
             match r {
                 Ok(DataResponse::Ok) => stored_on[i].push(peer.to_string()),
+                Ok(DataResponse::Refused(m)) if m == NOT_ITS_ID => {
+                    // Checked here only when refused, so the common path hashes once.
+                    if sha256(&[&chunks[i]]) != ids[i] {
+                        return Err(ApiError::Malformed(format!(
+                            "chunk {} does not hash to its id",
+                            ids[i]
+                        )));
+                    }
+                    tracing::warn!(%peer, chunk = %ids[i], "a storage node refused a chunk that matches its id; penalised");
+                    self.t.strike(peer);
+                    last_error[i] = format!("{peer}: {m}");
+                }
                 Ok(DataResponse::Refused(m)) => last_error[i] = format!("{peer}: {m}"),
                 Ok(other) => last_error[i] = format!("{peer}: unexpected answer {other:?}"),
                 Err(e) => last_error[i] = e,
@@ -533,7 +546,11 @@ pub(crate) async fn repair_task<T: Transport>(
 }
 
 impl<T: Transport> DataGateway for Gateway<T> {
-    fn store(&self, chunks: Vec<Vec<u8>>, replicas: usize) -> GatewayFuture<'_, Vec<StoredChunk>> {
+    fn store(
+        &self,
+        chunks: Vec<(Hash32, Vec<u8>)>,
+        replicas: usize,
+    ) -> GatewayFuture<'_, Vec<StoredChunk>> {
         Box::pin(self.store_chunks(chunks, replicas))
     }
 
@@ -743,6 +760,9 @@ mod tests {
                 let store = stores.entry(peer).or_default();
                 Ok(match req {
                     DataRequest::Store { id, bytes } => {
+                        if sha256(&[&bytes]) != id {
+                            return Ok(DataResponse::Refused(NOT_ITS_ID.into()));
+                        }
                         store.insert(id, bytes);
                         DataResponse::Ok
                     }
@@ -767,7 +787,10 @@ mod tests {
         }
     }
 
-    fn block(k: usize, n: usize) -> (BlockEntry, Vec<u8>, Vec<Vec<u8>>) {
+    /// Chunks with their ids, as `POST /v1/data/chunks` brings them.
+    type Chunks = Vec<(Hash32, Vec<u8>)>;
+
+    fn block(k: usize, n: usize) -> (BlockEntry, Vec<u8>, Chunks) {
         let ct: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let chunks = encode_chunks(&ct, k, n).unwrap();
         let entry = BlockEntry {
@@ -778,6 +801,7 @@ mod tests {
             data_chunks: k as u16,
             chunks: chunks.iter().map(|c| sha256(&[c])).collect(),
         };
+        let chunks = entry.chunks.iter().copied().zip(chunks).collect();
         (entry, ct, chunks)
     }
 
@@ -795,6 +819,12 @@ mod tests {
         let net = Arc::new(FakeNet::new(4));
         let gw = Gateway::new(net.clone(), Box::new(|| 0));
         let (entry, ct, chunks) = block(2, 4);
+        // A chunk sent with another's id: refused, the client told why.
+        let mut wrong = chunks.clone();
+        wrong[1].0 = wrong[0].0;
+        let err = gw.store(wrong, 1).await.unwrap_err();
+        assert!(matches!(err, ApiError::Malformed(_)), "{err:?}");
+        net.stores.lock().unwrap().clear();
         let stored = gw.store(chunks, 1).await.unwrap();
         // One chunk per node.
         let mut on: Vec<&String> = stored.iter().map(|s| &s.stored_on[0]).collect();

@@ -47,11 +47,11 @@ fn put(keys: &DataKeys, accel: &Dispatcher, recs: &[Record]) -> Upload {
     let mut out = Vec::new();
     for r in recs {
         for b in packer.push(r).unwrap() {
-            out.extend(up.push(b).unwrap());
+            out.extend(up.push(&b).unwrap());
         }
     }
     if let Some(b) = packer.flush() {
-        out.extend(up.push(b).unwrap());
+        out.extend(up.push(&b).unwrap());
     }
     out.extend(up.finish().unwrap());
     out.pop().unwrap()

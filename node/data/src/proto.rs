@@ -1,4 +1,4 @@
-//! The data protocol between nodes (`/cpchain/data/1`): requests and answers in the
+//! The data protocol between nodes (`/cpchain/data/2`): requests and answers in the
 //! canonical encoding. The network carries them as opaque bytes; a storage node answers
 //! them with its chunk store and its [`crate::Proxy`].
 
@@ -9,6 +9,8 @@ use crate::{DataError, KeyAnnouncement, KfragDelivery};
 
 /// Largest chunk a node accepts (a chunk of the largest block, with room to spare).
 pub const MAX_CHUNK_BYTES: usize = 8 << 20;
+/// A storage node's refusal of a chunk whose bytes do not hash to the id it came with.
+pub const NOT_ITS_ID: &str = "chunk does not hash to its id";
 
 /// Most ids in one [`DataRequest::Has`].
 pub const MAX_HAS_IDS: usize = 4096;

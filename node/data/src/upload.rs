@@ -1,9 +1,12 @@
 //! The owner's side of an upload and the reader's checks of what comes back.
 //!
 //! An [`Uploader`] seals each packed block under the key of its interval (a fresh key per
-//! interval) and, when an upload window of u intervals closes, emits an [`Upload`]: the
-//! on-chain [`DataRecord`] (Merkle root of the blocks' ciphertext hashes, computed by the
-//! accelerator), the [`Manifest`] that says where each block's chunks are, and the chunks.
+//! interval) and erasure-codes it at once, so a client can store a block's chunks while it
+//! seals the next ([`Uploader::take_chunks`]) instead of holding a whole window in memory.
+//! When an upload window of u intervals closes it emits an [`Upload`]: the on-chain
+//! [`DataRecord`] (Merkle root of the blocks' ciphertext hashes, computed by the
+//! accelerator), the [`Manifest`] that says where each block's chunks are, and the chunks
+//! not taken yet.
 
 use std::collections::BTreeMap;
 
@@ -120,7 +123,8 @@ pub struct Upload {
     pub record: DataRecord,
     /// The manifest, whose encoding is stored in the DHT under [`Manifest::id`].
     pub manifest: Manifest,
-    /// The chunks of every block, in manifest order (n per block).
+    /// The chunks of every block not already taken with [`Uploader::take_chunks`], in
+    /// manifest order (n per block).
     pub chunks: Vec<Chunk>,
 }
 
@@ -139,7 +143,10 @@ pub struct Uploader<'a> {
     keys: &'a DataKeys,
     accel: &'a Dispatcher,
     window: Option<(u64, u64)>,
-    sealed: Vec<(PlainBlock, Vec<u8>)>,
+    /// The open window's blocks.
+    entries: Vec<BlockEntry>,
+    /// Chunks of the open window not taken yet.
+    chunks: Vec<Chunk>,
     interval_keys: BTreeMap<u64, IntervalKey>,
 }
 
@@ -148,7 +155,7 @@ impl std::fmt::Debug for Uploader<'_> {
         f.debug_struct("Uploader")
             .field("stream", &self.stream)
             .field("window", &self.window)
-            .field("blocks", &self.sealed.len())
+            .field("blocks", &self.entries.len())
             .finish()
     }
 }
@@ -170,14 +177,15 @@ impl<'a> Uploader<'a> {
             keys,
             accel,
             window: None,
-            sealed: Vec::new(),
+            entries: Vec::new(),
+            chunks: Vec::new(),
             interval_keys: BTreeMap::new(),
         })
     }
 
     /// Seals a block; returns the previous upload if this block opens a new window.
     /// Blocks must come in order (as a [`crate::Packer`] emits them).
-    pub fn push(&mut self, block: PlainBlock) -> Result<Option<Upload>, DataError> {
+    pub fn push(&mut self, block: &PlainBlock) -> Result<Option<Upload>, DataError> {
         let range = self.params.upload_range(block.interval);
         let done = match self.window {
             Some(w) if w.0 > range.0 => {
@@ -195,8 +203,43 @@ impl<'a> Uploader<'a> {
             .entry(block.interval)
             .or_insert_with(IntervalKey::generate);
         let ct = seal_block(key, &self.stream, block.interval, block.seq, &block.bytes);
-        self.sealed.push((block, ct));
+        let chunks = encode_chunks(
+            &ct,
+            usize::from(self.params.data_chunks),
+            usize::from(self.params.total_chunks),
+        )?;
+        let mut items: Vec<&[u8]> = Vec::with_capacity(chunks.len() + 1);
+        items.push(&ct);
+        items.extend(chunks.iter().map(Vec::as_slice));
+        let hashes = self.accel.sha256_batch(&items);
+        let Some((hash, ids)) = hashes.split_first() else {
+            return Err(DataError::Erasure("the accelerator hashed nothing".into()));
+        };
+        let (hash, ids) = (
+            Hash32(*hash),
+            ids.iter().copied().map(Hash32).collect::<Vec<_>>(),
+        );
+        self.entries.push(BlockEntry {
+            seq: block.seq,
+            interval: block.interval,
+            hash,
+            len: ct.len() as u64,
+            data_chunks: self.params.data_chunks,
+            chunks: ids.clone(),
+        });
+        self.chunks.extend(
+            ids.into_iter()
+                .zip(chunks)
+                .map(|(id, bytes)| Chunk { id, bytes }),
+        );
         Ok(done)
+    }
+
+    /// The chunks of the blocks pushed since the last call (n per block, in order): store
+    /// them while the next blocks are sealed. The [`Upload`] of their window must be
+    /// submitted only once they are all stored.
+    pub fn take_chunks(&mut self) -> Vec<Chunk> {
+        std::mem::take(&mut self.chunks)
     }
 
     /// Closes the open window, if it holds blocks.
@@ -204,41 +247,11 @@ impl<'a> Uploader<'a> {
         let Some((first, last)) = self.window.take() else {
             return Ok(None);
         };
-        let sealed = std::mem::take(&mut self.sealed);
+        let blocks = std::mem::take(&mut self.entries);
+        let all_chunks = std::mem::take(&mut self.chunks);
         let keys = std::mem::take(&mut self.interval_keys);
-        if sealed.is_empty() {
+        if blocks.is_empty() {
             return Ok(None);
-        }
-        let (k, n) = (
-            usize::from(self.params.data_chunks),
-            usize::from(self.params.total_chunks),
-        );
-        let cts: Vec<&[u8]> = sealed.iter().map(|(_, ct)| ct.as_slice()).collect();
-        let hashes = self.accel.sha256_batch(&cts);
-        let mut blocks = Vec::with_capacity(sealed.len());
-        let mut all_chunks = Vec::with_capacity(sealed.len() * n);
-        for ((block, ct), hash) in sealed.iter().zip(hashes) {
-            let chunks = encode_chunks(ct, k, n)?;
-            let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
-            let ids: Vec<Hash32> = self
-                .accel
-                .sha256_batch(&refs)
-                .into_iter()
-                .map(Hash32)
-                .collect();
-            blocks.push(BlockEntry {
-                seq: block.seq,
-                interval: block.interval,
-                hash: Hash32(hash),
-                len: ct.len() as u64,
-                data_chunks: self.params.data_chunks,
-                chunks: ids.clone(),
-            });
-            all_chunks.extend(
-                ids.into_iter()
-                    .zip(chunks)
-                    .map(|(id, bytes)| Chunk { id, bytes }),
-            );
         }
         let manifest = Manifest {
             stream_id: self.stream,

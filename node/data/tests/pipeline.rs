@@ -116,41 +116,103 @@ impl Nodes {
     }
 }
 
-fn upload_stream(
-    keys: &DataKeys,
-    accel: &Dispatcher,
-    stream: Hash32,
-    policy: AccessPolicy,
-) -> (Vec<Upload>, Vec<Record>) {
-    let params = StreamParams {
+fn test_params() -> StreamParams {
+    StreamParams {
         period_ms: 1000,
         blocks_per_interval: 2,
         intervals_per_upload: 3,
         data_chunks: 4,
         total_chunks: 6,
         max_block_bytes: 4096,
-    };
+    }
+}
+
+fn reading(t: u64) -> Record {
+    Record {
+        timestamp_ms: t,
+        payload: format!("reading {t}: {}", "x".repeat((t % 700) as usize)).into_bytes(),
+    }
+}
+
+fn upload_stream(
+    keys: &DataKeys,
+    accel: &Dispatcher,
+    stream: Hash32,
+    policy: AccessPolicy,
+) -> (Vec<Upload>, Vec<Record>) {
+    let params = test_params();
     let mut packer = Packer::new(params, 0, 0).unwrap();
     let mut up = Uploader::new(params, stream, policy, keys, accel).unwrap();
     let mut uploads = Vec::new();
     let mut records = Vec::new();
     for t in (0..14_000u64).step_by(250) {
-        let r = Record {
-            timestamp_ms: t,
-            payload: format!("reading {t}: {}", "x".repeat((t % 700) as usize)).into_bytes(),
-        };
+        let r = reading(t);
         records.push(r.clone());
         for b in packer.push(&r).unwrap() {
-            uploads.extend(up.push(b).unwrap());
+            uploads.extend(up.push(&b).unwrap());
         }
     }
-    uploads.extend(up.push(packer.flush().unwrap()).unwrap());
+    uploads.extend(up.push(&packer.flush().unwrap()).unwrap());
     uploads.extend(up.finish().unwrap());
     (uploads, records)
 }
 
 fn interval_of(t: u64) -> u64 {
     t / 2000
+}
+
+#[test]
+fn chunks_taken_while_sealing_are_exactly_the_closed_uploads_chunks() {
+    let accel = Dispatcher::new(DispatchConfig::default()).unwrap();
+    let keys = DataKeys::from_account(&SecretKey::from_bytes([3; 32]));
+    let stream = sha256(&[b"stream/streamed"]);
+    let params = test_params();
+    let mut packer = Packer::new(params, 0, 0).unwrap();
+    let mut up = Uploader::new(params, stream, AccessPolicy::Private, &keys, &accel).unwrap();
+    let mut taken = Vec::new();
+    let mut closed = Vec::new();
+    let mut check = |done: Upload, taken: &mut Vec<cpc_data::Chunk>| {
+        // Everything was taken already; the taken chunks are the manifest's, in order,
+        // and each block rebuilds from k of them to its ciphertext hash.
+        assert!(done.chunks.is_empty());
+        let ids: Vec<Hash32> = done
+            .manifest
+            .blocks
+            .iter()
+            .flat_map(|b| b.chunks.clone())
+            .collect();
+        assert_eq!(ids, taken.iter().map(|c| c.id).collect::<Vec<_>>());
+        for (b, entry) in done.manifest.blocks.iter().enumerate() {
+            let n = entry.n();
+            let mut a = BlockAssembler::new(entry.clone()).unwrap();
+            for i in (0..n).rev() {
+                let c = &taken[b * n + i];
+                assert_eq!(sha256(&[&c.bytes]), c.id);
+                if !a.is_ready() {
+                    assert_eq!(a.offer(i, c.bytes.clone()), Offer::Accepted);
+                }
+            }
+            assert_eq!(sha256(&[&a.finish().unwrap()]), entry.hash);
+        }
+        closed.push((done.record.first_interval, done.record.last_interval));
+        taken.clear();
+    };
+    for t in (0..14_000u64).step_by(250) {
+        for b in packer.push(&reading(t)).unwrap() {
+            // A block that opens a window returns the previous one before its own chunks
+            // are taken.
+            if let Some(done) = up.push(&b).unwrap() {
+                check(done, &mut taken);
+            }
+            taken.extend(up.take_chunks());
+        }
+    }
+    if let Some(done) = up.push(&packer.flush().unwrap()).unwrap() {
+        check(done, &mut taken);
+    }
+    taken.extend(up.take_chunks());
+    check(up.finish().unwrap().unwrap(), &mut taken);
+    assert_eq!(closed, vec![(0, 2), (3, 5), (6, 8)]);
 }
 
 #[test]

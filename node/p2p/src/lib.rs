@@ -11,8 +11,9 @@
 //!   answers come from a [`BlockSource`].
 //! - **Request-response** (`/cpchain/side/1`) carries side-chain messages meant for one
 //!   peer (answers to a catch-up request), so they do not flood the group's topic.
-//! - **Request-response** (`/cpchain/data/1`) carries the data layer's requests (store and
-//!   fetch chunks, deliver kfrags, ask for re-encryption) as opaque bytes; a
+//! - **Request-response** (`/cpchain/data/2`) carries the data layer's requests (store and
+//!   fetch chunks, deliver kfrags, ask for re-encryption) as opaque length-prefixed
+//!   bytes (not CBOR: chunks are megabytes, read into one buffer each); a
 //!   [`DataService`] answers them and [`Network::data_request`] sends them. Which peers
 //!   store a chunk is the data layer's choice among [`Network::data_peers`].
 //!
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libp2p::futures::StreamExt;
+use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     Multiaddr, StreamProtocol, Swarm, SwarmBuilder, connection_limits, gossipsub, identify,
@@ -266,7 +267,7 @@ enum Command {
         Vec<u8>,
         oneshot::Sender<Result<Vec<u8>, RequestError>>,
     ),
-    DataRespond(request_response::ResponseChannel<DataMessage>, DataMessage),
+    DataRespond(request_response::ResponseChannel<Vec<u8>>, Vec<u8>),
     DataPeers(oneshot::Sender<Vec<PeerId>>),
     SideJoin([u8; 32]),
     SideSend(PeerId, [u8; 32], Vec<u8>),
@@ -329,8 +330,97 @@ struct SyncResponse {
     blocks: Vec<Bytes>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct DataMessage(Bytes);
+/// The data protocol's codec: a message is a 4-byte big-endian length and its bytes, read
+/// into one buffer of exactly that size. Chunks are megabytes: CBOR would copy each one
+/// twice more and grow its read buffer by doubling.
+#[derive(Clone, Debug)]
+struct DataCodec {
+    max: usize,
+}
+
+impl DataCodec {
+    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> std::io::Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        io.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > self.max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a data message of {len} bytes (at most {})", self.max),
+            ));
+        }
+        let mut buf = vec![0; len];
+        io.read_exact(&mut buf).await?;
+        Ok(buf)
+    }
+
+    async fn write<T: AsyncWrite + Unpin + Send>(
+        &self,
+        io: &mut T,
+        msg: Vec<u8>,
+    ) -> std::io::Result<()> {
+        let len = u32::try_from(msg.len())
+            .ok()
+            .filter(|l| *l as usize <= self.max)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "a data message of {} bytes (at most {})",
+                        msg.len(),
+                        self.max
+                    ),
+                )
+            })?;
+        io.write_all(&len.to_be_bytes()).await?;
+        io.write_all(&msg).await
+    }
+}
+
+#[async_trait::async_trait]
+impl request_response::Codec for DataCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        self.read(io).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        self.read(io).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        self.write(io, req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        self.write(io, res).await
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SideMessage {
@@ -349,13 +439,13 @@ struct Behaviour {
     kademlia: kad::Behaviour<kad::store::MemoryStore>,
     identify: identify::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
-    data: request_response::cbor::Behaviour<DataMessage, DataMessage>,
+    data: request_response::Behaviour<DataCodec>,
     side: request_response::cbor::Behaviour<SideMessage, SideAck>,
 }
 
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/kad/1");
 const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/sync/1");
-const DATA_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/data/1");
+const DATA_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/data/2");
 const SIDE_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/side/1");
 const IDENTIFY_VERSION: &str = "/cpchain/1";
 
@@ -444,11 +534,10 @@ fn behaviour(key: &identity::Keypair, config: &P2pConfig) -> Result<Behaviour, P
     );
     // A data request carries at most one chunk, an answer at most one chunk or a list
     // of small items; both fit the gossip limit with room for framing.
-    let data_codec = request_response::cbor::codec::Codec::<DataMessage, DataMessage>::default()
-        .set_request_size_maximum(max.saturating_add(1 << 16))
-        .set_response_size_maximum(max.saturating_add(1 << 16));
-    let data = request_response::cbor::Behaviour::with_codec(
-        data_codec,
+    let data = request_response::Behaviour::with_codec(
+        DataCodec {
+            max: config.max_message_bytes.saturating_add(1 << 16),
+        },
         [(DATA_PROTOCOL, request_response::ProtocolSupport::Full)],
         request_response::Config::default()
             .with_request_timeout(Duration::from_secs(30))
@@ -794,11 +883,7 @@ impl Driver {
                     }));
                     return;
                 }
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .data
-                    .send_request(&peer, DataMessage(Bytes(request)));
+                let id = self.swarm.behaviour_mut().data.send_request(&peer, request);
                 self.pending_data.insert(id, reply);
             }
             Command::DataRespond(channel, resp) => {
@@ -874,7 +959,7 @@ impl Driver {
         }
     }
 
-    fn on_data(&mut self, ev: request_response::Event<DataMessage, DataMessage>) {
+    fn on_data(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
@@ -883,10 +968,9 @@ impl Driver {
                     let service = self.data.clone();
                     let cmds = self.commands.clone();
                     tokio::task::spawn_blocking(move || {
-                        let answer = service.handle(&peer, request.0.0);
+                        let answer = service.handle(&peer, request);
                         if let Some(cmds) = cmds.upgrade() {
-                            let resp = DataMessage(Bytes(answer));
-                            let _ = cmds.blocking_send(Command::DataRespond(channel, resp));
+                            let _ = cmds.blocking_send(Command::DataRespond(channel, answer));
                         }
                     });
                 }
@@ -895,7 +979,7 @@ impl Driver {
                     response,
                 } => {
                     if let Some(reply) = self.pending_data.remove(&request_id) {
-                        let _ = reply.send(Ok(response.0.0));
+                        let _ = reply.send(Ok(response));
                     }
                 }
             },
