@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup run test lint bench fmt accel-report node-bench network-bench side-bench
+.PHONY: setup run test lint bench fmt accel-report node-bench network-bench side-bench data-bench
 
 setup:
 	@bash deploy/setup.sh
@@ -41,3 +41,7 @@ network-bench: setup
 
 side-bench: setup
 	bash bench/side-ingest.sh
+
+# Data layer: put/get MB/s through encryption, erasure coding and the DHT; grant time.
+data-bench: setup
+	bash bench/data-ingest.sh

@@ -171,6 +171,14 @@ impl Store {
             if *n == CF_CHUNKS {
                 // Chunks are ciphertext: compression costs time and saves nothing.
                 o.set_compression_type(rocksdb::DBCompressionType::None);
+                // Megabyte values live in blob files: compactions move their keys, not
+                // their bytes (in the LSM every level would rewrite every chunk).
+                o.set_enable_blob_files(true);
+                o.set_min_blob_size(4 << 10);
+                o.set_blob_file_size(256 << 20);
+                o.set_blob_compression_type(rocksdb::DBCompressionType::None);
+                // Space of deleted (pruned, repaired-away) chunks comes back.
+                o.set_enable_blob_gc(true);
             }
             ColumnFamilyDescriptor::new(*n, o)
         });
