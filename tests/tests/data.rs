@@ -120,6 +120,37 @@ fn put_get_grant_revoke_and_survive_node_loss() {
     ok(&get(ports[1], &owner, "0..3", &out1), "owner get");
     assert_eq!(std::fs::read(&out1).unwrap(), content);
 
+    // A file over three upload windows: three records, each submitted while the next
+    // window is stored, all committed when put returns.
+    let long_file = work.path().join("long.bin");
+    let long = content.repeat(4);
+    std::fs::write(&long_file, &long).unwrap();
+    let mut put_long = vec!["put", "--stream", "orchard"];
+    put_long.extend_from_slice(STREAM_FLAGS);
+    put_long.push(long_file.to_str().unwrap());
+    let said = ok(
+        &data(ports[0], &owner, &put_long, None),
+        "put over three windows",
+    );
+    assert!(said.contains("intervals 0..11 (3 records)"), "{said}");
+    let long_out = work.path().join("long.out");
+    let got = data(
+        ports[3],
+        &owner,
+        &[
+            "get",
+            "--stream",
+            "orchard",
+            "--interval",
+            "0..11",
+            "--out",
+            long_out.to_str().unwrap(),
+        ],
+        None,
+    );
+    ok(&got, "owner get over three windows");
+    assert_eq!(std::fs::read(&long_out).unwrap(), long);
+
     // Records on stdin: the next upload window of the stream.
     let lines = b"t=21.5\nt=21.7\nt=22.0\n";
     let mut put2 = vec!["put", "--stream", "greenhouse"];

@@ -106,7 +106,7 @@ pub trait DataGateway: Send + Sync + 'static {
     /// storage nodes check each id against the chunk's SHA-256.
     fn store(
         &self,
-        chunks: Vec<(Hash32, Vec<u8>)>,
+        chunks: Vec<(Hash32, Bytes)>,
         replicas: usize,
     ) -> GatewayFuture<'_, Vec<StoredChunk>>;
     /// A chunk from the nodes closest to its id, checked against the id.
@@ -207,9 +207,9 @@ fn address(s: &str) -> Result<Address, ApiError> {
 
 /// Splits a chunk upload: each chunk is its 32-byte id (SHA-256), a 4-byte big-endian
 /// length and its bytes. The client hashed them already; the storage nodes check.
-pub fn split_chunks(body: &[u8]) -> Result<Vec<(Hash32, Vec<u8>)>, ApiError> {
+pub fn split_chunks(body: &Bytes) -> Result<Vec<(Hash32, Bytes)>, ApiError> {
     let mut out = Vec::new();
-    let mut rest = body;
+    let mut rest = &body[..];
     while !rest.is_empty() {
         if out.len() == MAX_CHUNKS_PER_UPLOAD {
             return Err(ApiError::TooLarge(format!(
@@ -235,7 +235,8 @@ pub fn split_chunks(body: &[u8]) -> Result<Vec<(Hash32, Vec<u8>)>, ApiError> {
                 tail.len()
             )));
         }
-        out.push((Hash32(*id), tail[..len].to_vec()));
+        // A view into the body: the chunk is not copied on its way to the storage nodes.
+        out.push((Hash32(*id), body.slice_ref(&tail[..len])));
         rest = &tail[len..];
     }
     if out.is_empty() {
@@ -569,18 +570,19 @@ mod tests {
 
     #[test]
     fn chunk_framing_round_trips_and_rejects_garbage() {
-        let chunks: Vec<(Hash32, Vec<u8>)> = vec![
-            (cpc_types::sha256(&[&[1; 10]]), vec![1; 10]),
-            (Hash32([7; 32]), vec![2; 3]),
+        let chunks: Vec<(Hash32, Bytes)> = vec![
+            (cpc_types::sha256(&[&[1; 10]]), Bytes::from(vec![1; 10])),
+            (Hash32([7; 32]), Bytes::from(vec![2; 3])),
         ];
-        let body = join_chunks(chunks.iter().map(|(id, c)| (id, c.as_slice())));
+        let body = Bytes::from(join_chunks(chunks.iter().map(|(id, c)| (id, &c[..]))));
         assert_eq!(split_chunks(&body).unwrap(), chunks);
-        assert!(split_chunks(&[]).is_err());
-        assert!(split_chunks(&body[..body.len() - 1]).is_err());
-        assert!(split_chunks(&[0; 35]).is_err(), "truncated header");
-        assert!(split_chunks(&[0; 36]).is_err(), "empty chunk");
+        let split = |b: &[u8]| split_chunks(&Bytes::copy_from_slice(b));
+        assert!(split(&[]).is_err());
+        assert!(split(&body[..body.len() - 1]).is_err());
+        assert!(split(&[0; 35]).is_err(), "truncated header");
+        assert!(split(&[0; 36]).is_err(), "empty chunk");
         let mut huge = vec![0; 32];
         huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 1]);
-        assert!(split_chunks(&huge).is_err());
+        assert!(split(&huge).is_err());
     }
 }

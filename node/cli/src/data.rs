@@ -5,13 +5,14 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use cpc_chain::Chain;
 use cpc_data::proto::MAX_CHUNK_BYTES;
 use cpc_data::{
     ChainView, DataKeys, DataRequest, DataResponse, KeyAnnouncement, KfragDelivery, Proxy,
     ProxyError,
 };
-use cpc_p2p::{DataService, PeerId};
+use cpc_p2p::{DataMessage, DataService, PeerId};
 use cpc_state::State;
 use cpc_types::{Address, DataRecord, Encode, Hash32, decode_exact, sha256};
 
@@ -130,7 +131,7 @@ impl DataNode {
                 }
             }
             DataRequest::Fetch { id } => match store.chunk_get(&id) {
-                Ok(c) => DataResponse::Chunk(c),
+                Ok(c) => DataResponse::Chunk(c.map(Bytes::from)),
                 Err(e) => failed(&e),
             },
             DataRequest::Has { ids } => match ids.iter().map(|id| store.chunk_has(id)).collect() {
@@ -201,15 +202,15 @@ impl DataNode {
 }
 
 impl DataService for DataNode {
-    fn handle(&self, peer: &PeerId, request: Vec<u8>) -> Vec<u8> {
-        let resp = match DataRequest::from_bytes(&request) {
+    fn handle(&self, peer: &PeerId, request: Bytes) -> DataMessage {
+        let resp = match DataRequest::from_shared(&request) {
             Ok(req) => self.answer(req),
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "undecodable data request");
                 DataResponse::Refused(e.to_string())
             }
         };
-        resp.encode()
+        DataMessage::from_parts(resp.to_parts())
     }
 }
 
@@ -310,7 +311,9 @@ mod tests {
 
     fn ask(node: &DataNode, req: &DataRequest) -> DataResponse {
         let peer = PeerId::random();
-        DataResponse::from_bytes(&node.handle(&peer, req.encode())).unwrap()
+        // As the network carries them: parts sent, one buffer received.
+        let sent = DataMessage::from_parts(req.to_parts()).into_bytes();
+        DataResponse::from_shared(&node.handle(&peer, sent).into_bytes()).unwrap()
     }
 
     #[test]
@@ -339,17 +342,17 @@ mod tests {
         let c = &upload.chunks[0];
         let bad = DataRequest::Store {
             id: c.id,
-            bytes: b"not it".to_vec(),
+            bytes: Bytes::from_static(b"not it"),
         };
         assert!(matches!(ask(&node, &bad), DataResponse::Refused(_)));
         let store = DataRequest::Store {
             id: c.id,
-            bytes: c.bytes.clone(),
+            bytes: c.bytes.clone().into(),
         };
         assert_eq!(ask(&node, &store), DataResponse::Ok);
         assert_eq!(
             ask(&node, &DataRequest::Fetch { id: c.id }),
-            DataResponse::Chunk(Some(c.bytes.clone()))
+            DataResponse::Chunk(Some(c.bytes.clone().into()))
         );
         let other = upload.chunks[1].id;
         assert_eq!(
@@ -362,7 +365,12 @@ mod tests {
             DataResponse::Have(vec![true, false])
         );
         assert!(matches!(
-            DataResponse::from_bytes(&node.handle(&PeerId::random(), vec![0xff])).unwrap(),
+            DataResponse::from_shared(
+                &node
+                    .handle(&PeerId::random(), Bytes::from_static(&[0xff]))
+                    .into_bytes()
+            )
+            .unwrap(),
             DataResponse::Refused(_)
         ));
 

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use cpc_accel::{DispatchConfig, Dispatcher};
 use cpc_api::data::join_chunks;
+use cpc_data::erasure::BlockEntry;
 use cpc_data::pack::RECORD_OVERHEAD;
 use cpc_data::{
     Chunk, DataKeys, KeyAnnouncement, KfragDelivery, Manifest, PlainBlock, RecordMeta,
@@ -142,6 +143,14 @@ impl Session {
 
     /// Signs and submits a transaction and waits until it is committed.
     fn submit(&self, kind: TxKind) -> Result<Hash32> {
+        let id = self.post_tx(kind)?;
+        self.wait_committed(id)?;
+        Ok(id)
+    }
+
+    /// Signs and submits a transaction (admitted to the node's pool, so the next one gets
+    /// the following nonce) without waiting for it.
+    fn post_tx(&self, kind: TxKind) -> Result<Hash32> {
         let nonce = self
             .client
             .get(&format!("/v1/accounts/{}", self.key.address()))?["next_nonce"]
@@ -157,11 +166,16 @@ impl Session {
         .sign(&self.key);
         let id = tx.id();
         self.client.post_json("/v1/txs", &tx)?;
+        Ok(id)
+    }
+
+    /// Waits until a submitted transaction is committed.
+    fn wait_committed(&self, id: Hash32) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let st = self.client.get(&format!("/v1/txs/{id}"))?;
             match st["status"].as_str() {
-                Some("committed") => return Ok(id),
+                Some("committed") => return Ok(()),
                 Some("rejected") => bail!(
                     "transaction {id} was rejected: {}",
                     st["reason"].as_str().unwrap_or("no reason given")
@@ -171,7 +185,7 @@ impl Session {
                         "transaction {id} was not committed within 60 s: is the network making blocks?"
                     )
                 }
-                _ => std::thread::sleep(Duration::from_millis(100)),
+                _ => std::thread::sleep(Duration::from_millis(20)),
             }
         }
     }
@@ -330,6 +344,9 @@ fn now_ms() -> u64 {
     cpc_api::now_ms()
 }
 
+/// Blocks a `get` fetches ahead of the one it decrypts.
+const GET_CONCURRENCY: usize = 3;
+
 /// Blocks in flight at once: the node stores one block's chunks on its peers while the
 /// next ones travel and the next after that is sealed here.
 const PUT_CONCURRENCY: usize = 4;
@@ -420,13 +437,14 @@ fn store_block(s: &Session, block: &[Chunk]) -> Result<u64> {
 }
 
 /// Closes an upload: once every chunk of its blocks is stored, the manifest, then the
-/// record on chain.
+/// record on chain. Returns the record's intervals and transaction, submitted but not yet
+/// committed: the next window is sealed and stored while the chain takes it.
 fn close_upload(
     s: &Session,
     sender: &mut ChunkSender,
     up: Upload,
     progress: &mut Progress,
-) -> Result<(u64, u64)> {
+) -> Result<((u64, u64), Hash32)> {
     let n = up.manifest.blocks.first().map_or(1, |b| b.chunks.len());
     let k = up.manifest.blocks.first().map_or(1, |b| b.k());
     let mut rest = up.chunks.into_iter().peekable();
@@ -442,9 +460,10 @@ fn close_upload(
         &format!("/v1/data/chunks?replicas={replicas}"),
         &join_chunks([(&manifest_id, manifest.as_slice())]),
     )?;
-    s.submit(TxKind::DataRecord(up.record.clone()))
-        .context("the data is stored but its record was not committed")?;
-    Ok((up.record.first_interval, up.record.last_interval))
+    let tx = s
+        .post_tx(TxKind::DataRecord(up.record.clone()))
+        .context("the data is stored but its record was not submitted")?;
+    Ok(((up.record.first_interval, up.record.last_interval), tx))
 }
 
 fn put(args: &PutArgs) -> Result<ExitCode> {
@@ -510,14 +529,24 @@ fn put(args: &PutArgs) -> Result<ExitCode> {
         let mut plain = 0u64;
         let n = usize::from(params.total_chunks);
         std::thread::scope(|scope| -> Result<()> {
-            let mut sender = ChunkSender::start(scope, &s);
+            let s = &s;
+            let mut sender = ChunkSender::start(scope, s);
+            // Records on their way to a final block, one waiting thread each.
+            let mut commits = Vec::new();
+            let mut close =
+                |done: Upload, sender: &mut ChunkSender, progress: &mut Progress| -> Result<()> {
+                    let (range, tx) = close_upload(s, sender, done, progress)?;
+                    ranges.push(range);
+                    commits.push(scope.spawn(move || s.wait_committed(tx)));
+                    Ok(())
+                };
             let mut send = |block: Option<PlainBlock>,
                             up: &mut Uploader<'_>,
                             progress: &mut Progress|
              -> Result<()> {
                 let Some(b) = block else { return Ok(()) };
                 if let Some(done) = up.push(&b)? {
-                    ranges.push(close_upload(&s, &mut sender, done, progress)?);
+                    close(done, &mut sender, progress)?;
                 }
                 let mut chunks = up.take_chunks().into_iter().peekable();
                 while chunks.peek().is_some() {
@@ -560,7 +589,12 @@ fn put(args: &PutArgs) -> Result<ExitCode> {
                 bail!("{name} is empty: nothing to store");
             }
             if let Some(done) = up.finish()? {
-                ranges.push(close_upload(&s, &mut sender, done, &mut progress)?);
+                close(done, &mut sender, &mut progress)?;
+            }
+            for c in commits {
+                c.join()
+                    .map_err(|_| anyhow!("a record's waiting thread panicked"))?
+                    .context("the data is stored but its record was not committed")?;
             }
             Ok(())
         })?;
@@ -639,7 +673,9 @@ fn get(args: &GetArgs) -> Result<ExitCode> {
     };
     let mut progress = Progress::new("get", None);
     let mut written = 0u64;
-    let mut found = false;
+    // The blocks to read, in stream order, each with the index of its interval's key.
+    let mut interval_keys = Vec::new();
+    let mut blocks = Vec::new();
     for rec in &records {
         let meta = RecordMeta::of(rec)?;
         let bytes = s
@@ -654,39 +690,58 @@ fn get(args: &GetArgs) -> Result<ExitCode> {
             if entries.is_empty() {
                 continue;
             }
-            found = true;
-            let key = if rec.policy == AccessPolicy::Public {
+            interval_keys.push(if rec.policy == AccessPolicy::Public {
                 meta.public_key_for(interval)?
             } else if is_owner {
                 keys.unwrap_own(&s.stream, &meta, interval)?
             } else {
                 granted_key(&s, &keys, &meta, interval)?
-            };
-            for entry in entries {
-                let body = serde_json::to_value(&entry)?;
-                let ct = s.client.fetch_bytes("/v1/data/blocks", Some(&body))?;
-                progress.add(ct.len() as u64);
-                for r in open_interval(&key, &s.stream, &[(entry, ct)])? {
-                    if args.records {
-                        out.write_all(format!("{}\t", r.timestamp_ms).as_bytes())?;
-                        out.write_all(&r.payload)?;
-                        if !r.payload.ends_with(b"\n") {
-                            out.write_all(b"\n")?;
-                        }
-                    } else {
-                        out.write_all(&r.payload)?;
-                    }
-                    written += r.payload.len() as u64;
-                }
-            }
+            });
+            blocks.extend(entries.into_iter().map(|e| (interval_keys.len() - 1, e)));
         }
     }
-    if !found {
+    if blocks.is_empty() {
         bail!(
             "stream {} holds no data in intervals {a}..{b}",
             args.common.stream
         );
     }
+    // The node rebuilds the next blocks while this one is checked, decrypted and written.
+    let fetch = |entry: &BlockEntry| -> Result<Vec<u8>> {
+        let body = serde_json::to_value(entry)?;
+        s.client.fetch_bytes("/v1/data/blocks", Some(&body))
+    };
+    let fetch = &fetch;
+    std::thread::scope(|scope| -> Result<()> {
+        let mut todo = blocks.iter();
+        let mut ahead = std::collections::VecDeque::new();
+        loop {
+            while ahead.len() < GET_CONCURRENCY
+                && let Some((key, entry)) = todo.next()
+            {
+                ahead.push_back((*key, entry, scope.spawn(move || fetch(entry))));
+            }
+            let Some((key, entry, fetching)) = ahead.pop_front() else {
+                return Ok(());
+            };
+            let ct = fetching
+                .join()
+                .map_err(|_| anyhow!("a block's fetching thread panicked"))??;
+            progress.add(ct.len() as u64);
+            for r in open_interval(&interval_keys[key], &s.stream, &[(entry.clone(), ct)])? {
+                if args.records {
+                    out.write_all(format!("{}\t", r.timestamp_ms).as_bytes())?;
+                    out.write_all(&r.payload)?;
+                    if !r.payload.ends_with(b"\n") {
+                        out.write_all(b"\n")?;
+                    }
+                } else {
+                    out.write_all(&r.payload)?;
+                }
+                written += r.payload.len() as u64;
+            }
+        }
+    })?;
     out.flush()?;
     progress.print(true);
     eprintln!("{written} bytes of intervals {a}..{b} written");

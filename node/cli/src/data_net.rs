@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use cpc_api::ApiError;
 use cpc_api::data::{
     CfragsView, DataGateway, DataStatus, DeliveryView, FetchedBlock, GatewayFuture, StoredChunk,
@@ -23,8 +24,8 @@ use cpc_data::{
     BlockAssembler, DataRequest, DataResponse, KeyAnnouncement, KfragDelivery, Manifest, Offer,
     RecordMeta, RepairPlan, plan_repair, rebuild_chunks,
 };
-use cpc_p2p::{Network, PeerId};
-use cpc_types::{Address, Encode, Hash32, sha256};
+use cpc_p2p::{DataMessage, Network, PeerId};
+use cpc_types::{Address, Hash32, sha256};
 use serde::{Deserialize, Serialize};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -100,10 +101,10 @@ impl Transport for NetTransport {
             }
             let bytes = self
                 .net
-                .data_request(peer, req.encode())
+                .data_request(peer, DataMessage::from_parts(req.to_parts()))
                 .await
                 .map_err(|e| e.to_string())?;
-            DataResponse::from_bytes(&bytes).map_err(|e| format!("{peer}: {e}"))
+            DataResponse::from_shared(&bytes).map_err(|e| format!("{peer}: {e}"))
         })
     }
 
@@ -198,12 +199,12 @@ impl<T: Transport> Gateway<T> {
 
     async fn store_chunks(
         &self,
-        chunks: Vec<(Hash32, Vec<u8>)>,
+        chunks: Vec<(Hash32, Bytes)>,
         replicas: usize,
     ) -> Result<Vec<StoredChunk>, ApiError> {
         let nodes = self.nodes().await;
         // Placed by the ids they came with: the storage nodes check them.
-        let (ids, chunks): (Vec<Hash32>, Vec<Vec<u8>>) = chunks.into_iter().unzip();
+        let (ids, chunks): (Vec<Hash32>, Vec<Bytes>) = chunks.into_iter().unzip();
         let placed = place_block(&ids, &nodes, replicas);
         let mut reqs = Vec::new();
         for (i, targets) in placed.iter().enumerate() {
@@ -289,7 +290,7 @@ impl<T: Transport> Gateway<T> {
         let nodes = self.nodes().await;
         for p in closest(&id, &nodes, nodes.len()) {
             match self.t.request(p, DataRequest::Fetch { id }).await {
-                Ok(DataResponse::Chunk(Some(b))) if sha256(&[&b]) == id => return Ok(b),
+                Ok(DataResponse::Chunk(Some(b))) if sha256(&[&b]) == id => return Ok(b.into()),
                 Ok(DataResponse::Chunk(Some(_))) => self.bad_chunk(p, &id),
                 _ => {}
             }
@@ -500,7 +501,11 @@ impl<T: Transport> Gateway<T> {
                 let Some(to) = place_repair(&id, nodes, &block_holders) else {
                     continue;
                 };
-                match self.t.request(to, DataRequest::Store { id, bytes }).await {
+                let req = DataRequest::Store {
+                    id,
+                    bytes: bytes.into(),
+                };
+                match self.t.request(to, req).await {
                     Ok(DataResponse::Ok) => {
                         self.counters.repaired.fetch_add(1, Ordering::Relaxed);
                         block_holders.push(to);
@@ -548,7 +553,7 @@ pub(crate) async fn repair_task<T: Transport>(
 impl<T: Transport> DataGateway for Gateway<T> {
     fn store(
         &self,
-        chunks: Vec<(Hash32, Vec<u8>)>,
+        chunks: Vec<(Hash32, Bytes)>,
         replicas: usize,
     ) -> GatewayFuture<'_, Vec<StoredChunk>> {
         Box::pin(self.store_chunks(chunks, replicas))
@@ -763,7 +768,7 @@ mod tests {
                         if sha256(&[&bytes]) != id {
                             return Ok(DataResponse::Refused(NOT_ITS_ID.into()));
                         }
-                        store.insert(id, bytes);
+                        store.insert(id, bytes.to_vec());
                         DataResponse::Ok
                     }
                     DataRequest::Fetch { id } => {
@@ -773,7 +778,7 @@ mod tests {
                         {
                             b[0] ^= 1;
                         }
-                        DataResponse::Chunk(c)
+                        DataResponse::Chunk(c.map(Bytes::from))
                     }
                     DataRequest::Has { ids } => {
                         DataResponse::Have(ids.iter().map(|i| store.contains_key(i)).collect())
@@ -788,7 +793,7 @@ mod tests {
     }
 
     /// Chunks with their ids, as `POST /v1/data/chunks` brings them.
-    type Chunks = Vec<(Hash32, Vec<u8>)>;
+    type Chunks = Vec<(Hash32, Bytes)>;
 
     fn block(k: usize, n: usize) -> (BlockEntry, Vec<u8>, Chunks) {
         let ct: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -801,7 +806,12 @@ mod tests {
             data_chunks: k as u16,
             chunks: chunks.iter().map(|c| sha256(&[c])).collect(),
         };
-        let chunks = entry.chunks.iter().copied().zip(chunks).collect();
+        let chunks = entry
+            .chunks
+            .iter()
+            .copied()
+            .zip(chunks.into_iter().map(Bytes::from))
+            .collect();
         (entry, ct, chunks)
     }
 

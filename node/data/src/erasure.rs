@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
 use cpc_types::{Hash32, sha256};
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +109,7 @@ pub enum Offer {
 #[derive(Debug)]
 pub struct BlockAssembler {
     entry: BlockEntry,
-    held: BTreeMap<usize, Vec<u8>>,
+    held: BTreeMap<usize, Bytes>,
 }
 
 impl BlockAssembler {
@@ -126,7 +128,8 @@ impl BlockAssembler {
     }
 
     /// Offers chunk `index`; it is kept only if it hashes to the listed id.
-    pub fn offer(&mut self, index: usize, bytes: Vec<u8>) -> Offer {
+    pub fn offer(&mut self, index: usize, bytes: impl Into<Bytes>) -> Offer {
+        let bytes = bytes.into();
         let Some(id) = self.entry.chunks.get(index) else {
             return Offer::Rejected;
         };
@@ -172,7 +175,7 @@ impl BlockAssembler {
         let cl = self.entry.chunk_len();
         let mut originals: Vec<Option<&[u8]>> = vec![None; k];
         for (i, c) in self.held.range(..k) {
-            originals[*i] = Some(c);
+            originals[*i] = Some(&c[..]);
         }
         let restored = if originals.iter().all(Option::is_some) {
             BTreeMap::new()

@@ -1,9 +1,15 @@
 //! The data protocol between nodes (`/cpchain/data/2`): requests and answers in the
 //! canonical encoding. The network carries them as opaque bytes; a storage node answers
 //! them with its chunk store and its [`crate::Proxy`].
+//!
+//! Chunks are megabytes and most of what the protocol carries, so they are shared
+//! [`Bytes`]: [`DataRequest::to_parts`] sends a chunk as its own part after a small header,
+//! and [`DataRequest::from_shared`] slices it out of the received buffer, so a chunk is not
+//! copied between the HTTP body, the network and the store.
 
+use bytes::Bytes;
 use cpc_types::codec::{Decode, DecodeError, Encode, Reader};
-use cpc_types::{Address, Hash32, decode_exact};
+use cpc_types::{Address, Hash32};
 
 use crate::{DataError, KeyAnnouncement, KfragDelivery};
 
@@ -23,7 +29,7 @@ pub enum DataRequest {
         /// SHA-256 of `bytes`.
         id: Hash32,
         /// The chunk.
-        bytes: Vec<u8>,
+        bytes: Bytes,
     },
     /// Return a chunk.
     Fetch {
@@ -61,7 +67,7 @@ pub enum DataResponse {
     /// Done.
     Ok,
     /// The chunk asked for, if stored.
-    Chunk(Option<Vec<u8>>),
+    Chunk(Option<Bytes>),
     /// One flag per id of a [`DataRequest::Has`].
     Have(Vec<bool>),
     /// A cfrag (MessagePack, as umbral serialises it).
@@ -116,10 +122,17 @@ impl Encode for DataRequest {
 
 impl Decode for DataRequest {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::decode_with(r, None)
+    }
+}
+
+impl DataRequest {
+    /// Decodes; a chunk is sliced out of `shared` (the buffer `r` reads) when given.
+    fn decode_with(r: &mut Reader<'_>, shared: Option<&Bytes>) -> Result<Self, DecodeError> {
         Ok(match r.tag()? {
             0 => DataRequest::Store {
                 id: Hash32::decode_from(r)?,
-                bytes: decode_bytes(r)?,
+                bytes: decode_shared(r, shared)?,
             },
             1 => DataRequest::Fetch {
                 id: Hash32::decode_from(r)?,
@@ -191,11 +204,18 @@ impl Encode for DataResponse {
 
 impl Decode for DataResponse {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::decode_with(r, None)
+    }
+}
+
+impl DataResponse {
+    /// Decodes; a chunk is sliced out of `shared` (the buffer `r` reads) when given.
+    fn decode_with(r: &mut Reader<'_>, shared: Option<&Bytes>) -> Result<Self, DecodeError> {
         Ok(match r.tag()? {
             0 => DataResponse::Ok,
             1 => DataResponse::Chunk(match r.tag()? {
                 0 => None,
-                1 => Some(decode_bytes(r)?),
+                1 => Some(decode_shared(r, shared)?),
                 tag => {
                     return Err(DecodeError::InvalidTag {
                         what: "optional chunk",
@@ -204,7 +224,7 @@ impl Decode for DataResponse {
                 }
             }),
             2 => DataResponse::Have(Vec::<bool>::decode_from(r)?),
-            3 => DataResponse::Cfrag(decode_bytes(r)?),
+            3 => DataResponse::Cfrag(decode_shared(r, None)?.into()),
             4 => DataResponse::Announcement(Option::<KeyAnnouncement>::decode_from(r)?),
             5 => DataResponse::Refused(String::decode_from(r)?),
             tag => {
@@ -223,22 +243,71 @@ fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b);
 }
 
-fn decode_bytes(r: &mut Reader<'_>) -> Result<Vec<u8>, DecodeError> {
+fn decode_shared(r: &mut Reader<'_>, shared: Option<&Bytes>) -> Result<Bytes, DecodeError> {
     let len = r.length("chunk", MAX_CHUNK_BYTES, 1)?;
-    Ok(r.take(len)?.to_vec())
+    let b = r.take(len)?;
+    Ok(match shared {
+        Some(buf) => buf.slice_ref(b),
+        None => Bytes::copy_from_slice(b),
+    })
+}
+
+/// The encoding of a message whose last field may be a chunk: the chunk as its own part,
+/// everything before it encoded in the first.
+fn parts(head: impl FnOnce(&mut Vec<u8>), chunk: &Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    head(&mut out);
+    (chunk.len() as u32).encode_to(&mut out);
+    vec![out.into(), chunk.clone()]
+}
+
+/// Decodes all of `buf`, slicing chunks out of it.
+fn from_shared<T>(
+    buf: &Bytes,
+    what: &'static str,
+    decode: impl FnOnce(&mut Reader<'_>, Option<&Bytes>) -> Result<T, DecodeError>,
+) -> Result<T, DataError> {
+    let mut r = Reader::new(buf);
+    let v = decode(&mut r, Some(buf)).map_err(|e| DataError::malformed(what, e))?;
+    match r.remaining() {
+        0 => Ok(v),
+        n => Err(DataError::malformed(what, DecodeError::TrailingBytes(n))),
+    }
 }
 
 impl DataRequest {
-    /// Decodes a request received from a peer.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DataError> {
-        decode_exact(bytes).map_err(|e| DataError::malformed("data request", e))
+    /// Decodes a request received from a peer; a chunk stays in `buf`, uncopied.
+    pub fn from_shared(buf: &Bytes) -> Result<Self, DataError> {
+        from_shared(buf, "data request", Self::decode_with)
+    }
+
+    /// The encoding as parts to send one after the other (a chunk is not copied).
+    pub fn to_parts(&self) -> Vec<Bytes> {
+        match self {
+            DataRequest::Store { id, bytes } => parts(
+                |out| {
+                    out.push(0);
+                    id.encode_to(out);
+                },
+                bytes,
+            ),
+            other => vec![other.encode().into()],
+        }
     }
 }
 
 impl DataResponse {
-    /// Decodes an answer received from a peer.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DataError> {
-        decode_exact(bytes).map_err(|e| DataError::malformed("data response", e))
+    /// Decodes an answer received from a peer; a chunk stays in `buf`, uncopied.
+    pub fn from_shared(buf: &Bytes) -> Result<Self, DataError> {
+        from_shared(buf, "data response", Self::decode_with)
+    }
+
+    /// The encoding as parts to send one after the other (a chunk is not copied).
+    pub fn to_parts(&self) -> Vec<Bytes> {
+        match self {
+            DataResponse::Chunk(Some(c)) => parts(|out| out.extend_from_slice(&[1, 1]), c),
+            other => vec![other.encode().into()],
+        }
     }
 }
 
@@ -254,7 +323,7 @@ mod tests {
         let reqs = vec![
             DataRequest::Store {
                 id: Hash32([1; 32]),
-                bytes: vec![9; 1000],
+                bytes: Bytes::from(vec![9; 1000]),
             },
             DataRequest::Fetch {
                 id: Hash32([2; 32]),
@@ -273,26 +342,51 @@ mod tests {
             },
         ];
         for r in reqs {
-            assert_eq!(DataRequest::from_bytes(&r.encode()).unwrap(), r);
+            assert_eq!(DataRequest::from_shared(&r.encode().into()).unwrap(), r);
+            let sent = r.to_parts().concat();
+            assert_eq!(sent, r.encode(), "parts are the canonical encoding");
+            assert_eq!(DataRequest::from_shared(&sent.into()).unwrap(), r);
         }
         let resps = vec![
             DataResponse::Ok,
             DataResponse::Chunk(None),
-            DataResponse::Chunk(Some(vec![1, 2, 3])),
+            DataResponse::Chunk(Some(Bytes::from_static(&[1, 2, 3]))),
             DataResponse::Have(vec![true, false]),
             DataResponse::Cfrag(vec![7; 300]),
             DataResponse::Announcement(Some(keys.announce(&owner))),
             DataResponse::Refused("no grant".into()),
         ];
         for r in resps {
-            assert_eq!(DataResponse::from_bytes(&r.encode()).unwrap(), r);
+            assert_eq!(DataResponse::from_shared(&r.encode().into()).unwrap(), r);
+            let sent = r.to_parts().concat();
+            assert_eq!(sent, r.encode(), "parts are the canonical encoding");
+            assert_eq!(DataResponse::from_shared(&sent.into()).unwrap(), r);
         }
-        assert!(DataRequest::from_bytes(&[9]).is_err());
-        assert!(DataRequest::from_bytes(&[0, 1, 2]).is_err());
+        // A received chunk is a view into the received buffer, not a copy.
+        let chunk = Bytes::from(vec![5; 4096]);
+        let buf = Bytes::from(
+            DataRequest::Store {
+                id: Hash32([6; 32]),
+                bytes: chunk.clone(),
+            }
+            .to_parts()
+            .concat(),
+        );
+        let DataRequest::Store { bytes, .. } = DataRequest::from_shared(&buf).unwrap() else {
+            panic!("not a store request");
+        };
+        assert_eq!(bytes, chunk);
+        assert_eq!(bytes.as_ptr(), buf[buf.len() - 4096..].as_ptr());
+        let mut trailing = buf.to_vec();
+        trailing.push(0);
+        assert!(DataRequest::from_shared(&trailing.into()).is_err());
+        let req = |b: &[u8]| DataRequest::from_shared(&Bytes::copy_from_slice(b));
+        assert!(req(&[9]).is_err());
+        assert!(req(&[0, 1, 2]).is_err());
         // A forged length allocates nothing and fails.
         let mut forged = vec![0];
         forged.extend_from_slice(&[0; 32]);
         forged.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert!(DataRequest::from_bytes(&forged).is_err());
+        assert!(req(&forged).is_err());
     }
 }

@@ -13,7 +13,8 @@
 //!   peer (answers to a catch-up request), so they do not flood the group's topic.
 //! - **Request-response** (`/cpchain/data/2`) carries the data layer's requests (store and
 //!   fetch chunks, deliver kfrags, ask for re-encryption) as opaque length-prefixed
-//!   bytes (not CBOR: chunks are megabytes, read into one buffer each); a
+//!   [`DataMessage`]s (not CBOR: chunks are megabytes, sent from their own buffers and read
+//!   into one buffer each); a
 //!   [`DataService`] answers them and [`Network::data_request`] sends them. Which peers
 //!   store a chunk is the data layer's choice among [`Network::data_peers`].
 //!
@@ -25,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -149,7 +151,44 @@ pub trait BlockSource: Send + Sync + 'static {
 /// `handle` runs on a blocking thread, so it may read the disk.
 pub trait DataService: Send + Sync + 'static {
     /// The answer to `request` from `peer`.
-    fn handle(&self, peer: &PeerId, request: Vec<u8>) -> Vec<u8>;
+    fn handle(&self, peer: &PeerId, request: Bytes) -> DataMessage;
+}
+
+/// A data-layer message: parts sent one after the other as one length-prefixed message, so
+/// a chunk can travel as its own part without being copied into a frame. A received
+/// message is one part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataMessage(Vec<Bytes>);
+
+impl DataMessage {
+    /// A message of these parts, in order.
+    pub fn from_parts(parts: Vec<Bytes>) -> Self {
+        Self(parts)
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its bytes (copied only when it has several parts).
+    pub fn into_bytes(self) -> Bytes {
+        match <[Bytes; 1]>::try_from(self.0) {
+            Ok([one]) => one,
+            Err(parts) => parts.concat().into(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for DataMessage {
+    fn from(v: Vec<u8>) -> Self {
+        Self(vec![v.into()])
+    }
 }
 
 /// The data service of a node that stores no data: every answer is empty.
@@ -157,8 +196,8 @@ pub trait DataService: Send + Sync + 'static {
 pub struct NoDataService;
 
 impl DataService for NoDataService {
-    fn handle(&self, _peer: &PeerId, _request: Vec<u8>) -> Vec<u8> {
-        Vec::new()
+    fn handle(&self, _peer: &PeerId, _request: Bytes) -> DataMessage {
+        DataMessage::default()
     }
 }
 
@@ -264,10 +303,10 @@ enum Command {
     ),
     DataRequest(
         PeerId,
-        Vec<u8>,
-        oneshot::Sender<Result<Vec<u8>, RequestError>>,
+        DataMessage,
+        oneshot::Sender<Result<Bytes, RequestError>>,
     ),
-    DataRespond(request_response::ResponseChannel<Vec<u8>>, Vec<u8>),
+    DataRespond(request_response::ResponseChannel<DataMessage>, DataMessage),
     DataPeers(oneshot::Sender<Vec<PeerId>>),
     SideJoin([u8; 32]),
     SideSend(PeerId, [u8; 32], Vec<u8>),
@@ -293,27 +332,27 @@ impl std::fmt::Debug for Network {
 }
 
 #[derive(Clone, Debug)]
-struct Bytes(Vec<u8>);
+struct CborBytes(Vec<u8>);
 
-impl Serialize for Bytes {
+impl Serialize for CborBytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(&self.0)
     }
 }
 
-impl<'de> Deserialize<'de> for Bytes {
+impl<'de> Deserialize<'de> for CborBytes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Bytes;
+            type Value = CborBytes;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("bytes")
             }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<CborBytes, E> {
+                Ok(CborBytes(v.to_vec()))
             }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<CborBytes, E> {
+                Ok(CborBytes(v))
             }
         }
         d.deserialize_byte_buf(V)
@@ -327,7 +366,7 @@ struct SyncRequest {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SyncResponse {
-    blocks: Vec<Bytes>,
+    blocks: Vec<CborBytes>,
 }
 
 /// The data protocol's codec: a message is a 4-byte big-endian length and its bytes, read
@@ -339,7 +378,7 @@ struct DataCodec {
 }
 
 impl DataCodec {
-    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> std::io::Result<Vec<u8>> {
+    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> std::io::Result<DataMessage> {
         let mut len = [0u8; 4];
         io.read_exact(&mut len).await?;
         let len = u32::from_be_bytes(len) as usize;
@@ -351,13 +390,13 @@ impl DataCodec {
         }
         let mut buf = vec![0; len];
         io.read_exact(&mut buf).await?;
-        Ok(buf)
+        Ok(buf.into())
     }
 
     async fn write<T: AsyncWrite + Unpin + Send>(
         &self,
         io: &mut T,
-        msg: Vec<u8>,
+        msg: DataMessage,
     ) -> std::io::Result<()> {
         let len = u32::try_from(msg.len())
             .ok()
@@ -373,24 +412,35 @@ impl DataCodec {
                 )
             })?;
         io.write_all(&len.to_be_bytes()).await?;
-        io.write_all(&msg).await
+        for part in &msg.0 {
+            io.write_all(part).await?;
+        }
+        Ok(())
     }
 }
 
 #[async_trait::async_trait]
 impl request_response::Codec for DataCodec {
     type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
+    type Request = DataMessage;
+    type Response = DataMessage;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    async fn read_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<DataMessage>
     where
         T: AsyncRead + Unpin + Send,
     {
         self.read(io).await
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<DataMessage>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -401,7 +451,7 @@ impl request_response::Codec for DataCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: Vec<u8>,
+        req: DataMessage,
     ) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
@@ -413,7 +463,7 @@ impl request_response::Codec for DataCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        res: Vec<u8>,
+        res: DataMessage,
     ) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
@@ -425,7 +475,7 @@ impl request_response::Codec for DataCodec {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SideMessage {
     group: [u8; 32],
-    data: Bytes,
+    data: CborBytes,
 }
 
 /// The answer to a side message: it arrived (the content travels only one way).
@@ -696,8 +746,8 @@ impl Network {
     pub async fn data_request(
         &self,
         peer: PeerId,
-        request: Vec<u8>,
-    ) -> Result<Vec<u8>, RequestError> {
+        request: DataMessage,
+    ) -> Result<Bytes, RequestError> {
         let (tx, rx) = oneshot::channel();
         self.cmds
             .send(Command::DataRequest(peer, request, tx))
@@ -741,10 +791,8 @@ struct Driver {
     bootnodes: Vec<Multiaddr>,
     source: Arc<dyn BlockSource>,
     data: Arc<dyn DataService>,
-    pending_data: HashMap<
-        request_response::OutboundRequestId,
-        oneshot::Sender<Result<Vec<u8>, RequestError>>,
-    >,
+    pending_data:
+        HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<Bytes, RequestError>>>,
     events: mpsc::Sender<NetEvent>,
     status: Arc<Mutex<NetStatus>>,
     peers: BTreeMap<PeerId, Multiaddr>,
@@ -909,7 +957,7 @@ impl Driver {
                     &peer,
                     SideMessage {
                         group,
-                        data: Bytes(data),
+                        data: CborBytes(data),
                     },
                 );
             }
@@ -959,7 +1007,7 @@ impl Driver {
         }
     }
 
-    fn on_data(&mut self, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
+    fn on_data(&mut self, ev: request_response::Event<DataMessage, DataMessage>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
@@ -968,7 +1016,7 @@ impl Driver {
                     let service = self.data.clone();
                     let cmds = self.commands.clone();
                     tokio::task::spawn_blocking(move || {
-                        let answer = service.handle(&peer, request);
+                        let answer = service.handle(&peer, request.into_bytes());
                         if let Some(cmds) = cmds.upgrade() {
                             let _ = cmds.blocking_send(Command::DataRespond(channel, answer));
                         }
@@ -979,7 +1027,7 @@ impl Driver {
                     response,
                 } => {
                     if let Some(reply) = self.pending_data.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
+                        let _ = reply.send(Ok(response.into_bytes()));
                     }
                 }
             },
@@ -1108,7 +1156,7 @@ impl Driver {
                     tokio::task::spawn_blocking(move || {
                         let blocks = source.blocks_from(request.from);
                         let resp = SyncResponse {
-                            blocks: blocks.into_iter().map(Bytes).collect(),
+                            blocks: blocks.into_iter().map(CborBytes).collect(),
                         };
                         if let Some(cmds) = cmds.upgrade() {
                             let _ = cmds.blocking_send(Command::Respond(channel, resp));

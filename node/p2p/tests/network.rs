@@ -114,10 +114,11 @@ async fn gossip_sync_and_banning_a_peer_that_sends_garbage() {
 struct Echo(std::sync::Mutex<Vec<cpc_p2p::PeerId>>);
 
 impl cpc_p2p::DataService for Echo {
-    fn handle(&self, peer: &cpc_p2p::PeerId, mut request: Vec<u8>) -> Vec<u8> {
+    fn handle(&self, peer: &cpc_p2p::PeerId, request: bytes::Bytes) -> cpc_p2p::DataMessage {
         self.0.lock().unwrap().push(*peer);
-        request.reverse();
-        request
+        let mut answer = request.to_vec();
+        answer.reverse();
+        answer.into()
     }
 }
 
@@ -147,19 +148,28 @@ async fn data_requests_reach_the_peers_data_service() {
     })
     .await
     .expect("a becomes a data peer of b");
-    // A chunk-sized request goes through.
+    // A chunk-sized request goes through, sent in parts and received whole.
     let big: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
-    let answer = b.data_request(a_id, big.clone()).await.unwrap();
+    let parts = vec![
+        bytes::Bytes::copy_from_slice(&big[..33]),
+        bytes::Bytes::copy_from_slice(&big[33..]),
+    ];
+    let answer = b
+        .data_request(a_id, cpc_p2p::DataMessage::from_parts(parts))
+        .await
+        .unwrap();
     assert_eq!(answer, big.iter().rev().copied().collect::<Vec<u8>>());
     assert_eq!(echo.0.lock().unwrap().as_slice(), &[b.local_peer_id()]);
     // A node without a data service answers empty.
     assert_eq!(
-        a.data_request(b.local_peer_id(), vec![1, 2]).await.unwrap(),
-        Vec::<u8>::new()
+        a.data_request(b.local_peer_id(), vec![1, 2].into())
+            .await
+            .unwrap(),
+        bytes::Bytes::new()
     );
     // An unknown peer cannot be reached.
     let stranger = cpc_p2p::PeerId::random();
-    assert!(b.data_request(stranger, vec![1]).await.is_err());
+    assert!(b.data_request(stranger, vec![1].into()).await.is_err());
 }
 
 async fn next_side(rx: &mut Receiver<NetEvent>) -> ([u8; 32], cpc_p2p::PeerId, bool, Vec<u8>) {
