@@ -397,6 +397,15 @@ impl ChunkSender {
         Ok(())
     }
 
+    /// Queues chunks `n` (one block) at a time.
+    fn send_blocks(&mut self, chunks: Vec<Chunk>, n: usize, progress: &mut Progress) -> Result<()> {
+        let mut rest = chunks.into_iter().peekable();
+        while rest.peek().is_some() {
+            self.send(rest.by_ref().take(n).collect(), progress)?;
+        }
+        Ok(())
+    }
+
     /// Takes the answers that came back (all of them with `wait`); the first failure ends
     /// the put.
     fn collect(&mut self, wait: bool, progress: &mut Progress) -> Result<()> {
@@ -447,10 +456,7 @@ fn close_upload(
 ) -> Result<((u64, u64), Hash32)> {
     let n = up.manifest.blocks.first().map_or(1, |b| b.chunks.len());
     let k = up.manifest.blocks.first().map_or(1, |b| b.k());
-    let mut rest = up.chunks.into_iter().peekable();
-    while rest.peek().is_some() {
-        sender.send(rest.by_ref().take(n).collect(), progress)?;
-    }
+    sender.send_blocks(up.chunks, n, progress)?;
     sender.collect(true, progress)?;
     // The manifest survives the loss of as many nodes as the chunks do.
     let manifest = up.manifest.to_bytes();
@@ -548,11 +554,7 @@ fn put(args: &PutArgs) -> Result<ExitCode> {
                 if let Some(done) = up.push(&b)? {
                     close(done, &mut sender, progress)?;
                 }
-                let mut chunks = up.take_chunks().into_iter().peekable();
-                while chunks.peek().is_some() {
-                    sender.send(chunks.by_ref().take(n).collect(), progress)?;
-                }
-                Ok(())
+                sender.send_blocks(up.take_chunks(), n, progress)
             };
             match &src {
                 Some(_) => {

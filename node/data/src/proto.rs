@@ -120,19 +120,13 @@ impl Encode for DataRequest {
     }
 }
 
-impl Decode for DataRequest {
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::decode_with(r, None)
-    }
-}
-
 impl DataRequest {
-    /// Decodes; a chunk is sliced out of `shared` (the buffer `r` reads) when given.
-    fn decode_with(r: &mut Reader<'_>, shared: Option<&Bytes>) -> Result<Self, DecodeError> {
+    /// Decodes from `r`, which reads `buf`; a chunk is sliced out of `buf`.
+    fn decode_with(r: &mut Reader<'_>, buf: &Bytes) -> Result<Self, DecodeError> {
         Ok(match r.tag()? {
             0 => DataRequest::Store {
                 id: Hash32::decode_from(r)?,
-                bytes: decode_shared(r, shared)?,
+                bytes: decode_shared(r, buf)?,
             },
             1 => DataRequest::Fetch {
                 id: Hash32::decode_from(r)?,
@@ -202,20 +196,14 @@ impl Encode for DataResponse {
     }
 }
 
-impl Decode for DataResponse {
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Self::decode_with(r, None)
-    }
-}
-
 impl DataResponse {
-    /// Decodes; a chunk is sliced out of `shared` (the buffer `r` reads) when given.
-    fn decode_with(r: &mut Reader<'_>, shared: Option<&Bytes>) -> Result<Self, DecodeError> {
+    /// Decodes from `r`, which reads `buf`; a chunk is sliced out of `buf`.
+    fn decode_with(r: &mut Reader<'_>, buf: &Bytes) -> Result<Self, DecodeError> {
         Ok(match r.tag()? {
             0 => DataResponse::Ok,
             1 => DataResponse::Chunk(match r.tag()? {
                 0 => None,
-                1 => Some(decode_shared(r, shared)?),
+                1 => Some(decode_shared(r, buf)?),
                 tag => {
                     return Err(DecodeError::InvalidTag {
                         what: "optional chunk",
@@ -224,7 +212,7 @@ impl DataResponse {
                 }
             }),
             2 => DataResponse::Have(Vec::<bool>::decode_from(r)?),
-            3 => DataResponse::Cfrag(decode_shared(r, None)?.into()),
+            3 => DataResponse::Cfrag(decode_shared(r, buf)?.to_vec()),
             4 => DataResponse::Announcement(Option::<KeyAnnouncement>::decode_from(r)?),
             5 => DataResponse::Refused(String::decode_from(r)?),
             tag => {
@@ -243,13 +231,9 @@ fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b);
 }
 
-fn decode_shared(r: &mut Reader<'_>, shared: Option<&Bytes>) -> Result<Bytes, DecodeError> {
+fn decode_shared(r: &mut Reader<'_>, buf: &Bytes) -> Result<Bytes, DecodeError> {
     let len = r.length("chunk", MAX_CHUNK_BYTES, 1)?;
-    let b = r.take(len)?;
-    Ok(match shared {
-        Some(buf) => buf.slice_ref(b),
-        None => Bytes::copy_from_slice(b),
-    })
+    Ok(buf.slice_ref(r.take(len)?))
 }
 
 /// The encoding of a message whose last field may be a chunk: the chunk as its own part,
@@ -265,10 +249,10 @@ fn parts(head: impl FnOnce(&mut Vec<u8>), chunk: &Bytes) -> Vec<Bytes> {
 fn from_shared<T>(
     buf: &Bytes,
     what: &'static str,
-    decode: impl FnOnce(&mut Reader<'_>, Option<&Bytes>) -> Result<T, DecodeError>,
+    decode: impl FnOnce(&mut Reader<'_>, &Bytes) -> Result<T, DecodeError>,
 ) -> Result<T, DataError> {
     let mut r = Reader::new(buf);
-    let v = decode(&mut r, Some(buf)).map_err(|e| DataError::malformed(what, e))?;
+    let v = decode(&mut r, buf).map_err(|e| DataError::malformed(what, e))?;
     match r.remaining() {
         0 => Ok(v),
         n => Err(DataError::malformed(what, DecodeError::TrailingBytes(n))),
