@@ -190,13 +190,19 @@ impl SideLog {
     }
 
     fn append(&mut self, msg: &Message) {
+        if self.file.is_some() {
+            self.append_encoded(&msg.encode());
+        }
+    }
+
+    /// Appends a message's encoding (as received: decoding checked it is one).
+    fn append_encoded(&mut self, data: &[u8]) {
         let Some(f) = &mut self.file else {
             return;
         };
-        let data = msg.encode();
         let mut rec = Vec::with_capacity(4 + data.len());
         rec.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
-        rec.extend_from_slice(&data);
+        rec.extend_from_slice(data);
         if let Err(e) = f.write_all(&rec) {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the side-chain log");
             self.file = None;
@@ -258,6 +264,7 @@ impl Meter {
 /// The node's side chain, shared by the gateway task and the API.
 pub(crate) struct SideNode {
     group_id: Hash32,
+    accel: Arc<Dispatcher>,
     side: Mutex<Option<SideChain>>,
     meter: Mutex<Meter>,
 }
@@ -274,10 +281,12 @@ impl SideNode {
 
 impl SideService for SideNode {
     fn submit(&self, txs: Vec<SignedMachineTx>) -> Vec<Result<Hash32, SideError>> {
+        // Signatures are checked before taking the lock, so that a large submission does
+        // not hold up the gateway task's vertices.
+        let checked = SideChain::check_signatures(&self.accel, txs);
         let res = match self.lock().as_mut() {
-            Some(s) => s.submit(cpc_api::now_ms(), txs),
-            None => txs
-                .iter()
+            Some(s) => s.submit_checked(cpc_api::now_ms(), checked),
+            None => (0..checked.len())
                 .map(|_| {
                     Err(SideError::Group(
                         "the group is not on the main chain yet; the node waits for it".into(),
@@ -360,6 +369,7 @@ pub(crate) fn start(
     net.join_side_group(group_id.0);
     let node = Arc::new(SideNode {
         group_id,
+        accel: accel.clone(),
         side: Mutex::new(None),
         meter: Mutex::new(Meter::default()),
     });
@@ -468,27 +478,30 @@ impl Task {
             Message::Vertex(v) => Some(v.id),
             _ => None,
         };
-        // New vertices and anchors go to the log (known ones are not logged again).
-        let to_log = {
+        // New vertices and anchors go to the log (known ones are not logged again): as
+        // received, or (`Some(Some(..))`) only the new vertices of a list.
+        let to_log: Option<Option<Message>> = {
             let guard = self.node.lock();
             guard.as_ref().and_then(|side| match &m {
-                Message::Vertex(v) => side.vertex(&v.id).is_none().then(|| m.clone()),
+                Message::Vertex(v) => side.vertex(&v.id).is_none().then_some(None),
                 Message::Vertices(vs) => {
                     let new: Vec<_> = vs
                         .iter()
                         .filter(|v| side.vertex(&v.id).is_none())
                         .cloned()
                         .collect();
-                    (!new.is_empty()).then_some(Message::Vertices(new))
+                    (!new.is_empty()).then_some(Some(Message::Vertices(new)))
                 }
-                Message::Anchor(_) => Some(m.clone()),
+                Message::Anchor(_) => Some(None),
                 _ => None,
             })
         };
         let from = self.token(peer);
         let actions = self.input(Input::Message { from, msg: m });
-        if let Some(l) = to_log {
-            self.log.append(&l);
+        match to_log {
+            Some(Some(l)) => self.log.append(&l),
+            Some(None) => self.log.append_encoded(&data),
+            None => {}
         }
         if let Some(msg) = msg {
             let bad = vertex.is_some_and(|id| {

@@ -1,6 +1,6 @@
 //! The side-chain state machine of one node: events in, actions out.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use cpc_accel::{Dispatcher, SigItem};
@@ -200,6 +200,25 @@ pub struct VertexInfo {
     pub confirmed_ms: Option<u64>,
     /// The anchor covering it, once one does.
     pub anchor: Option<u64>,
+    /// Hash and slot of each transaction, computed once on arrival.
+    keys: Vec<TxKey>,
+}
+
+/// A transaction's hash and slot: the keys the ledger rule looks it up by.
+#[derive(Clone, Copy, Debug)]
+struct TxKey {
+    hash: Hash32,
+    slot: Slot,
+}
+
+impl TxKey {
+    /// From a transaction and its signing bytes (whose hash is the transaction hash).
+    fn new(tx: &SignedMachineTx, signing: &[u8]) -> TxKey {
+        TxKey {
+            hash: sha256(&[signing]),
+            slot: tx.tx.slot(),
+        }
+    }
 }
 
 /// One inclusion of a transaction in a vertex.
@@ -236,7 +255,8 @@ pub struct Status {
     pub confirmed_vertices: u64,
     /// Transactions confirmed.
     pub confirmed_txs: u64,
-    /// Transactions waiting in this gateway's pool.
+    /// Transactions waiting in this gateway's pool (some may have just been included by
+    /// another gateway; they leave at this gateway's next vertex).
     pub pool: usize,
     /// The last anchor this node verified, and whether it is final.
     pub last_anchor: Option<AnchorStatus>,
@@ -278,6 +298,23 @@ struct Batch {
     credits: BTreeMap<Address, u64>,
 }
 
+/// Client transactions with their hashes and signature verdicts, from
+/// [`SideChain::check_signatures`]; only that function makes one.
+#[derive(Debug)]
+pub struct CheckedTxs(Vec<(SignedMachineTx, Hash32, bool)>);
+
+impl CheckedTxs {
+    /// Transactions checked.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A history view: the causal history of a set of parents (and the vertex on top).
 struct View<'a> {
     clock: Vec<u64>,
@@ -298,21 +335,23 @@ pub struct SideChain {
     me: Option<usize>,
     accel: Arc<Dispatcher>,
     now: u64,
-    vertices: BTreeMap<VertexId, VertexInfo>,
+    // Maps only looked up, never iterated where order could matter, are hash maps: the
+    // per-transaction bookkeeping is dominated by lookups of 32- and 64-byte keys.
+    vertices: HashMap<VertexId, VertexInfo>,
     by_seq: BTreeMap<(usize, u64), Vec<VertexId>>,
     latest: Vec<Option<(u64, VertexId)>>,
     equivocators: BTreeSet<usize>,
-    waiting: BTreeMap<VertexId, (SignedVertex, u64)>,
+    waiting: BTreeMap<VertexId, (SignedVertex, Vec<TxKey>, u64)>,
     requested: BTreeMap<VertexId, u64>,
-    txs: BTreeMap<Hash32, TxInfo>,
-    occs: BTreeMap<OccId, Occ>,
-    slot_occs: BTreeMap<Slot, Vec<OccId>>,
-    lock_occs: BTreeMap<Hash32, Vec<OccId>>,
-    credits: BTreeMap<Address, Vec<OccId>>,
-    dependents: BTreeMap<OccId, Vec<OccId>>,
-    endorse: Vec<BTreeMap<Slot, Hash32>>,
-    endorsers: BTreeMap<Hash32, u64>,
-    locks: BTreeMap<Hash32, (Address, u64)>,
+    txs: HashMap<Hash32, TxInfo>,
+    occs: HashMap<OccId, Occ>,
+    slot_occs: HashMap<Slot, Vec<OccId>>,
+    lock_occs: HashMap<Hash32, Vec<OccId>>,
+    credits: HashMap<Address, Vec<OccId>>,
+    dependents: HashMap<OccId, Vec<OccId>>,
+    endorse: Vec<HashMap<Slot, Hash32>>,
+    endorsers: HashMap<Hash32, u64>,
+    locks: HashMap<Hash32, (Address, u64)>,
     pool: VecDeque<Hash32>,
     unconfirmed_with_txs: BTreeSet<VertexId>,
     my_seq: u64,
@@ -373,21 +412,21 @@ impl SideChain {
             me,
             accel,
             now: 0,
-            vertices: BTreeMap::new(),
+            vertices: HashMap::new(),
             by_seq: BTreeMap::new(),
             latest: vec![None; n],
             equivocators: BTreeSet::new(),
             waiting: BTreeMap::new(),
             requested: BTreeMap::new(),
-            txs: BTreeMap::new(),
-            occs: BTreeMap::new(),
-            slot_occs: BTreeMap::new(),
-            lock_occs: BTreeMap::new(),
-            credits: BTreeMap::new(),
-            dependents: BTreeMap::new(),
-            endorse: vec![BTreeMap::new(); n],
-            endorsers: BTreeMap::new(),
-            locks: BTreeMap::new(),
+            txs: HashMap::new(),
+            occs: HashMap::new(),
+            slot_occs: HashMap::new(),
+            lock_occs: HashMap::new(),
+            credits: HashMap::new(),
+            dependents: HashMap::new(),
+            endorse: vec![HashMap::new(); n],
+            endorsers: HashMap::new(),
+            locks: HashMap::new(),
             pool: VecDeque::new(),
             unconfirmed_with_txs: BTreeSet::new(),
             my_seq: 0,
@@ -459,17 +498,12 @@ impl SideChain {
         out
     }
 
-    /// Accepts machine transactions from clients into this gateway's pool, verifying their
-    /// signatures in one accelerator batch. Per transaction: its hash or why it was refused.
-    pub fn submit(
-        &mut self,
-        now_ms: u64,
-        txs: Vec<SignedMachineTx>,
-    ) -> Vec<Result<Hash32, SideError>> {
-        self.now = self.now.max(now_ms);
-        if self.me.is_none() {
-            return txs.iter().map(|_| Err(SideError::NotGateway)).collect();
-        }
+    /// Checks the signatures of client transactions in one accelerator batch. Needs no
+    /// state, so a node runs it before taking the lock on its side chain; [`submit_checked`]
+    /// then admits the result.
+    ///
+    /// [`submit_checked`]: SideChain::submit_checked
+    pub fn check_signatures(accel: &Dispatcher, txs: Vec<SignedMachineTx>) -> CheckedTxs {
         let signing: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
         let items: Vec<SigItem<'_>> = txs
             .iter()
@@ -480,10 +514,43 @@ impl SideChain {
                 message: m,
             })
             .collect();
-        let ok = self.accel.ed25519_verify_batch(&items);
-        let mut res = Vec::with_capacity(txs.len());
-        for (tx, ok) in txs.into_iter().zip(ok) {
-            let hash = tx.hash();
+        let ok = accel.ed25519_verify_batch(&items);
+        CheckedTxs(
+            txs.into_iter()
+                .zip(ok)
+                .zip(&signing)
+                .map(|((tx, ok), m)| (tx, sha256(&[m]), ok))
+                .collect(),
+        )
+    }
+
+    /// Accepts machine transactions from clients into this gateway's pool, verifying their
+    /// signatures in one accelerator batch. Per transaction: its hash or why it was refused.
+    pub fn submit(
+        &mut self,
+        now_ms: u64,
+        txs: Vec<SignedMachineTx>,
+    ) -> Vec<Result<Hash32, SideError>> {
+        let checked = Self::check_signatures(&self.accel, txs);
+        self.submit_checked(now_ms, checked)
+    }
+
+    /// [`submit`](SideChain::submit) with the signatures already checked.
+    pub fn submit_checked(
+        &mut self,
+        now_ms: u64,
+        checked: CheckedTxs,
+    ) -> Vec<Result<Hash32, SideError>> {
+        self.now = self.now.max(now_ms);
+        if self.me.is_none() {
+            return checked
+                .0
+                .iter()
+                .map(|_| Err(SideError::NotGateway))
+                .collect();
+        }
+        let mut res = Vec::with_capacity(checked.0.len());
+        for (tx, hash, ok) in checked.0 {
             res.push(if !ok {
                 Err(SideError::BadSignature)
             } else if tx.tx.group_id != self.cfg.group.id {
@@ -599,7 +666,8 @@ impl SideChain {
             if v.confirmed_ms.is_some() {
                 let s = v.vertex.vertex.sequence;
                 let cur = &mut frontier[v.creator];
-                if cur.is_none_or(|(cs, _)| s > cs) {
+                // Among forks, the lowest id, as anchors choose.
+                if cur.is_none_or(|(cs, cid)| s > cs || (s == cs && *id < cid)) {
                     *cur = Some((s, *id));
                 }
             }
@@ -674,7 +742,9 @@ impl SideChain {
         // Nor while one of its own vertices waits for parents: its chain is coming back.
         let own_waiting = self.me.is_some_and(|me| {
             let key = &self.cfg.group.gateways[me];
-            self.waiting.values().any(|(v, _)| v.vertex.creator == *key)
+            self.waiting
+                .values()
+                .any(|(v, _, _)| v.vertex.creator == *key)
         });
         let listened = listened && !own_waiting;
         if self.me.is_some()
@@ -747,19 +817,34 @@ impl SideChain {
         clock[me] = self.my_seq + 1;
         let mut batch = Batch::default();
         let mut txs = Vec::new();
+        let mut keys = Vec::new();
         let mut keep = VecDeque::new();
+        let view = View {
+            clock,
+            parents: &parents,
+        };
         while let Some(h) = self.pool.pop_front() {
             if txs.len() >= self.cfg.max_batch {
                 keep.push_back(h);
                 continue;
             }
-            let tx = self.txs[&h].tx.clone();
-            let view = View {
-                clock: clock.clone(),
-                parents: &parents,
+            let Some(info) = self.txs.get(&h) else {
+                continue;
             };
-            match self.check_tx(&view, &mut batch, &tx, None) {
-                Check::Ok(_) => txs.push(tx),
+            // Included by another gateway since it entered the pool.
+            if !info.vertices.is_empty() {
+                continue;
+            }
+            let tx = info.tx.clone();
+            let key = TxKey {
+                hash: h,
+                slot: tx.tx.slot(),
+            };
+            match self.check_tx(&view, &mut batch, &tx, key.slot) {
+                Check::Ok(_) => {
+                    txs.push(tx);
+                    keys.push(key);
+                }
                 Check::Wait(_) => keep.push_back(h),
                 Check::Invalid(reason) => {
                     if let Some(info) = self.txs.get_mut(&h) {
@@ -787,7 +872,7 @@ impl SideChain {
         self.last_vertex_ms = self.now;
         self.my_seq += 1;
         self.my_last = Some(v.id);
-        self.insert(&v, out);
+        self.insert(&v, keys, out);
         out.push(Action::Send {
             to: None,
             msg: Message::Vertex(v),
@@ -894,7 +979,7 @@ impl SideChain {
         let verdicts = self.accel.ed25519_verify_batch(&items);
         let mut at = 0;
         let mut missing = Vec::new();
-        for v in vs {
+        for (v, tms) in vs.into_iter().zip(&tx_signing) {
             let k = 1 + v.vertex.txs.len();
             let ok = verdicts[at..at + k].iter().all(|b| *b);
             at += k;
@@ -905,7 +990,14 @@ impl SideChain {
                 });
                 continue;
             }
-            if let Err(reason) = self.structure(&v) {
+            let keys: Vec<TxKey> = v
+                .vertex
+                .txs
+                .iter()
+                .zip(tms)
+                .map(|(t, m)| TxKey::new(t, m))
+                .collect();
+            if let Err(reason) = self.structure(&v, &keys) {
                 out.push(Action::Rejected {
                     vertex: v.id,
                     reason,
@@ -919,7 +1011,7 @@ impl SideChain {
                 }
             }
             if self.waiting.len() < 100_000 {
-                self.waiting.insert(v.id, (v, self.now));
+                self.waiting.insert(v.id, (v, keys, self.now));
             }
         }
         self.retry_waiting(out);
@@ -930,7 +1022,7 @@ impl SideChain {
     }
 
     /// Rules a vertex must meet on its own, before its parents are known.
-    fn structure(&self, v: &SignedVertex) -> Result<(), String> {
+    fn structure(&self, v: &SignedVertex, keys: &[TxKey]) -> Result<(), String> {
         let x = &v.vertex;
         if x.group_id != self.cfg.group.id {
             return Err("another group's vertex".into());
@@ -949,11 +1041,11 @@ impl SideChain {
             return Err("too many transactions".into());
         }
         let mut hashes = BTreeSet::new();
-        for t in &x.txs {
+        for (t, k) in x.txs.iter().zip(keys) {
             if t.tx.group_id != self.cfg.group.id {
                 return Err("a transaction of another group".into());
             }
-            if !hashes.insert(t.hash()) {
+            if !hashes.insert(k.hash) {
                 return Err("a transaction twice".into());
             }
         }
@@ -965,7 +1057,7 @@ impl SideChain {
             let ready: Vec<VertexId> = self
                 .waiting
                 .iter()
-                .filter(|(_, (v, _))| {
+                .filter(|(_, (v, _, _))| {
                     v.vertex
                         .parents
                         .iter()
@@ -975,14 +1067,14 @@ impl SideChain {
                 .collect();
             let mut progressed = false;
             for id in ready {
-                let (v, since) = self.waiting.remove(&id).expect("waiting");
-                match self.validate(&v) {
+                let (v, keys, since) = self.waiting.remove(&id).expect("waiting");
+                match self.validate(&v, &keys) {
                     Ok(()) => {
-                        self.insert(&v, out);
+                        self.insert(&v, keys, out);
                         progressed = true;
                     }
                     Err(Check::Wait(_)) if self.now < since + self.cfg.max_pending_ms => {
-                        self.waiting.insert(id, (v, since));
+                        self.waiting.insert(id, (v, keys, since));
                     }
                     Err(Check::Wait(reason) | Check::Invalid(reason)) => {
                         out.push(Action::Rejected { vertex: id, reason });
@@ -997,7 +1089,7 @@ impl SideChain {
     }
 
     /// Rules a vertex must meet once its parents are known.
-    fn validate(&self, v: &SignedVertex) -> Result<(), Check> {
+    fn validate(&self, v: &SignedVertex, keys: &[TxKey]) -> Result<(), Check> {
         let x = &v.vertex;
         let c = self
             .cfg
@@ -1033,8 +1125,8 @@ impl SideChain {
             parents: &x.parents,
         };
         let mut batch = Batch::default();
-        for t in &x.txs {
-            match self.check_tx(&view, &mut batch, t, None) {
+        for (t, k) in x.txs.iter().zip(keys) {
+            match self.check_tx(&view, &mut batch, t, k.slot) {
                 Check::Ok(_) => {}
                 other => return Err(other),
             }
@@ -1082,10 +1174,9 @@ impl SideChain {
         view: &View<'_>,
         batch: &mut Batch,
         stx: &SignedMachineTx,
-        _v: Option<VertexId>,
+        slot: Slot,
     ) -> Check {
         let tx = &stx.tx;
-        let slot = tx.slot();
         let sender = slot.sender;
         if batch.slots.contains_key(&slot) {
             return Check::Invalid(format!(
@@ -1200,7 +1291,7 @@ impl SideChain {
 
     // ---- insertion, confirmation ----
 
-    fn insert(&mut self, v: &SignedVertex, out: &mut Vec<Action>) {
+    fn insert(&mut self, v: &SignedVertex, keys: Vec<TxKey>, out: &mut Vec<Action>) {
         let id = v.id;
         let c = self.cfg.group.index(&v.vertex.creator).expect("a gateway");
         let seq = v.vertex.sequence;
@@ -1250,22 +1341,21 @@ impl SideChain {
             parents: &parents,
         };
         let mut batch = Batch::default();
-        let mut new_occs = Vec::new();
-        for t in &v.vertex.txs {
-            let occ = match self.check_tx(&view, &mut batch, t, Some(id)) {
+        let mut new_occs = Vec::with_capacity(keys.len());
+        for (t, k) in v.vertex.txs.iter().zip(&keys) {
+            let occ = match self.check_tx(&view, &mut batch, t, k.slot) {
                 Check::Ok(o) => o,
                 // Validated before insertion; a mismatch here is a bug, not a peer fault.
                 _ => unreachable!("an inserted vertex's transactions were validated"),
             };
-            let h = t.hash();
-            new_occs.push(((h, id), occ));
+            new_occs.push(((k.hash, id), occ));
         }
         // Transactions of the same batch depend on earlier ones of the sender.
         let mut last_in_batch: BTreeMap<Address, OccId> = BTreeMap::new();
         let mut credit_in_batch: BTreeMap<Address, Vec<OccId>> = BTreeMap::new();
-        for (t, (oid, occ)) in v.vertex.txs.iter().zip(new_occs.iter_mut()) {
+        for ((t, k), (oid, occ)) in v.vertex.txs.iter().zip(&keys).zip(new_occs.iter_mut()) {
             let tx = &t.tx;
-            let sender = tx.sender.address();
+            let sender = k.slot.sender;
             if tx.nonce > 0
                 && let Some(p) = last_in_batch.get(&sender)
             {
@@ -1290,12 +1380,19 @@ impl SideChain {
                 seen_by: 0,
                 confirmed_ms: None,
                 anchor: None,
+                keys,
             },
         );
         if !v.vertex.txs.is_empty() {
             self.unconfirmed_with_txs.insert(id);
         }
-        for (t, (oid, occ)) in v.vertex.txs.iter().zip(new_occs) {
+        for ((t, k), (oid, occ)) in v
+            .vertex
+            .txs
+            .iter()
+            .zip(&self.vertices[&id].keys)
+            .zip(new_occs)
+        {
             let info = self.txs.entry(oid.0).or_insert_with(|| TxInfo {
                 tx: t.clone(),
                 status: TxStatus::Pending,
@@ -1304,7 +1401,7 @@ impl SideChain {
                 vertices: Vec::new(),
             });
             info.vertices.push(id);
-            self.slot_occs.entry(t.tx.slot()).or_default().push(oid);
+            self.slot_occs.entry(k.slot).or_default().push(oid);
             if let Some(l) = occ.lock {
                 self.lock_occs.entry(l).or_default().push(oid);
             }
@@ -1315,11 +1412,6 @@ impl SideChain {
                 self.dependents.entry(*d).or_default().push(oid);
             }
             self.occs.insert(oid, occ);
-        }
-        // Drop pool copies of transactions now included elsewhere.
-        if Some(c) != self.me {
-            let hashes: BTreeSet<Hash32> = v.vertex.txs.iter().map(|t| t.hash()).collect();
-            self.pool.retain(|h| !hashes.contains(h));
         }
         self.mark_seen(id, c, out);
         self.progress_anchors(out);
@@ -1344,10 +1436,8 @@ impl SideChain {
         let mut newly_confirmed = Vec::new();
         for u in &reached {
             let info = &self.vertices[u];
-            for t in &info.vertex.vertex.txs {
-                let h = t.hash();
-                let slot = t.tx.slot();
-                if let std::collections::btree_map::Entry::Vacant(e) = self.endorse[g].entry(slot) {
+            for &TxKey { hash: h, slot } in &info.keys {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.endorse[g].entry(slot) {
                     e.insert(h);
                     let m = self.endorsers.entry(h).or_insert(0);
                     *m |= bit(g);
@@ -1366,9 +1456,7 @@ impl SideChain {
             info.confirmed_ms = Some(self.now);
             self.confirmed_vertices += 1;
             self.unconfirmed_with_txs.remove(&u);
-            for t in &info.vertex.vertex.txs {
-                work.push((t.hash(), u));
-            }
+            work.extend(info.keys.iter().map(|k| (k.hash, u)));
         }
         for h in endorsed_quorum {
             if let Some(info) = self.txs.get(&h) {
@@ -1732,8 +1820,8 @@ impl SideChain {
                 for id in &tcov {
                     let info = self.vertices.get_mut(id).expect("covered");
                     info.anchor = None;
-                    for tx in &info.vertex.vertex.txs {
-                        if let Some(ti) = self.txs.get_mut(&tx.hash())
+                    for k in &info.keys {
+                        if let Some(ti) = self.txs.get_mut(&k.hash)
                             && ti.status == (TxStatus::Anchored { anchor: next })
                         {
                             ti.status = TxStatus::Confirmed;
@@ -1757,8 +1845,8 @@ impl SideChain {
             }
             for id in &covered {
                 let info = &self.vertices[id];
-                for t in &info.vertex.vertex.txs {
-                    if let Some(ti) = self.txs.get_mut(&t.hash())
+                for k in &info.keys {
+                    if let Some(ti) = self.txs.get_mut(&k.hash)
                         && ti.status == (TxStatus::Anchored { anchor: next })
                     {
                         ti.status = TxStatus::Final { anchor: next };
@@ -1775,8 +1863,8 @@ impl SideChain {
         for id in covered {
             let info = self.vertices.get_mut(id).expect("covered");
             info.anchor = Some(seq);
-            for t in &info.vertex.vertex.txs {
-                if let Some(ti) = self.txs.get_mut(&t.hash())
+            for k in &info.keys {
+                if let Some(ti) = self.txs.get_mut(&k.hash)
                     && ti.status == TxStatus::Confirmed
                 {
                     ti.status = TxStatus::Anchored { anchor: seq };

@@ -67,8 +67,8 @@ mod types;
 
 pub use cpc_types::{Endorsement, SideAnchor as Anchor, SideReward as Reward};
 pub use gateway::{
-    Action, AnchorStatus, Config, Input, MAX_TIPS, RELAY_HALF_MS, SideChain, Status, TxInfo,
-    TxStatus, VertexInfo,
+    Action, AnchorStatus, CheckedTxs, Config, Input, MAX_TIPS, RELAY_HALF_MS, SideChain, Status,
+    TxInfo, TxStatus, VertexInfo,
 };
 pub use group::{Group, MAX_GATEWAYS};
 pub use main_chain::inputs_from_block;
