@@ -209,12 +209,19 @@ fn prepare<'a>(
             a
         }
     };
-    let mut h = sha2::Sha512::new();
-    h.update(r_bytes);
-    h.update(item.public_key);
-    h.update(item.message);
-    let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+    let k = ed25519_challenge(item);
     Some(Prepared { item, a, r, s, k })
+}
+
+/// The challenge `k = SHA-512(R || A || M) mod L` of an item, as ZIP-215 defines it (over
+/// the encodings as given, canonical or not).
+pub fn ed25519_challenge(item: &SigItem<'_>) -> Scalar {
+    let h = sha2::Sha512::new()
+        .chain_update(&item.signature[..32])
+        .chain_update(item.public_key)
+        .chain_update(item.message)
+        .finalize();
+    Scalar::from_bytes_mod_order_wide(&h.into())
 }
 
 fn verify_chunk(items: &[SigItem<'_>]) -> Vec<bool> {

@@ -6,9 +6,7 @@
 
 use std::ops::Range;
 
-use curve25519_dalek::Scalar;
 use rayon::prelude::*;
-use sha2::{Digest as _, Sha512};
 
 use crate::backend::SigItem;
 use crate::{Digest, merkle};
@@ -145,19 +143,6 @@ fn words_of(bytes: &[u8; 32], out: &mut [u32]) {
     }
 }
 
-/// The challenge `k = SHA-512(R || A || M) mod L` of an item, as ZIP-215 defines it (over
-/// the encodings as given, canonical or not).
-pub fn ed25519_challenge(item: &SigItem<'_>) -> [u8; 32] {
-    let h = Sha512::new()
-        .chain_update(&item.signature[..32])
-        .chain_update(item.public_key)
-        .chain_update(item.message)
-        .finalize();
-    let mut wide = [0u8; 64];
-    wide.copy_from_slice(&h);
-    Scalar::from_bytes_mod_order_wide(&wide).to_bytes()
-}
-
 /// Writes one item's 32 words (`A`, `R`, `S`, `k`) into `out`.
 pub fn ed25519_item(item: &SigItem<'_>, out: &mut [u32]) {
     debug_assert_eq!(out.len(), ED25519_ITEM_WORDS);
@@ -168,7 +153,10 @@ pub fn ed25519_item(item: &SigItem<'_>, out: &mut [u32]) {
     words_of(&item.public_key, &mut out[0..8]);
     words_of(&r, &mut out[8..16]);
     words_of(&s, &mut out[16..24]);
-    words_of(&ed25519_challenge(item), &mut out[24..32]);
+    words_of(
+        &crate::cpu::ed25519_challenge(item).to_bytes(),
+        &mut out[24..32],
+    );
 }
 
 /// Packs items for `ed25519_verify` into `out` (cleared first). The challenge hashes of a

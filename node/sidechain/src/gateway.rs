@@ -660,18 +660,7 @@ impl SideChain {
 
     /// The status for the API.
     pub fn status(&self) -> Status {
-        let n = self.cfg.group.n();
-        let mut frontier: Vec<Option<(u64, VertexId)>> = vec![None; n];
-        for (id, v) in &self.vertices {
-            if v.confirmed_ms.is_some() {
-                let s = v.vertex.vertex.sequence;
-                let cur = &mut frontier[v.creator];
-                // Among forks, the lowest id, as anchors choose.
-                if cur.is_none_or(|(cs, cid)| s > cs || (s == cs && *id < cid)) {
-                    *cur = Some((s, *id));
-                }
-            }
-        }
+        let frontier = self.frontier_per_gateway();
         let last_anchor = self
             .verified
             .iter()
@@ -688,7 +677,7 @@ impl SideChain {
             gateways: self.cfg.group.gateways.clone(),
             quorum: self.quorum(),
             tips: self.latest.iter().map(|l| l.map(|(_, id)| id)).collect(),
-            confirmed_frontier: frontier.iter().map(|l| l.map(|(_, id)| id)).collect(),
+            confirmed_frontier: frontier,
             vertices: self.vertices.len() as u64,
             confirmed_vertices: self.confirmed_vertices,
             confirmed_txs: self.confirmed_txs,
@@ -1636,11 +1625,9 @@ impl SideChain {
         out.push(Action::SubmitAnchor(best));
     }
 
-    /// The highest confirmed, unanchored-or-anchored vertex per gateway (lowest id among
-    /// forks), sorted by id.
-    fn confirmed_frontier(&self) -> Vec<VertexId> {
-        let n = self.cfg.group.n();
-        let mut best: Vec<Option<(u64, VertexId)>> = vec![None; n];
+    /// Per gateway, its highest confirmed vertex (lowest id among forks).
+    fn frontier_per_gateway(&self) -> Vec<Option<VertexId>> {
+        let mut best: Vec<Option<(u64, VertexId)>> = vec![None; self.cfg.group.n()];
         for ((c, s), ids) in &self.by_seq {
             for id in ids {
                 if self.vertices[id].confirmed_ms.is_some() {
@@ -1651,7 +1638,12 @@ impl SideChain {
                 }
             }
         }
-        let mut f: Vec<VertexId> = best.into_iter().flatten().map(|(_, id)| id).collect();
+        best.into_iter().map(|b| b.map(|(_, id)| id)).collect()
+    }
+
+    /// The confirmed frontier an anchor names: [`Self::frontier_per_gateway`], sorted by id.
+    fn confirmed_frontier(&self) -> Vec<VertexId> {
+        let mut f: Vec<VertexId> = self.frontier_per_gateway().into_iter().flatten().collect();
         f.sort();
         f
     }
