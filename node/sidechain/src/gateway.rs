@@ -1,13 +1,16 @@
 //! The side-chain state machine of one node: events in, actions out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::hash::BuildHasher as _;
+use std::sync::{Arc, OnceLock};
 
 use cpc_accel::{Dispatcher, SigItem};
 use cpc_types::{
     Address, Endorsement, Hash32, PublicKey, SecretKey, SideAnchor as Anchor, SideReward as Reward,
     sha256,
 };
+use foldhash::SharedSeed;
+use foldhash::fast::SeedableRandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::SideError;
@@ -224,8 +227,90 @@ impl TxKey {
 /// One inclusion of a transaction in a vertex.
 type OccId = (Hash32, VertexId);
 
+/// The state machine's hash maps: keys are hashes, slots and addresses that peers choose,
+/// so the hasher is keyed, and it is foldhash, several times faster than std's SipHash on
+/// these 32- to 64-byte keys (hashing was a tenth of the state machine's time).
+type Map<K, V> = HashMap<K, V, SeedableRandomState>;
+
+/// An empty [`Map`] keyed from the OS randomness std's `RandomState` draws (foldhash's own
+/// random state is seeded from addresses, too predictable for keys peers choose).
+fn map<K, V>() -> Map<K, V> {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    let os = std::collections::hash_map::RandomState::new();
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(os.hash_one(0u8)));
+    HashMap::with_hasher(SeedableRandomState::with_seed(os.hash_one(1u8), shared))
+}
+
+/// What this node knows of one slot: the occurrences of transactions in it and, per
+/// transaction, the gateways that endorsed it by seeing it first in the slot (one entry
+/// unless the slot is double spent).
+#[derive(Default)]
+struct SlotInfo {
+    occs: Vec<OccId>,
+    endorsed: Vec<(Hash32, u64)>,
+}
+
+impl SlotInfo {
+    /// The gateways (bit i = gateway i) that endorsed transaction `h`.
+    fn endorsers(&self, h: &Hash32) -> u64 {
+        self.endorsed
+            .iter()
+            .find(|(x, _)| x == h)
+            .map_or(0, |(_, m)| *m)
+    }
+
+    /// Records that gateway `g` saw `h` in this slot; whether that endorses it (`g`
+    /// endorsed nothing else here), with the endorsers then.
+    fn endorse(&mut self, g: usize, h: Hash32) -> Option<u64> {
+        if self.endorsed.iter().any(|(_, m)| m & bit(g) != 0) {
+            return None;
+        }
+        let at = match self.endorsed.iter().position(|(x, _)| *x == h) {
+            Some(at) => at,
+            None => {
+                self.endorsed.push((h, 0));
+                self.endorsed.len() - 1
+            }
+        };
+        self.endorsed[at].1 |= bit(g);
+        Some(self.endorsed[at].1)
+    }
+}
+
+/// What the API reports of an account, kept as transactions arrive and confirm: a scan
+/// of every transaction would hold up the gateway once the history is long.
+#[derive(Default)]
+struct Account {
+    /// Credits minus debits of its confirmed transactions.
+    balance: i128,
+    /// One past the highest nonce among its transactions in vertices.
+    included_next: u64,
+    /// Nonces of its transactions in this gateway's pool (with how many; a double spend
+    /// may wait there twice).
+    pooled: BTreeMap<u64, u32>,
+}
+
+impl Account {
+    fn next_nonce(&self) -> u64 {
+        let pooled = self.pooled.last_key_value().map_or(0, |(n, _)| n + 1);
+        self.included_next.max(pooled)
+    }
+
+    fn unpool(&mut self, nonce: u64) {
+        if let Some(c) = self.pooled.get_mut(&nonce) {
+            *c -= 1;
+            if *c == 0 {
+                self.pooled.remove(&nonce);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Occ {
+    slot: Slot,
+    /// Unconfirmed occurrences it needs confirmed first: the sender's previous
+    /// transaction and the credits it spends (confirmed ones stay confirmed).
     deps: Vec<OccId>,
     /// Debits of the sender's chain up to and including this transaction.
     debits: u64,
@@ -321,9 +406,9 @@ struct View<'a> {
     parents: &'a [VertexId],
 }
 
-enum Check {
-    Ok(Occ),
-    /// May become valid later (nonce gap, lock not yet known).
+/// Why a transaction cannot go into a vertex.
+enum Refusal {
+    /// Not yet: it may become valid (nonce gap, lock not yet known).
     Wait(String),
     Invalid(String),
 }
@@ -337,22 +422,23 @@ pub struct SideChain {
     now: u64,
     // Maps only looked up, never iterated where order could matter, are hash maps: the
     // per-transaction bookkeeping is dominated by lookups of 32- and 64-byte keys.
-    vertices: HashMap<VertexId, VertexInfo>,
+    vertices: Map<VertexId, VertexInfo>,
     by_seq: BTreeMap<(usize, u64), Vec<VertexId>>,
     latest: Vec<Option<(u64, VertexId)>>,
     equivocators: BTreeSet<usize>,
     waiting: BTreeMap<VertexId, (SignedVertex, Vec<TxKey>, u64)>,
+    /// This gateway's own vertices among them.
+    own_waiting: usize,
     requested: BTreeMap<VertexId, u64>,
-    txs: HashMap<Hash32, TxInfo>,
-    occs: HashMap<OccId, Occ>,
-    slot_occs: HashMap<Slot, Vec<OccId>>,
-    lock_occs: HashMap<Hash32, Vec<OccId>>,
-    credits: HashMap<Address, Vec<OccId>>,
-    dependents: HashMap<OccId, Vec<OccId>>,
-    endorse: Vec<HashMap<Slot, Hash32>>,
-    endorsers: HashMap<Hash32, u64>,
-    locks: HashMap<Hash32, (Address, u64)>,
-    pool: VecDeque<Hash32>,
+    txs: Map<Hash32, TxInfo>,
+    occs: Map<OccId, Occ>,
+    slots: Map<Slot, SlotInfo>,
+    lock_occs: Map<Hash32, Vec<OccId>>,
+    credits: Map<Address, Vec<OccId>>,
+    dependents: Map<OccId, Vec<OccId>>,
+    locks: Map<Hash32, (Address, u64)>,
+    accounts: Map<Address, Account>,
+    pool: VecDeque<TxKey>,
     unconfirmed_with_txs: BTreeSet<VertexId>,
     my_seq: u64,
     my_last: Option<VertexId>,
@@ -412,21 +498,21 @@ impl SideChain {
             me,
             accel,
             now: 0,
-            vertices: HashMap::new(),
+            vertices: map(),
             by_seq: BTreeMap::new(),
             latest: vec![None; n],
             equivocators: BTreeSet::new(),
             waiting: BTreeMap::new(),
+            own_waiting: 0,
             requested: BTreeMap::new(),
-            txs: HashMap::new(),
-            occs: HashMap::new(),
-            slot_occs: HashMap::new(),
-            lock_occs: HashMap::new(),
-            credits: HashMap::new(),
-            dependents: HashMap::new(),
-            endorse: vec![HashMap::new(); n],
-            endorsers: HashMap::new(),
-            locks: HashMap::new(),
+            txs: map(),
+            occs: map(),
+            slots: map(),
+            lock_occs: map(),
+            credits: map(),
+            dependents: map(),
+            locks: map(),
+            accounts: map(),
             pool: VecDeque::new(),
             unconfirmed_with_txs: BTreeSet::new(),
             my_seq: 0,
@@ -466,7 +552,10 @@ impl SideChain {
         let mut out = Vec::new();
         match input {
             Input::Tick => self.on_tick(&mut out),
-            Input::Message { from, msg } => self.on_message(from, msg, &mut out),
+            Input::Message { from, msg } => {
+                self.on_message(from, msg, &mut out);
+                self.emit_if_due(&mut out);
+            }
             Input::Lock {
                 id,
                 account,
@@ -560,6 +649,7 @@ impl SideChain {
             } else if self.pool.len() >= self.cfg.max_pool {
                 Err(SideError::PoolFull)
             } else {
+                let slot = tx.tx.slot();
                 self.txs.insert(
                     hash,
                     TxInfo {
@@ -570,7 +660,14 @@ impl SideChain {
                         vertices: Vec::new(),
                     },
                 );
-                self.pool.push_back(hash);
+                self.pool.push_back(TxKey { hash, slot });
+                *self
+                    .accounts
+                    .entry(slot.sender)
+                    .or_default()
+                    .pooled
+                    .entry(slot.nonce)
+                    .or_insert(0) += 1;
                 Ok(hash)
             });
         }
@@ -603,6 +700,10 @@ impl SideChain {
         self.vertices.len() as u64
     }
 
+    fn own_key(&self) -> Option<&PublicKey> {
+        self.me.map(|i| &self.cfg.group.gateways[i])
+    }
+
     /// This node's gateway key, if it is one.
     pub fn gateway_key(&self) -> Option<PublicKey> {
         self.key.as_ref().map(SecretKey::public)
@@ -615,47 +716,14 @@ impl SideChain {
 
     /// The side balance of `account` over confirmed transactions.
     pub fn confirmed_balance(&self, account: &Address) -> i128 {
-        let mut bal: i128 = 0;
-        for info in self.txs.values() {
-            if !matches!(
-                info.status,
-                TxStatus::Confirmed | TxStatus::Anchored { .. } | TxStatus::Final { .. }
-            ) {
-                continue;
-            }
-            let t = &info.tx.tx;
-            match &t.kind {
-                MachineKind::Transfer { to, amount } => {
-                    if to == account {
-                        bal += i128::from(*amount);
-                    }
-                    if t.sender.address() == *account {
-                        bal -= i128::from(*amount);
-                    }
-                }
-                MachineKind::Deposit { lock } => {
-                    if t.sender.address() == *account {
-                        bal += self.locks.get(lock).map_or(0, |l| i128::from(l.1));
-                    }
-                }
-                MachineKind::Event { .. } => {}
-            }
-        }
-        bal
+        self.accounts.get(account).map_or(0, |a| a.balance)
     }
 
     /// The nonce a new transaction of `account` should carry: one past the highest nonce
-    /// of its transactions this node knows and has not rejected.
+    /// of its transactions this node knows and has not rejected (those in vertices and
+    /// those waiting in this gateway's pool).
     pub fn next_nonce(&self, account: &Address) -> u64 {
-        self.txs
-            .values()
-            .filter(|i| {
-                i.tx.tx.sender.address() == *account
-                    && !matches!(i.status, TxStatus::Rejected { .. })
-            })
-            .map(|i| i.tx.tx.nonce + 1)
-            .max()
-            .unwrap_or(0)
+        self.accounts.get(account).map_or(0, Account::next_nonce)
     }
 
     /// The status for the API.
@@ -724,43 +792,55 @@ impl SideChain {
             self.expire_pool();
             self.progress_anchors(out);
         }
-        let started = *self.started_ms.get_or_insert(self.now);
-        // A gateway first listens for a while: after a restart its own last vertices come
-        // back from peers, and it must not sign a sequence number twice.
-        let listened = self.now >= started + 2 * self.cfg.heads_interval_ms;
-        // Nor while one of its own vertices waits for parents: its chain is coming back.
-        let own_waiting = self.me.is_some_and(|me| {
-            let key = &self.cfg.group.gateways[me];
-            self.waiting
-                .values()
-                .any(|(v, _, _)| v.vertex.creator == *key)
-        });
-        let listened = listened && !own_waiting;
-        if self.me.is_some()
-            && listened
-            && self.now >= self.last_vertex_ms + self.cfg.vertex_interval_ms
-        {
-            self.maybe_emit(out);
-        }
+        self.started_ms.get_or_insert(self.now);
+        self.emit_if_due(out);
         self.maybe_anchor(out);
+    }
+
+    /// Emits a vertex if this gateway may now: on ticks, and right after a message (a
+    /// vertex it can acknowledge need not wait for the next tick).
+    fn emit_if_due(&mut self, out: &mut Vec<Action>) {
+        let Some(started) = self.started_ms else {
+            return;
+        };
+        if self.me.is_none()
+            || self.now < self.last_vertex_ms + self.cfg.vertex_interval_ms
+            // A gateway first listens for a while: after a restart its own last vertices
+            // come back from peers, and it must not sign a sequence number twice.
+            || self.now < started + 2 * self.cfg.heads_interval_ms
+        {
+            return;
+        }
+        // Nor while one of its own vertices waits for parents: its chain is coming back.
+        if self.own_waiting > 0 {
+            return;
+        }
+        self.maybe_emit(out);
     }
 
     fn expire_pool(&mut self) {
         let now = self.now;
         let max = self.cfg.max_pending_ms;
         let txs = &mut self.txs;
-        self.pool.retain(|h| {
-            let Some(info) = txs.get_mut(h) else {
+        let accounts = &mut self.accounts;
+        self.pool.retain(|k| {
+            let Some(info) = txs.get_mut(&k.hash) else {
                 return false;
             };
-            if now >= info.first_seen_ms + max {
+            if now < info.first_seen_ms + max {
+                return true;
+            }
+            // A copy another gateway included is not rejected: it leaves the pool (it
+            // may have confirmed while this gateway could not emit).
+            if info.vertices.is_empty() {
                 info.status = TxStatus::Rejected {
                     reason: "not includable in time (nonce gap or unknown lock)".into(),
                 };
-                false
-            } else {
-                true
             }
+            if let Some(a) = accounts.get_mut(&k.slot.sender) {
+                a.unpool(k.slot.nonce);
+            }
+            false
         });
     }
 
@@ -807,42 +887,51 @@ impl SideChain {
         let mut batch = Batch::default();
         let mut txs = Vec::new();
         let mut keys = Vec::new();
+        let mut occs = Vec::new();
         let mut keep = VecDeque::new();
         let view = View {
             clock,
             parents: &parents,
         };
-        while let Some(h) = self.pool.pop_front() {
+        // Transactions that leave the pool: included here or by another gateway, or invalid.
+        let mut left = Vec::new();
+        while let Some(key) = self.pool.pop_front() {
             if txs.len() >= self.cfg.max_batch {
-                keep.push_back(h);
+                keep.push_back(key);
                 continue;
             }
-            let Some(info) = self.txs.get(&h) else {
+            let Some(info) = self.txs.get(&key.hash) else {
                 continue;
             };
+            left.push(key.slot);
             // Included by another gateway since it entered the pool.
             if !info.vertices.is_empty() {
                 continue;
             }
             let tx = info.tx.clone();
-            let key = TxKey {
-                hash: h,
-                slot: tx.tx.slot(),
-            };
             match self.check_tx(&view, &mut batch, &tx, key.slot) {
-                Check::Ok(_) => {
+                Ok(occ) => {
                     txs.push(tx);
                     keys.push(key);
+                    occs.push(occ);
                 }
-                Check::Wait(_) => keep.push_back(h),
-                Check::Invalid(reason) => {
-                    if let Some(info) = self.txs.get_mut(&h) {
+                Err(Refusal::Wait(_)) => {
+                    left.pop();
+                    keep.push_back(key);
+                }
+                Err(Refusal::Invalid(reason)) => {
+                    if let Some(info) = self.txs.get_mut(&key.hash) {
                         info.status = TxStatus::Rejected { reason };
                     }
                 }
             }
         }
         self.pool = keep;
+        for slot in left {
+            if let Some(a) = self.accounts.get_mut(&slot.sender) {
+                a.unpool(slot.nonce);
+            }
+        }
         if txs.is_empty() && !must_ack {
             return;
         }
@@ -861,11 +950,11 @@ impl SideChain {
         self.last_vertex_ms = self.now;
         self.my_seq += 1;
         self.my_last = Some(v.id);
-        self.insert(&v, keys, out);
         out.push(Action::Send {
             to: None,
-            msg: Message::Vertex(v),
+            msg: Message::Vertex(v.clone()),
         });
+        self.insert(v, keys, occs, out);
     }
 
     // ---- messages in ----
@@ -1000,6 +1089,7 @@ impl SideChain {
                 }
             }
             if self.waiting.len() < 100_000 {
+                self.own_waiting += usize::from(Some(&v.vertex.creator) == self.own_key());
                 self.waiting.insert(v.id, (v, keys, self.now));
             }
         }
@@ -1057,18 +1147,20 @@ impl SideChain {
             let mut progressed = false;
             for id in ready {
                 let (v, keys, since) = self.waiting.remove(&id).expect("waiting");
+                let own = usize::from(Some(&v.vertex.creator) == self.own_key());
+                self.own_waiting -= own;
                 match self.validate(&v, &keys) {
-                    Ok(()) => {
-                        self.insert(&v, keys, out);
+                    Ok(occs) => {
+                        self.insert(v, keys, occs, out);
                         progressed = true;
                     }
-                    Err(Check::Wait(_)) if self.now < since + self.cfg.max_pending_ms => {
+                    Err(Refusal::Wait(_)) if self.now < since + self.cfg.max_pending_ms => {
+                        self.own_waiting += own;
                         self.waiting.insert(id, (v, keys, since));
                     }
-                    Err(Check::Wait(reason) | Check::Invalid(reason)) => {
+                    Err(Refusal::Wait(reason) | Refusal::Invalid(reason)) => {
                         out.push(Action::Rejected { vertex: id, reason });
                     }
-                    Err(Check::Ok(_)) => unreachable!("validate returns no occurrence as error"),
                 }
             }
             if !progressed {
@@ -1077,8 +1169,9 @@ impl SideChain {
         }
     }
 
-    /// Rules a vertex must meet once its parents are known.
-    fn validate(&self, v: &SignedVertex, keys: &[TxKey]) -> Result<(), Check> {
+    /// Rules a vertex must meet once its parents are known; the occurrences of its
+    /// transactions, as [`Self::insert`] records them.
+    fn validate(&self, v: &SignedVertex, keys: &[TxKey]) -> Result<Vec<Occ>, Refusal> {
         let x = &v.vertex;
         let c = self
             .cfg
@@ -1090,15 +1183,15 @@ impl SideChain {
             let pv = &self.vertices[p];
             if i == 0 && x.sequence > 1 {
                 if pv.creator != c || pv.vertex.vertex.sequence + 1 != x.sequence {
-                    return Err(Check::Invalid(
+                    return Err(Refusal::Invalid(
                         "the first parent is not the creator's previous vertex".into(),
                     ));
                 }
                 if pv.vertex.vertex.timestamp_ms > x.timestamp_ms {
-                    return Err(Check::Invalid("time runs backwards".into()));
+                    return Err(Refusal::Invalid("time runs backwards".into()));
                 }
             } else if pv.creator == c || !others.insert(pv.creator) {
-                return Err(Check::Invalid("two parents of one gateway".into()));
+                return Err(Refusal::Invalid("two parents of one gateway".into()));
             }
         }
         let n = self.cfg.group.n();
@@ -1114,13 +1207,11 @@ impl SideChain {
             parents: &x.parents,
         };
         let mut batch = Batch::default();
+        let mut occs = Vec::with_capacity(keys.len());
         for (t, k) in x.txs.iter().zip(keys) {
-            match self.check_tx(&view, &mut batch, t, k.slot) {
-                Check::Ok(_) => {}
-                other => return Err(other),
-            }
+            occs.push(self.check_tx(&view, &mut batch, t, k.slot)?);
         }
-        Ok(())
+        Ok(occs)
     }
 
     // ---- the ledger rule ----
@@ -1164,22 +1255,22 @@ impl SideChain {
         batch: &mut Batch,
         stx: &SignedMachineTx,
         slot: Slot,
-    ) -> Check {
+    ) -> Result<Occ, Refusal> {
         let tx = &stx.tx;
         let sender = slot.sender;
         if batch.slots.contains_key(&slot) {
-            return Check::Invalid(format!(
+            return Err(Refusal::Invalid(format!(
                 "double spend: nonce {} used twice in one vertex",
                 tx.nonce
-            ));
+            )));
         }
-        if let Some(occs) = self.slot_occs.get(&slot)
-            && occs.iter().any(|o| self.in_view(&o.1, view))
+        if let Some(info) = self.slots.get(&slot)
+            && info.occs.iter().any(|o| self.in_view(&o.1, view))
         {
-            return Check::Invalid(format!(
+            return Err(Refusal::Invalid(format!(
                 "double spend: nonce {} of the sender is already in the history",
                 tx.nonce
-            ));
+            )));
         }
         let mut deps = Vec::new();
         // The sender's previous transaction: in the batch, or unique in the history.
@@ -1187,7 +1278,7 @@ impl SideChain {
             0
         } else if let Some((nonce, debits)) = batch.chain.get(&sender) {
             if *nonce + 1 != tx.nonce {
-                return Check::Wait(format!("nonce gap: expected {}", nonce + 1));
+                return Err(Refusal::Wait(format!("nonce gap: expected {}", nonce + 1)));
             }
             *debits
         } else {
@@ -1196,19 +1287,27 @@ impl SideChain {
                 nonce: tx.nonce - 1,
             };
             let mut found: Vec<&OccId> = self
-                .slot_occs
+                .slots
                 .get(&prev)
-                .map(|o| o.iter().filter(|o| self.in_view(&o.1, view)).collect())
+                .map(|s| s.occs.iter().filter(|o| self.in_view(&o.1, view)).collect())
                 .unwrap_or_default();
             found.sort_by_key(|o| o.1);
             let Some(first) = found.first() else {
-                return Check::Wait(format!("nonce gap: nonce {} not seen", tx.nonce - 1));
+                return Err(Refusal::Wait(format!(
+                    "nonce gap: nonce {} not seen",
+                    tx.nonce - 1
+                )));
             };
             if found.iter().any(|o| o.0 != first.0) {
-                return Check::Invalid("the previous nonce is double spent in the history".into());
+                return Err(Refusal::Invalid(
+                    "the previous nonce is double spent in the history".into(),
+                ));
             }
-            deps.push(**first);
-            self.occs[*first].debits
+            let prev = &self.occs[*first];
+            if !prev.confirmed {
+                deps.push(**first);
+            }
+            prev.debits
         };
         let mut credit = None;
         let mut lock = None;
@@ -1216,10 +1315,14 @@ impl SideChain {
             MachineKind::Event { .. } => prev_debits,
             MachineKind::Deposit { lock: l } => {
                 let Some((account, amount)) = self.locks.get(l) else {
-                    return Check::Wait("the lock is not final on the main chain yet".into());
+                    return Err(Refusal::Wait(
+                        "the lock is not final on the main chain yet".into(),
+                    ));
                 };
                 if *account != sender {
-                    return Check::Invalid("the lock is made out to another account".into());
+                    return Err(Refusal::Invalid(
+                        "the lock is made out to another account".into(),
+                    ));
                 }
                 if batch.locks.contains(l)
                     || self
@@ -1227,7 +1330,7 @@ impl SideChain {
                         .get(l)
                         .is_some_and(|o| o.iter().any(|o| self.in_view(&o.1, view)))
                 {
-                    return Check::Invalid("the lock is already deposited".into());
+                    return Err(Refusal::Invalid("the lock is already deposited".into()));
                 }
                 credit = Some((sender, *amount));
                 lock = Some(*l);
@@ -1235,24 +1338,27 @@ impl SideChain {
             }
             MachineKind::Transfer { to, amount } => {
                 if *amount == 0 {
-                    return Check::Invalid("a transfer of zero".into());
+                    return Err(Refusal::Invalid("a transfer of zero".into()));
                 }
                 let mut funds: u128 = u128::from(batch.credits.get(&sender).copied().unwrap_or(0));
                 if let Some(cs) = self.credits.get(&sender) {
                     let mut seen = BTreeSet::new();
                     for o in cs {
                         if self.in_view(&o.1, view) && seen.insert(o.0) {
-                            funds += u128::from(self.occs[o].credit.map_or(0, |c| c.1));
-                            deps.push(*o);
+                            let occ = &self.occs[o];
+                            funds += u128::from(occ.credit.map_or(0, |c| c.1));
+                            if !occ.confirmed {
+                                deps.push(*o);
+                            }
                         }
                     }
                 }
                 let debits = u128::from(prev_debits) + u128::from(*amount);
                 if debits > funds {
-                    return Check::Invalid(format!(
+                    return Err(Refusal::Invalid(format!(
                         "insufficient side balance: {} available, {amount} needed",
                         funds.saturating_sub(u128::from(prev_debits))
-                    ));
+                    )));
                 }
                 credit = Some((*to, *amount));
                 debits as u64
@@ -1269,7 +1375,8 @@ impl SideChain {
         }
         deps.sort();
         deps.dedup();
-        Check::Ok(Occ {
+        Ok(Occ {
+            slot,
             deps,
             debits,
             credit,
@@ -1280,7 +1387,9 @@ impl SideChain {
 
     // ---- insertion, confirmation ----
 
-    fn insert(&mut self, v: &SignedVertex, keys: Vec<TxKey>, out: &mut Vec<Action>) {
+    /// Records a valid vertex; `occs` are its transactions' occurrences as checked against
+    /// its history (by [`Self::validate`], or by [`Self::maybe_emit`] for this gateway's).
+    fn insert(&mut self, v: SignedVertex, keys: Vec<TxKey>, occs: Vec<Occ>, out: &mut Vec<Action>) {
         let id = v.id;
         let c = self.cfg.group.index(&v.vertex.creator).expect("a gateway");
         let seq = v.vertex.sequence;
@@ -1323,22 +1432,8 @@ impl SideChain {
         if self.latest[c].is_none_or(|(s, _)| seq > s) {
             self.latest[c] = Some((seq, id));
         }
-        // Occurrences of its transactions, computed against its own history.
-        let parents = v.vertex.parents.clone();
-        let view = View {
-            clock: clock.clone(),
-            parents: &parents,
-        };
-        let mut batch = Batch::default();
-        let mut new_occs = Vec::with_capacity(keys.len());
-        for (t, k) in v.vertex.txs.iter().zip(&keys) {
-            let occ = match self.check_tx(&view, &mut batch, t, k.slot) {
-                Check::Ok(o) => o,
-                // Validated before insertion; a mismatch here is a bug, not a peer fault.
-                _ => unreachable!("an inserted vertex's transactions were validated"),
-            };
-            new_occs.push(((k.hash, id), occ));
-        }
+        debug_assert_eq!(occs.len(), keys.len());
+        let mut new_occs: Vec<(OccId, Occ)> = keys.iter().map(|k| (k.hash, id)).zip(occs).collect();
         // Transactions of the same batch depend on earlier ones of the sender.
         let mut last_in_batch: BTreeMap<Address, OccId> = BTreeMap::new();
         let mut credit_in_batch: BTreeMap<Address, Vec<OccId>> = BTreeMap::new();
@@ -1360,26 +1455,25 @@ impl SideChain {
                 credit_in_batch.entry(to).or_default().push(*oid);
             }
         }
-        self.vertices.insert(
-            id,
-            VertexInfo {
-                vertex: v.clone(),
-                creator: c,
-                clock,
-                seen_by: 0,
-                confirmed_ms: None,
-                anchor: None,
-                keys,
-            },
-        );
         if !v.vertex.txs.is_empty() {
             self.unconfirmed_with_txs.insert(id);
         }
-        for ((t, k), (oid, occ)) in v
+        let stored = self.vertices.entry(id).insert_entry(VertexInfo {
+            vertex: v,
+            creator: c,
+            clock,
+            seen_by: 0,
+            confirmed_ms: None,
+            anchor: None,
+            keys,
+        });
+        let stored = stored.into_mut();
+        for ((t, k), (oid, occ)) in stored
+            .vertex
             .vertex
             .txs
             .iter()
-            .zip(&self.vertices[&id].keys)
+            .zip(&stored.keys)
             .zip(new_occs)
         {
             let info = self.txs.entry(oid.0).or_insert_with(|| TxInfo {
@@ -1390,7 +1484,9 @@ impl SideChain {
                 vertices: Vec::new(),
             });
             info.vertices.push(id);
-            self.slot_occs.entry(k.slot).or_default().push(oid);
+            self.slots.entry(k.slot).or_default().occs.push(oid);
+            let a = self.accounts.entry(k.slot.sender).or_default();
+            a.included_next = a.included_next.max(k.slot.nonce + 1);
             if let Some(l) = occ.lock {
                 self.lock_occs.entry(l).or_default().push(oid);
             }
@@ -1426,13 +1522,9 @@ impl SideChain {
         for u in &reached {
             let info = &self.vertices[u];
             for &TxKey { hash: h, slot } in &info.keys {
-                if let std::collections::hash_map::Entry::Vacant(e) = self.endorse[g].entry(slot) {
-                    e.insert(h);
-                    let m = self.endorsers.entry(h).or_insert(0);
-                    *m |= bit(g);
-                    if m.count_ones() as usize == q {
-                        endorsed_quorum.push(h);
-                    }
+                let endorsed = self.slots.get_mut(&slot).and_then(|s| s.endorse(g, h));
+                if endorsed.is_some_and(|m| m.count_ones() as usize == q) {
+                    endorsed_quorum.push(h);
                 }
             }
             if info.confirmed_ms.is_none() && info.seen_by.count_ones() as usize >= q {
@@ -1466,16 +1558,16 @@ impl SideChain {
             if occ.confirmed
                 || self.vertices[&oid.1].confirmed_ms.is_none()
                 || (self
-                    .endorsers
-                    .get(&oid.0)
-                    .copied()
-                    .unwrap_or(0)
+                    .slots
+                    .get(&occ.slot)
+                    .map_or(0, |s| s.endorsers(&oid.0))
                     .count_ones() as usize)
                     < q
                 || !occ.deps.iter().all(|d| self.occs[d].confirmed)
             {
                 continue;
             }
+            let (sender, credit) = (occ.slot.sender, occ.credit);
             self.occs.get_mut(&oid).expect("known").confirmed = true;
             if let Some(ds) = self.dependents.get(&oid) {
                 work.extend(ds.iter().copied());
@@ -1492,6 +1584,12 @@ impl SideChain {
                     None => TxStatus::Confirmed,
                 };
                 self.confirmed_txs += 1;
+                if let MachineKind::Transfer { amount, .. } = info.tx.tx.kind {
+                    self.accounts.entry(sender).or_default().balance -= i128::from(amount);
+                }
+                if let Some((to, amount)) = credit {
+                    self.accounts.entry(to).or_default().balance += i128::from(amount);
+                }
                 out.push(Action::Confirmed {
                     tx: oid.0,
                     latency_ms: latency,

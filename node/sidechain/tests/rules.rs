@@ -390,6 +390,151 @@ fn overdrafts_and_wrong_groups_are_refused() {
     );
 }
 
+/// Balance and next nonce of `a` recounted from every transaction `node` knows (what the
+/// node kept up to date as they arrived must agree).
+fn recount(net: &Net, node: usize, hashes: &[Hash32], a: &Address) -> (i128, u64) {
+    let side = &net.nodes[node];
+    let mut balance = 0i128;
+    let mut next = 0;
+    for h in hashes {
+        let Some(info) = side.tx(h) else { continue };
+        let t = &info.tx.tx;
+        let mine = t.sender.address() == *a;
+        if mine && !matches!(info.status, TxStatus::Rejected { .. }) {
+            next = next.max(t.nonce + 1);
+        }
+        if !confirmed(&info.status) {
+            continue;
+        }
+        match &t.kind {
+            MachineKind::Transfer { to, amount } => {
+                balance += if to == a { i128::from(*amount) } else { 0 };
+                balance -= if mine { i128::from(*amount) } else { 0 };
+            }
+            MachineKind::Deposit { .. } if mine => balance += 1_000,
+            _ => {}
+        }
+    }
+    (balance, next)
+}
+
+#[test]
+fn account_balances_and_nonces_follow_confirmations_and_the_pool() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let a = SecretKey::from_bytes([90; 32]);
+    let b = SecretKey::from_bytes([91; 32]);
+    let c = Address([3; 20]);
+    let mut hashes = Vec::new();
+    let mut submit = |net: &mut Net, node: usize, tx: SignedMachineTx| {
+        hashes.push(tx.hash());
+        assert!(net.nodes[node].submit(net.now, vec![tx])[0].is_ok());
+    };
+    let (la, lb) = (net.lock(&a, 1_000), net.lock(&b, 1_000));
+    let da = net.tx(&a, 0, MachineKind::Deposit { lock: la });
+    let db = net.tx(&b, 0, MachineKind::Deposit { lock: lb });
+    submit(&mut net, 0, da);
+    submit(&mut net, 1, db);
+    net.run(50, &all);
+    // Transfers both ways at different gateways, and a double spend of a's nonce 2.
+    for n in 1..=3 {
+        let (to, amount) = (b.address(), 10 * n);
+        let t = net.tx(&a, n, MachineKind::Transfer { to, amount });
+        submit(&mut net, 2, t);
+        let (to, amount) = (a.address(), 7);
+        let t = net.tx(&b, n, MachineKind::Transfer { to, amount });
+        submit(&mut net, 3, t);
+    }
+    let t = net.tx(&a, 2, MachineKind::Transfer { to: c, amount: 5 });
+    submit(&mut net, 1, t);
+    net.run(100, &all);
+    // A transaction after a nonce gap waits in its gateway's pool.
+    let event = MachineKind::Event {
+        event_type: 1,
+        data_hash: Hash32([1; 32]),
+        x: 0,
+        y: 0,
+    };
+    let gap = net.tx(&b, 9, event);
+    submit(&mut net, 0, gap.clone());
+    net.run(5, &all);
+    let hashes = hashes;
+    for i in all {
+        let mut total = 0;
+        for k in [a.address(), b.address(), c] {
+            let (balance, next) = recount(&net, i, &hashes, &k);
+            assert_eq!(net.nodes[i].confirmed_balance(&k), balance, "node {i}");
+            assert_eq!(net.nodes[i].next_nonce(&k), next, "node {i}");
+            total += balance;
+        }
+        assert_eq!(total, 2_000, "node {i}");
+        // b's transfers do not conflict: all three confirmed.
+        assert!(net.nodes[i].confirmed_balance(&a.address()) >= 1_000 - 60 + 21);
+    }
+    assert_eq!(net.nodes[0].next_nonce(&b.address()), 10);
+    assert_eq!(net.nodes[1].next_nonce(&b.address()), 4);
+    // Until it expires.
+    net.run(30_000, &all);
+    assert!(matches!(
+        net.status(0, &gap.hash()),
+        TxStatus::Rejected { .. }
+    ));
+    assert_eq!(net.nodes[0].next_nonce(&b.address()), 4);
+}
+
+#[test]
+fn a_pooled_copy_another_gateway_confirmed_is_not_rejected_when_it_expires() {
+    let mut net = net(4);
+    let m = SecretKey::from_bytes([92; 32]);
+    let lock = net.lock(&m, 1_000);
+    let d = net.tx(&m, 0, MachineKind::Deposit { lock });
+    // Gateway 1 takes the deposit too but does not run (it only hears the others): the
+    // others confirm it, and gateway 1 wakes up after its pool time ran out.
+    assert!(net.nodes[0].submit(net.now, vec![d.clone()])[0].is_ok());
+    assert!(net.nodes[1].submit(net.now, vec![d.clone()])[0].is_ok());
+    for _ in 0..40_000 {
+        net.now += 1;
+        let mut queue = Vec::new();
+        for i in [0, 2, 3] {
+            queue.extend(
+                net.nodes[i]
+                    .handle(net.now, Input::Tick)
+                    .into_iter()
+                    .map(|a| (i, a)),
+            );
+        }
+        while let Some((from, a)) = queue.pop() {
+            let Action::Send { to: None, msg } = a else {
+                continue;
+            };
+            for j in 0..4 {
+                if j != from {
+                    let input = Input::Message {
+                        from: from as u64,
+                        msg: msg.clone(),
+                    };
+                    queue.extend(
+                        net.nodes[j]
+                            .handle(net.now, input)
+                            .into_iter()
+                            .map(|a| (j, a)),
+                    );
+                }
+            }
+        }
+    }
+    assert!(confirmed(&net.status(1, &d.hash())));
+    assert_eq!(net.nodes[1].status().pool, 1);
+    net.run(1, &[0, 1, 2, 3]);
+    assert!(
+        confirmed(&net.status(1, &d.hash())),
+        "{:?}",
+        net.status(1, &d.hash())
+    );
+    assert_eq!(net.nodes[1].status().pool, 0);
+    assert_eq!(net.nodes[1].confirmed_balance(&m.address()), 1_000);
+}
+
 #[test]
 fn a_faulty_gateway_is_caught_and_its_bad_vertices_refused() {
     let mut net = net(4);
