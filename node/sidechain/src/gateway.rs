@@ -309,9 +309,13 @@ impl Account {
 #[derive(Clone, Debug)]
 struct Occ {
     slot: Slot,
-    /// Unconfirmed occurrences it needs confirmed first: the sender's previous
-    /// transaction and the credits it spends (confirmed ones stay confirmed).
-    deps: Vec<OccId>,
+    /// The occurrence of the sender's previous transaction it builds on, until that is
+    /// confirmed: this very copy, since `debits` follows its chain (another copy of the
+    /// same transaction may follow another chain, after a double spend below it).
+    prev: Option<OccId>,
+    /// The credits it spends, by hash, until they are confirmed: any copy of one
+    /// confirms the amount (and which copy a node saw first differs between nodes).
+    credits: Vec<Hash32>,
     /// Debits of the sender's chain up to and including this transaction.
     debits: u64,
     credit: Option<(Address, u64)>,
@@ -435,7 +439,8 @@ pub struct SideChain {
     slots: Map<Slot, SlotInfo>,
     lock_occs: Map<Hash32, Vec<OccId>>,
     credits: Map<Address, Vec<OccId>>,
-    dependents: Map<OccId, Vec<OccId>>,
+    /// Occurrences waiting for a transaction (by hash) to confirm, as `prev` or a credit.
+    dependents: Map<Hash32, Vec<OccId>>,
     locks: Map<Hash32, (Address, u64)>,
     accounts: Map<Address, Account>,
     pool: VecDeque<TxKey>,
@@ -883,7 +888,6 @@ impl SideChain {
                 *c = (*c).max(*s);
             }
         }
-        clock[me] = self.my_seq + 1;
         let mut batch = Batch::default();
         let mut txs = Vec::new();
         let mut keys = Vec::new();
@@ -1089,8 +1093,11 @@ impl SideChain {
                 }
             }
             if self.waiting.len() < 100_000 {
-                self.own_waiting += usize::from(Some(&v.vertex.creator) == self.own_key());
-                self.waiting.insert(v.id, (v, keys, self.now));
+                // A message may carry one vertex twice: count it once.
+                let own = usize::from(Some(&v.vertex.creator) == self.own_key());
+                if self.waiting.insert(v.id, (v, keys, self.now)).is_none() {
+                    self.own_waiting += own;
+                }
             }
         }
         self.retry_waiting(out);
@@ -1201,7 +1208,8 @@ impl SideChain {
                 *a = (*a).max(*s);
             }
         }
-        clock[c] = x.sequence;
+        // The history is what the parents reach: the vertex's own (creator, sequence) is
+        // not in it, so a known fork of the creator there stays out of the check.
         let view = View {
             clock,
             parents: &x.parents,
@@ -1215,6 +1223,16 @@ impl SideChain {
     }
 
     // ---- the ledger rule ----
+
+    /// Whether any copy of transaction `h` is confirmed (the status never goes back).
+    fn tx_confirmed(&self, h: &Hash32) -> bool {
+        self.txs.get(h).is_some_and(|i| {
+            matches!(
+                i.status,
+                TxStatus::Confirmed | TxStatus::Anchored { .. } | TxStatus::Final { .. }
+            )
+        })
+    }
 
     /// Whether vertex `u` is in the causal history of `view`. Exact: the clock answers
     /// unless the creator equivocated, in which case the history is searched.
@@ -1272,7 +1290,8 @@ impl SideChain {
                 tx.nonce
             )));
         }
-        let mut deps = Vec::new();
+        let mut prev_occ = None;
+        let mut credits = Vec::new();
         // The sender's previous transaction: in the batch, or unique in the history.
         let prev_debits = if tx.nonce == 0 {
             0
@@ -1305,7 +1324,7 @@ impl SideChain {
             }
             let prev = &self.occs[*first];
             if !prev.confirmed {
-                deps.push(**first);
+                prev_occ = Some(**first);
             }
             prev.debits
         };
@@ -1345,10 +1364,9 @@ impl SideChain {
                     let mut seen = BTreeSet::new();
                     for o in cs {
                         if self.in_view(&o.1, view) && seen.insert(o.0) {
-                            let occ = &self.occs[o];
-                            funds += u128::from(occ.credit.map_or(0, |c| c.1));
-                            if !occ.confirmed {
-                                deps.push(*o);
+                            funds += u128::from(self.occs[o].credit.map_or(0, |c| c.1));
+                            if !self.tx_confirmed(&o.0) {
+                                credits.push(o.0);
                             }
                         }
                     }
@@ -1373,11 +1391,10 @@ impl SideChain {
             let c = batch.credits.entry(to).or_insert(0);
             *c = c.saturating_add(amount);
         }
-        deps.sort();
-        deps.dedup();
         Ok(Occ {
             slot,
-            deps,
+            prev: prev_occ,
+            credits,
             debits,
             credit,
             lock,
@@ -1443,12 +1460,14 @@ impl SideChain {
             if tx.nonce > 0
                 && let Some(p) = last_in_batch.get(&sender)
             {
-                occ.deps.push(*p);
+                occ.prev = Some(*p);
             }
+            // A copy of a credit of the batch may have confirmed elsewhere already.
             if matches!(tx.kind, MachineKind::Transfer { .. })
                 && let Some(cs) = credit_in_batch.get(&sender)
             {
-                occ.deps.extend(cs.iter().copied());
+                occ.credits
+                    .extend(cs.iter().map(|o| o.0).filter(|h| !self.tx_confirmed(h)));
             }
             last_in_batch.insert(sender, *oid);
             if let Some((to, _)) = occ.credit {
@@ -1493,8 +1512,8 @@ impl SideChain {
             if let Some((to, _)) = occ.credit {
                 self.credits.entry(to).or_default().push(oid);
             }
-            for d in &occ.deps {
-                self.dependents.entry(*d).or_default().push(oid);
+            for h in occ.prev.iter().map(|p| &p.0).chain(&occ.credits) {
+                self.dependents.entry(*h).or_default().push(oid);
             }
             self.occs.insert(oid, occ);
         }
@@ -1563,13 +1582,15 @@ impl SideChain {
                     .map_or(0, |s| s.endorsers(&oid.0))
                     .count_ones() as usize)
                     < q
-                || !occ.deps.iter().all(|d| self.occs[d].confirmed)
+                || occ.prev.is_some_and(|p| !self.occs[&p].confirmed)
+                || !occ.credits.iter().all(|h| self.tx_confirmed(h))
             {
                 continue;
             }
             let (sender, credit) = (occ.slot.sender, occ.credit);
             self.occs.get_mut(&oid).expect("known").confirmed = true;
-            if let Some(ds) = self.dependents.get(&oid) {
+            // Whichever copy it is: a credit waits for any, a next nonce for one of them.
+            if let Some(ds) = self.dependents.get(&oid.0) {
                 work.extend(ds.iter().copied());
             }
             let anchor = self.vertices[&oid.1].anchor;

@@ -32,8 +32,11 @@
 //!    Merging two histories that include both sides of a double spend is allowed — refusing
 //!    would split honest gateways forever — but only the first is endorsed.
 //! 3. *Confirmation.* A transaction is confirmed when its vertex is confirmed, q
-//!    distinct gateways endorse it, and the transactions it depends on (the sender's
-//!    previous nonce and the credits that fund it) are confirmed.
+//!    distinct gateways endorse it, and the transactions it depends on are confirmed:
+//!    the sender's previous nonce as the copy its history holds (another copy of it may
+//!    follow a different chain below), and the credits that fund it in any copy (the
+//!    amount is the same). A vertex's history is what its parents reach, so a twin of an
+//!    equivocating creator is never in it.
 //!
 //! Two conflicting transactions would need q endorsers each; the two sets share at least
 //! 2q − n ≥ f+1 gateways (why q is n − f and not 2f+1 when n > 3f+1), so at least one honest gateway, which endorses one transaction per slot.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cpc_accel::{DispatchConfig, Dispatcher};
 use cpc_sidechain::{
     Action, Config, Group, Input, MachineKind, MachineTx, Message, SideChain, SideError,
-    SignedMachineTx, SignedVertex, TxStatus, Vertex,
+    SignedMachineTx, SignedVertex, TxStatus, Vertex, VertexId,
 };
 use cpc_types::{Address, Hash32, SecretKey, sha256};
 
@@ -31,10 +31,7 @@ fn net(n: usize) -> Net {
     )
     .unwrap();
     let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
-    let mut cfg = Config::new(group.clone());
-    cfg.heads_interval_ms = 10;
-    cfg.anchor_interval_ms = 50;
-    cfg.reward_per_anchor = 900;
+    let cfg = config(&group);
     let nodes = keys
         .iter()
         .map(|k| SideChain::new(cfg.clone(), Some(k.clone()), accel.clone()).unwrap())
@@ -49,7 +46,39 @@ fn net(n: usize) -> Net {
     }
 }
 
+fn config(group: &Group) -> Config {
+    let mut cfg = Config::new(group.clone());
+    cfg.heads_interval_ms = 10;
+    cfg.anchor_interval_ms = 50;
+    cfg.reward_per_anchor = 900;
+    cfg
+}
+
 impl Net {
+    /// A node of the group that is not a gateway, fed by hand.
+    fn observer(&self) -> SideChain {
+        let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
+        SideChain::new(config(&self.group), None, accel).unwrap()
+    }
+
+    /// Gateway `g`'s vertex, signed.
+    fn vertex(
+        &self,
+        g: usize,
+        sequence: u64,
+        parents: Vec<VertexId>,
+        txs: Vec<SignedMachineTx>,
+    ) -> SignedVertex {
+        Vertex {
+            group_id: self.group.id,
+            creator: self.keys[g].public(),
+            sequence,
+            timestamp_ms: sequence,
+            parents,
+            txs,
+        }
+        .sign(&self.keys[g])
+    }
     /// Runs `ms` milliseconds with instant, lossless delivery among `live` nodes; returns
     /// every action that was not a message.
     fn run(&mut self, ms: u64, live: &[usize]) -> Vec<(usize, Action)> {
@@ -616,6 +645,178 @@ fn a_faulty_gateway_is_caught_and_its_bad_vertices_refused() {
             |x| matches!(x, Action::Rejected { reason, .. } if reason.contains("insufficient"))
         )
     );
+}
+
+/// Hands `vs` to `node` one message each; returns what it did besides sending.
+fn feed(node: &mut SideChain, vs: &[&SignedVertex]) -> Vec<Action> {
+    let mut out = Vec::new();
+    for v in vs {
+        out.extend(
+            node.handle(
+                10,
+                Input::Message {
+                    from: 0,
+                    msg: Message::Vertex((*v).clone()),
+                },
+            )
+            .into_iter()
+            .filter(|a| !matches!(a, Action::Send { .. })),
+        );
+    }
+    out
+}
+
+#[test]
+fn a_fork_is_not_in_the_history_of_its_twin_whichever_arrives_first() {
+    let net = net(4);
+    let (y, m) = (
+        SecretKey::from_bytes([91; 32]),
+        SecretKey::from_bytes([92; 32]),
+    );
+    let event = net.tx(
+        &m,
+        0,
+        MachineKind::Event {
+            event_type: 1,
+            data_hash: Hash32([7; 32]),
+            x: 1,
+            y: 2,
+        },
+    );
+    let lock = sha256(&[b"lock", &y.public().0]);
+    let deposit = net.tx(&y, 0, MachineKind::Deposit { lock });
+    // Gateway 3 signs three vertices of sequence 1 that share transactions: each is valid
+    // on its own history (none of its twins is in it), on every node, in any order.
+    let a = net.vertex(3, 1, vec![], vec![event.clone(), deposit.clone()]);
+    let b = net.vertex(3, 1, vec![], vec![event]);
+    let c = net.vertex(3, 1, vec![], vec![deposit]);
+    for order in [[&a, &b, &c], [&c, &b, &a]] {
+        let mut node = net.observer();
+        node.handle(
+            1,
+            Input::Lock {
+                id: lock,
+                account: y.address(),
+                amount: 1_000,
+            },
+        );
+        let out = feed(&mut node, &order);
+        assert!(
+            !out.iter().any(|x| matches!(x, Action::Rejected { .. })),
+            "{out:?}"
+        );
+        for v in [&a, &b, &c] {
+            assert!(node.vertex(&v.id).is_some());
+        }
+        let evidence = out
+            .iter()
+            .filter(|x| matches!(x, Action::Equivocation(_)))
+            .count();
+        assert_eq!(evidence, 1);
+        assert_eq!(node.status().equivocators, vec![net.keys[3].public()]);
+    }
+}
+
+#[test]
+fn a_credit_confirmed_in_one_copy_funds_its_spends_on_every_node() {
+    // A credit D (z → y) sits in two vertices. One copy also counts a credit E to z that
+    // loses a double spend, so that copy never confirms; the other confirms. A spend of y
+    // that sees both copies confirms on every node, whichever copy a node received first.
+    let net = net(4);
+    let [w, z, y] = [81, 82, 83].map(|b| SecretKey::from_bytes([b; 32]));
+    let transfer = |k: &SecretKey, nonce, to: Address, amount| {
+        net.tx(k, nonce, MachineKind::Transfer { to, amount })
+    };
+    let (lw, lz) = (
+        sha256(&[b"lock", &w.public().0]),
+        sha256(&[b"lock", &z.public().0]),
+    );
+    let dw = net.tx(&w, 0, MachineKind::Deposit { lock: lw });
+    let dz = net.tx(&z, 0, MachineKind::Deposit { lock: lz });
+    let e = transfer(&w, 1, z.address(), 1);
+    let e2 = transfer(&w, 1, Address([9; 20]), 1);
+    let d = transfer(&z, 1, y.address(), 5);
+    let u = transfer(&y, 0, Address([9; 20]), 5);
+    let g0v1 = net.vertex(0, 1, vec![], vec![dw, dz]);
+    let g1v1 = net.vertex(1, 1, vec![g0v1.id], vec![e2.clone()]);
+    let g2v1 = net.vertex(2, 1, vec![g0v1.id], vec![e2.clone()]);
+    let g3v1 = net.vertex(3, 1, vec![g0v1.id], vec![e.clone(), d.clone()]);
+    let g0v2 = net.vertex(0, 2, vec![g0v1.id, g1v1.id, g2v1.id], vec![]);
+    let g2v2 = net.vertex(2, 2, vec![g2v1.id], vec![d.clone()]);
+    let g1v2 = net.vertex(1, 2, vec![g1v1.id, g2v2.id, g3v1.id], vec![u.clone()]);
+    let g0v3 = net.vertex(0, 3, vec![g0v2.id, g1v2.id], vec![]);
+    let g3v2 = net.vertex(3, 2, vec![g3v1.id, g0v3.id], vec![]);
+    let g2v3 = net.vertex(2, 3, vec![g2v2.id, g3v2.id], vec![]);
+    for (first, second) in [(&g3v1, &g2v2), (&g2v2, &g3v1)] {
+        let mut node = net.observer();
+        for (id, k) in [(lw, &w), (lz, &z)] {
+            node.handle(
+                1,
+                Input::Lock {
+                    id,
+                    account: k.address(),
+                    amount: 10,
+                },
+            );
+        }
+        let order = [
+            &g0v1, &g1v1, &g2v1, first, second, &g0v2, &g1v2, &g0v3, &g3v2, &g2v3,
+        ];
+        let out = feed(&mut node, &order);
+        assert!(
+            !out.iter().any(|x| matches!(x, Action::Rejected { .. })),
+            "{out:?}"
+        );
+        let status = |h: &Hash32| node.tx(h).unwrap().status.clone();
+        assert!(confirmed(&status(&e2.hash())));
+        assert!(!confirmed(&status(&e.hash())));
+        assert!(confirmed(&status(&d.hash())));
+        assert!(confirmed(&status(&u.hash())), "{:?}", status(&u.hash()));
+        assert_eq!(node.confirmed_balance(&y.address()), 0);
+        assert_eq!(node.confirmed_balance(&z.address()), 5);
+        assert_eq!(node.confirmed_balance(&Address([9; 20])), 6);
+    }
+}
+
+#[test]
+fn an_own_vertex_twice_in_one_message_does_not_stop_a_restarted_gateway() {
+    let mut net = net(4);
+    let v = net.vertex(0, 1, vec![], vec![]);
+    let m = SecretKey::from_bytes([93; 32]);
+    let event = net.tx(
+        &m,
+        0,
+        MachineKind::Event {
+            event_type: 1,
+            data_hash: Hash32([8; 32]),
+            x: 0,
+            y: 0,
+        },
+    );
+    // Gateway 0 restarted: its first vertex comes back from a peer, twice in one message.
+    let node = &mut net.nodes[0];
+    node.handle(1, Input::Tick);
+    node.handle(
+        2,
+        Input::Message {
+            from: 1,
+            msg: Message::Vertices(vec![v.clone(), v]),
+        },
+    );
+    assert!(node.submit(3, vec![event])[0].is_ok());
+    let mut emitted = Vec::new();
+    for now in 3..60 {
+        for a in node.handle(now, Input::Tick) {
+            if let Action::Send {
+                msg: Message::Vertex(x),
+                ..
+            } = a
+            {
+                emitted.push(x.vertex.sequence);
+            }
+        }
+    }
+    assert_eq!(emitted.first(), Some(&2), "{emitted:?}");
 }
 
 #[test]

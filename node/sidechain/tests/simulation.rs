@@ -551,10 +551,34 @@ impl Sim {
             {
                 fail(seed, &format!("node {i} miscounts confirmed transactions"));
             }
-            for t in &self.honest_txs {
-                let a = node.tx(t).unwrap().tx.tx.sender.address();
-                if node.confirmed_balance(&a) < 0 {
+            // The node's account index equals a recount of its confirmed transactions.
+            let mut recount: BTreeMap<Address, i128> = BTreeMap::new();
+            let all = self.conflicts.iter().flat_map(|(a, b)| [a, b]);
+            for h in self.honest_txs.iter().chain(all) {
+                let Some(t) = node.tx(h).filter(|t| confirmed(&t.status)) else {
+                    continue;
+                };
+                let from = t.tx.tx.sender.address();
+                match t.tx.tx.kind {
+                    MachineKind::Transfer { to, amount } => {
+                        *recount.entry(from).or_default() -= i128::from(amount);
+                        *recount.entry(to).or_default() += i128::from(amount);
+                    }
+                    MachineKind::Deposit { .. } => {
+                        *recount.entry(from).or_default() += i128::from(LOCK);
+                    }
+                    MachineKind::Event { .. } => {}
+                }
+            }
+            for (a, balance) in recount {
+                if balance < 0 {
                     fail(seed, &format!("node {i}: a confirmed ledger overdraws {a}"));
+                }
+                if node.confirmed_balance(&a) != balance {
+                    fail(
+                        seed,
+                        &format!("node {i}: the balance of {a} is not its recount"),
+                    );
                 }
             }
         }
