@@ -167,6 +167,17 @@ impl Net {
         .sign(m)
     }
 
+    /// A sensor reading of machine `m`, its data hash made of `tag`.
+    fn event(&self, m: &SecretKey, nonce: u64, tag: u8) -> SignedMachineTx {
+        let kind = MachineKind::Event {
+            event_type: 1,
+            data_hash: Hash32([tag; 32]),
+            x: 1,
+            y: 2,
+        };
+        self.tx(m, nonce, kind)
+    }
+
     fn status(&self, node: usize, h: &Hash32) -> TxStatus {
         self.nodes[node]
             .tx(h)
@@ -673,16 +684,7 @@ fn a_fork_is_not_in_the_history_of_its_twin_whichever_arrives_first() {
         SecretKey::from_bytes([91; 32]),
         SecretKey::from_bytes([92; 32]),
     );
-    let event = net.tx(
-        &m,
-        0,
-        MachineKind::Event {
-            event_type: 1,
-            data_hash: Hash32([7; 32]),
-            x: 1,
-            y: 2,
-        },
-    );
+    let event = net.event(&m, 0, 7);
     let lock = sha256(&[b"lock", &y.public().0]);
     let deposit = net.tx(&y, 0, MachineKind::Deposit { lock });
     // Gateway 3 signs three vertices of sequence 1 that share transactions: each is valid
@@ -783,16 +785,7 @@ fn an_own_vertex_twice_in_one_message_does_not_stop_a_restarted_gateway() {
     let mut net = net(4);
     let v = net.vertex(0, 1, vec![], vec![]);
     let m = SecretKey::from_bytes([93; 32]);
-    let event = net.tx(
-        &m,
-        0,
-        MachineKind::Event {
-            event_type: 1,
-            data_hash: Hash32([8; 32]),
-            x: 0,
-            y: 0,
-        },
-    );
+    let event = net.event(&m, 0, 8);
     // Gateway 0 restarted: its first vertex comes back from a peer, twice in one message.
     let node = &mut net.nodes[0];
     node.handle(1, Input::Tick);
@@ -829,16 +822,7 @@ fn messages_round_trip_and_garbage_is_refused() {
         sequence: 1,
         timestamp_ms: 5,
         parents: vec![],
-        txs: vec![net.tx(
-            &net.keys[1],
-            0,
-            MachineKind::Event {
-                event_type: 1,
-                data_hash: Hash32([4; 32]),
-                x: 1,
-                y: 2,
-            },
-        )],
+        txs: vec![net.event(&net.keys[1], 0, 4)],
     }
     .sign(&net.keys[0]);
     let m = Message::Vertex(v);
