@@ -29,8 +29,8 @@ use cpc_api::{SIDE_LATENCY_BUCKETS_MS, SideAccount, SideMetrics, SideService};
 use cpc_chain::Chain;
 use cpc_p2p::{MessageRef, Network, PeerId, Topic, Verdict};
 use cpc_sidechain::{
-    Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, Status, TxInfo,
-    VertexInfo,
+    Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, SignedVertex, Status,
+    TxInfo, VertexInfo,
 };
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
@@ -208,6 +208,15 @@ impl SideLog {
             self.file = None;
         }
     }
+}
+
+/// What of a received message goes to the side-chain log.
+enum ToLog {
+    Nothing,
+    /// Its encoding as received (decoding checked it is one message).
+    AsReceived,
+    /// The new vertices of a list that held known ones too.
+    Only(Vec<SignedVertex>),
 }
 
 /// A side message from the network: its author, the gossip message (for the verdict) and
@@ -481,30 +490,34 @@ impl Task {
             Message::Vertex(v) => Some(v.id),
             _ => None,
         };
-        // New vertices and anchors go to the log (known ones are not logged again): as
-        // received, or (`Some(Some(..))`) only the new vertices of a list.
-        let to_log: Option<Option<Message>> = {
+        // New vertices and anchors go to the log; known vertices are not logged again.
+        let to_log = {
             let guard = self.node.lock();
-            guard.as_ref().and_then(|side| match &m {
-                Message::Vertex(v) => side.vertex(&v.id).is_none().then_some(None),
-                Message::Vertices(vs) => {
-                    let new: Vec<_> = vs
-                        .iter()
-                        .filter(|v| side.vertex(&v.id).is_none())
-                        .cloned()
-                        .collect();
-                    (!new.is_empty()).then_some(Some(Message::Vertices(new)))
+            match (guard.as_ref(), &m) {
+                (None, _) => ToLog::Nothing,
+                (Some(side), Message::Vertex(v)) if side.vertex(&v.id).is_none() => {
+                    ToLog::AsReceived
                 }
-                Message::Anchor(_) => Some(None),
-                _ => None,
-            })
+                (Some(side), Message::Vertices(vs)) => {
+                    let new: Vec<_> = vs.iter().filter(|v| side.vertex(&v.id).is_none()).collect();
+                    if new.len() == vs.len() {
+                        ToLog::AsReceived
+                    } else if new.is_empty() {
+                        ToLog::Nothing
+                    } else {
+                        ToLog::Only(new.into_iter().cloned().collect())
+                    }
+                }
+                (Some(_), Message::Anchor(_)) => ToLog::AsReceived,
+                _ => ToLog::Nothing,
+            }
         };
         let from = self.token(peer);
         let actions = self.input(Input::Message { from, msg: m });
         match to_log {
-            Some(Some(l)) => self.log.append(&l),
-            Some(None) => self.log.append_encoded(&data),
-            None => {}
+            ToLog::Nothing => {}
+            ToLog::AsReceived => self.log.append_encoded(&data),
+            ToLog::Only(vs) => self.log.append(&Message::Vertices(vs)),
         }
         if let Some(msg) = msg {
             let bad = vertex.is_some_and(|id| {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::SideError;
 use crate::group::Group;
 use crate::types::{
-    EquivocationEvidence, MachineKind, Message, SignedAnchor, SignedMachineTx, SignedVertex, Slot,
-    Vertex, VertexId,
+    EquivocationEvidence, MachineKind, MachineTx, Message, SignedAnchor, SignedMachineTx,
+    SignedVertex, Slot, Vertex, VertexId,
 };
 
 /// Parents a vertex may name besides its creator's previous vertex.
@@ -218,7 +218,7 @@ impl TxKey {
     /// From a transaction and its signing bytes (whose hash is the transaction hash).
     fn new(tx: &SignedMachineTx, signing: &[u8]) -> TxKey {
         TxKey {
-            hash: sha256(&[signing]),
+            hash: MachineTx::hash_of(signing),
             slot: tx.tx.slot(),
         }
     }
@@ -613,7 +613,7 @@ impl SideChain {
             txs.into_iter()
                 .zip(ok)
                 .zip(&signing)
-                .map(|((tx, ok), m)| (tx, sha256(&[m]), ok))
+                .map(|((tx, ok), m)| (tx, MachineTx::hash_of(m), ok))
                 .collect(),
         )
     }

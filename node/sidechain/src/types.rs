@@ -133,7 +133,13 @@ impl MachineTx {
 
     /// The transaction hash.
     pub fn hash(&self) -> Hash32 {
-        sha256(&[&self.signing_bytes()])
+        Self::hash_of(&self.signing_bytes())
+    }
+
+    /// The hash of the transaction whose [`signing_bytes`](Self::signing_bytes) these are,
+    /// for callers that encoded them already (to verify the signature).
+    pub fn hash_of(signing_bytes: &[u8]) -> Hash32 {
+        sha256(&[signing_bytes])
     }
 
     /// The slot the transaction occupies.
