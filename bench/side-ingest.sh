@@ -5,7 +5,8 @@
 # confirms once a quorum (3 of 4) of gateways endorses it. Reports confirmed tx/s (on
 # gateway 1) and confirmation latency p50/p99 as the gateway that took each sampled
 # transaction measured it (first sight to confirmation).
-# Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release)
+# PRUNE=0 keeps the whole side-chain history in memory (the baseline for memory).
+# Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release PRUNE=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${PROFILE:-release}
@@ -19,6 +20,17 @@ cpchain="$target_dir/$( [ "$profile" = release ] && echo release || echo debug )
 net=$(mktemp -d)
 base=$(python3 -c 'import random; print(random.randrange(20000, 40000, 10))')
 "$cpchain" testnet --nodes 4 --out "$net" --p2p-port "$base" --api-port "$((base + 5))" >/dev/null
+if [ "${PRUNE:-1}" = 0 ]; then
+  for i in 1 2 3 4; do
+    python3 - "$net/node$i/config.toml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+assert "[sidechain]\n" in s
+open(p, "w").write(s.replace("[sidechain]\n", "[sidechain]\nprune_history = false\n", 1))
+PY
+  done
+fi
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -48,8 +60,8 @@ import json, sys
 s = json.load(sys.stdin)
 m = s["metrics"]
 a = s.get("last_anchor") or {}
-print("node'"$i"' vertices {} confirmed txs {} last anchor {} (final {}) rejected vertices {}".format(
-    s["vertices"], s["confirmed_txs"], a.get("sequence"), a.get("is_final"), m["rejected_vertices_total"]))
+print("node'"$i"' vertices held {} pruned {} confirmed txs {} pruned {} last anchor {} (final {}) rejected vertices {}".format(
+    s["vertices"], s["pruned_vertices"], s["confirmed_txs"], s["pruned_txs"], a.get("sequence"), a.get("is_final"), m["rejected_vertices_total"]))
 '
 done
 exit "$rc"

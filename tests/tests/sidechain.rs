@@ -162,6 +162,48 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     assert!(vx.body["seen_by"].as_array().unwrap().len() >= 3);
     assert!(vx.body["anchor"].as_u64().is_some());
 
+    // Final history leaves memory for the node's store, and the API still serves it: the
+    // transactions, their vertices, and a transaction posted again.
+    for n in &net.nodes {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let st = n.get("/v1/sidechain/status").body;
+            if st["pruned_txs"].as_u64().unwrap_or(0) >= hashes.len() as u64 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nothing pruned: {st}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for h in &hashes {
+            let v = status_of(n, h);
+            assert_eq!(v["status"], "final", "{v}");
+            assert!(v["latency_ms"].is_u64(), "{v}");
+            let vid = v["vertices"][0].as_str().unwrap().to_owned();
+            let vx = n.get(&format!("/v1/sidechain/vertices/{vid}"));
+            assert_eq!(vx.status, 200, "{vx:?}");
+            assert!(
+                vx.body["txs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t == &h.to_string())
+            );
+        }
+    }
+    let again = post(&net.nodes[3], &batch[0]);
+    assert!(matches!(again.status, 200 | 202), "{again:?}");
+    assert_eq!(again.body["hash"], batch[0].hash().to_string());
+    let other = event(group, &machines[0], 1, 4242);
+    let refused = post(&net.nodes[3], &other);
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("already final"),
+        "{refused:?}"
+    );
+
     // A main-chain lock funds a machine: deposit at one gateway, transfer at another.
     // The lock goes through the CLI, as an operator sends it.
     let user_key = net.dir.path().join("keys/user-1.key");

@@ -118,7 +118,9 @@ impl From<SideError> for ApiError {
     fn from(e: SideError) -> Self {
         match e {
             SideError::BadSignature => ApiError::Signature,
-            SideError::WrongGroup => ApiError::Invalid(e.to_string()),
+            SideError::WrongGroup | SideError::NonceFinal { .. } => {
+                ApiError::Invalid(e.to_string())
+            }
             SideError::PoolFull => ApiError::RateLimited(e.to_string()),
             SideError::NotGateway | SideError::Group(_) => ApiError::Unavailable(e.to_string()),
         }

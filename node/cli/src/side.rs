@@ -12,10 +12,12 @@
 //! The side chain's state lives in memory. So that a restarted node — or a whole network
 //! restarted at once — keeps its history, every vertex and anchor the node accepts is
 //! appended to `<home>/sidechain/<group id>.log` and replayed through the state machine at
-//! start (which also tells a gateway its own last sequence number, so it never signs one
-//! twice). A torn last record is ignored; what it held comes back from peers.
+//! start, after the main chain's side inputs (which also tells a gateway its own last
+//! sequence number, so it never signs one twice). A torn last record is ignored; what it
+//! held comes back from peers. Final history the state machine prunes goes to the node's
+//! store, where the API and peers' requests find it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,8 +32,9 @@ use cpc_chain::Chain;
 use cpc_p2p::{MessageRef, Network, PeerId, Topic, Verdict};
 use cpc_sidechain::{
     Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, SignedVertex, Status,
-    TxInfo, VertexInfo,
+    TxInfo, TxStatus, VertexInfo,
 };
+use cpc_types::codec::decode_exact;
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +56,9 @@ pub(crate) struct SideSection {
     pub(crate) max_batch: usize,
     /// Most machine transactions waiting in this gateway's pool.
     pub(crate) max_pool: usize,
+    /// Drops final history from memory into the node's store (the API and peers catching
+    /// up read it there); `false` keeps every vertex and transaction in memory.
+    pub(crate) prune_history: bool,
 }
 
 impl Default for SideSection {
@@ -65,6 +71,7 @@ impl Default for SideSection {
             anchor_interval_ms: 5000,
             max_batch: 2000,
             max_pool: 100_000,
+            prune_history: true,
         }
     }
 }
@@ -123,6 +130,7 @@ impl SideSection {
         c.anchor_interval_ms = self.anchor_interval_ms;
         c.max_batch = self.max_batch;
         c.max_pool = self.max_pool;
+        c.prune_history = self.prune_history;
         c
     }
 }
@@ -131,6 +139,9 @@ impl SideSection {
 const DIRECT_BYTES: usize = 1 << 20;
 /// Side messages waiting for the task before the network's are dropped unrelayed.
 const QUEUE: usize = 8192;
+
+/// Pruned transactions waiting for the archive before the gateway task waits for it.
+const MAX_IN_FLIGHT: usize = 500_000;
 
 /// Peer token of replayed messages: answers to it go nowhere.
 const REPLAY: u64 = u64::MAX;
@@ -276,9 +287,147 @@ pub(crate) struct SideNode {
     accel: Arc<Dispatcher>,
     side: Mutex<Option<SideChain>>,
     meter: Mutex<Meter>,
+    /// Whose store archives what the side chain prunes.
+    chain: Arc<Chain>,
+    in_flight: Mutex<InFlight>,
 }
 
+/// A pruned vertex as the archive keeps it, after its encoding: what the API shows.
+#[derive(Serialize, Deserialize)]
+struct VertexRecord {
+    creator: usize,
+    seen_by: u64,
+    confirmed_ms: Option<u64>,
+    anchor: Option<u64>,
+}
+
+/// A pruned transaction as the archive keeps it; its body is in the vertices that hold it,
+/// or here when none does (it was refused).
+#[derive(Serialize, Deserialize)]
+struct TxRecord {
+    status: TxStatus,
+    first_seen_ms: u64,
+    latency_ms: Option<u64>,
+    vertices: Vec<Hash32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tx: Option<SignedMachineTx>,
+}
+
+/// Pruned history on its way to the store, by id: the archive thread writes it while
+/// lookups still find it here.
+#[derive(Default)]
+struct InFlight {
+    vertices: HashMap<Hash32, Arc<VertexInfo>>,
+    txs: HashMap<Hash32, Arc<TxInfo>>,
+}
+
+/// One batch for the archive thread.
+type ArchiveBatch = (Vec<Arc<VertexInfo>>, Vec<(Hash32, Arc<TxInfo>)>);
+
 impl SideNode {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes a batch of pruned history to the store, then forgets it in flight. A failed
+    /// write loses only what the API and peers could read back: the side-chain log still
+    /// holds the history.
+    fn write_archive(&self, (vertices, txs): &ArchiveBatch) {
+        let vs: Vec<(Hash32, Vec<u8>)> = vertices
+            .iter()
+            .map(|v| {
+                let head = serde_json::to_vec(&VertexRecord {
+                    creator: v.creator,
+                    seen_by: v.seen_by,
+                    confirmed_ms: v.confirmed_ms,
+                    anchor: v.anchor,
+                })
+                .expect("plain fields serialize");
+                let mut rec = Vec::with_capacity(4 + head.len() + 256);
+                rec.extend_from_slice(&u32::try_from(head.len()).unwrap_or(u32::MAX).to_be_bytes());
+                rec.extend_from_slice(&head);
+                v.vertex.encode_to(&mut rec);
+                (v.vertex.id, rec)
+            })
+            .collect();
+        let ts: Vec<(Hash32, Vec<u8>)> = txs
+            .iter()
+            .map(|(hash, t)| {
+                let rec = TxRecord {
+                    status: t.status.clone(),
+                    first_seen_ms: t.first_seen_ms,
+                    latency_ms: t.latency_ms,
+                    tx: t.vertices.is_empty().then(|| t.tx.clone()),
+                    vertices: t.vertices.clone(),
+                };
+                let bytes = serde_json::to_vec(&rec).expect("plain fields serialize");
+                (*hash, bytes)
+            })
+            .collect();
+        if let Err(e) = self.chain.store().side_archive(&self.group_id, &vs, &ts) {
+            tracing::warn!(error = %e, "cannot archive pruned side-chain history; the API will not find it");
+        }
+        let mut f = self.in_flight();
+        for v in vertices {
+            f.vertices.remove(&v.vertex.id);
+        }
+        for (h, _) in txs {
+            f.txs.remove(h);
+        }
+    }
+
+    /// A vertex from the archive.
+    fn archived_vertex(&self, id: &Hash32) -> Option<VertexInfo> {
+        if let Some(v) = self.in_flight().vertices.get(id) {
+            return Some(VertexInfo::clone(v));
+        }
+        let rec = self
+            .chain
+            .store()
+            .side_vertex(&self.group_id, id)
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the side-chain archive"))
+            .ok()??;
+        let len = u32::from_be_bytes(rec.get(..4)?.try_into().ok()?) as usize;
+        let head: VertexRecord = serde_json::from_slice(rec.get(4..4 + len)?).ok()?;
+        let vertex: SignedVertex = decode_exact(rec.get(4 + len..)?).ok()?;
+        Some(VertexInfo::archived(
+            vertex,
+            head.creator,
+            head.seen_by,
+            head.confirmed_ms,
+            head.anchor,
+        ))
+    }
+
+    /// A transaction from the archive, its body from a vertex that holds it.
+    fn archived_tx(&self, hash: &Hash32) -> Option<TxInfo> {
+        if let Some(t) = self.in_flight().txs.get(hash) {
+            return Some(TxInfo::clone(t));
+        }
+        let rec = self
+            .chain
+            .store()
+            .side_tx(&self.group_id, hash)
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the side-chain archive"))
+            .ok()??;
+        let rec: TxRecord = serde_json::from_slice(&rec).ok()?;
+        let tx = rec.tx.or_else(|| {
+            rec.vertices.iter().find_map(|id| {
+                let v = self
+                    .archived_vertex(id)
+                    .or_else(|| self.lock().as_ref()?.vertex(id).cloned())?;
+                v.vertex.vertex.txs.into_iter().find(|t| t.hash() == *hash)
+            })
+        })?;
+        Some(TxInfo {
+            tx,
+            status: rec.status,
+            first_seen_ms: rec.first_seen_ms,
+            latency_ms: rec.latency_ms,
+            vertices: rec.vertices,
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<SideChain>> {
         self.side.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -303,16 +452,26 @@ impl SideService for SideNode {
                 })
                 .collect(),
         };
+        // A transaction sent again after it became final and was pruned is the same one.
+        let res: Vec<_> = res
+            .into_iter()
+            .map(|r| match r {
+                Err(SideError::NonceFinal { tx, .. }) if self.archived_tx(&tx).is_some() => Ok(tx),
+                r => r,
+            })
+            .collect();
         self.meter().m.txs_submitted_total += res.iter().filter(|r| r.is_ok()).count() as u64;
         res
     }
 
     fn tx(&self, hash: &Hash32) -> Option<TxInfo> {
-        self.lock().as_ref()?.tx(hash).cloned()
+        let held = self.lock().as_ref()?.tx(hash).cloned();
+        held.or_else(|| self.archived_tx(hash))
     }
 
     fn vertex(&self, id: &Hash32) -> Option<VertexInfo> {
-        self.lock().as_ref()?.vertex(id).cloned()
+        let held = self.lock().as_ref()?.vertex(id).cloned();
+        held.or_else(|| self.archived_vertex(id))
     }
 
     fn status(&self) -> Option<Status> {
@@ -381,11 +540,35 @@ pub(crate) fn start(
         accel: accel.clone(),
         side: Mutex::new(None),
         meter: Mutex::new(Meter::default()),
+        chain: chain.clone(),
+        in_flight: Mutex::new(InFlight::default()),
     });
+    // Serializing and writing pruned history takes milliseconds per anchor; the gateway
+    // task hands it over and goes on with its vertices.
+    // Unbounded: what a batch holds is in flight already (see `Task::archive` for the bound).
+    let (archiver, batches) = std::sync::mpsc::channel::<ArchiveBatch>();
+    {
+        let node = node.clone();
+        std::thread::Builder::new()
+            .name("cpc-side-archive".into())
+            .spawn(move || {
+                lower_priority();
+                while let Ok((vertices, txs)) = batches.recv() {
+                    // Small writes, so that no burst holds the cores for long.
+                    for part in vertices.chunks(64) {
+                        node.write_archive(&(part.to_vec(), Vec::new()));
+                    }
+                    for part in txs.chunks(1024) {
+                        node.write_archive(&(Vec::new(), part.to_vec()));
+                    }
+                }
+            })?;
+    }
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let (log, replay) = SideLog::open(dir.join(format!("{group_id}.log")));
     let task = Task {
         log,
+        archiver,
         replay,
         node: node.clone(),
         section: section.clone(),
@@ -413,6 +596,8 @@ pub(crate) fn start(
 
 struct Task {
     log: SideLog,
+    /// To the archive thread.
+    archiver: std::sync::mpsc::Sender<ArchiveBatch>,
     /// Logged messages, replayed once the group is open.
     replay: Vec<Message>,
     node: Arc<SideNode>,
@@ -513,7 +698,14 @@ impl Task {
             }
         };
         let from = self.token(peer);
+        let asked = match &m {
+            Message::Request(ids) => ids.clone(),
+            _ => Vec::new(),
+        };
         let actions = self.input(Input::Message { from, msg: m });
+        if !asked.is_empty() {
+            self.answer_from_archive(peer, &asked);
+        }
         match to_log {
             ToLog::Nothing => {}
             ToLog::AsReceived => self.log.append_encoded(&data),
@@ -537,6 +729,31 @@ impl Task {
         }
     }
 
+    /// Answers a peer's request for vertices the state machine pruned (it answered for
+    /// those it holds): a node catching up from nothing rebuilds the whole history.
+    fn answer_from_archive(&mut self, peer: PeerId, ids: &[Hash32]) {
+        let pruned: Vec<Hash32> = {
+            let guard = self.node.lock();
+            let Some(side) = guard.as_ref() else {
+                return;
+            };
+            ids.iter()
+                .take(256)
+                .filter(|id| side.vertex(id).is_none())
+                .copied()
+                .collect()
+        };
+        let found: Vec<SignedVertex> = pruned
+            .iter()
+            .filter_map(|id| self.node.archived_vertex(id).map(|v| v.vertex))
+            .collect();
+        if !found.is_empty() {
+            for part in split(&Message::Vertices(found)) {
+                self.net.side_send(peer, self.node.group_id.0, part);
+            }
+        }
+    }
+
     /// Hands one input to the state machine and carries out its actions; returns them.
     fn input(&mut self, input: Input) -> Vec<Action> {
         let now = cpc_api::now_ms();
@@ -549,6 +766,12 @@ impl Task {
             (actions, side.vertex_count())
         };
         self.node.meter().m.vertices_total = vertices;
+        let mut actions = actions;
+        for a in actions.extract_if(.., |a| matches!(a, Action::Pruned { .. })) {
+            if let Action::Pruned { vertices, txs } = a {
+                self.archive(vertices, txs);
+            }
+        }
         for a in &actions {
             self.act(a);
         }
@@ -608,6 +831,8 @@ impl Task {
             Action::AnchorMismatch { sequence, reason } => {
                 tracing::warn!(sequence, %reason, "a side-chain anchor does not match this node's history");
             }
+            // Taken out by `input`, which hands them to the archive.
+            Action::Pruned { .. } => {}
         }
     }
 
@@ -672,6 +897,62 @@ impl Task {
         }
     }
 
+    /// Archives what a replay pruned.
+    fn archive_pruned(&self, actions: Vec<Action>) {
+        for a in actions {
+            if let Action::Pruned { vertices, txs } = a {
+                self.archive(vertices, txs);
+            }
+        }
+    }
+
+    /// Hands pruned history to the archive thread; lookups find it in flight meanwhile.
+    fn archive(&self, vertices: Vec<VertexInfo>, txs: Vec<(Hash32, TxInfo)>) {
+        let vertices: Vec<Arc<VertexInfo>> = vertices.into_iter().map(Arc::new).collect();
+        let txs: Vec<(Hash32, Arc<TxInfo>)> =
+            txs.into_iter().map(|(h, t)| (h, Arc::new(t))).collect();
+        // The archive thread runs at a low priority and may fall behind in a burst; the
+        // gateway waits for it only when it is far behind (the store cannot keep up).
+        while self.node.in_flight().txs.len() > MAX_IN_FLIGHT {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        {
+            let mut f = self.node.in_flight();
+            for v in &vertices {
+                f.vertices.insert(v.vertex.id, v.clone());
+            }
+            for (h, t) in &txs {
+                f.txs.insert(*h, t.clone());
+            }
+        }
+        if self.archiver.send((vertices, txs)).is_err() {
+            tracing::warn!("the side-chain archive thread is gone; pruned history is not archived");
+        }
+    }
+
+    /// Feeds the main chain's side locks and anchors committed since `fed` into `s`
+    /// before it is shared (at start, ahead of the log's replay).
+    fn feed_into(&mut self, s: &mut SideChain) {
+        let head = self.chain.height();
+        while self.fed < head {
+            let blocks = match self.chain.blocks_from(self.fed + 1, 64, 8 << 20) {
+                Ok(b) if !b.is_empty() => b,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read main-chain blocks for the side chain");
+                    return;
+                }
+            };
+            for b in blocks {
+                self.fed = b.header.height;
+                for input in cpc_sidechain::inputs_from_block(&self.node.group_id, &b.txs) {
+                    let out = s.handle(cpc_api::now_ms(), input);
+                    self.archive_pruned(out);
+                }
+            }
+        }
+    }
+
     /// Builds the state machine once the group is on the main chain.
     fn open_group(&mut self) -> bool {
         let id = self.node.group_id;
@@ -713,9 +994,13 @@ impl Task {
                 let replay = std::mem::take(&mut self.replay);
                 if !replay.is_empty() {
                     let count = replay.len();
+                    // The main chain first: with its final anchors known, the replay prunes
+                    // as it goes, and memory stays what it is at run time.
+                    self.feed_into(&mut s);
                     // Answers and requests of the replay go nowhere; peers fill any gaps.
                     for msg in replay {
-                        let _ = s.handle(cpc_api::now_ms(), Input::Message { from: REPLAY, msg });
+                        let out = s.handle(cpc_api::now_ms(), Input::Message { from: REPLAY, msg });
+                        self.archive_pruned(out);
                     }
                     tracing::info!(
                         records = count,
@@ -732,6 +1017,18 @@ impl Task {
                 false
             }
         }
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10): archiving can wait, vertices not.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    // SAFETY: `gettid` and `setpriority` take no pointers; on Linux the nice value is per
+    // thread, and a failure only leaves the priority as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 

@@ -32,6 +32,13 @@ pub const RELAY_HALF_MS: u64 = 100;
 /// from the main chain.
 const MAX_PROPOSALS: usize = 64;
 
+/// Pruned slots summarised per input at most (see `absorb_some`).
+const ABSORB_BUDGET: usize = 512;
+
+/// Removed vertices remembered by id, so that a peer's heads or answers naming them are
+/// not fetched again (2 MB).
+const RECENT_PRUNED: usize = 1 << 16;
+
 /// How a gateway behaves. Every node of a group must use the same `group`; the timing
 /// fields are local.
 #[derive(Clone, Debug)]
@@ -56,6 +63,9 @@ pub struct Config {
     /// A transaction that cannot be included (nonce gap, unknown lock) is dropped after
     /// this many milliseconds.
     pub max_pending_ms: u64,
+    /// Drops final history from memory (see "Pruning" in the crate docs) and hands it out
+    /// in [`Action::Pruned`]; off, the node keeps every vertex and transaction in memory.
+    pub prune_history: bool,
 }
 
 impl Config {
@@ -71,6 +81,7 @@ impl Config {
             heads_interval_ms: 500,
             reward_per_anchor: 0,
             max_pending_ms: 30_000,
+            prune_history: true,
         }
     }
 }
@@ -146,6 +157,15 @@ pub enum Action {
         /// What differs.
         reason: String,
     },
+    /// Final history left memory: vertices nothing here needs any more and transactions
+    /// whose every copy is final, with their last status. The node archives them (the
+    /// API and peers catching up read them there); the state machine has forgotten them.
+    Pruned {
+        /// The vertices (transactions included).
+        vertices: Vec<VertexInfo>,
+        /// The transactions, by hash.
+        txs: Vec<(Hash32, TxInfo)>,
+    },
 }
 
 /// Where a machine transaction stands.
@@ -174,7 +194,7 @@ pub enum TxStatus {
 }
 
 /// What a node knows about a transaction.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxInfo {
     /// The transaction.
     pub tx: SignedMachineTx,
@@ -189,7 +209,7 @@ pub struct TxInfo {
 }
 
 /// A stored vertex and what the node derived from it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VertexInfo {
     /// The vertex.
     pub vertex: SignedVertex,
@@ -203,12 +223,48 @@ pub struct VertexInfo {
     pub confirmed_ms: Option<u64>,
     /// The anchor covering it, once one does.
     pub anchor: Option<u64>,
-    /// Hash and slot of each transaction, computed once on arrival.
+    /// Hash and slot of each transaction, computed once on arrival (emptied once pruned).
     keys: Vec<TxKey>,
+    /// Cooperation points of its references to other gateways (relay delay counted).
+    points: u64,
+    /// Whether it references no other gateway.
+    lazy: bool,
+    /// Pruned tips its history (itself included) does not hold: empty but for vertices
+    /// on an equivocator's fork below the pruned history.
+    missing: Vec<VertexId>,
+    /// Below a final anchor and seen by every gateway: its transactions are summarised
+    /// in the account index, and it stays only while something needs it.
+    pruned: bool,
+}
+
+impl VertexInfo {
+    /// A vertex read back from an archive of pruned history ([`Action::Pruned`]); what
+    /// only the ledger rule used is not kept there.
+    pub fn archived(
+        vertex: SignedVertex,
+        creator: usize,
+        seen_by: u64,
+        confirmed_ms: Option<u64>,
+        anchor: Option<u64>,
+    ) -> VertexInfo {
+        VertexInfo {
+            vertex,
+            creator,
+            clock: Vec::new(),
+            seen_by,
+            confirmed_ms,
+            anchor,
+            keys: Vec::new(),
+            points: 0,
+            lazy: false,
+            missing: Vec::new(),
+            pruned: true,
+        }
+    }
 }
 
 /// A transaction's hash and slot: the keys the ledger rule looks it up by.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TxKey {
     hash: Hash32,
     slot: Slot,
@@ -288,6 +344,30 @@ struct Account {
     /// Nonces of its transactions in this gateway's pool (with how many; a double spend
     /// may wait there twice).
     pooled: BTreeMap<u64, u32>,
+    /// Its transactions below this nonce are pruned: every copy final, each slot decided.
+    pruned_next: u64,
+    /// The pruned slot at `pruned_next − 1`, which its next transaction builds on.
+    pruned_last: Option<PrunedLast>,
+    /// Credits to it by pruned transactions (distinct ones, confirmed or not, as the
+    /// ledger rule counts credits in a history).
+    pruned_credits: u128,
+    /// A pruned credit to it that never confirmed: a spend counting it waits forever, as
+    /// it would on the unpruned history.
+    pruned_stuck_credit: Option<Hash32>,
+}
+
+/// The last pruned slot of an account, as a spend of the next nonce sees it.
+#[derive(Clone, Copy)]
+struct PrunedLast {
+    /// The copy a spend builds on (the lowest vertex id): its transaction and vertex.
+    copy: OccId,
+    /// Debits of the sender's chain up to it.
+    debits: u64,
+    /// Whether that copy confirmed.
+    confirmed: bool,
+    /// Whether the slot held two different transactions (the next nonce can never be
+    /// included then).
+    double_spent: bool,
 }
 
 impl Account {
@@ -338,8 +418,12 @@ pub struct Status {
     pub tips: Vec<Option<VertexId>>,
     /// Highest confirmed vertex per gateway.
     pub confirmed_frontier: Vec<Option<VertexId>>,
-    /// Vertices known.
+    /// Vertices held in memory.
     pub vertices: u64,
+    /// Vertices pruned from memory (final and seen by every gateway).
+    pub pruned_vertices: u64,
+    /// Transactions pruned from memory (every copy final, the slot decided).
+    pub pruned_txs: u64,
     /// Vertices confirmed.
     pub confirmed_vertices: u64,
     /// Transactions confirmed.
@@ -473,6 +557,33 @@ pub struct SideChain {
     scores: Vec<u64>,
     rewards: Vec<u64>,
     equivocations: u64,
+    // pruning
+    /// Per gateway, its pruned vertices that no pruned vertex of its own builds on. They
+    /// stay in `vertices` so that the creator's next vertex, the anchor frontier and the
+    /// freshness check of a new vertex still find them.
+    pruned_tips: Vec<Vec<VertexId>>,
+    /// Per gateway, its highest pruned sequence: a vertex at or below it that arrives is
+    /// pruned history (or a fork of it) and is dropped.
+    pruned_seq: Vec<u64>,
+    /// Vertices under final anchors, pruned once every gateway has seen them.
+    prunable: Vec<VertexId>,
+    /// Whether to look at `prunable` after this input.
+    prune_due: bool,
+    /// Locks that pruned transactions deposited.
+    pruned_locks: Map<Hash32, ()>,
+    /// The last [`RECENT_PRUNED`] vertices removed, oldest first, and as a set.
+    pruned_recent: VecDeque<VertexId>,
+    pruned_known: Map<VertexId, ()>,
+    pruned_vertices: u64,
+    pruned_txs: u64,
+    /// Vertices accepted since start, held or pruned.
+    accepted: u64,
+    /// Vertices not pruned yet.
+    unpruned: Map<VertexId, ()>,
+    /// Accounts with pruned slots to summarise.
+    absorbing: BTreeSet<Address>,
+    /// Transactions refused from the pool, oldest first: forgotten a while later.
+    refused: VecDeque<(u64, Hash32)>,
 }
 
 fn bit(i: usize) -> u64 {
@@ -542,6 +653,19 @@ impl SideChain {
             scores: vec![0; n],
             rewards: vec![0; n],
             equivocations: 0,
+            pruned_tips: vec![Vec::new(); n],
+            pruned_seq: vec![0; n],
+            prunable: Vec::new(),
+            prune_due: false,
+            pruned_locks: map(),
+            pruned_recent: VecDeque::new(),
+            pruned_known: map(),
+            pruned_vertices: 0,
+            pruned_txs: 0,
+            accepted: 0,
+            unpruned: map(),
+            absorbing: BTreeSet::new(),
+            refused: VecDeque::new(),
             cfg,
         })
     }
@@ -588,6 +712,14 @@ impl SideChain {
                 self.progress_anchors(&mut out);
             }
             Input::RewardPerAnchor(r) => self.cfg.reward_per_anchor = r,
+        }
+        // Between inputs, never in the middle of one: what an input's handling looked up
+        // stays there until it is done.
+        if self.prune_due {
+            self.prune_due = false;
+            self.prune(&mut out);
+        } else if !self.absorbing.is_empty() {
+            self.absorb_some(&mut out);
         }
         out
     }
@@ -651,6 +783,13 @@ impl SideChain {
                 Err(SideError::WrongGroup)
             } else if self.txs.contains_key(&hash) {
                 Ok(hash)
+            } else if let Some(a) = self.accounts.get(&tx.tx.slot().sender)
+                && tx.tx.nonce < a.pruned_next
+            {
+                Err(SideError::NonceFinal {
+                    nonce: tx.tx.nonce,
+                    tx: hash,
+                })
             } else if self.pool.len() >= self.cfg.max_pool {
                 Err(SideError::PoolFull)
             } else {
@@ -700,9 +839,10 @@ impl SideChain {
         &self.anchor_log
     }
 
-    /// Vertices this node holds (cheap, unlike [`SideChain::status`]).
+    /// Vertices this node accepted since it started, whether it still holds them or
+    /// pruned them (cheap, unlike [`SideChain::status`]).
     pub fn vertex_count(&self) -> u64 {
-        self.vertices.len() as u64
+        self.accepted
     }
 
     fn own_key(&self) -> Option<&PublicKey> {
@@ -752,6 +892,8 @@ impl SideChain {
             tips: self.latest.iter().map(|l| l.map(|(_, id)| id)).collect(),
             confirmed_frontier: frontier,
             vertices: self.vertices.len() as u64,
+            pruned_vertices: self.pruned_vertices,
+            pruned_txs: self.pruned_txs,
             confirmed_vertices: self.confirmed_vertices,
             confirmed_txs: self.confirmed_txs,
             pool: self.pool.len(),
@@ -778,7 +920,11 @@ impl SideChain {
                     msg: Message::Heads(heads),
                 });
             }
-            // Requests that went unanswered are asked again.
+            // Requests that went unanswered are asked again; those answered by another
+            // way (an anchor's frontier asks for vertices that may already wait) are done.
+            let mut requested = std::mem::take(&mut self.requested);
+            requested.retain(|id, _| !self.known(id));
+            self.requested = requested;
             let stale: Vec<VertexId> = self
                 .requested
                 .iter()
@@ -795,7 +941,11 @@ impl SideChain {
                 });
             }
             self.expire_pool();
+            self.expire_waiting();
+            self.forget_refused(out);
             self.progress_anchors(out);
+            // Vertices under final anchors wait to be seen by every gateway.
+            self.prune_due = true;
         }
         self.started_ms.get_or_insert(self.now);
         self.emit_if_due(out);
@@ -828,8 +978,13 @@ impl SideChain {
         let max = self.cfg.max_pending_ms;
         let txs = &mut self.txs;
         let accounts = &mut self.accounts;
+        let refused = &mut self.refused;
         self.pool.retain(|k| {
             let Some(info) = txs.get_mut(&k.hash) else {
+                // Pruned: included by another gateway and final.
+                if let Some(a) = accounts.get_mut(&k.slot.sender) {
+                    a.unpool(k.slot.nonce);
+                }
                 return false;
             };
             if now < info.first_seen_ms + max {
@@ -841,12 +996,58 @@ impl SideChain {
                 info.status = TxStatus::Rejected {
                     reason: "not includable in time (nonce gap or unknown lock)".into(),
                 };
+                refused.push_back((now, k.hash));
             }
             if let Some(a) = accounts.get_mut(&k.slot.sender) {
                 a.unpool(k.slot.nonce);
             }
             false
         });
+    }
+
+    /// Hands out transactions refused from the pool a while ago (clients had the time to
+    /// read why) that no vertex included since, when pruning.
+    fn forget_refused(&mut self, out: &mut Vec<Action>) {
+        let mut gone = Vec::new();
+        while let Some(&(at, h)) = self.refused.front() {
+            if self.now < at + self.cfg.max_pending_ms {
+                break;
+            }
+            self.refused.pop_front();
+            if !self.cfg.prune_history {
+                continue;
+            }
+            if self.txs.get(&h).is_some_and(|i| {
+                i.vertices.is_empty() && matches!(i.status, TxStatus::Rejected { .. })
+            }) && let Some(info) = self.txs.remove(&h)
+            {
+                gone.push((h, info));
+            }
+        }
+        if !gone.is_empty() {
+            out.push(Action::Pruned {
+                vertices: Vec::new(),
+                txs: gone,
+            });
+        }
+    }
+
+    /// Drops vertices that waited for their parents longer than a transaction may wait:
+    /// the parents may be pruned history no peer serves. A peer's heads bring back any
+    /// that were only slow.
+    fn expire_waiting(&mut self) {
+        let limit = self.cfg.max_pending_ms;
+        let now = self.now;
+        let me = self.own_key().copied();
+        let mut own = 0;
+        self.waiting.retain(|_, (v, _, since)| {
+            let keep = now < *since + limit;
+            if !keep && Some(v.vertex.creator) == me {
+                own += 1;
+            }
+            keep
+        });
+        self.own_waiting -= own;
     }
 
     // ---- vertices out ----
@@ -904,10 +1105,11 @@ impl SideChain {
                 keep.push_back(key);
                 continue;
             }
+            left.push(key.slot);
+            // Pruned: included by another gateway and final.
             let Some(info) = self.txs.get(&key.hash) else {
                 continue;
             };
-            left.push(key.slot);
             // Included by another gateway since it entered the pool.
             if !info.vertices.is_empty() {
                 continue;
@@ -926,6 +1128,7 @@ impl SideChain {
                 Err(Refusal::Invalid(reason)) => {
                     if let Some(info) = self.txs.get_mut(&key.hash) {
                         info.status = TxStatus::Rejected { reason };
+                        self.refused.push_back((self.now, key.hash));
                     }
                 }
             }
@@ -970,7 +1173,7 @@ impl SideChain {
             Message::Heads(ids) => {
                 let missing: Vec<VertexId> = ids
                     .into_iter()
-                    .filter(|id| !self.vertices.contains_key(id) && !self.waiting.contains_key(id))
+                    .filter(|id| !self.known(id))
                     .take(64)
                     .collect();
                 self.request(from, missing, out);
@@ -1030,9 +1233,13 @@ impl SideChain {
     }
 
     fn receive(&mut self, from: u64, vs: Vec<SignedVertex>, out: &mut Vec<Action>) {
+        // Whatever arrives answers a request for it.
+        for v in &vs {
+            self.requested.remove(&v.id);
+        }
         let vs: Vec<SignedVertex> = vs
             .into_iter()
-            .filter(|v| !self.vertices.contains_key(&v.id) && !self.waiting.contains_key(&v.id))
+            .filter(|v| !self.known(&v.id) && !self.below_pruned(v))
             .collect();
         if vs.is_empty() {
             return;
@@ -1086,9 +1293,22 @@ impl SideChain {
                 });
                 continue;
             }
-            self.requested.remove(&v.id);
+            // A parent pruned from memory: the vertex builds on final history without
+            // reaching all of it (a fork of an equivocator's) or names what its creator's
+            // previous vertex already holds; either way it cannot be checked any more.
+            if v.vertex
+                .parents
+                .iter()
+                .any(|p| self.pruned_known.contains_key(p))
+            {
+                out.push(Action::Rejected {
+                    vertex: v.id,
+                    reason: "its history does not reach the pruned (final) history".into(),
+                });
+                continue;
+            }
             for p in &v.vertex.parents {
-                if !self.vertices.contains_key(p) && !self.waiting.contains_key(p) {
+                if !self.known(p) {
                     missing.push(*p);
                 }
             }
@@ -1101,10 +1321,27 @@ impl SideChain {
             }
         }
         self.retry_waiting(out);
-        missing.retain(|id| !self.vertices.contains_key(id) && !self.waiting.contains_key(id));
+        missing.retain(|id| !self.known(id));
         missing.sort();
         missing.dedup();
         self.request(from, missing, out);
+    }
+
+    /// Whether this node holds, awaits or recently pruned vertex `id` (the recent ones
+    /// answer peers lagging a little, whose heads may still name them).
+    fn known(&self, id: &VertexId) -> bool {
+        self.vertices.contains_key(id)
+            || self.waiting.contains_key(id)
+            || self.pruned_known.contains_key(id)
+    }
+
+    /// Whether a vertex is at or below its creator's pruned sequence: pruned history a
+    /// peer sent again, or a fork of it, which nothing here could check any more.
+    fn below_pruned(&self, v: &SignedVertex) -> bool {
+        self.cfg
+            .group
+            .index(&v.vertex.creator)
+            .is_some_and(|c| v.vertex.sequence <= self.pruned_seq[c])
     }
 
     /// Rules a vertex must meet on its own, before its parents are known.
@@ -1152,6 +1389,26 @@ impl SideChain {
                 .map(|(id, _)| *id)
                 .collect();
             let mut progressed = false;
+            // A parent pruned while the vertex waited: see `receive`.
+            let doomed: Vec<VertexId> = self
+                .waiting
+                .iter()
+                .filter(|(_, (v, _, _))| {
+                    v.vertex
+                        .parents
+                        .iter()
+                        .any(|p| self.pruned_known.contains_key(p))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in doomed {
+                let (v, _, _) = self.waiting.remove(&id).expect("waiting");
+                self.own_waiting -= usize::from(Some(&v.vertex.creator) == self.own_key());
+                out.push(Action::Rejected {
+                    vertex: id,
+                    reason: "its history does not reach the pruned (final) history".into(),
+                });
+            }
             for id in ready {
                 let (v, keys, since) = self.waiting.remove(&id).expect("waiting");
                 let own = usize::from(Some(&v.vertex.creator) == self.own_key());
@@ -1186,8 +1443,26 @@ impl SideChain {
             .index(&x.creator)
             .expect("checked by structure");
         let mut others = BTreeSet::new();
+        let own = (x.sequence > 1).then(|| &self.vertices[&x.parents[0]]);
         for (i, p) in x.parents.iter().enumerate() {
             let pv = &self.vertices[p];
+            // A pruned vertex other than a tip: a pruning node no longer holds it (see
+            // `receive`), so a node that keeps its history refuses it too.
+            if pv.pruned && !self.pruned_tips[pv.creator].contains(p) {
+                return Err(Refusal::Invalid(
+                    "its history does not reach the pruned (final) history".into(),
+                ));
+            }
+            if i > 0
+                && let Some(o) = own
+                && o.clock[pv.creator] >= pv.vertex.vertex.sequence
+            {
+                // What the previous vertex reaches needs no reference; and a pruned vertex
+                // can only be named this way, so every node judges alike.
+                return Err(Refusal::Invalid(
+                    "a parent the creator's previous vertex already reaches".into(),
+                ));
+            }
             if i == 0 && x.sequence > 1 {
                 if pv.creator != c || pv.vertex.vertex.sequence + 1 != x.sequence {
                     return Err(Refusal::Invalid(
@@ -1214,6 +1489,13 @@ impl SideChain {
             clock,
             parents: &x.parents,
         };
+        // The ledger rule answers for pruned history as a history holding all of it: only
+        // a vertex building on a fork below it (an equivocator's) has one that does not.
+        if !self.missing_tips(&x.parents).is_empty() {
+            return Err(Refusal::Invalid(
+                "its history does not reach the pruned (final) history".into(),
+            ));
+        }
         let mut batch = Batch::default();
         let mut occs = Vec::with_capacity(keys.len());
         for (t, k) in x.txs.iter().zip(keys) {
@@ -1223,6 +1505,21 @@ impl SideChain {
     }
 
     // ---- the ledger rule ----
+
+    /// The pruned tips that the history of `parents` (the parents included) does not hold.
+    fn missing_tips(&self, parents: &[VertexId]) -> Vec<VertexId> {
+        let Some((first, rest)) = parents.split_first() else {
+            return self.pruned_tips.iter().flatten().copied().collect();
+        };
+        let mut missing = self.vertices[first].missing.clone();
+        for p in rest {
+            if missing.is_empty() {
+                break;
+            }
+            missing.retain(|t| self.vertices[p].missing.contains(t));
+        }
+        missing
+    }
 
     /// Whether any copy of transaction `h` is confirmed (the status never goes back).
     fn tx_confirmed(&self, h: &Hash32) -> bool {
@@ -1237,7 +1534,10 @@ impl SideChain {
     /// Whether vertex `u` is in the causal history of `view`. Exact: the clock answers
     /// unless the creator equivocated, in which case the history is searched.
     fn in_view(&self, u: &VertexId, view: &View<'_>) -> bool {
-        let uv = &self.vertices[u];
+        // Pruned: every history checked here holds it (see `validate`).
+        let Some(uv) = self.vertices.get(u) else {
+            return true;
+        };
         let (c, s) = (uv.creator, uv.vertex.vertex.sequence);
         if view.clock[c] < s {
             return false;
@@ -1255,7 +1555,10 @@ impl SideChain {
             if !seen.insert(w) {
                 continue;
             }
-            let wv = &self.vertices[&w];
+            // Nothing held lies below a pruned vertex.
+            let Some(wv) = self.vertices.get(&w) else {
+                continue;
+            };
             if wv.clock[c] < s {
                 continue;
             }
@@ -1282,8 +1585,13 @@ impl SideChain {
                 tx.nonce
             )));
         }
-        if let Some(info) = self.slots.get(&slot)
-            && info.occs.iter().any(|o| self.in_view(&o.1, view))
+        let account = self.accounts.get(&sender);
+        let pruned_next = account.map_or(0, |a| a.pruned_next);
+        if tx.nonce < pruned_next
+            || self
+                .slots
+                .get(&slot)
+                .is_some_and(|info| info.occs.iter().any(|o| self.in_view(&o.1, view)))
         {
             return Err(Refusal::Invalid(format!(
                 "double spend: nonce {} of the sender is already in the history",
@@ -1300,6 +1608,19 @@ impl SideChain {
                 return Err(Refusal::Wait(format!("nonce gap: expected {}", nonce + 1)));
             }
             *debits
+        } else if let Some(last) = account
+            .and_then(|a| a.pruned_last)
+            .filter(|_| tx.nonce == pruned_next)
+        {
+            if last.double_spent {
+                return Err(Refusal::Invalid(
+                    "the previous nonce is double spent in the history".into(),
+                ));
+            }
+            if !last.confirmed {
+                prev_occ = Some(last.copy);
+            }
+            last.debits
         } else {
             let prev = Slot {
                 sender,
@@ -1344,6 +1665,7 @@ impl SideChain {
                     ));
                 }
                 if batch.locks.contains(l)
+                    || self.pruned_locks.contains_key(l)
                     || self
                         .lock_occs
                         .get(l)
@@ -1360,6 +1682,10 @@ impl SideChain {
                     return Err(Refusal::Invalid("a transfer of zero".into()));
                 }
                 let mut funds: u128 = u128::from(batch.credits.get(&sender).copied().unwrap_or(0));
+                if let Some(a) = account {
+                    funds += a.pruned_credits;
+                    credits.extend(a.pruned_stuck_credit);
+                }
                 if let Some(cs) = self.credits.get(&sender) {
                     let mut seen = BTreeSet::new();
                     for o in cs {
@@ -1477,6 +1803,23 @@ impl SideChain {
         if !v.vertex.txs.is_empty() {
             self.unconfirmed_with_txs.insert(id);
         }
+        // Cooperation points now, while the parents' timestamps are at hand (they may be
+        // pruned by the time an anchor covers this vertex).
+        let x = &v.vertex;
+        let others = &x.parents[usize::from(x.sequence > 1)..];
+        let points = others
+            .iter()
+            .map(|p| {
+                let delay = x
+                    .timestamp_ms
+                    .saturating_sub(self.vertices[p].vertex.vertex.timestamp_ms);
+                100 * RELAY_HALF_MS / (RELAY_HALF_MS + delay)
+            })
+            .sum();
+        let lazy = others.is_empty();
+        let missing = self.missing_tips(&x.parents);
+        self.accepted += 1;
+        self.unpruned.insert(id, ());
         let stored = self.vertices.entry(id).insert_entry(VertexInfo {
             vertex: v,
             creator: c,
@@ -1485,6 +1828,10 @@ impl SideChain {
             confirmed_ms: None,
             anchor: None,
             keys,
+            points,
+            lazy,
+            missing,
+            pruned: false,
         });
         let stored = stored.into_mut();
         for ((t, k), (oid, occ)) in stored
@@ -1528,7 +1875,10 @@ impl SideChain {
         let mut stack = vec![id];
         let mut reached = Vec::new();
         while let Some(u) = stack.pop() {
-            let info = self.vertices.get_mut(&u).expect("known");
+            // Pruned vertices are seen by every gateway.
+            let Some(info) = self.vertices.get_mut(&u) else {
+                continue;
+            };
             if info.seen_by & bit(g) != 0 {
                 continue;
             }
@@ -1574,15 +1924,22 @@ impl SideChain {
             let Some(occ) = self.occs.get(&oid) else {
                 continue;
             };
+            // A pruned vertex is confirmed; a pruned dependency that had not confirmed
+            // never will (confirmed ones are cleared from their dependents below).
             if occ.confirmed
-                || self.vertices[&oid.1].confirmed_ms.is_none()
+                || self
+                    .vertices
+                    .get(&oid.1)
+                    .is_some_and(|v| v.confirmed_ms.is_none())
                 || (self
                     .slots
                     .get(&occ.slot)
                     .map_or(0, |s| s.endorsers(&oid.0))
                     .count_ones() as usize)
                     < q
-                || occ.prev.is_some_and(|p| !self.occs[&p].confirmed)
+                || occ
+                    .prev
+                    .is_some_and(|p| self.occs.get(&p).is_none_or(|o| !o.confirmed))
                 || !occ.credits.iter().all(|h| self.tx_confirmed(h))
             {
                 continue;
@@ -1590,10 +1947,19 @@ impl SideChain {
             let (sender, credit) = (occ.slot.sender, occ.credit);
             self.occs.get_mut(&oid).expect("known").confirmed = true;
             // Whichever copy it is: a credit waits for any, a next nonce for one of them.
+            // The met dependency is cleared, so that pruning this copy later cannot undo it.
             if let Some(ds) = self.dependents.get(&oid.0) {
+                for d in ds {
+                    if let Some(o) = self.occs.get_mut(d) {
+                        if o.prev == Some(oid) {
+                            o.prev = None;
+                        }
+                        o.credits.retain(|h| *h != oid.0);
+                    }
+                }
                 work.extend(ds.iter().copied());
             }
-            let anchor = self.vertices[&oid.1].anchor;
+            let anchor = self.vertices.get(&oid.1).and_then(|v| v.anchor);
             let final_seq = self.final_seq;
             let info = self.txs.get_mut(&oid.0).expect("known");
             if matches!(info.status, TxStatus::Pending | TxStatus::Rejected { .. }) {
@@ -1776,9 +2142,15 @@ impl SideChain {
         frontier: &[VertexId],
     ) -> Option<(Hash32, u64, Vec<VertexId>, Vec<Reward>)> {
         let mut covered = BTreeSet::new();
+        for f in frontier {
+            self.vertices.get(f)?.confirmed_ms?;
+        }
         let mut stack: Vec<VertexId> = frontier.to_vec();
         while let Some(u) = stack.pop() {
-            let info = self.vertices.get(&u)?;
+            // A known vertex's parents are known or pruned, and pruned ones are final.
+            let Some(info) = self.vertices.get(&u) else {
+                continue;
+            };
             info.confirmed_ms?;
             if info.anchor.is_some_and(|a| a <= self.final_seq) || !covered.insert(u) {
                 continue;
@@ -1809,18 +2181,9 @@ impl SideChain {
         let mut lazy = vec![0u64; n];
         for id in covered {
             let v = &self.vertices[id];
-            let x = &v.vertex.vertex;
             made[v.creator] += 1;
-            let others = &x.parents[usize::from(x.sequence > 1)..];
-            if others.is_empty() {
-                lazy[v.creator] += 1;
-            }
-            for p in others {
-                let delay = x
-                    .timestamp_ms
-                    .saturating_sub(self.vertices[p].vertex.vertex.timestamp_ms);
-                score[v.creator] += 100 * RELAY_HALF_MS / (RELAY_HALF_MS + delay);
-            }
+            lazy[v.creator] += u64::from(v.lazy);
+            score[v.creator] += v.points;
         }
         let eligible: Vec<bool> = (0..n)
             .map(|i| made[i] > 0 && lazy[i] * 2 <= made[i])
@@ -1964,9 +2327,264 @@ impl SideChain {
                     }
                 }
             }
+            self.prunable.extend_from_slice(&covered);
+            self.prune_due = true;
             // Only the latest final anchor is reported; older ones are in the anchor log.
             self.verified.clear();
             self.verified.insert(next, (fin.root, fin.count, covered));
+        }
+    }
+
+    // ---- pruning ----
+
+    /// Prunes the vertices under final anchors that every gateway has seen, and then each
+    /// account's slots, in nonce order, once every copy in them is pruned and one of them
+    /// confirmed; hands what left memory to the node in [`Action::Pruned`]. A node that
+    /// keeps its history still marks the pruned vertices and their tips, so that it
+    /// judges new vertices exactly as a pruning node does.
+    fn prune(&mut self, out: &mut Vec<Action>) {
+        if self.prunable.is_empty() {
+            return;
+        }
+        let all = if self.cfg.group.n() == 64 {
+            u64::MAX
+        } else {
+            bit(self.cfg.group.n()) - 1
+        };
+        let mut ready = Vec::new();
+        self.prunable.retain(|id| match self.vertices.get(id) {
+            Some(v) if v.seen_by == all => {
+                ready.push((v.vertex.vertex.sequence, *id));
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        if ready.is_empty() {
+            return;
+        }
+        // Parents first (lower sequence), so that a tip is replaced by its successor.
+        ready.sort();
+        let mut slots = BTreeSet::new();
+        let mut gone = Vec::new();
+        let mut added = Vec::new();
+        for (seq, id) in ready {
+            let info = self.vertices.get_mut(&id).expect("prunable");
+            info.pruned = true;
+            self.unpruned.remove(&id);
+            if self.cfg.prune_history {
+                slots.extend(std::mem::take(&mut info.keys).into_iter().map(|k| k.slot));
+            }
+            let c = info.creator;
+            let own = (seq > 1).then(|| info.vertex.vertex.parents[0]);
+            let tips = &mut self.pruned_tips[c];
+            if let Some(p) = own
+                && let Some(at) = tips.iter().position(|t| *t == p)
+            {
+                tips.swap_remove(at);
+                gone.push(p);
+            }
+            tips.push(id);
+            added.push(id);
+            self.pruned_seq[c] = self.pruned_seq[c].max(seq);
+            self.pruned_vertices += u64::from(self.cfg.prune_history);
+        }
+        self.track_tips(&added);
+        if !self.cfg.prune_history {
+            return;
+        }
+        let mut vertices = Vec::with_capacity(gone.len());
+        for id in gone {
+            let Some(v) = self.vertices.remove(&id) else {
+                continue;
+            };
+            let key = (v.creator, v.vertex.vertex.sequence);
+            self.pruned_recent.push_back(id);
+            self.pruned_known.insert(id, ());
+            if self.pruned_recent.len() > RECENT_PRUNED
+                && let Some(old) = self.pruned_recent.pop_front()
+            {
+                self.pruned_known.remove(&old);
+            }
+            if let Some(list) = self.by_seq.get_mut(&key) {
+                list.retain(|x| *x != id);
+                if list.is_empty() {
+                    self.by_seq.remove(&key);
+                }
+            }
+            vertices.push(v);
+        }
+        if !vertices.is_empty() {
+            out.push(Action::Pruned {
+                vertices,
+                txs: Vec::new(),
+            });
+        }
+        self.absorbing.extend(slots.iter().map(|s| s.sender));
+        self.absorb_some(out);
+    }
+
+    /// Summarises pruned slots of the accounts waiting for it, at most [`ABSORB_BUDGET`]
+    /// slots per input: an anchor may cover tens of thousands of transactions, and their
+    /// bookkeeping should not hold up the vertices of one input.
+    fn absorb_some(&mut self, out: &mut Vec<Action>) {
+        let mut budget = ABSORB_BUDGET;
+        let mut txs = Vec::new();
+        let mut credits: BTreeMap<Address, BTreeSet<OccId>> = BTreeMap::new();
+        while budget > 0
+            && let Some(sender) = self.absorbing.first().copied()
+        {
+            if self.absorb(sender, &mut txs, &mut credits, &mut budget) {
+                self.absorbing.remove(&sender);
+            }
+        }
+        for (to, oids) in credits {
+            if let Some(list) = self.credits.get_mut(&to) {
+                list.retain(|o| !oids.contains(o));
+                if list.is_empty() {
+                    self.credits.remove(&to);
+                }
+            }
+        }
+        if !txs.is_empty() {
+            out.push(Action::Pruned {
+                vertices: Vec::new(),
+                txs,
+            });
+        }
+    }
+
+    /// Brings every vertex's `missing` up to the current pruned tips, given the vertices
+    /// pruned this round. Runs while every vertex the history of a new tip passes through
+    /// is still held. A tip that moved up its creator's chain is missing wherever its
+    /// predecessor was, so only new tips are looked for. (Each vertex's answer is its own:
+    /// the map's order does not matter.)
+    fn track_tips(&mut self, added: &[VertexId]) {
+        let tips: BTreeSet<VertexId> = self.pruned_tips.iter().flatten().copied().collect();
+        let new: Vec<VertexId> = added
+            .iter()
+            .filter(|t| tips.contains(*t))
+            .copied()
+            .collect();
+        // Only what a new vertex can name matters: unpruned vertices and the tips (an older
+        // pruned vertex as a parent is refused before this is asked).
+        let mut changes = Vec::new();
+        for id in self.unpruned.keys().chain(&tips) {
+            let Some(w) = self.vertices.get(id) else {
+                continue;
+            };
+            let mut missing: Vec<VertexId> = w
+                .missing
+                .iter()
+                .filter(|t| tips.contains(*t))
+                .copied()
+                .collect();
+            if !new.is_empty() {
+                let view = View {
+                    clock: w.clock.clone(),
+                    parents: &w.vertex.vertex.parents,
+                };
+                missing.extend(
+                    new.iter()
+                        .filter(|t| *t != id && !self.in_view(t, &view))
+                        .copied(),
+                );
+            }
+            if missing != w.missing {
+                changes.push((*id, missing));
+            }
+        }
+        for (id, m) in changes {
+            if let Some(w) = self.vertices.get_mut(&id) {
+                w.missing = m;
+            }
+        }
+    }
+
+    /// Summarises `sender`'s pruned slots into its account, from its first unpruned nonce
+    /// on, while every copy in the slot is pruned and one of them confirmed (then nothing
+    /// can change there: every gateway has endorsed in it and its dependencies are
+    /// decided). Collects the transactions and the credit occurrences that went.
+    /// Whether `sender` has nothing more to absorb now (else the budget ran out).
+    fn absorb(
+        &mut self,
+        sender: Address,
+        txs: &mut Vec<(Hash32, TxInfo)>,
+        credits: &mut BTreeMap<Address, BTreeSet<OccId>>,
+        budget: &mut usize,
+    ) -> bool {
+        loop {
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            let next = self.accounts.get(&sender).map_or(0, |a| a.pruned_next);
+            let slot = Slot {
+                sender,
+                nonce: next,
+            };
+            let Some(si) = self.slots.get(&slot) else {
+                return true;
+            };
+            let held = si
+                .occs
+                .iter()
+                .any(|o| self.vertices.get(&o.1).is_some_and(|v| !v.pruned));
+            if held || !si.occs.iter().any(|o| self.tx_confirmed(&o.0)) {
+                return true;
+            }
+            let si = self.slots.remove(&slot).expect("present");
+            let copy = *si.occs.iter().min_by_key(|o| o.1).expect("occupied");
+            let mut last = PrunedLast {
+                copy,
+                debits: 0,
+                confirmed: false,
+                double_spent: si.occs.iter().any(|o| o.0 != copy.0),
+            };
+            let mut hashes: Vec<Hash32> = Vec::new();
+            for oid in &si.occs {
+                let Some(occ) = self.occs.remove(oid) else {
+                    continue;
+                };
+                if *oid == copy {
+                    last.debits = occ.debits;
+                    last.confirmed = occ.confirmed;
+                }
+                if let Some(l) = occ.lock {
+                    if let Some(list) = self.lock_occs.get_mut(&l) {
+                        list.retain(|o| o != oid);
+                        if list.is_empty() {
+                            self.lock_occs.remove(&l);
+                        }
+                    }
+                    self.pruned_locks.insert(l, ());
+                }
+                let new = !hashes.contains(&oid.0);
+                if let Some((to, amount)) = occ.credit {
+                    credits.entry(to).or_default().insert(*oid);
+                    if new {
+                        let stuck = !self.tx_confirmed(&oid.0);
+                        let a = self.accounts.entry(to).or_default();
+                        a.pruned_credits += u128::from(amount);
+                        if stuck {
+                            a.pruned_stuck_credit.get_or_insert(oid.0);
+                        }
+                    }
+                }
+                if new {
+                    hashes.push(oid.0);
+                }
+            }
+            for h in hashes {
+                self.dependents.remove(&h);
+                if let Some(info) = self.txs.remove(&h) {
+                    txs.push((h, info));
+                    self.pruned_txs += 1;
+                }
+            }
+            let a = self.accounts.entry(sender).or_default();
+            a.pruned_next = next + 1;
+            a.pruned_last = Some(last);
         }
     }
 
@@ -2005,7 +2623,9 @@ impl SideChain {
             .collect();
         if !unknown.is_empty() {
             for id in unknown {
-                self.requested.entry(id).or_insert(0);
+                if !self.known(&id) {
+                    self.requested.entry(id).or_insert(0);
+                }
             }
             return Ok(None);
         }

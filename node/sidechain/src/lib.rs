@@ -62,11 +62,43 @@
 //! gateways (mostly self-references) get nothing. Equivocation evidence goes to the main
 //! chain as the two signed vertex headers ([`EquivocationEvidence::tx_kind`]); the main
 //! chain records the offender and pays it nothing more.
+//!
+//! # Pruning
+//!
+//! History that can no longer change leaves memory, so a gateway under sustained load
+//! holds only the recent DAG. A vertex is *pruned* once a final anchor covers it and every
+//! gateway's vertices reach it: then every gateway has endorsed in its slots, and for
+//! every gateway that has not equivocated, each vertex it signs from now on holds it in its
+//! history. The ledger rule only ever asks about history, so pruned history can be answered
+//! as a whole: an account's slots, in nonce order, once every copy in them is pruned and one
+//! of them confirmed, fold into the account's summary (first unpruned nonce, the slot a
+//! spend builds on, credits, whether a pruned credit never confirmed) and pruned locks into
+//! a set. What is pruned goes out in [`Action::Pruned`] for the node to archive.
+//!
+//! Per gateway, the pruned vertices no pruned vertex of its own builds on (its *pruned
+//! tips*) stay in memory: the creator's next vertex names one, an anchor's frontier may,
+//! and every held vertex records which of them its history lacks. That makes the rule a
+//! new vertex must meet exact, on a pruning node and on one that keeps its history alike:
+//! its history must hold every pruned tip. Only a vertex building on an equivocator's fork
+//! below them can fail it; it is refused, as is a vertex at or below its creator's highest
+//! pruned sequence (pruned history sent again, or a fork of it). Honest gateways never make
+//! either. Two further consequences, both deliberate:
+//!
+//! - A vertex may not name a parent that its creator's previous vertex already reaches
+//!   (honest gateways never do). Otherwise a peer could name a pruned vertex that one node
+//!   still holds and another does not.
+//! - Pruning waits for every gateway: while one is silent, its next vertex may build on
+//!   old history, so that history stays. A gateway gone for good should leave the group.
+//!
+//! A node judges a vertex from the same pruned tips whether or not it prunes; the seeded
+//! simulation runs every seed both ways and requires every action of every node to match.
 
 mod gateway;
 mod group;
 mod main_chain;
 mod types;
+
+use cpc_types::Hash32;
 
 pub use cpc_types::{Endorsement, SideAnchor as Anchor, SideReward as Reward};
 pub use gateway::{
@@ -99,4 +131,12 @@ pub enum SideError {
     /// Only gateways take transactions.
     #[error("this node is not a gateway of the group; send the transaction to a gateway")]
     NotGateway,
+    /// The nonce is below the account's pruned history: that slot is final.
+    #[error("nonce {nonce} of this account is already final; use the account's next nonce")]
+    NonceFinal {
+        /// The nonce.
+        nonce: u64,
+        /// The refused transaction (the node's archive knows whether it is the final one).
+        tx: Hash32,
+    },
 }

@@ -1,12 +1,13 @@
 //! The side chain's rules on small hand-built DAGs: confirmation by n − f gateways,
 //! double spends, overdrafts, equivocation evidence, invalid signatures, anchors.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cpc_accel::{DispatchConfig, Dispatcher};
 use cpc_sidechain::{
     Action, Config, Group, Input, MachineKind, MachineTx, Message, SideChain, SideError,
-    SignedMachineTx, SignedVertex, TxStatus, Vertex, VertexId,
+    SignedMachineTx, SignedVertex, TxInfo, TxStatus, Vertex, VertexId,
 };
 use cpc_types::{Address, Hash32, SecretKey, sha256};
 
@@ -19,6 +20,8 @@ struct Net {
     drop_proposals: bool,
     /// The main chain: anchors the gateways submit are executed on its real state.
     main: MainChain,
+    /// Per node, the transactions it pruned (as a node archives them).
+    archive: Vec<BTreeMap<Hash32, TxInfo>>,
 }
 
 fn net(n: usize) -> Net {
@@ -43,6 +46,7 @@ fn net(n: usize) -> Net {
         main: MainChain::new(&group, 900, 10_000),
         group,
         drop_proposals: false,
+        archive: vec![BTreeMap::new(); n],
     }
 }
 
@@ -135,6 +139,7 @@ impl Net {
                         }
                         other.push((from, Action::SubmitAnchor(s)));
                     }
+                    Action::Pruned { txs, .. } => self.archive[from].extend(txs),
                     a => other.push((from, a)),
                 }
             }
@@ -178,10 +183,16 @@ impl Net {
         self.tx(m, nonce, kind)
     }
 
-    fn status(&self, node: usize, h: &Hash32) -> TxStatus {
+    /// What `node` knows of transaction `h`, in memory or pruned.
+    fn info(&self, node: usize, h: &Hash32) -> Option<TxInfo> {
         self.nodes[node]
             .tx(h)
-            .map_or(TxStatus::Pending, |t| t.status.clone())
+            .or_else(|| self.archive[node].get(h))
+            .cloned()
+    }
+
+    fn status(&self, node: usize, h: &Hash32) -> TxStatus {
+        self.info(node, h).map_or(TxStatus::Pending, |t| t.status)
     }
 }
 
@@ -213,7 +224,7 @@ fn transactions_confirm_everywhere_and_become_final() {
         assert!(matches!(net.status(i, &d.hash()), TxStatus::Final { .. }));
         assert_eq!(net.nodes[i].confirmed_balance(&to), 400);
         assert_eq!(net.nodes[i].confirmed_balance(&m.address()), 600);
-        assert!(net.nodes[i].tx(&t.hash()).unwrap().latency_ms.is_some());
+        assert!(net.info(i, &t.hash()).unwrap().latency_ms.is_some());
     }
     assert!(
         actions
@@ -432,12 +443,162 @@ fn overdrafts_and_wrong_groups_are_refused() {
 
 /// Balance and next nonce of `a` recounted from every transaction `node` knows (what the
 /// node kept up to date as they arrived must agree).
+#[test]
+fn final_history_leaves_memory_and_the_ledger_still_holds() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let (m, s) = (
+        SecretKey::from_bytes([60; 32]),
+        SecretKey::from_bytes([61; 32]),
+    );
+    let lock = net.lock(&m, 1_000);
+    let d = net.tx(&m, 0, MachineKind::Deposit { lock });
+    let to = s.address();
+    let t1 = net.tx(&m, 1, MachineKind::Transfer { to, amount: 100 });
+    let t2 = net.tx(&m, 2, MachineKind::Transfer { to, amount: 100 });
+    for (g, t) in [(0, &d), (1, &t1), (2, &t2)] {
+        assert!(net.nodes[g].submit(net.now, vec![t.clone()])[0].is_ok());
+    }
+    net.run(400, &all);
+    for i in all {
+        let st = net.nodes[i].status();
+        assert!(
+            st.pruned_txs >= 3 && st.pruned_vertices > 0,
+            "node {i}: {st:?}"
+        );
+        for t in [&d, &t1, &t2] {
+            assert!(
+                net.nodes[i].tx(&t.hash()).is_none(),
+                "node {i} still holds it"
+            );
+            assert!(matches!(net.status(i, &t.hash()), TxStatus::Final { .. }));
+        }
+        assert_eq!(net.nodes[i].confirmed_balance(&m.address()), 800);
+        assert_eq!(net.nodes[i].confirmed_balance(&to), 200);
+        assert_eq!(net.nodes[i].next_nonce(&m.address()), 3);
+    }
+    // A pruned nonce is final: another transaction for it is refused at the door.
+    let again = net.tx(&m, 1, MachineKind::Transfer { to, amount: 50 });
+    assert_eq!(
+        net.nodes[0].submit(net.now, vec![again.clone()])[0],
+        Err(SideError::NonceFinal {
+            nonce: 1,
+            tx: again.hash()
+        })
+    );
+    // Spends build on the pruned debits and credits: m has 800 of its 1,000 left, the
+    // sink the 200 it received; the lock cannot be deposited twice.
+    let t3 = net.tx(&m, 3, MachineKind::Transfer { to, amount: 700 });
+    let over = net.tx(&m, 4, MachineKind::Transfer { to, amount: 300 });
+    let redeposit = net.tx(&m, 4, MachineKind::Deposit { lock });
+    let spend = net.tx(
+        &s,
+        0,
+        MachineKind::Transfer {
+            to: m.address(),
+            amount: 150,
+        },
+    );
+    assert!(net.nodes[3].submit(net.now, vec![t3.clone()])[0].is_ok());
+    assert!(net.nodes[1].submit(net.now, vec![spend.clone()])[0].is_ok());
+    net.run(50, &all);
+    assert!(net.nodes[0].submit(net.now, vec![over.clone()])[0].is_ok());
+    assert!(net.nodes[2].submit(net.now, vec![redeposit.clone()])[0].is_ok());
+    net.run(400, &all);
+    for i in all {
+        assert!(matches!(net.status(i, &t3.hash()), TxStatus::Final { .. }));
+        assert!(matches!(
+            net.status(i, &spend.hash()),
+            TxStatus::Final { .. }
+        ));
+        assert_eq!(net.nodes[i].confirmed_balance(&m.address()), 250);
+        assert_eq!(net.nodes[i].confirmed_balance(&to), 750);
+    }
+    let refused = |net: &Net, h: Hash32, why: &str| match net.status(0, &h) {
+        TxStatus::Rejected { reason } => assert!(reason.contains(why), "{reason}"),
+        other => panic!("{other:?}"),
+    };
+    refused(&net, over.hash(), "insufficient side balance");
+    assert!(matches!(
+        net.status(2, &redeposit.hash()),
+        TxStatus::Rejected { reason } if reason.contains("already deposited")
+    ));
+    // A refused transaction leaves memory a while later too; the archive still tells why.
+    net.run(31_000, &all);
+    assert!(net.nodes[0].tx(&over.hash()).is_none());
+    refused(&net, over.hash(), "insufficient side balance");
+    // A gateway's vertex holding a pruned slot is a double spend everywhere.
+    let g = net.group.index(&net.keys[0].public()).unwrap();
+    let tip = net.nodes[1].status().tips[g].unwrap();
+    let sequence = net.nodes[1].vertex(&tip).unwrap().vertex.vertex.sequence + 1;
+    let v = Vertex {
+        group_id: net.group.id,
+        creator: net.keys[0].public(),
+        sequence,
+        timestamp_ms: net.now,
+        parents: vec![tip],
+        txs: vec![again],
+    }
+    .sign(&net.keys[0]);
+    let out = net.nodes[1].handle(
+        net.now,
+        Input::Message {
+            from: 0,
+            msg: Message::Vertex(v),
+        },
+    );
+    assert!(
+        out.iter().any(
+            |a| matches!(a, Action::Rejected { reason, .. } if reason.contains("double spend"))
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn memory_stays_bounded_under_sustained_traffic() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    // Four machines, each at its own gateway, a reading every 8 ms.
+    let machines: Vec<SecretKey> = (0..4)
+        .map(|i| SecretKey::from_bytes([70 + i; 32]))
+        .collect();
+    let mut held = Vec::new();
+    for round in 0..40u64 {
+        for k in 0..25 {
+            let nonce = round * 25 + k;
+            for (g, m) in machines.iter().enumerate() {
+                let e = net.event(m, nonce, nonce as u8);
+                assert!(net.nodes[g].submit(net.now, vec![e])[0].is_ok());
+            }
+            net.run(8, &all);
+        }
+        held.push(net.nodes[0].status().vertices);
+    }
+    net.run(300, &all);
+    let st = net.nodes[0].status();
+    assert_eq!(st.confirmed_txs, 4_000);
+    assert!(st.pruned_txs >= 3_600, "{st:?}");
+    // What stays is what is not final yet: it does not grow with the history.
+    eprintln!(
+        "vertices held every 200 ms: {held:?}; accepted {}",
+        net.nodes[0].vertex_count()
+    );
+    let late = held[30..].iter().max().unwrap();
+    assert!(
+        *late < net.nodes[0].vertex_count() / 4 && *late < 400,
+        "held {held:?} of {}",
+        net.nodes[0].vertex_count()
+    );
+}
+
 fn recount(net: &Net, node: usize, hashes: &[Hash32], a: &Address) -> (i128, u64) {
-    let side = &net.nodes[node];
     let mut balance = 0i128;
     let mut next = 0;
     for h in hashes {
-        let Some(info) = side.tx(h) else { continue };
+        let Some(info) = net.info(node, h) else {
+            continue;
+        };
         let t = &info.tx.tx;
         let mine = t.sender.address() == *a;
         if mine && !matches!(info.status, TxStatus::Rejected { .. }) {
@@ -881,7 +1042,8 @@ impl MainChain {
             chain_id: 3,
             sender: self.sender.public(),
             nonce: self.nonce,
-            max_fee: 0,
+            // The sender pays the main chain's fee: blocks after the first few cost one.
+            max_fee: 1_000_000,
             kind,
         }
         .sign(&self.sender);

@@ -7,6 +7,11 @@
 //! that every node's final anchors equal the main chain's, each recomputed from the node's
 //! own DAG.
 //!
+//! Every seed runs twice, once with nodes that prune final history and once with nodes
+//! that keep it: every action of every node (what it sends, confirms, rejects, submits)
+//! must be the same in both runs, and the checks read pruned transactions back from what
+//! the nodes handed out to archive.
+//!
 //! A failing seed names itself; replay it with `CPC_SIDE_SIM_SEED=<seed> cargo test -p
 //! cpc-sidechain --test simulation -- --nocapture`. `CPC_SIDE_SIM_SEEDS` sets how many
 //! seeds run (24 by default, about a minute in a debug build).
@@ -17,7 +22,7 @@ use std::sync::Arc;
 use cpc_accel::{DispatchConfig, Dispatcher};
 use cpc_sidechain::{
     Action, Config, Group, Input, MachineKind, MachineTx, Message, SideChain, SignedMachineTx,
-    TxStatus, Vertex,
+    SignedVertex, TxInfo, TxStatus, Vertex,
 };
 use cpc_types::codec::Encode;
 use cpc_types::{Address, Hash32, SecretKey, sha256};
@@ -68,6 +73,11 @@ struct Sim {
     /// double spend, an honest gateway gets the other.
     rogue: SecretKey,
     twins: BTreeSet<Hash32>,
+    /// Per node, the transactions and vertices it pruned, as it handed them out.
+    archive: Vec<BTreeMap<Hash32, TxInfo>>,
+    archived: Vec<BTreeMap<Hash32, SignedVertex>>,
+    /// A hash chain over every node's actions but `Pruned`.
+    trace: Hash32,
 }
 
 fn fail(seed: u64, what: &str) -> ! {
@@ -77,7 +87,7 @@ fn fail(seed: u64, what: &str) -> ! {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Sim {
+    fn new(seed: u64, prune: bool) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.gen_range(4..=10);
         let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::from_bytes(rng.r#gen())).collect();
@@ -93,6 +103,7 @@ impl Sim {
         cfg.anchor_interval_ms = 300;
         cfg.heads_interval_ms = 100;
         cfg.reward_per_anchor = 1_000;
+        cfg.prune_history = prune;
         let nodes = keys
             .iter()
             .map(|k| SideChain::new(cfg.clone(), Some(k.clone()), accel.clone()).unwrap())
@@ -116,6 +127,9 @@ impl Sim {
             evidence: 0,
             rogue: SecretKey::from_bytes([77; 32]),
             twins: BTreeSet::new(),
+            archive: (0..n).map(|_| BTreeMap::new()).collect(),
+            archived: (0..n).map(|_| BTreeMap::new()).collect(),
+            trace: Hash32::ZERO,
         }
     }
 
@@ -149,8 +163,40 @@ impl Sim {
         self.keys.iter().position(|k| k.public() == *key).unwrap()
     }
 
+    /// What node `i` knows of transaction `h`, in memory or pruned.
+    fn tx(&self, i: usize, h: &Hash32) -> Option<TxInfo> {
+        self.nodes[i]
+            .tx(h)
+            .cloned()
+            .or_else(|| self.archive[i].get(h).cloned())
+    }
+
     fn apply(&mut self, from: usize, actions: Vec<Action>) {
+        // The trace takes one input's actions as a set: when a node refuses a vertex that
+        // builds on history it pruned, it may tell so before or after a confirmation the
+        // same input brings. Messages keep their order (it decides the random delays).
+        let mut lines: Vec<String> = actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Pruned { .. }))
+            .map(|a| match a {
+                // Why a node refused a vertex may read differently when the vertex builds
+                // on history that is gone; that it refused it may not.
+                Action::Rejected { vertex, .. } => format!("{} {from} rejected {vertex}", self.now),
+                a => format!("{} {from} {a:?}", self.now),
+            })
+            .collect();
+        lines.sort();
+        for line in lines {
+            self.trace = sha256(&[&self.trace.0, line.as_bytes()]);
+        }
         for a in actions {
+            if let Action::Pruned { txs, vertices } = a {
+                self.archive[from].extend(txs);
+                for v in vertices {
+                    self.archived[from].insert(v.vertex.id, v.vertex);
+                }
+                continue;
+            }
             match a {
                 Action::Send { to: Some(to), msg } => self.send(from, to as usize, &msg),
                 Action::Send { to: None, msg } => {
@@ -290,6 +336,7 @@ impl Sim {
                     &format!("node {from}: anchor {sequence} mismatch: {reason}"),
                 ),
                 Action::Confirmed { .. } => {}
+                Action::Pruned { .. } => unreachable!("archived above"),
             }
         }
     }
@@ -298,13 +345,48 @@ impl Sim {
         match ev {
             Ev::Deliver { to, from, bytes } => {
                 let msg = Message::decode_untrusted(&bytes).unwrap();
-                let out = self.nodes[to].handle(
+                let asked = match &msg {
+                    Message::Request(ids) => Some(ids.clone()),
+                    _ => None,
+                };
+                let mut out = self.nodes[to].handle(
                     self.now,
                     Input::Message {
                         from: from as u64,
                         msg,
                     },
                 );
+                // As a node does: what it pruned, its archive answers.
+                if let Some(ids) = asked {
+                    out.retain(|a| {
+                        !matches!(
+                            a,
+                            Action::Send {
+                                to: Some(_),
+                                msg: Message::Vertices(_)
+                            }
+                        )
+                    });
+                    let found: Vec<SignedVertex> = ids
+                        .iter()
+                        .take(256)
+                        .filter_map(|id| {
+                            self.nodes[to]
+                                .vertex(id)
+                                .map(|v| v.vertex.clone())
+                                .or_else(|| self.archived[to].get(id).cloned())
+                        })
+                        .collect();
+                    if !found.is_empty() {
+                        out.insert(
+                            0,
+                            Action::Send {
+                                to: Some(from as u64),
+                                msg: Message::Vertices(found),
+                            },
+                        );
+                    }
+                }
                 self.apply(to, out);
             }
             Ev::Submit { to, tx } => {
@@ -483,10 +565,10 @@ impl Sim {
         };
         // Conflicting spends never both confirm, on one node or across nodes.
         let mut winners: BTreeMap<cpc_sidechain::Slot, Hash32> = BTreeMap::new();
-        for (i, node) in self.nodes.iter().enumerate() {
+        for i in 0..self.n {
             for (a, b) in &self.conflicts {
-                let ca = node.tx(a).is_some_and(|t| confirmed(&t.status));
-                let cb = node.tx(b).is_some_and(|t| confirmed(&t.status));
+                let ca = self.tx(i, a).is_some_and(|t| confirmed(&t.status));
+                let cb = self.tx(i, b).is_some_and(|t| confirmed(&t.status));
                 if ca && cb {
                     fail(
                         seed,
@@ -495,7 +577,7 @@ impl Sim {
                 }
                 for (h, c) in [(a, ca), (b, cb)] {
                     if c {
-                        let slot = node.tx(h).unwrap().tx.tx.slot();
+                        let slot = self.tx(i, h).unwrap().tx.tx.slot();
                         if *winners.entry(slot).or_insert(*h) != *h {
                             fail(
                                 seed,
@@ -512,7 +594,7 @@ impl Sim {
                 continue;
             }
             for h in &self.honest_txs {
-                match node.tx(h).map(|t| &t.status) {
+                match self.tx(i, h).map(|t| t.status) {
                     Some(TxStatus::Final { .. }) => {}
                     other => fail(
                         seed,
@@ -547,7 +629,10 @@ impl Sim {
                 continue;
             }
             let st = node.status();
-            if st.confirmed_txs as usize != node_confirmed(node, &self.honest_txs, &self.conflicts)
+            let c = |h: &Hash32| self.tx(i, h).is_some_and(|t| confirmed(&t.status));
+            let all = self.conflicts.iter().flat_map(|(a, b)| [a, b]);
+            if st.confirmed_txs as usize
+                != self.honest_txs.iter().chain(all).filter(|h| c(h)).count()
             {
                 fail(seed, &format!("node {i} miscounts confirmed transactions"));
             }
@@ -555,7 +640,7 @@ impl Sim {
             let mut recount: BTreeMap<Address, i128> = BTreeMap::new();
             let all = self.conflicts.iter().flat_map(|(a, b)| [a, b]);
             for h in self.honest_txs.iter().chain(all) {
-                let Some(t) = node.tx(h).filter(|t| confirmed(&t.status)) else {
+                let Some(t) = self.tx(i, h).filter(|t| confirmed(&t.status)) else {
                     continue;
                 };
                 let from = t.tx.tx.sender.address();
@@ -585,31 +670,27 @@ impl Sim {
     }
 }
 
-fn node_confirmed(node: &SideChain, honest: &[Hash32], conflicts: &[(Hash32, Hash32)]) -> usize {
-    let c = |h: &Hash32| {
-        node.tx(h).is_some_and(|t| {
-            matches!(
-                t.status,
-                TxStatus::Confirmed | TxStatus::Anchored { .. } | TxStatus::Final { .. }
-            )
-        })
-    };
-    honest.iter().filter(|h| c(h)).count()
-        + conflicts
-            .iter()
-            .map(|(a, b)| usize::from(c(a)) + usize::from(c(b)))
-            .sum::<usize>()
-}
-
 fn run_seed(seed: u64) {
-    let mut sim = Sim::new(seed);
-    sim.run();
-    sim.check();
+    let mut kept = Sim::new(seed, false);
+    kept.run();
+    kept.check();
+    let mut pruned = Sim::new(seed, true);
+    pruned.run();
+    pruned.check();
+    if pruned.trace != kept.trace {
+        fail(seed, "pruning changed what a node did");
+    }
+    let held: u64 = pruned.nodes.iter().map(|n| n.status().vertices).sum();
+    let all: u64 = kept.nodes.iter().map(|n| n.status().vertices).sum();
+    let txs: u64 = pruned.nodes.iter().map(|n| n.status().pruned_txs).sum();
+    if txs == 0 || held >= all {
+        fail(seed, "nothing was pruned");
+    }
     eprintln!(
-        "seed {seed}: {} gateways, {} anchors, {} equivocation reports",
-        sim.n,
-        sim.main.len(),
-        sim.evidence
+        "seed {seed}: {} gateways, {} anchors, {} equivocation reports; pruning kept {held} of {all} vertices, dropped {txs} transactions",
+        kept.n,
+        kept.main.len(),
+        kept.evidence
     );
 }
 

@@ -14,6 +14,7 @@
 //! | `chunks` | chunk id (SHA-256) | an encrypted data chunk or manifest this node stores |
 //! | `kfrags` | stream id, grantee | a kfrag this node holds as a proxy |
 //! | `keys` | account address | the account's signed umbral key announcement |
+//! | `side` | group id, `v` or `t`, vertex id or transaction hash | side-chain history the node pruned from memory |
 //!
 //! A committed block is one atomic write batch: header, body, receipts, index entries,
 //! the state changes and the new head. A crash leaves the store at the last committed
@@ -41,7 +42,8 @@ const CF_JOURNAL: &str = "journal";
 const CF_CHUNKS: &str = "chunks";
 const CF_KFRAGS: &str = "kfrags";
 const CF_KEYS: &str = "keys";
-const FAMILIES: [&str; 10] = [
+const CF_SIDE: &str = "side";
+const FAMILIES: [&str; 11] = [
     CF_HEADERS,
     CF_BODIES,
     CF_RECEIPTS,
@@ -52,6 +54,7 @@ const FAMILIES: [&str; 10] = [
     CF_CHUNKS,
     CF_KFRAGS,
     CF_KEYS,
+    CF_SIDE,
 ];
 
 const META_FORMAT: &[u8] = b"format";
@@ -148,6 +151,13 @@ impl Store {
         opts.create_missing_column_families(true);
         opts.set_max_open_files(256);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Flushes and compactions yield to consensus and the side chain: on a small
+        // appliance they otherwise take the cores in bursts and show as latency.
+        if let Ok(mut env) = rocksdb::Env::new() {
+            env.lower_thread_pool_cpu_priority();
+            env.lower_high_priority_thread_pool_cpu_priority();
+            opts.set_env(&env);
+        }
         let non_empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some());
         match DB::list_cf(&opts, &path) {
             Ok(found) => {
@@ -467,6 +477,47 @@ impl Store {
             .collect()
     }
 
+    /// Archives side-chain history of group `group` that the node pruned from memory:
+    /// vertex records and transaction records under their ids, in one write.
+    pub fn side_archive(
+        &self,
+        group: &Hash32,
+        vertices: &[(Hash32, Vec<u8>)],
+        txs: &[(Hash32, Vec<u8>)],
+    ) -> Result<(), StorageError> {
+        let cf = self.cf(CF_SIDE)?;
+        let mut batch = WriteBatch::default();
+        for (tag, records) in [(b'v', vertices), (b't', txs)] {
+            for (id, value) in records {
+                batch.put_cf(cf, side_key(group, tag, id), value);
+            }
+        }
+        // Neither synced nor logged: the side-chain log holds the same history, and a
+        // restart replays it (a crash loses at most the unflushed part of the archive).
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// An archived side-chain vertex record of group `group`.
+    pub fn side_vertex(
+        &self,
+        group: &Hash32,
+        id: &Hash32,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_SIDE)?, side_key(group, b'v', id))?)
+    }
+
+    /// An archived side-chain transaction record of group `group`.
+    pub fn side_tx(&self, group: &Hash32, hash: &Hash32) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_SIDE)?, side_key(group, b't', hash))?)
+    }
+
     /// Stores a kfrag this node holds as a proxy.
     pub fn kfrag_put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         self.db.put_cf(self.cf(CF_KFRAGS)?, key, value)?;
@@ -500,4 +551,13 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The key of a side-chain archive record.
+fn side_key(group: &Hash32, tag: u8, id: &Hash32) -> [u8; 65] {
+    let mut k = [0u8; 65];
+    k[..32].copy_from_slice(&group.0);
+    k[32] = tag;
+    k[33..].copy_from_slice(&id.0);
+    k
 }

@@ -171,3 +171,24 @@ fn chunks_and_kfrags_are_stored_and_survive_reopening() {
     s.kfrag_delete(b"stream-grantee").unwrap();
     assert!(s.kfrags().unwrap().is_empty());
 }
+
+#[test]
+fn side_chain_archive_survives_a_reopen_and_keeps_groups_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Hash32([7; 32]);
+    let (one, two) = (Hash32([1; 32]), Hash32([2; 32]));
+    let id = Hash32([3; 32]);
+    {
+        let s = Store::open(&config(dir.path()), g).unwrap();
+        s.side_archive(&one, &[(id, b"vertex".to_vec())], &[(id, b"tx".to_vec())])
+            .unwrap();
+    }
+    let s = Store::open(&config(dir.path()), g).unwrap();
+    assert_eq!(
+        s.side_vertex(&one, &id).unwrap().as_deref(),
+        Some(&b"vertex"[..])
+    );
+    assert_eq!(s.side_tx(&one, &id).unwrap().as_deref(), Some(&b"tx"[..]));
+    assert_eq!(s.side_vertex(&two, &id).unwrap(), None);
+    assert_eq!(s.side_tx(&one, &Hash32([4; 32])).unwrap(), None);
+}
