@@ -878,23 +878,36 @@ impl Task {
         if self.node.lock().is_none() && !self.open_group() {
             return;
         }
-        let head = self.chain.height();
-        while self.fed < head {
-            let blocks = match self.chain.blocks_from(self.fed + 1, 64, 8 << 20) {
-                Ok(b) if !b.is_empty() => b,
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read main-chain blocks for the side chain");
-                    return;
-                }
-            };
-            for b in blocks {
-                self.fed = b.header.height;
-                for input in cpc_sidechain::inputs_from_block(&self.node.group_id, &b.txs) {
-                    self.input(input);
-                }
+        while let Some(inputs) = self.next_main_chain_inputs() {
+            for input in inputs {
+                self.input(input);
             }
         }
+    }
+
+    /// The side inputs of the next main-chain blocks committed since `fed` (at most 64);
+    /// `None` once there are none.
+    fn next_main_chain_inputs(&mut self) -> Option<Vec<Input>> {
+        if self.fed >= self.chain.height() {
+            return None;
+        }
+        let blocks = match self.chain.blocks_from(self.fed + 1, 64, 8 << 20) {
+            Ok(b) if !b.is_empty() => b,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read main-chain blocks for the side chain");
+                return None;
+            }
+        };
+        let mut inputs = Vec::new();
+        for b in blocks {
+            self.fed = b.header.height;
+            inputs.extend(cpc_sidechain::inputs_from_block(
+                &self.node.group_id,
+                &b.txs,
+            ));
+        }
+        Some(inputs)
     }
 
     /// Archives what a replay pruned.
@@ -933,22 +946,10 @@ impl Task {
     /// Feeds the main chain's side locks and anchors committed since `fed` into `s`
     /// before it is shared (at start, ahead of the log's replay).
     fn feed_into(&mut self, s: &mut SideChain) {
-        let head = self.chain.height();
-        while self.fed < head {
-            let blocks = match self.chain.blocks_from(self.fed + 1, 64, 8 << 20) {
-                Ok(b) if !b.is_empty() => b,
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read main-chain blocks for the side chain");
-                    return;
-                }
-            };
-            for b in blocks {
-                self.fed = b.header.height;
-                for input in cpc_sidechain::inputs_from_block(&self.node.group_id, &b.txs) {
-                    let out = s.handle(cpc_api::now_ms(), input);
-                    self.archive_pruned(out);
-                }
+        while let Some(inputs) = self.next_main_chain_inputs() {
+            for input in inputs {
+                let out = s.handle(cpc_api::now_ms(), input);
+                self.archive_pruned(out);
             }
         }
     }

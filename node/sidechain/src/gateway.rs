@@ -1377,30 +1377,19 @@ impl SideChain {
 
     fn retry_waiting(&mut self, out: &mut Vec<Action>) {
         loop {
-            let ready: Vec<VertexId> = self
-                .waiting
-                .iter()
-                .filter(|(_, (v, _, _))| {
-                    v.vertex
-                        .parents
-                        .iter()
-                        .all(|p| self.vertices.contains_key(p))
-                })
-                .map(|(id, _)| *id)
-                .collect();
+            // Ready: every parent held. Doomed: a parent pruned while the vertex waited
+            // (see `receive`).
+            let mut ready = Vec::new();
+            let mut doomed = Vec::new();
+            for (id, (v, _, _)) in &self.waiting {
+                let parents = &v.vertex.parents;
+                if parents.iter().any(|p| self.pruned_known.contains_key(p)) {
+                    doomed.push(*id);
+                } else if parents.iter().all(|p| self.vertices.contains_key(p)) {
+                    ready.push(*id);
+                }
+            }
             let mut progressed = false;
-            // A parent pruned while the vertex waited: see `receive`.
-            let doomed: Vec<VertexId> = self
-                .waiting
-                .iter()
-                .filter(|(_, (v, _, _))| {
-                    v.vertex
-                        .parents
-                        .iter()
-                        .any(|p| self.pruned_known.contains_key(p))
-                })
-                .map(|(id, _)| *id)
-                .collect();
             for id in doomed {
                 let (v, _, _) = self.waiting.remove(&id).expect("waiting");
                 self.own_waiting -= usize::from(Some(&v.vertex.creator) == self.own_key());
