@@ -376,17 +376,18 @@ impl SideNode {
         }
     }
 
+    /// A record of the store's archive; a read error is logged and reads as none.
+    fn read_archive(read: Result<Option<Vec<u8>>, cpc_storage::StorageError>) -> Option<Vec<u8>> {
+        read.inspect_err(|e| tracing::warn!(error = %e, "cannot read the side-chain archive"))
+            .ok()?
+    }
+
     /// A vertex from the archive.
     fn archived_vertex(&self, id: &Hash32) -> Option<VertexInfo> {
         if let Some(v) = self.in_flight().vertices.get(id) {
             return Some(VertexInfo::clone(v));
         }
-        let rec = self
-            .chain
-            .store()
-            .side_vertex(&self.group_id, id)
-            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the side-chain archive"))
-            .ok()??;
+        let rec = Self::read_archive(self.chain.store().side_vertex(&self.group_id, id))?;
         let len = u32::from_be_bytes(rec.get(..4)?.try_into().ok()?) as usize;
         let head: VertexRecord = serde_json::from_slice(rec.get(4..4 + len)?).ok()?;
         let vertex: SignedVertex = decode_exact(rec.get(4 + len..)?).ok()?;
@@ -399,23 +400,23 @@ impl SideNode {
         ))
     }
 
-    /// A transaction from the archive, its body from a vertex that holds it.
+    /// Whether the archive holds transaction `hash` (without reading its body).
+    fn is_archived_tx(&self, hash: &Hash32) -> bool {
+        self.in_flight().txs.contains_key(hash)
+            || Self::read_archive(self.chain.store().side_tx(&self.group_id, hash)).is_some()
+    }
+
+    /// A transaction from the archive, its body from a vertex that holds it (held in
+    /// memory, or archived).
     fn archived_tx(&self, hash: &Hash32) -> Option<TxInfo> {
         if let Some(t) = self.in_flight().txs.get(hash) {
             return Some(TxInfo::clone(t));
         }
-        let rec = self
-            .chain
-            .store()
-            .side_tx(&self.group_id, hash)
-            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the side-chain archive"))
-            .ok()??;
+        let rec = Self::read_archive(self.chain.store().side_tx(&self.group_id, hash))?;
         let rec: TxRecord = serde_json::from_slice(&rec).ok()?;
         let tx = rec.tx.or_else(|| {
             rec.vertices.iter().find_map(|id| {
-                let v = self
-                    .archived_vertex(id)
-                    .or_else(|| self.lock().as_ref()?.vertex(id).cloned())?;
+                let v = SideService::vertex(self, id)?;
                 v.vertex.vertex.txs.into_iter().find(|t| t.hash() == *hash)
             })
         })?;
@@ -456,7 +457,7 @@ impl SideService for SideNode {
         let res: Vec<_> = res
             .into_iter()
             .map(|r| match r {
-                Err(SideError::NonceFinal { tx, .. }) if self.archived_tx(&tx).is_some() => Ok(tx),
+                Err(SideError::NonceFinal { tx, .. }) if self.is_archived_tx(&tx) => Ok(tx),
                 r => r,
             })
             .collect();
