@@ -6,6 +6,7 @@
 # gateway 1) and confirmation latency p50/p99 as the gateway that took each sampled
 # transaction measured it (first sight to confirmation).
 # PRUNE=0 keeps the whole side-chain history in memory (the baseline for memory).
+# SAMPLES=file.csv writes every latency sample with the time its transaction was first seen.
 # Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release PRUNE=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +54,8 @@ args=()
 for i in 1 2 3 4; do args+=(--gateway-home "$net/node$i" --node-pid "${pids[$((i - 1))]}"); done
 rc=0
 "$cpchain" sidechain loadgen "${args[@]}" --machines "${MACHINES:-1000}" \
-  --txs "${TXS:-50000}" --batch "${BATCH:-500}" --rate "${RATE:-10000}" ${JSON:+--json} || rc=$?
+  --txs "${TXS:-50000}" --batch "${BATCH:-500}" --rate "${RATE:-10000}" ${JSON:+--json} \
+  ${SAMPLES:+--samples "$SAMPLES"} || rc=$?
 for i in 1 2 3 4; do
   "$cpchain" sidechain status --home "$net/node$i" | python3 -c '
 import json, sys

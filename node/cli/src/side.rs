@@ -34,7 +34,7 @@ use cpc_sidechain::{
     Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, SignedVertex, Status,
     TxInfo, TxStatus, VertexInfo,
 };
-use cpc_types::codec::decode_exact;
+use cpc_types::codec::{Decode, DecodeError, Reader};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
 
@@ -292,25 +292,109 @@ pub(crate) struct SideNode {
     in_flight: Mutex<InFlight>,
 }
 
-/// A pruned vertex as the archive keeps it, after its encoding: what the API shows.
-#[derive(Serialize, Deserialize)]
-struct VertexRecord {
-    creator: usize,
-    seen_by: u64,
-    confirmed_ms: Option<u64>,
-    anchor: Option<u64>,
+/// A pruned vertex as the archive keeps it, in the canonical encoding: what this node
+/// derived from it (creator, gateways that saw it, when it confirmed, its anchor), then
+/// the vertex.
+fn encode_vertex_record(v: &VertexInfo) -> Vec<u8> {
+    let mut rec = Vec::with_capacity(64 + 160 * v.vertex.vertex.txs.len());
+    u32::try_from(v.creator)
+        .unwrap_or(u32::MAX)
+        .encode_to(&mut rec);
+    v.seen_by.encode_to(&mut rec);
+    v.confirmed_ms.encode_to(&mut rec);
+    v.anchor.encode_to(&mut rec);
+    v.vertex.encode_to(&mut rec);
+    rec
 }
 
-/// A pruned transaction as the archive keeps it; its body is in the vertices that hold it,
-/// or here when none does (it was refused).
-#[derive(Serialize, Deserialize)]
-struct TxRecord {
+fn decode_vertex_record(bytes: &[u8]) -> Result<VertexInfo, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let creator = u32::decode_from(&mut r)? as usize;
+    let seen_by = u64::decode_from(&mut r)?;
+    let confirmed_ms = Option::<u64>::decode_from(&mut r)?;
+    let anchor = Option::<u64>::decode_from(&mut r)?;
+    let vertex = SignedVertex::decode_from(&mut r)?;
+    if r.remaining() > 0 {
+        return Err(DecodeError::TrailingBytes(r.remaining()));
+    }
+    Ok(VertexInfo::archived(
+        vertex,
+        creator,
+        seen_by,
+        confirmed_ms,
+        anchor,
+    ))
+}
+
+/// A pruned transaction as the archive keeps it, in the canonical encoding: its status,
+/// when it was first seen, its latency and the vertices that hold it; its body only when
+/// none does (it was refused), as the vertices hold it otherwise.
+fn encode_tx_record(t: &TxInfo) -> Vec<u8> {
+    let mut rec = Vec::with_capacity(64 + 32 * t.vertices.len());
+    match &t.status {
+        TxStatus::Pending => rec.push(0),
+        TxStatus::Confirmed => rec.push(1),
+        TxStatus::Anchored { anchor } => {
+            rec.push(2);
+            anchor.encode_to(&mut rec);
+        }
+        TxStatus::Final { anchor } => {
+            rec.push(3);
+            anchor.encode_to(&mut rec);
+        }
+        TxStatus::Rejected { reason } => {
+            rec.push(4);
+            reason.encode_to(&mut rec);
+        }
+    }
+    t.first_seen_ms.encode_to(&mut rec);
+    t.latency_ms.encode_to(&mut rec);
+    t.vertices.encode_to(&mut rec);
+    t.vertices.is_empty().then_some(&t.tx).encode_to(&mut rec);
+    rec
+}
+
+/// A transaction record: the transaction without its body, and the body if it has one.
+fn decode_tx_record(bytes: &[u8]) -> Result<(TxInfoHead, Option<SignedMachineTx>), DecodeError> {
+    let mut r = Reader::new(bytes);
+    let status = match r.tag()? {
+        0 => TxStatus::Pending,
+        1 => TxStatus::Confirmed,
+        2 => TxStatus::Anchored {
+            anchor: u64::decode_from(&mut r)?,
+        },
+        3 => TxStatus::Final {
+            anchor: u64::decode_from(&mut r)?,
+        },
+        4 => TxStatus::Rejected {
+            reason: String::decode_from(&mut r)?,
+        },
+        tag => {
+            return Err(DecodeError::InvalidTag {
+                what: "tx status",
+                tag,
+            });
+        }
+    };
+    let head = TxInfoHead {
+        status,
+        first_seen_ms: u64::decode_from(&mut r)?,
+        latency_ms: Option::<u64>::decode_from(&mut r)?,
+        vertices: Vec::<Hash32>::decode_from(&mut r)?,
+    };
+    let tx = Option::<SignedMachineTx>::decode_from(&mut r)?;
+    if r.remaining() > 0 {
+        return Err(DecodeError::TrailingBytes(r.remaining()));
+    }
+    Ok((head, tx))
+}
+
+/// What a transaction record holds besides the body.
+struct TxInfoHead {
     status: TxStatus,
     first_seen_ms: u64,
     latency_ms: Option<u64>,
     vertices: Vec<Hash32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    tx: Option<SignedMachineTx>,
 }
 
 /// Pruned history on its way to the store, by id: the archive thread writes it while
@@ -333,37 +417,18 @@ impl SideNode {
     /// write loses only what the API and peers could read back: the side-chain log still
     /// holds the history.
     fn write_archive(&self, (vertices, txs): &ArchiveBatch) {
-        let vs: Vec<(Hash32, Vec<u8>)> = vertices
+        let mut vs: Vec<(Hash32, Vec<u8>)> = vertices
             .iter()
-            .map(|v| {
-                let head = serde_json::to_vec(&VertexRecord {
-                    creator: v.creator,
-                    seen_by: v.seen_by,
-                    confirmed_ms: v.confirmed_ms,
-                    anchor: v.anchor,
-                })
-                .expect("plain fields serialize");
-                let mut rec = Vec::with_capacity(4 + head.len() + 256);
-                rec.extend_from_slice(&u32::try_from(head.len()).unwrap_or(u32::MAX).to_be_bytes());
-                rec.extend_from_slice(&head);
-                v.vertex.encode_to(&mut rec);
-                (v.vertex.id, rec)
-            })
+            .map(|v| (v.vertex.id, encode_vertex_record(v)))
             .collect();
-        let ts: Vec<(Hash32, Vec<u8>)> = txs
+        let mut ts: Vec<(Hash32, Vec<u8>)> = txs
             .iter()
-            .map(|(hash, t)| {
-                let rec = TxRecord {
-                    status: t.status.clone(),
-                    first_seen_ms: t.first_seen_ms,
-                    latency_ms: t.latency_ms,
-                    tx: t.vertices.is_empty().then(|| t.tx.clone()),
-                    vertices: t.vertices.clone(),
-                };
-                let bytes = serde_json::to_vec(&rec).expect("plain fields serialize");
-                (*hash, bytes)
-            })
+            .map(|(hash, t)| (*hash, encode_tx_record(t)))
             .collect();
+        // In key order: the memtable then inserts each next to the last, instead of
+        // searching its skip list from the top for every random hash.
+        vs.sort_unstable_by_key(|(id, _)| *id);
+        ts.sort_unstable_by_key(|(hash, _)| *hash);
         if let Err(e) = self.chain.store().side_archive(&self.group_id, &vs, &ts) {
             tracing::warn!(error = %e, "cannot archive pruned side-chain history; the API will not find it");
         }
@@ -388,16 +453,9 @@ impl SideNode {
             return Some(VertexInfo::clone(v));
         }
         let rec = Self::read_archive(self.chain.store().side_vertex(&self.group_id, id))?;
-        let len = u32::from_be_bytes(rec.get(..4)?.try_into().ok()?) as usize;
-        let head: VertexRecord = serde_json::from_slice(rec.get(4..4 + len)?).ok()?;
-        let vertex: SignedVertex = decode_exact(rec.get(4 + len..)?).ok()?;
-        Some(VertexInfo::archived(
-            vertex,
-            head.creator,
-            head.seen_by,
-            head.confirmed_ms,
-            head.anchor,
-        ))
+        decode_vertex_record(&rec)
+            .inspect_err(|e| tracing::warn!(%id, error = %e, "an archived side-chain vertex does not decode"))
+            .ok()
     }
 
     /// Whether the archive holds transaction `hash` (without reading its body).
@@ -413,8 +471,10 @@ impl SideNode {
             return Some(TxInfo::clone(t));
         }
         let rec = Self::read_archive(self.chain.store().side_tx(&self.group_id, hash))?;
-        let rec: TxRecord = serde_json::from_slice(&rec).ok()?;
-        let tx = rec.tx.or_else(|| {
+        let (rec, tx) = decode_tx_record(&rec)
+            .inspect_err(|e| tracing::warn!(%hash, error = %e, "an archived side-chain transaction does not decode"))
+            .ok()?;
+        let tx = tx.or_else(|| {
             rec.vertices.iter().find_map(|id| {
                 let v = SideService::vertex(self, id)?;
                 v.vertex.vertex.txs.into_iter().find(|t| t.hash() == *hash)
@@ -1160,5 +1220,77 @@ mod tests {
         assert_eq!(back, vs);
         let heads = Message::Heads(vec![Hash32([3; 32])]);
         assert_eq!(split(&heads), vec![heads.encode()]);
+    }
+
+    #[test]
+    fn archive_records_round_trip_and_garbage_is_refused() {
+        let key = SecretKey::from_bytes([7; 32]);
+        let machine = SecretKey::from_bytes([8; 32]);
+        let group = Group::id_of("district-7");
+        let tx = cpc_sidechain::MachineTx {
+            group_id: group,
+            sender: machine.public(),
+            nonce: 3,
+            kind: cpc_sidechain::MachineKind::Event {
+                event_type: 2,
+                data_hash: Hash32([9; 32]),
+                x: 10,
+                y: 20,
+            },
+        }
+        .sign(&machine);
+        let vertex = cpc_sidechain::Vertex {
+            group_id: group,
+            creator: key.public(),
+            sequence: 4,
+            timestamp_ms: 1_000,
+            parents: vec![Hash32([1; 32])],
+            txs: vec![tx.clone()],
+        }
+        .sign(&key);
+        let v = VertexInfo::archived(vertex.clone(), 2, 0b1011, Some(1_234), Some(7));
+        let back = decode_vertex_record(&encode_vertex_record(&v)).unwrap();
+        assert_eq!(back.vertex, vertex);
+        assert_eq!(
+            (back.creator, back.seen_by, back.confirmed_ms, back.anchor),
+            (2, 0b1011, Some(1_234), Some(7))
+        );
+        for (status, vertices) in [
+            (TxStatus::Final { anchor: 7 }, vec![vertex.id]),
+            (
+                TxStatus::Anchored { anchor: 6 },
+                vec![vertex.id, Hash32([2; 32])],
+            ),
+            (TxStatus::Confirmed, vec![vertex.id]),
+            (TxStatus::Pending, vec![vertex.id]),
+            (
+                TxStatus::Rejected {
+                    reason: "nonce gap".into(),
+                },
+                Vec::new(),
+            ),
+        ] {
+            let t = TxInfo {
+                tx: tx.clone(),
+                status: status.clone(),
+                first_seen_ms: 999,
+                latency_ms: Some(12),
+                vertices: vertices.clone(),
+            };
+            let rec = encode_tx_record(&t);
+            let (head, body) = decode_tx_record(&rec).unwrap();
+            assert_eq!(head.status, status);
+            assert_eq!((head.first_seen_ms, head.latency_ms), (999, Some(12)));
+            assert_eq!(head.vertices, vertices);
+            // The body is kept only when no vertex holds it.
+            assert_eq!(body, vertices.is_empty().then(|| tx.clone()));
+            // Truncated or extended records are refused, never misread.
+            assert!(decode_tx_record(&rec[..rec.len() - 1]).is_err());
+            assert!(decode_tx_record(&[rec.as_slice(), &[0]].concat()).is_err());
+        }
+        let rec = encode_vertex_record(&v);
+        assert!(decode_vertex_record(&rec[..rec.len() - 1]).is_err());
+        assert!(decode_vertex_record(b"{\"creator\":1}").is_err());
+        assert!(decode_tx_record(&[9]).is_err());
     }
 }

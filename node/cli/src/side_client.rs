@@ -67,6 +67,10 @@ pub(crate) struct LoadgenArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Write each latency sample to this CSV file (gateway, first seen in Unix ms,
+    /// latency in ms), to see when in the run the slow ones were taken.
+    #[arg(long)]
+    samples: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -407,13 +411,20 @@ fn loadgen(args: &LoadgenArgs) -> Result<ExitCode> {
         )
     });
     let mut latencies: Vec<f64> = Vec::new();
+    let mut csv = String::from("gateway,first_seen_ms,latency_ms\n");
     for (i, t) in txs.iter().enumerate().step_by(step) {
-        let client = &clients[(i / batch) % clients.len()];
-        if let Ok(v) = client.get(&format!("/v1/sidechain/txs/{}", t.hash()))
+        let gateway = (i / batch) % clients.len();
+        if let Ok(v) = clients[gateway].get(&format!("/v1/sidechain/txs/{}", t.hash()))
             && let Some(ms) = v["latency_ms"].as_u64()
         {
             latencies.push(ms as f64);
+            let seen = v["first_seen_ms"].as_u64().unwrap_or(0);
+            csv.push_str(&format!("{},{seen},{ms}\n", gateway + 1));
         }
+    }
+    if let Some(path) = &args.samples {
+        std::fs::write(path, csv)
+            .with_context(|| format!("cannot write the samples to {}", path.display()))?;
     }
     latencies.sort_by(f64::total_cmp);
     let secs = last_rise.duration_since(start).as_secs_f64().max(1e-9);

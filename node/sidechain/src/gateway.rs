@@ -35,6 +35,9 @@ const MAX_PROPOSALS: usize = 64;
 /// Pruned slots summarised per input at most (see `absorb_some`).
 const ABSORB_BUDGET: usize = 512;
 
+/// Pruned slots summarised per millisecond at least, however small the backlog.
+const ABSORB_MIN_PACE: usize = 4;
+
 /// Removed vertices remembered by id, so that a peer's heads or answers naming them are
 /// not fetched again (2 MB).
 const RECENT_PRUNED: usize = 1 << 16;
@@ -496,8 +499,13 @@ struct View<'a> {
 
 /// Why a transaction cannot go into a vertex.
 enum Refusal {
-    /// Not yet: it may become valid (nonce gap, lock not yet known).
-    Wait(String),
+    /// Not yet: it may become valid (nonce gap, lock not yet known). `unseen`: what it
+    /// waits for (its sender's previous nonce, its lock) is nowhere in this node's
+    /// history yet, so only news of its own account can change the verdict.
+    Wait {
+        reason: String,
+        unseen: bool,
+    },
     Invalid(String),
 }
 
@@ -528,6 +536,11 @@ pub struct SideChain {
     locks: Map<Hash32, (Address, u64)>,
     accounts: Map<Address, Account>,
     pool: VecDeque<TxKey>,
+    /// Pool transactions that wait for something of their sender not yet seen (the
+    /// previous nonce, the lock), by sender: out of the pool, which every vertex scans,
+    /// until a transaction of that account arrives in a vertex or its lock is final.
+    parked: BTreeMap<Address, Vec<TxKey>>,
+    parked_len: usize,
     unconfirmed_with_txs: BTreeSet<VertexId>,
     my_seq: u64,
     my_last: Option<VertexId>,
@@ -582,6 +595,11 @@ pub struct SideChain {
     unpruned: Map<VertexId, ()>,
     /// Accounts with pruned slots to summarise.
     absorbing: BTreeSet<Address>,
+    /// Pruned slots still to summarise (an upper bound), the pace at which they are (slots
+    /// per millisecond of input time), and when the last were.
+    absorb_backlog: usize,
+    absorb_pace: usize,
+    last_absorb_ms: u64,
     /// Transactions refused from the pool, oldest first: forgotten a while later.
     refused: VecDeque<(u64, Hash32)>,
 }
@@ -630,6 +648,8 @@ impl SideChain {
             locks: map(),
             accounts: map(),
             pool: VecDeque::new(),
+            parked: BTreeMap::new(),
+            parked_len: 0,
             unconfirmed_with_txs: BTreeSet::new(),
             my_seq: 0,
             my_last: None,
@@ -665,6 +685,9 @@ impl SideChain {
             accepted: 0,
             unpruned: map(),
             absorbing: BTreeSet::new(),
+            absorb_backlog: 0,
+            absorb_pace: ABSORB_MIN_PACE,
+            last_absorb_ms: 0,
             refused: VecDeque::new(),
             cfg,
         })
@@ -691,6 +714,7 @@ impl SideChain {
                 amount,
             } => {
                 self.locks.insert(id, (account, amount));
+                self.unpark(&account);
                 self.retry_waiting(&mut out);
             }
             Input::AnchorFinal {
@@ -718,9 +742,8 @@ impl SideChain {
         if self.prune_due {
             self.prune_due = false;
             self.prune(&mut out);
-        } else if !self.absorbing.is_empty() {
-            self.absorb_some(&mut out);
         }
+        self.absorb_paced(&mut out);
         out
     }
 
@@ -790,7 +813,7 @@ impl SideChain {
                     nonce: tx.tx.nonce,
                     tx: hash,
                 })
-            } else if self.pool.len() >= self.cfg.max_pool {
+            } else if self.pool.len() + self.parked_len >= self.cfg.max_pool {
                 Err(SideError::PoolFull)
             } else {
                 let slot = tx.tx.slot();
@@ -896,7 +919,7 @@ impl SideChain {
             pruned_txs: self.pruned_txs,
             confirmed_vertices: self.confirmed_vertices,
             confirmed_txs: self.confirmed_txs,
-            pool: self.pool.len(),
+            pool: self.pool.len() + self.parked_len,
             last_anchor,
             scores: self.scores.clone(),
             rewards: self.rewards.clone(),
@@ -979,7 +1002,7 @@ impl SideChain {
         let txs = &mut self.txs;
         let accounts = &mut self.accounts;
         let refused = &mut self.refused;
-        self.pool.retain(|k| {
+        let mut keep = |k: &TxKey| {
             let Some(info) = txs.get_mut(&k.hash) else {
                 // Pruned: included by another gateway and final.
                 if let Some(a) = accounts.get_mut(&k.slot.sender) {
@@ -1002,7 +1025,22 @@ impl SideChain {
                 a.unpool(k.slot.nonce);
             }
             false
+        };
+        self.pool.retain(&mut keep);
+        self.parked.retain(|_, keys| {
+            keys.retain(&mut keep);
+            !keys.is_empty()
         });
+        self.parked_len = self.parked.values().map(Vec::len).sum();
+    }
+
+    /// Puts the transactions of `sender` that waited for news of that account back in
+    /// the pool.
+    fn unpark(&mut self, sender: &Address) {
+        if let Some(keys) = self.parked.remove(sender) {
+            self.parked_len -= keys.len();
+            self.pool.extend(keys);
+        }
     }
 
     /// Hands out transactions refused from the pool a while ago (clients had the time to
@@ -1100,11 +1138,10 @@ impl SideChain {
         };
         // Transactions that leave the pool: included here or by another gateway, or invalid.
         let mut left = Vec::new();
-        while let Some(key) = self.pool.pop_front() {
-            if txs.len() >= self.cfg.max_batch {
-                keep.push_back(key);
-                continue;
-            }
+        // Up to a full batch: what waits behind it is not looked at.
+        while txs.len() < self.cfg.max_batch
+            && let Some(key) = self.pool.pop_front()
+        {
             left.push(key.slot);
             // Pruned: included by another gateway and final.
             let Some(info) = self.txs.get(&key.hash) else {
@@ -1121,9 +1158,14 @@ impl SideChain {
                     keys.push(key);
                     occs.push(occ);
                 }
-                Err(Refusal::Wait(_)) => {
+                Err(Refusal::Wait { unseen, .. }) => {
                     left.pop();
-                    keep.push_back(key);
+                    if unseen {
+                        self.parked.entry(key.slot.sender).or_default().push(key);
+                        self.parked_len += 1;
+                    } else {
+                        keep.push_back(key);
+                    }
                 }
                 Err(Refusal::Invalid(reason)) => {
                     if let Some(info) = self.txs.get_mut(&key.hash) {
@@ -1133,7 +1175,10 @@ impl SideChain {
                 }
             }
         }
-        self.pool = keep;
+        // Those that wait stay ahead of the ones not looked at, in their order.
+        while let Some(key) = keep.pop_back() {
+            self.pool.push_front(key);
+        }
         for slot in left {
             if let Some(a) = self.accounts.get_mut(&slot.sender) {
                 a.unpool(slot.nonce);
@@ -1407,11 +1452,11 @@ impl SideChain {
                         self.insert(v, keys, occs, out);
                         progressed = true;
                     }
-                    Err(Refusal::Wait(_)) if self.now < since + self.cfg.max_pending_ms => {
+                    Err(Refusal::Wait { .. }) if self.now < since + self.cfg.max_pending_ms => {
                         self.own_waiting += own;
                         self.waiting.insert(id, (v, keys, since));
                     }
-                    Err(Refusal::Wait(reason) | Refusal::Invalid(reason)) => {
+                    Err(Refusal::Wait { reason, .. } | Refusal::Invalid(reason)) => {
                         out.push(Action::Rejected { vertex: id, reason });
                     }
                 }
@@ -1594,7 +1639,10 @@ impl SideChain {
             0
         } else if let Some((nonce, debits)) = batch.chain.get(&sender) {
             if *nonce + 1 != tx.nonce {
-                return Err(Refusal::Wait(format!("nonce gap: expected {}", nonce + 1)));
+                return Err(Refusal::Wait {
+                    reason: format!("nonce gap: expected {}", nonce + 1),
+                    unseen: false,
+                });
             }
             *debits
         } else if let Some(last) = account
@@ -1615,17 +1663,16 @@ impl SideChain {
                 sender,
                 nonce: tx.nonce - 1,
             };
-            let mut found: Vec<&OccId> = self
-                .slots
-                .get(&prev)
+            let prev_slot = self.slots.get(&prev);
+            let mut found: Vec<&OccId> = prev_slot
                 .map(|s| s.occs.iter().filter(|o| self.in_view(&o.1, view)).collect())
                 .unwrap_or_default();
             found.sort_by_key(|o| o.1);
             let Some(first) = found.first() else {
-                return Err(Refusal::Wait(format!(
-                    "nonce gap: nonce {} not seen",
-                    tx.nonce - 1
-                )));
+                return Err(Refusal::Wait {
+                    reason: format!("nonce gap: nonce {} not seen", tx.nonce - 1),
+                    unseen: prev_slot.is_none_or(|s| s.occs.is_empty()),
+                });
             };
             if found.iter().any(|o| o.0 != first.0) {
                 return Err(Refusal::Invalid(
@@ -1644,9 +1691,10 @@ impl SideChain {
             MachineKind::Event { .. } => prev_debits,
             MachineKind::Deposit { lock: l } => {
                 let Some((account, amount)) = self.locks.get(l) else {
-                    return Err(Refusal::Wait(
-                        "the lock is not final on the main chain yet".into(),
-                    ));
+                    return Err(Refusal::Wait {
+                        reason: "the lock is not final on the main chain yet".into(),
+                        unseen: true,
+                    });
                 };
                 if *account != sender {
                     return Err(Refusal::Invalid(
@@ -1823,6 +1871,8 @@ impl SideChain {
             pruned: false,
         });
         let stored = stored.into_mut();
+        // Senders with parked transactions that this vertex brings news of.
+        let mut news = Vec::new();
         for ((t, k), (oid, occ)) in stored
             .vertex
             .vertex
@@ -1840,6 +1890,9 @@ impl SideChain {
             });
             info.vertices.push(id);
             self.slots.entry(k.slot).or_default().occs.push(oid);
+            if self.parked.contains_key(&k.slot.sender) {
+                news.push(k.slot.sender);
+            }
             let a = self.accounts.entry(k.slot.sender).or_default();
             a.included_next = a.included_next.max(k.slot.nonce + 1);
             if let Some(l) = occ.lock {
@@ -1852,6 +1905,9 @@ impl SideChain {
                 self.dependents.entry(*h).or_default().push(oid);
             }
             self.occs.insert(oid, occ);
+        }
+        for sender in &news {
+            self.unpark(sender);
         }
         self.mark_seen(id, c, out);
         self.progress_anchors(out);
@@ -2410,14 +2466,38 @@ impl SideChain {
             });
         }
         self.absorbing.extend(slots.iter().map(|s| s.sender));
-        self.absorb_some(out);
+        // Spread over half an anchor interval: summarising, and the node archiving what
+        // it hands out, then cost a steady share of the cores instead of a burst after
+        // every final anchor, which queued the vertices behind it.
+        self.absorb_backlog += slots.len();
+        let spread = (self.cfg.anchor_interval_ms / 2).max(1) as usize;
+        self.absorb_pace = (self.absorb_backlog / spread).max(ABSORB_MIN_PACE);
     }
 
-    /// Summarises pruned slots of the accounts waiting for it, at most [`ABSORB_BUDGET`]
-    /// slots per input: an anchor may cover tens of thousands of transactions, and their
-    /// bookkeeping should not hold up the vertices of one input.
-    fn absorb_some(&mut self, out: &mut Vec<Action>) {
-        let mut budget = ABSORB_BUDGET;
+    /// Summarises pruned slots at the pace `prune` set, by the input's time: at most
+    /// [`ABSORB_BUDGET`] per input.
+    fn absorb_paced(&mut self, out: &mut Vec<Action>) {
+        if self.absorbing.is_empty() {
+            self.absorb_backlog = 0;
+            self.last_absorb_ms = self.now;
+            return;
+        }
+        let elapsed =
+            usize::try_from(self.now.saturating_sub(self.last_absorb_ms)).unwrap_or(usize::MAX);
+        let budget = elapsed.saturating_mul(self.absorb_pace).min(ABSORB_BUDGET);
+        if budget > 0 {
+            self.last_absorb_ms = self.now;
+            let used = self.absorb_some(budget, out);
+            self.absorb_backlog = self.absorb_backlog.saturating_sub(used);
+        }
+    }
+
+    /// Summarises pruned slots of the accounts waiting for it, looking at `budget` slots
+    /// at most: an anchor may cover tens of thousands of transactions, and their
+    /// bookkeeping should not hold up the vertices of one input. Returns the slots looked at.
+    fn absorb_some(&mut self, budget: usize, out: &mut Vec<Action>) -> usize {
+        let start = budget;
+        let mut budget = budget;
         let mut txs = Vec::new();
         let mut credits: BTreeMap<Address, BTreeSet<OccId>> = BTreeMap::new();
         while budget > 0
@@ -2441,6 +2521,7 @@ impl SideChain {
                 txs,
             });
         }
+        start - budget
     }
 
     /// Brings every vertex's `missing` up to the current pruned tips, given the vertices

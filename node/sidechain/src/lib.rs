@@ -18,6 +18,12 @@
 //! gateways reach it (f = ⌊(n−1)/3⌋, so q = 2f+1 when n = 3f+1); confirmation is closed
 //! under ancestry.
 //!
+//! Client transactions wait in the gateway's pool until a vertex includes them. One whose
+//! sender's previous nonce, or whose lock, is nowhere in the gateway's history yet is set
+//! aside by account until a vertex brings that account's next transaction or the lock is
+//! final: each vertex looks at most at a batch's worth of the pool, so the cost of signing
+//! one does not grow with what waits.
+//!
 //! # Conflicts
 //!
 //! Each machine transaction occupies the slot (sender, nonce); two different transactions
@@ -74,6 +80,9 @@
 //! of them confirmed, fold into the account's summary (first unpruned nonce, the slot a
 //! spend builds on, credits, whether a pruned credit never confirmed) and pruned locks into
 //! a set. What is pruned goes out in [`Action::Pruned`] for the node to archive.
+//! Summarising is paced by input time: the slots a final anchor releases are spread over
+//! half an anchor interval, so that the work (and the node's archiving of it) takes a
+//! steady share of the cores rather than a burst that queues the next vertices.
 //!
 //! Per gateway, the pruned vertices no pruned vertex of its own builds on (its *pruned
 //! tips*) stay in memory: the creator's next vertex names one, an anchor's frontier may,

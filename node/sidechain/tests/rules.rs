@@ -684,6 +684,56 @@ fn account_balances_and_nonces_follow_confirmations_and_the_pool() {
 }
 
 #[test]
+fn a_transaction_waiting_for_its_account_is_included_once_the_account_moves() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([93; 32]);
+    // Nonces 2 and 1 reach gateway 0 before nonce 0 reaches any gateway: they wait.
+    let (e1, e2) = (net.event(&m, 1, 1), net.event(&m, 2, 2));
+    let now = net.now;
+    let res = net.nodes[0].submit(now, vec![e2.clone(), e1.clone()]);
+    assert!(res.iter().all(Result::is_ok), "{res:?}");
+    net.run(20, &all);
+    assert_eq!(net.nodes[0].status().pool, 2);
+    assert_eq!(net.status(0, &e1.hash()), TxStatus::Pending);
+    assert!(net.nodes[0].tx(&e1.hash()).unwrap().vertices.is_empty());
+    // Nonce 0 at gateway 1: once its vertex reaches gateway 0, both follow it there.
+    let e0 = net.event(&m, 0, 0);
+    let now = net.now;
+    assert!(net.nodes[1].submit(now, vec![e0.clone()])[0].is_ok());
+    net.run(60, &all);
+    for h in [e0.hash(), e1.hash(), e2.hash()] {
+        for i in all {
+            assert!(
+                confirmed(&net.status(i, &h)),
+                "node {i}: {:?}",
+                net.status(i, &h)
+            );
+        }
+    }
+    assert_eq!(net.nodes[0].status().pool, 0);
+    // A deposit sent before its lock is final waits for the lock.
+    let lock = sha256(&[b"lock", &m.public().0]);
+    let d = net.tx(&m, 3, MachineKind::Deposit { lock });
+    let now = net.now;
+    assert!(net.nodes[2].submit(now, vec![d.clone()])[0].is_ok());
+    net.run(20, &all);
+    assert_eq!(net.nodes[2].status().pool, 1);
+    assert_eq!(net.status(2, &d.hash()), TxStatus::Pending);
+    assert_eq!(net.lock(&m, 500), lock);
+    net.run(60, &all);
+    for i in all {
+        assert!(confirmed(&net.status(i, &d.hash())), "node {i}");
+        assert_eq!(
+            net.nodes[i].confirmed_balance(&m.address()),
+            500,
+            "node {i}"
+        );
+    }
+    assert_eq!(net.nodes[2].status().pool, 0);
+}
+
+#[test]
 fn a_pooled_copy_another_gateway_confirmed_is_not_rejected_when_it_expires() {
     let mut net = net(4);
     let m = SecretKey::from_bytes([92; 32]);

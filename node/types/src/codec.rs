@@ -217,6 +217,12 @@ impl<T: Decode> Decode for Vec<T> {
     }
 }
 
+impl<T: Encode + ?Sized> Encode for &T {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        (**self).encode_to(out);
+    }
+}
+
 impl<T: Encode> Encode for Option<T> {
     fn encode_to(&self, out: &mut Vec<u8>) {
         match self {
