@@ -7,7 +7,9 @@
 # transaction measured it (first sight to confirmation).
 # PRUNE=0 keeps the whole side-chain history in memory (the baseline for memory).
 # SAMPLES=file.csv writes every latency sample with the time its transaction was first seen.
-# Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release PRUNE=1)
+# RESTART=1 then restarts gateway 1 and reports how long replaying its side-chain log took
+# (until its API answers again) and the restarted process's peak RSS.
+# Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release PRUNE=1 RESTART=0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${PROFILE:-release}
@@ -66,4 +68,25 @@ print("node'"$i"' vertices held {} pruned {} confirmed txs {} pruned {} last anc
     s["vertices"], s["pruned_vertices"], s["confirmed_txs"], s["pruned_txs"], a.get("sequence"), a.get("is_final"), m["rejected_vertices_total"]))
 '
 done
+if [ "${RESTART:-0}" = 1 ]; then
+  kill -TERM "${pids[0]}"
+  wait "${pids[0]}" 2>/dev/null || true
+  log_bytes=$(cat "$net"/node1/sidechain/*.log | wc -c)
+  t0=$(date +%s%N)
+  "$cpchain" start --home "$net/node1" >>"$net/node1.log" 2>&1 &
+  pids[0]=$!
+  until "$cpchain" sidechain status --home "$net/node1" >/dev/null 2>&1; do
+    kill -0 "${pids[0]}" 2>/dev/null || { echo "restart: gateway 1 exited" >&2; exit 1; }
+    sleep 0.05
+  done
+  t1=$(date +%s%N)
+  hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/${pids[0]}/status")
+  echo "restart: gateway 1 replayed its side-chain log ($((log_bytes / 1048576)) MiB) and answered in $(((t1 - t0) / 1000000)) ms; peak RSS ${hwm} MB"
+  "$cpchain" sidechain status --home "$net/node1" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print("restart: node1 after the replay holds {} vertices, {} transactions pruned of {} confirmed".format(
+    s["vertices"], s["pruned_txs"], s["confirmed_txs"]))
+'
+fi
 exit "$rc"

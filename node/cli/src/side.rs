@@ -13,8 +13,9 @@
 //! restarted at once — keeps its history, every vertex and anchor the node accepts is
 //! appended to `<home>/sidechain/<group id>.log` and replayed through the state machine at
 //! start, after the main chain's side inputs (which also tells a gateway its own last
-//! sequence number, so it never signs one twice). A torn last record is ignored; what it
-//! held comes back from peers. Final history the state machine prunes goes to the node's
+//! sequence number, so it never signs one twice). The log is read one record at a time, so
+//! a restart's memory does not grow with it. A torn last record is dropped; what it held
+//! comes back from peers. A log that cannot be read is left as it is. Final history the state machine prunes goes to the node's
 //! store, where the API and peers' requests find it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -34,7 +35,7 @@ use cpc_sidechain::{
     Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, SignedVertex, Status,
     TxInfo, TxStatus, VertexInfo,
 };
-use cpc_types::codec::{Decode, DecodeError, Reader};
+use cpc_types::codec::{Decode, DecodeError, Reader, decode_exact};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
 
@@ -146,58 +147,74 @@ const MAX_IN_FLIGHT: usize = 500_000;
 /// Peer token of replayed messages: answers to it go nowhere.
 const REPLAY: u64 = u64::MAX;
 
-/// The append-only log of accepted side messages (length-prefixed encodings).
+/// The append-only log of accepted side messages (length-prefixed encodings). It is read
+/// one record at a time, so a restart holds one record in memory however long the log.
 struct SideLog {
     path: PathBuf,
+    /// Open for appending once the log has been replayed.
     file: Option<std::fs::File>,
 }
 
 impl SideLog {
-    /// The records of the log at `path`, and the log open for appending.
-    fn open(path: PathBuf) -> (SideLog, Vec<Message>) {
-        let mut records = Vec::new();
-        let mut bytes = Vec::new();
-        if let Ok(mut f) = std::fs::File::open(&path)
-            && let Err(e) = f.read_to_end(&mut bytes)
-        {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read the side-chain log");
-        }
-        let mut at = 0;
-        while at + 4 <= bytes.len() {
-            let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-                as usize;
-            let Some(rec) = bytes.get(at + 4..at + 4 + len) else {
-                break;
-            };
-            match Message::decode_untrusted(rec) {
-                Ok(m) => records.push(m),
-                Err(_) => break,
+    /// The log at `path`, not yet read.
+    fn new(path: PathBuf) -> SideLog {
+        SideLog { path, file: None }
+    }
+
+    /// The whole records of the log, in order.
+    fn records(&self) -> LogRecords {
+        let reader = match std::fs::File::open(&self.path) {
+            Ok(f) => Some(std::io::BufReader::with_capacity(1 << 20, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return LogRecords {
+                    reader: None,
+                    rec: Vec::new(),
+                    end: 0,
+                    error: Some(e),
+                };
             }
-            at += 4 + len;
+        };
+        LogRecords {
+            reader,
+            rec: Vec::new(),
+            end: 0,
+            error: None,
         }
-        if at < bytes.len() {
-            tracing::warn!(path = %path.display(), "ignoring a torn record at the end of the side-chain log");
+    }
+
+    /// Opens the log for appending after the records `read` ended at: a torn tail is
+    /// dropped, and what it held comes back from peers. A log that could not be read is
+    /// left as it is and not appended to. Records `read` has not handed out yet are
+    /// skipped, never dropped.
+    fn append_after(&mut self, mut read: LogRecords) {
+        read.by_ref().for_each(drop);
+        if let Some(e) = read.error {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot read the side-chain log; it is left as it is and this run does not add to it");
+            return;
         }
-        let file = path
+        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if read.end < size {
+            tracing::warn!(path = %self.path.display(), bytes = size - read.end, "ignoring a torn record at the end of the side-chain log");
+        }
+        let file = self
+            .path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|()| {
                 let f = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&path)?;
-                // Drop a torn tail so new records follow the last whole one.
-                f.set_len(at as u64)?;
+                    .open(&self.path)?;
+                f.set_len(read.end)?;
                 Ok(f)
             });
-        let file = match file {
-            Ok(f) => Some(f),
+        match file {
+            Ok(f) => self.file = Some(f),
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot write the side-chain log; a restart will rebuild the history from peers");
-                None
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot write the side-chain log; a restart will rebuild the history from peers");
             }
-        };
-        (SideLog { path, file }, records)
+        }
     }
 
     fn append(&mut self, msg: &Message) {
@@ -218,6 +235,50 @@ impl SideLog {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the side-chain log");
             self.file = None;
         }
+    }
+}
+
+/// A reading of the side-chain log, one record at a time; it stops at the first record
+/// that is torn or does not decode.
+struct LogRecords {
+    reader: Option<std::io::BufReader<std::fs::File>>,
+    rec: Vec<u8>,
+    /// Where the last whole record ends.
+    end: u64,
+    /// Why reading stopped short of the end, if not at a torn record.
+    error: Option<std::io::Error>,
+}
+
+impl Iterator for LogRecords {
+    type Item = Message;
+
+    fn next(&mut self) -> Option<Message> {
+        let r = self.reader.as_mut()?;
+        let mut len = [0u8; 4];
+        let mut read = |buf: &mut [u8]| match r.read_exact(buf) {
+            Ok(()) => Some(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        };
+        let msg = read(&mut len).and_then(|()| {
+            let len = u32::from_be_bytes(len) as usize;
+            // A length no message can have is torn: allocate nothing for it.
+            if len > cpc_sidechain::MAX_MESSAGE_BYTES {
+                return None;
+            }
+            self.rec.resize(len, 0);
+            read(&mut self.rec)?;
+            Message::decode_untrusted(&self.rec).ok()
+        });
+        if msg.is_some() {
+            self.end += 4 + self.rec.len() as u64;
+        } else {
+            self.reader = None;
+        }
+        msg
     }
 }
 
@@ -292,109 +353,39 @@ pub(crate) struct SideNode {
     in_flight: Mutex<InFlight>,
 }
 
-/// A pruned vertex as the archive keeps it, in the canonical encoding: what this node
-/// derived from it (creator, gateways that saw it, when it confirmed, its anchor), then
-/// the vertex.
-fn encode_vertex_record(v: &VertexInfo) -> Vec<u8> {
-    let mut rec = Vec::with_capacity(64 + 160 * v.vertex.vertex.txs.len());
-    u32::try_from(v.creator)
-        .unwrap_or(u32::MAX)
-        .encode_to(&mut rec);
-    v.seen_by.encode_to(&mut rec);
-    v.confirmed_ms.encode_to(&mut rec);
-    v.anchor.encode_to(&mut rec);
-    v.vertex.encode_to(&mut rec);
-    rec
-}
-
-fn decode_vertex_record(bytes: &[u8]) -> Result<VertexInfo, DecodeError> {
-    let mut r = Reader::new(bytes);
-    let creator = u32::decode_from(&mut r)? as usize;
-    let seen_by = u64::decode_from(&mut r)?;
-    let confirmed_ms = Option::<u64>::decode_from(&mut r)?;
-    let anchor = Option::<u64>::decode_from(&mut r)?;
-    let vertex = SignedVertex::decode_from(&mut r)?;
-    if r.remaining() > 0 {
-        return Err(DecodeError::TrailingBytes(r.remaining()));
-    }
-    Ok(VertexInfo::archived(
-        vertex,
-        creator,
-        seen_by,
-        confirmed_ms,
-        anchor,
-    ))
-}
-
 /// A pruned transaction as the archive keeps it, in the canonical encoding: its status,
 /// when it was first seen, its latency and the vertices that hold it; its body only when
 /// none does (it was refused), as the vertices hold it otherwise.
-fn encode_tx_record(t: &TxInfo) -> Vec<u8> {
-    let mut rec = Vec::with_capacity(64 + 32 * t.vertices.len());
-    match &t.status {
-        TxStatus::Pending => rec.push(0),
-        TxStatus::Confirmed => rec.push(1),
-        TxStatus::Anchored { anchor } => {
-            rec.push(2);
-            anchor.encode_to(&mut rec);
-        }
-        TxStatus::Final { anchor } => {
-            rec.push(3);
-            anchor.encode_to(&mut rec);
-        }
-        TxStatus::Rejected { reason } => {
-            rec.push(4);
-            reason.encode_to(&mut rec);
-        }
-    }
-    t.first_seen_ms.encode_to(&mut rec);
-    t.latency_ms.encode_to(&mut rec);
-    t.vertices.encode_to(&mut rec);
-    t.vertices.is_empty().then_some(&t.tx).encode_to(&mut rec);
-    rec
-}
-
-/// A transaction record: the transaction without its body, and the body if it has one.
-fn decode_tx_record(bytes: &[u8]) -> Result<(TxInfoHead, Option<SignedMachineTx>), DecodeError> {
-    let mut r = Reader::new(bytes);
-    let status = match r.tag()? {
-        0 => TxStatus::Pending,
-        1 => TxStatus::Confirmed,
-        2 => TxStatus::Anchored {
-            anchor: u64::decode_from(&mut r)?,
-        },
-        3 => TxStatus::Final {
-            anchor: u64::decode_from(&mut r)?,
-        },
-        4 => TxStatus::Rejected {
-            reason: String::decode_from(&mut r)?,
-        },
-        tag => {
-            return Err(DecodeError::InvalidTag {
-                what: "tx status",
-                tag,
-            });
-        }
-    };
-    let head = TxInfoHead {
-        status,
-        first_seen_ms: u64::decode_from(&mut r)?,
-        latency_ms: Option::<u64>::decode_from(&mut r)?,
-        vertices: Vec::<Hash32>::decode_from(&mut r)?,
-    };
-    let tx = Option::<SignedMachineTx>::decode_from(&mut r)?;
-    if r.remaining() > 0 {
-        return Err(DecodeError::TrailingBytes(r.remaining()));
-    }
-    Ok((head, tx))
-}
-
-/// What a transaction record holds besides the body.
-struct TxInfoHead {
+struct TxRecord {
     status: TxStatus,
     first_seen_ms: u64,
     latency_ms: Option<u64>,
     vertices: Vec<Hash32>,
+    body: Option<SignedMachineTx>,
+}
+
+impl TxRecord {
+    fn encode(t: &TxInfo) -> Vec<u8> {
+        let mut rec = Vec::with_capacity(64 + 32 * t.vertices.len());
+        t.status.encode_to(&mut rec);
+        t.first_seen_ms.encode_to(&mut rec);
+        t.latency_ms.encode_to(&mut rec);
+        t.vertices.encode_to(&mut rec);
+        t.vertices.is_empty().then_some(&t.tx).encode_to(&mut rec);
+        rec
+    }
+}
+
+impl Decode for TxRecord {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(TxRecord {
+            status: TxStatus::decode_from(r)?,
+            first_seen_ms: u64::decode_from(r)?,
+            latency_ms: Option::<u64>::decode_from(r)?,
+            vertices: Vec::<Hash32>::decode_from(r)?,
+            body: Option::<SignedMachineTx>::decode_from(r)?,
+        })
+    }
 }
 
 /// Pruned history on its way to the store, by id: the archive thread writes it while
@@ -419,11 +410,11 @@ impl SideNode {
     fn write_archive(&self, (vertices, txs): &ArchiveBatch) {
         let mut vs: Vec<(Hash32, Vec<u8>)> = vertices
             .iter()
-            .map(|v| (v.vertex.id, encode_vertex_record(v)))
+            .map(|v| (v.vertex.id, VertexInfo::encode(v)))
             .collect();
         let mut ts: Vec<(Hash32, Vec<u8>)> = txs
             .iter()
-            .map(|(hash, t)| (*hash, encode_tx_record(t)))
+            .map(|(hash, t)| (*hash, TxRecord::encode(t)))
             .collect();
         // In key order: the memtable then inserts each next to the last, instead of
         // searching its skip list from the top for every random hash.
@@ -453,7 +444,7 @@ impl SideNode {
             return Some(VertexInfo::clone(v));
         }
         let rec = Self::read_archive(self.chain.store().side_vertex(&self.group_id, id))?;
-        decode_vertex_record(&rec)
+        decode_exact::<VertexInfo>(&rec)
             .inspect_err(|e| tracing::warn!(%id, error = %e, "an archived side-chain vertex does not decode"))
             .ok()
     }
@@ -471,10 +462,10 @@ impl SideNode {
             return Some(TxInfo::clone(t));
         }
         let rec = Self::read_archive(self.chain.store().side_tx(&self.group_id, hash))?;
-        let (rec, tx) = decode_tx_record(&rec)
+        let rec = decode_exact::<TxRecord>(&rec)
             .inspect_err(|e| tracing::warn!(%hash, error = %e, "an archived side-chain transaction does not decode"))
             .ok()?;
-        let tx = tx.or_else(|| {
+        let tx = rec.body.or_else(|| {
             rec.vertices.iter().find_map(|id| {
                 let v = SideService::vertex(self, id)?;
                 v.vertex.vertex.txs.into_iter().find(|t| t.hash() == *hash)
@@ -626,11 +617,9 @@ pub(crate) fn start(
             })?;
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-    let (log, replay) = SideLog::open(dir.join(format!("{group_id}.log")));
     let task = Task {
-        log,
+        log: SideLog::new(dir.join(format!("{group_id}.log"))),
         archiver,
-        replay,
         node: node.clone(),
         section: section.clone(),
         chain,
@@ -656,11 +645,10 @@ pub(crate) fn start(
 }
 
 struct Task {
+    /// Replayed once the group is open.
     log: SideLog,
     /// To the archive thread.
     archiver: std::sync::mpsc::Sender<ArchiveBatch>,
-    /// Logged messages, replayed once the group is open.
-    replay: Vec<Message>,
     node: Arc<SideNode>,
     section: SideSection,
     chain: Arc<Chain>,
@@ -1053,17 +1041,21 @@ impl Task {
         cfg.reward_per_anchor = reward_per_anchor;
         match SideChain::new(cfg, key, self.accel.clone()) {
             Ok(mut s) => {
-                let replay = std::mem::take(&mut self.replay);
-                if !replay.is_empty() {
-                    let count = replay.len();
-                    // The main chain first: with its final anchors known, the replay prunes
-                    // as it goes, and memory stays what it is at run time.
-                    self.feed_into(&mut s);
-                    // Answers and requests of the replay go nowhere; peers fill any gaps.
-                    for msg in replay {
-                        let out = s.handle(cpc_api::now_ms(), Input::Message { from: REPLAY, msg });
-                        self.archive_pruned(out);
-                    }
+                // The main chain first: with its final anchors known, the replay prunes as
+                // it goes, and memory stays what it is at run time.
+                self.feed_into(&mut s);
+                // Answers and requests of the replay go nowhere; peers fill any gaps.
+                let mut records = self.log.records();
+                let mut count = 0u64;
+                for msg in records.by_ref() {
+                    let now = cpc_api::now_ms();
+                    let out = s.handle(now, Input::Message { from: REPLAY, msg });
+                    self.archive_pruned(out);
+                    self.archive_pruned(s.handle(now, Input::SummarisePruned));
+                    count += 1;
+                }
+                self.log.append_after(records);
+                if count > 0 {
                     tracing::info!(
                         records = count,
                         vertices = s.vertex_count(),
@@ -1223,6 +1215,54 @@ mod tests {
     }
 
     #[test]
+    fn the_log_replays_whole_records_and_drops_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("side").join("g.log");
+        let msgs: Vec<Message> = (0..5u8)
+            .map(|i| Message::Heads(vec![Hash32([i; 32]); usize::from(i) + 1]))
+            .collect();
+        // A log that does not exist yet reads as empty and is created.
+        let mut log = SideLog::new(path.clone());
+        assert_eq!(log.records().count(), 0);
+        log.append_after(log.records());
+        for m in &msgs[..3] {
+            log.append(m);
+        }
+        drop(log);
+        let whole = std::fs::metadata(&path).unwrap().len();
+        for torn in [
+            &[0u8, 0][..],                    // a torn length
+            &[0, 0, 0, 9, 1, 2][..],          // a torn record
+            &[0xff, 0xff, 0xff, 0xff, 0][..], // a length no message has
+            &[0, 0, 0, 1, 0xee][..],          // a record that does not decode
+        ] {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(torn)
+                .unwrap();
+            let log = SideLog::new(path.clone());
+            let mut records = log.records();
+            assert_eq!(records.by_ref().collect::<Vec<_>>(), msgs[..3]);
+            assert_eq!(records.end, whole);
+            let mut log = log;
+            log.append_after(records);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                whole,
+                "the tail is dropped"
+            );
+        }
+        // New records follow the last whole one.
+        let mut log = SideLog::new(path.clone());
+        log.append_after(log.records());
+        log.append(&msgs[3]);
+        log.append(&msgs[4]);
+        assert_eq!(SideLog::new(path).records().collect::<Vec<_>>(), msgs);
+    }
+
+    #[test]
     fn archive_records_round_trip_and_garbage_is_refused() {
         let key = SecretKey::from_bytes([7; 32]);
         let machine = SecretKey::from_bytes([8; 32]);
@@ -1249,7 +1289,7 @@ mod tests {
         }
         .sign(&key);
         let v = VertexInfo::archived(vertex.clone(), 2, 0b1011, Some(1_234), Some(7));
-        let back = decode_vertex_record(&encode_vertex_record(&v)).unwrap();
+        let back = decode_exact::<VertexInfo>(&v.encode()).unwrap();
         assert_eq!(back.vertex, vertex);
         assert_eq!(
             (back.creator, back.seen_by, back.confirmed_ms, back.anchor),
@@ -1277,20 +1317,21 @@ mod tests {
                 latency_ms: Some(12),
                 vertices: vertices.clone(),
             };
-            let rec = encode_tx_record(&t);
-            let (head, body) = decode_tx_record(&rec).unwrap();
-            assert_eq!(head.status, status);
-            assert_eq!((head.first_seen_ms, head.latency_ms), (999, Some(12)));
-            assert_eq!(head.vertices, vertices);
+            let rec = TxRecord::encode(&t);
+            let back = decode_exact::<TxRecord>(&rec).unwrap();
+            assert_eq!(back.status, status);
+            assert_eq!((back.first_seen_ms, back.latency_ms), (999, Some(12)));
+            assert_eq!(back.vertices, vertices);
             // The body is kept only when no vertex holds it.
-            assert_eq!(body, vertices.is_empty().then(|| tx.clone()));
+            assert_eq!(back.body, vertices.is_empty().then(|| tx.clone()));
             // Truncated or extended records are refused, never misread.
-            assert!(decode_tx_record(&rec[..rec.len() - 1]).is_err());
-            assert!(decode_tx_record(&[rec.as_slice(), &[0]].concat()).is_err());
+            assert!(decode_exact::<TxRecord>(&rec[..rec.len() - 1]).is_err());
+            assert!(decode_exact::<TxRecord>(&[rec.as_slice(), &[0]].concat()).is_err());
         }
-        let rec = encode_vertex_record(&v);
-        assert!(decode_vertex_record(&rec[..rec.len() - 1]).is_err());
-        assert!(decode_vertex_record(b"{\"creator\":1}").is_err());
-        assert!(decode_tx_record(&[9]).is_err());
+        let rec = v.encode();
+        assert!(decode_exact::<VertexInfo>(&rec[..rec.len() - 1]).is_err());
+        assert!(decode_exact::<VertexInfo>(&[rec.as_slice(), &[0]].concat()).is_err());
+        assert!(decode_exact::<VertexInfo>(b"{\"creator\":1}").is_err());
+        assert!(decode_exact::<TxRecord>(&[9]).is_err());
     }
 }

@@ -5,6 +5,7 @@ use std::hash::BuildHasher as _;
 use std::sync::{Arc, OnceLock};
 
 use cpc_accel::{Dispatcher, SigItem};
+use cpc_types::codec::{Decode, DecodeError, Encode, Reader};
 use cpc_types::{
     Address, Endorsement, Hash32, PublicKey, SecretKey, SideAnchor as Anchor, SideReward as Reward,
     sha256,
@@ -123,6 +124,10 @@ pub enum Input {
     },
     /// The group's reward per anchor changed on the main chain.
     RewardPerAnchor(u64),
+    /// Summarise the pruned history due now, unpaced. A node replaying its log at start
+    /// sends it between the replayed messages: they come far faster than real time, and
+    /// the pace set by input time would leave the history they prune in memory.
+    SummarisePruned,
 }
 
 /// What the state machine asks the node to do.
@@ -263,6 +268,83 @@ impl VertexInfo {
             missing: Vec::new(),
             pruned: true,
         }
+    }
+}
+
+/// The archive form of a vertex: what the node derived from it (creator, gateways that saw
+/// it, when it confirmed, its anchor), then the vertex. What only the ledger rule uses is
+/// not encoded, so it decodes as [`VertexInfo::archived`].
+impl Encode for VertexInfo {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        u32::try_from(self.creator)
+            .unwrap_or(u32::MAX)
+            .encode_to(out);
+        self.seen_by.encode_to(out);
+        self.confirmed_ms.encode_to(out);
+        self.anchor.encode_to(out);
+        self.vertex.encode_to(out);
+    }
+}
+
+impl Decode for VertexInfo {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let creator = u32::decode_from(r)? as usize;
+        let seen_by = u64::decode_from(r)?;
+        let confirmed_ms = Option::<u64>::decode_from(r)?;
+        let anchor = Option::<u64>::decode_from(r)?;
+        let vertex = SignedVertex::decode_from(r)?;
+        Ok(VertexInfo::archived(
+            vertex,
+            creator,
+            seen_by,
+            confirmed_ms,
+            anchor,
+        ))
+    }
+}
+
+impl Encode for TxStatus {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            TxStatus::Pending => out.push(0),
+            TxStatus::Confirmed => out.push(1),
+            TxStatus::Anchored { anchor } => {
+                out.push(2);
+                anchor.encode_to(out);
+            }
+            TxStatus::Final { anchor } => {
+                out.push(3);
+                anchor.encode_to(out);
+            }
+            TxStatus::Rejected { reason } => {
+                out.push(4);
+                reason.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for TxStatus {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.tag()? {
+            0 => TxStatus::Pending,
+            1 => TxStatus::Confirmed,
+            2 => TxStatus::Anchored {
+                anchor: u64::decode_from(r)?,
+            },
+            3 => TxStatus::Final {
+                anchor: u64::decode_from(r)?,
+            },
+            4 => TxStatus::Rejected {
+                reason: String::decode_from(r)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "tx status",
+                    tag,
+                });
+            }
+        })
     }
 }
 
@@ -736,6 +818,14 @@ impl SideChain {
                 self.progress_anchors(&mut out);
             }
             Input::RewardPerAnchor(r) => self.cfg.reward_per_anchor = r,
+            Input::SummarisePruned => {
+                if self.prune_due {
+                    self.prune_due = false;
+                    self.prune(&mut out);
+                }
+                let used = self.absorb_some(usize::MAX, &mut out);
+                self.absorb_backlog = self.absorb_backlog.saturating_sub(used);
+            }
         }
         // Between inputs, never in the middle of one: what an input's handling looked up
         // stays there until it is done.

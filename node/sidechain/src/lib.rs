@@ -82,7 +82,10 @@
 //! a set. What is pruned goes out in [`Action::Pruned`] for the node to archive.
 //! Summarising is paced by input time: the slots a final anchor releases are spread over
 //! half an anchor interval, so that the work (and the node's archiving of it) takes a
-//! steady share of the cores rather than a burst that queues the next vertices.
+//! steady share of the cores rather than a burst that queues the next vertices. A node
+//! replaying its log at start feeds [`Input::SummarisePruned`] between the replayed
+//! messages instead: they come far faster than real time, and the pace would leave what
+//! they prune in memory.
 //!
 //! Per gateway, the pruned vertices no pruned vertex of its own builds on (its *pruned
 //! tips*) stay in memory: the creator's next vertex names one, an anchor's frontier may,

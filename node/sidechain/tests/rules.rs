@@ -1,7 +1,7 @@
 //! The side chain's rules on small hand-built DAGs: confirmation by n − f gateways,
 //! double spends, overdrafts, equivocation evidence, invalid signatures, anchors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cpc_accel::{DispatchConfig, Dispatcher};
@@ -22,6 +22,10 @@ struct Net {
     main: MainChain,
     /// Per node, the transactions it pruned (as a node archives them).
     archive: Vec<BTreeMap<Hash32, TxInfo>>,
+    /// Every vertex a gateway sent, in the order it sent them (what a node's log holds).
+    sent: Vec<SignedVertex>,
+    /// The anchors the main chain took, as the final inputs it gave the nodes.
+    finals: Vec<Input>,
 }
 
 fn net(n: usize) -> Net {
@@ -47,6 +51,8 @@ fn net(n: usize) -> Net {
         group,
         drop_proposals: false,
         archive: vec![BTreeMap::new(); n],
+        sent: Vec::new(),
+        finals: Vec::new(),
     }
 }
 
@@ -98,6 +104,9 @@ impl Net {
             while let Some((from, a)) = queue.pop() {
                 match a {
                     Action::Send { to, msg } => {
+                        if let Message::Vertex(v) = &msg {
+                            self.sent.push(v.clone());
+                        }
                         let deaf = self.drop_proposals.then(|| self.nodes.len() - 1);
                         for &j in live {
                             if j == from || to.is_some_and(|t| t as usize != j) {
@@ -124,16 +133,15 @@ impl Net {
                             other.push((from, Action::SubmitAnchor(s)));
                             continue;
                         }
+                        let fin = Input::AnchorFinal {
+                            sequence: s.anchor.sequence,
+                            root: s.anchor.root,
+                            confirmed_vertices: s.anchor.confirmed_vertices,
+                            frontier: s.anchor.frontier.clone(),
+                        };
+                        self.finals.push(fin.clone());
                         for &j in live {
-                            for b in self.nodes[j].handle(
-                                self.now,
-                                Input::AnchorFinal {
-                                    sequence: s.anchor.sequence,
-                                    root: s.anchor.root,
-                                    confirmed_vertices: s.anchor.confirmed_vertices,
-                                    frontier: s.anchor.frontier.clone(),
-                                },
-                            ) {
+                            for b in self.nodes[j].handle(self.now, fin.clone()) {
                                 queue.push((j, b));
                             }
                         }
@@ -590,6 +598,53 @@ fn memory_stays_bounded_under_sustained_traffic() {
         "held {held:?} of {}",
         net.nodes[0].vertex_count()
     );
+    // A restarted node replays its log far faster than real time, with no ticks in
+    // between, the main chain's final anchors first (as the node does at start): it
+    // prunes and summarises as it goes, so its memory stays what it is at run time, and
+    // it ends where the others are.
+    let mut restarted = net.observer();
+    for fin in net.finals.clone() {
+        restarted.handle(net.now, fin);
+    }
+    let (mut peak, mut held_txs) = (0, 0);
+    let mut replayed = BTreeSet::new();
+    for v in &net.sent {
+        if !replayed.insert(v.id) {
+            continue;
+        }
+        let out = restarted.handle(
+            net.now,
+            Input::Message {
+                from: u64::MAX,
+                msg: Message::Vertex(v.clone()),
+            },
+        );
+        assert!(
+            !out.iter().any(|a| matches!(a, Action::Rejected { .. })),
+            "{out:?}"
+        );
+        restarted.handle(net.now, Input::SummarisePruned);
+        peak = peak.max(restarted.status().vertices as usize);
+        held_txs = held_txs.max(restarted.status().confirmed_txs - restarted.status().pruned_txs);
+    }
+    eprintln!("replay held up to {peak} vertices and {held_txs} transactions");
+    let (here, there) = (restarted.status(), net.nodes[0].status());
+    assert_eq!(restarted.vertex_count(), replayed.len() as u64);
+    assert!(
+        peak < 400 && peak < replayed.len() / 4,
+        "held up to {peak} of {} replayed vertices",
+        replayed.len()
+    );
+    assert_eq!(here.confirmed_txs, 4_000);
+    let last = |a: &Option<cpc_sidechain::AnchorStatus>| {
+        a.as_ref().map(|a| (a.sequence, a.root, a.is_final))
+    };
+    assert_eq!(last(&here.last_anchor), last(&there.last_anchor));
+    assert!(here.pruned_txs >= 3_600, "{here:?}");
+    assert!(held_txs < 1_000, "held up to {held_txs} transactions");
+    for m in &machines {
+        assert_eq!(restarted.next_nonce(&m.address()), 1_000);
+    }
 }
 
 fn recount(net: &Net, node: usize, hashes: &[Hash32], a: &Address) -> (i128, u64) {
