@@ -79,8 +79,9 @@ pub trait SideService: Send + Sync + 'static {
     fn tx(&self, hash: &Hash32) -> Option<TxInfo>;
     /// A vertex this node knows.
     fn vertex(&self, id: &Hash32) -> Option<VertexInfo>;
-    /// The group's status, `None` while the group is not on the main chain yet.
-    fn status(&self) -> Option<cpc_sidechain::Status>;
+    /// The group's status, or why the node does not serve the group yet (it is not on the
+    /// main chain yet, or the node is replaying its log).
+    fn status(&self) -> Result<cpc_sidechain::Status, String>;
     /// A machine account.
     fn account(&self, address: &Address) -> SideAccount;
     /// Counters.
@@ -335,13 +336,7 @@ pub(crate) async fn side_status(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let side = service(&s)?;
     let (status, metrics) = blocking(move || Ok((side.status(), side.metrics()))).await?;
-    let status = status.ok_or_else(|| {
-        ApiError::Unavailable(
-            "the side-chain group is not on the main chain yet (declare it with a side_group \
-             transaction or in genesis); the node waits for it"
-                .into(),
-        )
-    })?;
+    let status = status.map_err(ApiError::Unavailable)?;
     // What the main chain holds for the group: its reward pool, and who was caught.
     let on_chain = s.chain.with_state(|st| {
         st.side_group(&status.group_id).map(|g| {

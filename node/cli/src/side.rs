@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -351,7 +351,13 @@ pub(crate) struct SideNode {
     /// Whose store archives what the side chain prunes.
     chain: Arc<Chain>,
     in_flight: Mutex<InFlight>,
+    /// Records replayed from the log so far while the replay at start runs, else
+    /// [`NOT_REPLAYING`]: the API says why the group is not served yet.
+    replaying: AtomicU64,
 }
+
+/// `SideNode::replaying` when no replay runs.
+const NOT_REPLAYING: u64 = u64::MAX;
 
 /// A pruned transaction as the archive keeps it, in the canonical encoding: its status,
 /// when it was first seen, its latency and the vertices that hold it; its body only when
@@ -480,6 +486,19 @@ impl SideNode {
         })
     }
 
+    /// Why the group is not served yet.
+    fn not_ready(&self) -> String {
+        match self.replaying.load(Ordering::Relaxed) {
+            NOT_REPLAYING => "the side-chain group is not on the main chain yet (declare it with \
+                 a side_group transaction or in genesis); the node waits for it"
+                .into(),
+            n => format!(
+                "the node is replaying its side-chain log ({n} records so far); retry once it \
+                 is done"
+            ),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<SideChain>> {
         self.side.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -496,13 +515,12 @@ impl SideService for SideNode {
         let checked = SideChain::check_signatures(&self.accel, txs);
         let res = match self.lock().as_mut() {
             Some(s) => s.submit_checked(cpc_api::now_ms(), checked),
-            None => (0..checked.len())
-                .map(|_| {
-                    Err(SideError::Group(
-                        "the group is not on the main chain yet; the node waits for it".into(),
-                    ))
-                })
-                .collect(),
+            None => {
+                let why = self.not_ready();
+                (0..checked.len())
+                    .map(|_| Err(SideError::Group(why.clone())))
+                    .collect()
+            }
         };
         // A transaction sent again after it became final and was pruned is the same one.
         let res: Vec<_> = res
@@ -526,8 +544,11 @@ impl SideService for SideNode {
         held.or_else(|| self.archived_vertex(id))
     }
 
-    fn status(&self) -> Option<Status> {
-        self.lock().as_ref().map(SideChain::status)
+    fn status(&self) -> Result<Status, String> {
+        self.lock()
+            .as_ref()
+            .map(SideChain::status)
+            .ok_or_else(|| self.not_ready())
     }
 
     fn account(&self, address: &Address) -> SideAccount {
@@ -594,6 +615,7 @@ pub(crate) fn start(
         meter: Mutex::new(Meter::default()),
         chain: chain.clone(),
         in_flight: Mutex::new(InFlight::default()),
+        replaying: AtomicU64::new(NOT_REPLAYING),
     });
     // Serializing and writing pruned history takes milliseconds per anchor; the gateway
     // task hands it over and goes on with its vertices.
@@ -1047,13 +1069,16 @@ impl Task {
                 // Answers and requests of the replay go nowhere; peers fill any gaps.
                 let mut records = self.log.records();
                 let mut count = 0u64;
+                self.node.replaying.store(0, Ordering::Relaxed);
                 for msg in records.by_ref() {
                     let now = cpc_api::now_ms();
                     let out = s.handle(now, Input::Message { from: REPLAY, msg });
                     self.archive_pruned(out);
                     self.archive_pruned(s.handle(now, Input::SummarisePruned));
                     count += 1;
+                    self.node.replaying.store(count, Ordering::Relaxed);
                 }
+                self.node.replaying.store(NOT_REPLAYING, Ordering::Relaxed);
                 self.log.append_after(records);
                 if count > 0 {
                     tracing::info!(
