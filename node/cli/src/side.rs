@@ -15,8 +15,8 @@
 //! start, after the main chain's side inputs (which also tells a gateway its own last
 //! sequence number, so it never signs one twice). The log is read one record at a time, so
 //! a restart's memory does not grow with it. A torn last record is dropped; what it held
-//! comes back from peers. A log that cannot be read is left as it is. Final history the state machine prunes goes to the node's
-//! store, where the API and peers' requests find it.
+//! comes back from peers. A log that cannot be read is left as it is. Final history the
+//! state machine prunes goes to the node's store, where the API and peers' requests find it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{Read as _, Write as _};
@@ -163,23 +163,16 @@ impl SideLog {
 
     /// The whole records of the log, in order.
     fn records(&self) -> LogRecords {
-        let reader = match std::fs::File::open(&self.path) {
-            Ok(f) => Some(std::io::BufReader::with_capacity(1 << 20, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return LogRecords {
-                    reader: None,
-                    rec: Vec::new(),
-                    end: 0,
-                    error: Some(e),
-                };
-            }
+        let (reader, error) = match std::fs::File::open(&self.path) {
+            Ok(f) => (Some(std::io::BufReader::with_capacity(1 << 20, f)), None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
+            Err(e) => (None, Some(e)),
         };
         LogRecords {
             reader,
             rec: Vec::new(),
             end: 0,
-            error: None,
+            error,
         }
     }
 
@@ -1083,7 +1076,7 @@ impl Task {
                 if count > 0 {
                     tracing::info!(
                         records = count,
-                        vertices = s.vertex_count(),
+                        vertices_accepted = s.vertex_count(),
                         "side-chain history replayed from the log"
                     );
                 }

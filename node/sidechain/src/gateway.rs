@@ -784,6 +784,7 @@ impl SideChain {
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Action> {
         self.now = self.now.max(now_ms);
         let mut out = Vec::new();
+        let unpaced = matches!(input, Input::SummarisePruned);
         match input {
             Input::Tick => self.on_tick(&mut out),
             Input::Message { from, msg } => {
@@ -818,14 +819,7 @@ impl SideChain {
                 self.progress_anchors(&mut out);
             }
             Input::RewardPerAnchor(r) => self.cfg.reward_per_anchor = r,
-            Input::SummarisePruned => {
-                if self.prune_due {
-                    self.prune_due = false;
-                    self.prune(&mut out);
-                }
-                let used = self.absorb_some(usize::MAX, &mut out);
-                self.absorb_backlog = self.absorb_backlog.saturating_sub(used);
-            }
+            Input::SummarisePruned => {}
         }
         // Between inputs, never in the middle of one: what an input's handling looked up
         // stays there until it is done.
@@ -833,7 +827,12 @@ impl SideChain {
             self.prune_due = false;
             self.prune(&mut out);
         }
-        self.absorb_paced(&mut out);
+        if unpaced {
+            let used = self.absorb_some(usize::MAX, &mut out);
+            self.absorb_backlog = self.absorb_backlog.saturating_sub(used);
+        } else {
+            self.absorb_paced(&mut out);
+        }
         out
     }
 
