@@ -18,6 +18,7 @@
 //! comes back from peers. A log that cannot be read is left as it is. Final history the
 //! state machine prunes goes to the node's store, where the API and peers' requests find it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -282,6 +283,45 @@ enum ToLog {
     AsReceived,
     /// The new vertices of a list that held known ones too.
     Only(Vec<SignedVertex>),
+}
+
+impl ToLog {
+    /// The record to append once the state machine has judged the message (`data`, as
+    /// received): the vertices it rejected there (a bad signature, a broken structure)
+    /// are left out, so that a peer sending garbage cannot grow the log.
+    fn record<'a>(self, data: &'a [u8], rejected: &BTreeSet<Hash32>) -> Option<Cow<'a, [u8]>> {
+        let keep = |vs: Vec<SignedVertex>| {
+            let vs: Vec<SignedVertex> = vs
+                .into_iter()
+                .filter(|v| !rejected.contains(&v.id))
+                .collect();
+            (!vs.is_empty()).then(|| Cow::Owned(Message::Vertices(vs).encode()))
+        };
+        match self {
+            ToLog::Nothing => None,
+            ToLog::Only(vs) => keep(vs),
+            ToLog::AsReceived if rejected.is_empty() => Some(Cow::Borrowed(data)),
+            // Rare: decoding it again beats copying every message in case.
+            ToLog::AsReceived => match Message::decode_untrusted(data) {
+                Ok(Message::Vertex(v)) if rejected.contains(&v.id) => None,
+                Ok(Message::Vertices(vs)) if vs.iter().any(|v| rejected.contains(&v.id)) => {
+                    keep(vs)
+                }
+                _ => Some(Cow::Borrowed(data)),
+            },
+        }
+    }
+}
+
+/// The vertices the state machine rejected, by its actions.
+fn rejected_vertices(actions: &[Action]) -> BTreeSet<Hash32> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Rejected { vertex, .. } => Some(*vertex),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A side message from the network: its author, the gossip message (for the verdict) and
@@ -744,11 +784,9 @@ impl Task {
             let guard = self.node.lock();
             match (guard.as_ref(), &m) {
                 (None, _) => ToLog::Nothing,
-                (Some(side), Message::Vertex(v)) if side.vertex(&v.id).is_none() => {
-                    ToLog::AsReceived
-                }
+                (Some(side), Message::Vertex(v)) if side.is_new(v) => ToLog::AsReceived,
                 (Some(side), Message::Vertices(vs)) => {
-                    let new: Vec<_> = vs.iter().filter(|v| side.vertex(&v.id).is_none()).collect();
+                    let new: Vec<_> = vs.iter().filter(|v| side.is_new(v)).collect();
                     if new.len() == vs.len() {
                         ToLog::AsReceived
                     } else if new.is_empty() {
@@ -770,17 +808,12 @@ impl Task {
         if !asked.is_empty() {
             self.answer_from_archive(peer, &asked);
         }
-        match to_log {
-            ToLog::Nothing => {}
-            ToLog::AsReceived => self.log.append_encoded(&data),
-            ToLog::Only(vs) => self.log.append(&Message::Vertices(vs)),
+        let rejected = rejected_vertices(&actions);
+        if let Some(record) = to_log.record(&data, &rejected) {
+            self.log.append_encoded(&record);
         }
         if let Some(msg) = msg {
-            let bad = vertex.is_some_and(|id| {
-                actions
-                    .iter()
-                    .any(|a| matches!(a, Action::Rejected { vertex, .. } if *vertex == id))
-            });
+            let bad = vertex.is_some_and(|id| rejected.contains(&id));
             let verdict = if bad {
                 Verdict::Reject
             } else if self.node.lock().is_none() {
@@ -1278,6 +1311,74 @@ mod tests {
         log.append(&msgs[3]);
         log.append(&msgs[4]);
         assert_eq!(SideLog::new(path).records().collect::<Vec<_>>(), msgs);
+    }
+
+    #[test]
+    fn rejected_vertices_stay_out_of_the_log() {
+        let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
+        let group = Group::new(
+            Group::id_of("district-7"),
+            keys.iter().map(SecretKey::public).collect(),
+        )
+        .unwrap();
+        let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
+        let first = |g: usize| {
+            cpc_sidechain::Vertex {
+                group_id: group.id,
+                creator: keys[g].public(),
+                sequence: 1,
+                timestamp_ms: 1,
+                parents: Vec::new(),
+                txs: Vec::new(),
+            }
+            .sign(&keys[g])
+        };
+        let (good, other) = (first(0), first(2));
+        let mut forged = first(1);
+        forged.signature.0[5] ^= 1;
+        // What an observer's state machine rejects, as the log sees it.
+        let judge = |msg: &Message| {
+            let mut side = SideChain::new(
+                cpc_sidechain::Config::new(group.clone()),
+                None,
+                accel.clone(),
+            )
+            .unwrap();
+            let data = msg.encode();
+            let m = Message::decode_untrusted(&data).unwrap();
+            let rejected = rejected_vertices(&side.handle(1, Input::Message { from: 0, msg: m }));
+            (data, rejected)
+        };
+        let logged =
+            |record: Option<Cow<'_, [u8]>>| record.map(|r| Message::decode_untrusted(&r).unwrap());
+
+        let (data, rejected) = judge(&Message::Vertex(forged.clone()));
+        assert_eq!(rejected, BTreeSet::from([forged.id]));
+        assert_eq!(ToLog::AsReceived.record(&data, &rejected), None);
+        let (data, rejected) = judge(&Message::Vertex(good.clone()));
+        assert!(rejected.is_empty());
+        assert_eq!(
+            ToLog::AsReceived.record(&data, &rejected).as_deref(),
+            Some(&data[..])
+        );
+
+        let list = Message::Vertices(vec![good.clone(), forged.clone(), other.clone()]);
+        let (data, rejected) = judge(&list);
+        assert_eq!(
+            logged(ToLog::AsReceived.record(&data, &rejected)),
+            Some(Message::Vertices(vec![good, other.clone()]))
+        );
+        assert_eq!(
+            logged(ToLog::Only(vec![forged.clone(), other.clone()]).record(&data, &rejected)),
+            Some(Message::Vertices(vec![other]))
+        );
+        assert_eq!(
+            ToLog::Only(vec![forged.clone()]).record(&data, &rejected),
+            None
+        );
+        let (data, rejected) = judge(&Message::Vertices(vec![forged]));
+        assert_eq!(ToLog::AsReceived.record(&data, &rejected), None);
+        assert_eq!(ToLog::Nothing.record(&data, &BTreeSet::new()), None);
     }
 
     #[test]

@@ -940,6 +940,12 @@ impl SideChain {
         self.vertices.get(id)
     }
 
+    /// Whether a received vertex is news to this node: not held, awaited, recently pruned
+    /// or below its creator's pruned history. Only news is judged (and worth logging).
+    pub fn is_new(&self, v: &SignedVertex) -> bool {
+        !self.known(&v.id) && !self.below_pruned(v)
+    }
+
     /// Gateways needed to confirm.
     pub fn quorum(&self) -> usize {
         self.cfg.group.quorum()
@@ -1371,10 +1377,7 @@ impl SideChain {
         for v in &vs {
             self.requested.remove(&v.id);
         }
-        let vs: Vec<SignedVertex> = vs
-            .into_iter()
-            .filter(|v| !self.known(&v.id) && !self.below_pruned(v))
-            .collect();
+        let vs: Vec<SignedVertex> = vs.into_iter().filter(|v| self.is_new(v)).collect();
         if vs.is_empty() {
             return;
         }
