@@ -266,7 +266,7 @@ pub(crate) async fn side_tx(
         first_seen_ms: info.first_seen_ms,
         latency_ms: info.latency_ms,
         vertices: info.vertices.iter().map(ToString::to_string).collect(),
-        tx: info.tx,
+        tx: *info.tx,
     }))
 }
 

@@ -410,7 +410,7 @@ impl TxRecord {
         t.first_seen_ms.encode_to(&mut rec);
         t.latency_ms.encode_to(&mut rec);
         t.vertices.encode_to(&mut rec);
-        t.vertices.is_empty().then_some(&t.tx).encode_to(&mut rec);
+        t.vertices.is_empty().then_some(&*t.tx).encode_to(&mut rec);
         rec
     }
 }
@@ -511,7 +511,7 @@ impl SideNode {
             })
         })?;
         Some(TxInfo {
-            tx,
+            tx: Box::new(tx),
             status: rec.status,
             first_seen_ms: rec.first_seen_ms,
             latency_ms: rec.latency_ms,
@@ -1430,7 +1430,7 @@ mod tests {
             ),
         ] {
             let t = TxInfo {
-                tx: tx.clone(),
+                tx: Box::new(tx.clone()),
                 status: status.clone(),
                 first_seen_ms: 999,
                 latency_ms: Some(12),

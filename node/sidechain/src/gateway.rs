@@ -204,8 +204,9 @@ pub enum TxStatus {
 /// What a node knows about a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxInfo {
-    /// The transaction.
-    pub tx: SignedMachineTx,
+    /// The transaction (boxed: the maps of a busy gateway hold tens of thousands of these,
+    /// and a lean entry keeps their memory and the cost of growing them down).
+    pub tx: Box<SignedMachineTx>,
     /// Its status.
     pub status: TxStatus,
     /// When this node first saw it.
@@ -909,7 +910,7 @@ impl SideChain {
                 self.txs.insert(
                     hash,
                     TxInfo {
-                        tx,
+                        tx: Box::new(tx),
                         status: TxStatus::Pending,
                         first_seen_ms: self.now,
                         latency_ms: None,
@@ -1246,7 +1247,7 @@ impl SideChain {
             if !info.vertices.is_empty() {
                 continue;
             }
-            let tx = info.tx.clone();
+            let tx = SignedMachineTx::clone(&info.tx);
             match self.check_tx(&view, &mut batch, &tx, key.slot) {
                 Ok(occ) => {
                     txs.push(tx);
@@ -1974,7 +1975,7 @@ impl SideChain {
             .zip(new_occs)
         {
             let info = self.txs.entry(oid.0).or_insert_with(|| TxInfo {
-                tx: t.clone(),
+                tx: Box::new(t.clone()),
                 status: TxStatus::Pending,
                 first_seen_ms: self.now,
                 latency_ms: None,
