@@ -801,7 +801,7 @@ impl Task {
         };
         let from = self.token(peer);
         let asked = match &m {
-            Message::Request(ids) => ids.clone(),
+            Message::Request { ids, .. } => ids.clone(),
             _ => Vec::new(),
         };
         let actions = self.input(Input::Message { from, msg: m });

@@ -39,6 +39,9 @@ const ABSORB_BUDGET: usize = 512;
 /// Pruned slots summarised per millisecond at least, however small the backlog.
 const ABSORB_MIN_PACE: usize = 4;
 
+/// Most vertices one answer to a request carries: the asked ones and their ancestors.
+const MAX_ANSWER: usize = 256;
+
 /// Removed vertices remembered by id, so that a peer's heads or answers naming them are
 /// not fetched again (2 MB).
 const RECENT_PRUNED: usize = 1 << 16;
@@ -1056,7 +1059,10 @@ impl SideChain {
                 }
                 out.push(Action::Send {
                     to: None,
-                    msg: Message::Request(stale),
+                    msg: Message::Request {
+                        ids: stale,
+                        have: self.have(),
+                    },
                 });
             }
             self.expire_pool();
@@ -1319,12 +1325,8 @@ impl SideChain {
                     .collect();
                 self.request(from, missing, out);
             }
-            Message::Request(ids) => {
-                let found: Vec<SignedVertex> = ids
-                    .iter()
-                    .take(256)
-                    .filter_map(|id| self.vertices.get(id).map(|v| v.vertex.clone()))
-                    .collect();
+            Message::Request { ids, have } => {
+                let found = self.answer(&ids, &have);
                 if !found.is_empty() {
                     out.push(Action::Send {
                         to: Some(from),
@@ -1356,6 +1358,46 @@ impl SideChain {
         }
     }
 
+    /// What a peer asking for `ids` gets: those held, and their ancestors above `have`
+    /// (its highest sequence per gateway), breadth first, [`MAX_ANSWER`] at most, parents
+    /// before children. A node that fell behind so catches up in a round trip per
+    /// [`MAX_ANSWER`] vertices, not one per layer of the DAG.
+    fn answer(&self, ids: &[VertexId], have: &[u64]) -> Vec<SignedVertex> {
+        let asked: BTreeSet<VertexId> = ids.iter().take(MAX_ANSWER).copied().collect();
+        let mut queue: VecDeque<VertexId> = asked.iter().copied().collect();
+        let mut seen = BTreeSet::new();
+        let mut found: Vec<&VertexInfo> = Vec::new();
+        while found.len() < MAX_ANSWER
+            && let Some(id) = queue.pop_front()
+        {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(v) = self.vertices.get(&id) else {
+                continue;
+            };
+            let held = have
+                .get(v.creator)
+                .is_some_and(|s| v.vertex.vertex.sequence <= *s);
+            if held && !asked.contains(&id) {
+                continue;
+            }
+            found.push(v);
+            queue.extend(v.vertex.vertex.parents.iter().copied());
+        }
+        // A child's clock exceeds each parent's: its sum orders parents first.
+        found.sort_by_key(|v| (v.clock.iter().sum::<u64>(), v.vertex.id));
+        found.into_iter().map(|v| v.vertex.clone()).collect()
+    }
+
+    /// This node's highest sequence held per gateway, as a request tells it.
+    fn have(&self) -> Vec<u64> {
+        self.latest
+            .iter()
+            .map(|l| l.map_or(0, |(s, _)| s))
+            .collect()
+    }
+
     fn request(&mut self, from: u64, ids: Vec<VertexId>, out: &mut Vec<Action>) {
         let ids: Vec<VertexId> = ids
             .into_iter()
@@ -1369,7 +1411,10 @@ impl SideChain {
         }
         out.push(Action::Send {
             to: Some(from),
-            msg: Message::Request(ids),
+            msg: Message::Request {
+                ids,
+                have: self.have(),
+            },
         });
     }
 

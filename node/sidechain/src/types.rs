@@ -339,8 +339,14 @@ pub enum Message {
     Vertex(SignedVertex),
     /// The sender's latest vertex per gateway, so peers fetch what they miss.
     Heads(Vec<VertexId>),
-    /// Asks for vertices by id.
-    Request(Vec<VertexId>),
+    /// Asks for vertices by id, and for their ancestors the asker lacks: `have` is its
+    /// highest sequence held per gateway, in group order (see [`crate::SideChain`]).
+    Request {
+        /// The vertices asked for.
+        ids: Vec<VertexId>,
+        /// The asker's highest sequence per gateway (0: none).
+        have: Vec<u64>,
+    },
     /// Answers a request.
     Vertices(Vec<SignedVertex>),
     /// An anchor proposal with the endorsements the sender holds.
@@ -358,9 +364,10 @@ impl Encode for Message {
                 out.push(1);
                 h.encode_to(out);
             }
-            Message::Request(ids) => {
+            Message::Request { ids, have } => {
                 out.push(2);
                 ids.encode_to(out);
+                have.encode_to(out);
             }
             Message::Vertices(vs) => {
                 out.push(3);
@@ -379,7 +386,10 @@ impl Decode for Message {
         Ok(match r.tag()? {
             0 => Message::Vertex(Decode::decode_from(r)?),
             1 => Message::Heads(Decode::decode_from(r)?),
-            2 => Message::Request(Decode::decode_from(r)?),
+            2 => Message::Request {
+                ids: Decode::decode_from(r)?,
+                have: Decode::decode_from(r)?,
+            },
             3 => Message::Vertices(Decode::decode_from(r)?),
             4 => Message::Anchor(Decode::decode_from(r)?),
             tag => {

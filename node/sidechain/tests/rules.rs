@@ -1079,6 +1079,69 @@ fn an_own_vertex_twice_in_one_message_does_not_stop_a_restarted_gateway() {
 }
 
 #[test]
+fn a_gateway_that_was_down_catches_up_in_a_few_round_trips() {
+    let mut net = net(4);
+    // Gateway 3 is down while the others build a DAG hundreds of vertices deep.
+    let up = [0, 1, 2];
+    for k in 0..120u8 {
+        let m = SecretKey::from_bytes([k.wrapping_add(100); 32]);
+        let e = net.event(&m, 0, k);
+        assert!(net.nodes[usize::from(k % 3)].submit(net.now, vec![e])[0].is_ok());
+        net.run(5, &up);
+    }
+    let st = net.nodes[0].status();
+    let tips: Vec<VertexId> = st.tips.iter().flatten().copied().collect();
+    assert!(
+        st.vertices > 300,
+        "too shallow to need several answers: {}",
+        st.vertices
+    );
+    // It hears gateway 0's heads, and asks gateway 0 for what it lacks until it has it.
+    let now = net.now;
+    let mut inbox = vec![Message::Heads(tips.clone())];
+    let mut rounds = 0;
+    loop {
+        let mut asks = Vec::new();
+        for msg in inbox.drain(..) {
+            for a in net.nodes[3].handle(now, Input::Message { from: 0, msg }) {
+                if let Action::Send {
+                    msg: ask @ Message::Request { .. },
+                    ..
+                } = a
+                {
+                    asks.push(ask);
+                }
+            }
+        }
+        if asks.is_empty() {
+            break;
+        }
+        rounds += 1;
+        assert!(
+            rounds <= 4,
+            "round {rounds}: one round trip per layer again?"
+        );
+        for msg in asks {
+            for a in net.nodes[0].handle(now, Input::Message { from: 3, msg }) {
+                if let Action::Send { to: Some(3), msg } = a {
+                    inbox.push(msg);
+                }
+            }
+        }
+    }
+    for t in &tips {
+        assert!(net.nodes[3].vertex(t).is_some(), "tip {t} missing");
+    }
+    assert_eq!(net.nodes[3].status().vertices, st.vertices);
+    // Once it is back, everything confirms on it too.
+    net.run(200, &[0, 1, 2, 3]);
+    assert_eq!(
+        net.nodes[3].status().confirmed_vertices,
+        net.nodes[0].status().confirmed_vertices
+    );
+}
+
+#[test]
 fn messages_round_trip_and_garbage_is_refused() {
     use cpc_types::codec::Encode;
     let net = net(4);
@@ -1091,6 +1154,15 @@ fn messages_round_trip_and_garbage_is_refused() {
         txs: vec![net.event(&net.keys[1], 0, 4)],
     }
     .sign(&net.keys[0]);
+    let ask = Message::Request {
+        ids: vec![v.id],
+        have: vec![3, 0, 7, 1],
+    };
+    assert_eq!(Message::decode_untrusted(&ask.encode()).unwrap(), ask);
+    // A request of the old form (ids only) is refused, not misread.
+    let mut old = ask.encode();
+    old.truncate(1 + 4 + 32);
+    assert!(Message::decode_untrusted(&old).is_err());
     let m = Message::Vertex(v);
     assert_eq!(Message::decode_untrusted(&m.encode()).unwrap(), m);
     assert!(Message::decode_untrusted(&[9, 1, 2]).is_err());

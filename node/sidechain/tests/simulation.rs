@@ -346,7 +346,7 @@ impl Sim {
             Ev::Deliver { to, from, bytes } => {
                 let msg = Message::decode_untrusted(&bytes).unwrap();
                 let asked = match &msg {
-                    Message::Request(ids) => Some(ids.clone()),
+                    Message::Request { ids, .. } => Some(ids.clone()),
                     _ => None,
                 };
                 let mut out = self.nodes[to].handle(
