@@ -313,12 +313,14 @@ impl ToLog {
     }
 }
 
-/// The vertices the state machine rejected, by its actions.
-fn rejected_vertices(actions: &[Action]) -> BTreeSet<Hash32> {
+/// The vertices the state machine rejected, by its actions, and does not hold or await
+/// after all: an id names a vertex without its signature, so a forged copy may be
+/// rejected in the very message whose good copy was taken.
+fn rejected_vertices(actions: &[Action], side: &SideChain) -> BTreeSet<Hash32> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Rejected { vertex, .. } => Some(*vertex),
+            Action::Rejected { vertex, .. } if !side.known(vertex) => Some(*vertex),
             _ => None,
         })
         .collect()
@@ -808,7 +810,10 @@ impl Task {
         if !asked.is_empty() {
             self.answer_from_archive(peer, &asked);
         }
-        let rejected = rejected_vertices(&actions);
+        let rejected = match self.node.lock().as_ref() {
+            Some(side) => rejected_vertices(&actions, side),
+            None => BTreeSet::new(),
+        };
         if let Some(record) = to_log.record(&data, &rejected) {
             self.log.append_encoded(&record);
         }
@@ -1346,7 +1351,8 @@ mod tests {
             .unwrap();
             let data = msg.encode();
             let m = Message::decode_untrusted(&data).unwrap();
-            let rejected = rejected_vertices(&side.handle(1, Input::Message { from: 0, msg: m }));
+            let actions = side.handle(1, Input::Message { from: 0, msg: m });
+            let rejected = rejected_vertices(&actions, &side);
             (data, rejected)
         };
         let logged =
@@ -1376,8 +1382,18 @@ mod tests {
             ToLog::Only(vec![forged.clone()]).record(&data, &rejected),
             None
         );
-        let (data, rejected) = judge(&Message::Vertices(vec![forged]));
+        let (data, rejected) = judge(&Message::Vertices(vec![forged.clone()]));
         assert_eq!(ToLog::AsReceived.record(&data, &rejected), None);
+        // A forged copy next to the good one (one id): the good one is taken and logged.
+        let mut good_twin = forged.clone();
+        good_twin.signature = first(1).signature;
+        let (data, rejected) = judge(&Message::Vertices(vec![forged, good_twin.clone()]));
+        assert!(rejected.is_empty());
+        let Some(Message::Vertices(kept)) = logged(ToLog::AsReceived.record(&data, &rejected))
+        else {
+            panic!("nothing logged");
+        };
+        assert!(kept.contains(&good_twin));
         assert_eq!(ToLog::Nothing.record(&data, &BTreeSet::new()), None);
     }
 

@@ -9,7 +9,7 @@
 //!   listen addresses. Bootnodes that drop are dialed again.
 //! - **Request-response** (`/cpchain/sync/1`) serves final blocks to peers that catch up;
 //!   answers come from a [`BlockSource`].
-//! - **Request-response** (`/cpchain/side/1`) carries side-chain messages meant for one
+//! - **Request-response** (`/cpchain/side/2`) carries side-chain messages meant for one
 //!   peer (answers to a catch-up request), so they do not flood the group's topic.
 //! - **Request-response** (`/cpchain/data/2`) carries the data layer's requests (store and
 //!   fetch chunks, deliver kfrags, ask for re-encryption) as opaque length-prefixed
@@ -124,7 +124,7 @@ impl Topic {
             Topic::Tickets => "/cpchain/tickets/1".to_owned(),
             Topic::Side(group) => {
                 let hex: String = group.iter().map(|b| format!("{b:02x}")).collect();
-                format!("/cpchain/side/{hex}/1")
+                format!("/cpchain/side/{hex}/2")
             }
         })
     }
@@ -496,7 +496,10 @@ struct Behaviour {
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/kad/1");
 const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/sync/1");
 const DATA_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/data/2");
-const SIDE_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/side/1");
+// Side-chain wire version 2 (topic and protocol): a request tells what the asker holds.
+// Nodes of version 1 cannot read it; on separate names they ignore each other's side chain
+// instead of penalising each other for undecodable messages.
+const SIDE_PROTOCOL: StreamProtocol = StreamProtocol::new("/cpchain/side/2");
 const IDENTIFY_VERSION: &str = "/cpchain/1";
 
 fn parse_addr(s: &str) -> Result<Multiaddr, P2pError> {

@@ -1057,11 +1057,13 @@ impl SideChain {
                 for id in &stale {
                     self.requested.insert(*id, self.now);
                 }
+                // To every peer: each answers with the asked vertices alone, or a lagging
+                // node would get the same ancestors from all of them.
                 out.push(Action::Send {
                     to: None,
                     msg: Message::Request {
                         ids: stale,
-                        have: self.have(),
+                        have: vec![u64::MAX; self.cfg.group.n()],
                     },
                 });
             }
@@ -1359,9 +1361,9 @@ impl SideChain {
     }
 
     /// What a peer asking for `ids` gets: those held, and their ancestors above `have`
-    /// (its highest sequence per gateway), breadth first, [`MAX_ANSWER`] at most, parents
-    /// before children. A node that fell behind so catches up in a round trip per
-    /// [`MAX_ANSWER`] vertices, not one per layer of the DAG.
+    /// (its highest sequence per gateway; `u64::MAX` asks for `ids` alone), breadth first,
+    /// [`MAX_ANSWER`] at most, parents first. A node that fell behind so catches up in a
+    /// round trip per [`MAX_ANSWER`] vertices, not one per layer of the DAG.
     fn answer(&self, ids: &[VertexId], have: &[u64]) -> Vec<SignedVertex> {
         let asked: BTreeSet<VertexId> = ids.iter().take(MAX_ANSWER).copied().collect();
         let mut queue: VecDeque<VertexId> = asked.iter().copied().collect();
@@ -1376,16 +1378,19 @@ impl SideChain {
             let Some(v) = self.vertices.get(&id) else {
                 continue;
             };
-            let held = have
-                .get(v.creator)
-                .is_some_and(|s| v.vertex.vertex.sequence <= *s);
+            // An equivocator's sequence says nothing of which fork the asker holds.
+            let held = !self.equivocators.contains(&v.creator)
+                && have
+                    .get(v.creator)
+                    .is_some_and(|s| v.vertex.vertex.sequence <= *s);
             if held && !asked.contains(&id) {
                 continue;
             }
             found.push(v);
             queue.extend(v.vertex.vertex.parents.iter().copied());
         }
-        // A child's clock exceeds each parent's: its sum orders parents first.
+        // A child's clock sum exceeds its parents' (but around an equivocator's forks,
+        // where the receiver's waiting room puts them in order anyway).
         found.sort_by_key(|v| (v.clock.iter().sum::<u64>(), v.vertex.id));
         found.into_iter().map(|v| v.vertex.clone()).collect()
     }
@@ -1512,7 +1517,7 @@ impl SideChain {
 
     /// Whether this node holds, awaits or recently pruned vertex `id` (the recent ones
     /// answer peers lagging a little, whose heads may still name them).
-    fn known(&self, id: &VertexId) -> bool {
+    pub fn known(&self, id: &VertexId) -> bool {
         self.vertices.contains_key(id)
             || self.waiting.contains_key(id)
             || self.pruned_known.contains_key(id)
