@@ -9,8 +9,9 @@
 # SIDE_SET adds [sidechain] settings to every gateway's config, one per line (for example
 # SIDE_SET="vertex_interval_ms = 10"). Also reported: the CPU time the gateways used.
 # SAMPLES=file.csv writes every latency sample with the time its transaction was first seen.
-# RESTART=1 then restarts gateway 1 and reports how long replaying its side-chain log took
-# (until its API answers again) and the restarted process's peak RSS.
+# RESTART=1 then restarts gateway 1 and reports how long restoring its side-chain snapshot
+# and replaying the logs after it took (until its API answers again) and the restarted
+# process's peak RSS.
 # Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release PRUNE=1 RESTART=0 SIDE_SET=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,10 +96,26 @@ print("node'"$i"' vertices held {} pruned {} confirmed txs {} pruned {} last anc
     s["vertices"], s["pruned_vertices"], s["confirmed_txs"], s["pruned_txs"], a.get("sequence"), a.get("is_final"), m["rejected_vertices_total"]))
 '
 done
+# Snapshots the gateways wrote meanwhile (snapshot_log_mib), and how long encoding one held
+# up a gateway's side-chain thread.
+python3 - "$net"/node*.log <<'PY'
+import re, sys
+ms = sorted(
+    int(m.group(1))
+    for p in sys.argv[1:]
+    for line in open(p, errors="replace")
+    if "side-chain snapshot written" in line
+    for m in [re.search(r"encode_ms\S*?=\S*?(\d+)", re.sub(r"\x1b\[[0-9;]*m", "", line))]
+    if m
+)
+if ms:
+    print(f"snapshots: {len(ms)} written; encoding held the side-chain thread {ms[len(ms) // 2]} ms (median), {ms[-1]} ms (max)")
+PY
 if [ "${RESTART:-0}" = 1 ]; then
   kill -TERM "${pids[0]}"
   wait "${pids[0]}" 2>/dev/null || true
   log_bytes=$(cat "$net"/node1/sidechain/*.log | wc -c)
+  snap_bytes=$( (cat "$net"/node1/sidechain/*.snapshot 2>/dev/null || true) | wc -c)
   t0=$(date +%s%N)
   "$cpchain" start --home "$net/node1" >>"$net/node1.log" 2>&1 &
   pids[0]=$!
@@ -108,7 +125,7 @@ if [ "${RESTART:-0}" = 1 ]; then
   done
   t1=$(date +%s%N)
   hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/${pids[0]}/status")
-  echo "restart: gateway 1 replayed its side-chain log ($((log_bytes / 1048576)) MiB) and answered in $(((t1 - t0) / 1000000)) ms; peak RSS ${hwm} MB"
+  echo "restart: gateway 1 restored its side-chain snapshot ($((snap_bytes / 1048576)) MiB), replayed its logs ($((log_bytes / 1048576)) MiB) and answered in $(((t1 - t0) / 1000000)) ms; peak RSS ${hwm} MB"
   "$cpchain" sidechain status --home "$net/node1" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)

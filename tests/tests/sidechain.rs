@@ -88,12 +88,15 @@ const CONFIRMED: &[&str] = &["confirmed", "anchored", "final"];
 fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     let mut net = Testnet::with_args(4, &["--side-group", "e2e-district"]);
     let group = Group::id_of("e2e-district");
-    // Anchor every second so the test sees several anchors.
+    // Anchor every second so the test sees several anchors, and snapshot the side chain
+    // once the log passes 1 MiB, so that the restarts below restore snapshots.
     for n in &net.nodes {
         let path = n.home.join("config.toml");
         let cfg = std::fs::read_to_string(&path).unwrap();
         assert!(cfg.contains("group = \"e2e-district\"") && cfg.contains("gateway = true"));
-        let cfg = cfg.replace("anchor_interval_ms = 5000", "anchor_interval_ms = 1000");
+        let cfg = cfg
+            .replace("anchor_interval_ms = 5000", "anchor_interval_ms = 1000")
+            .replace("snapshot_log_mib = 256", "snapshot_log_mib = 1");
         std::fs::write(&path, cfg).unwrap();
     }
     net.start_all();
@@ -459,15 +462,43 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     let topped = on_chain["reward_pool"].as_u64().unwrap();
     assert!(topped > pool + 40 * 100_000_000, "{on_chain}");
 
-    // The whole network restarts: every node replays its side-chain log, so the history
-    // is still final.
+    // The whole network restarts: every node restores its side-chain snapshot and replays
+    // the log after it, so the history is still final.
+    // Traffic enough to pass the 1 MiB of log (every node logs every vertex).
+    let busy = SecretKey::from_bytes([9; 32]);
+    let traffic: Vec<SignedMachineTx> = (0..8_000)
+        .map(|k| event(group, &busy, k, k as u32))
+        .collect();
+    for part in traffic.chunks(500) {
+        assert_eq!(post(&net.nodes[0], &part).status, 200);
+    }
+    for n in &net.nodes {
+        wait_status(n, &traffic[traffic.len() - 1].hash(), CONFIRMED, 60);
+    }
+    let snapshot = |n: &Node| n.home.join(format!("sidechain/{group}.snapshot"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !net.nodes.iter().all(|n| snapshot(n).is_file()) {
+        assert!(
+            Instant::now() < deadline,
+            "no side-chain snapshot after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for n in &mut net.nodes {
         assert!(n.stop(), "unclean stop:\n{}", tail(&n.log()));
+        // The logs before the snapshot's are gone: the first log (`<group>.log`) is one.
+        assert!(!n.home.join(format!("sidechain/{group}.log")).exists());
     }
     net.start_all();
     for n in &net.nodes {
         wait_status(n, &hashes[0], &["final"], 60);
         wait_status(n, &back.hash(), &["final"], 60);
+        assert!(
+            n.log()
+                .contains("side-chain state restored from its snapshot"),
+            "{}",
+            tail(&n.log())
+        );
     }
     // New transactions confirm and become final after the restart: the anchor the main
     // chain took carries its frontier, so no gateway needs the lost proposal.
@@ -476,6 +507,31 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     for n in &net.nodes {
         wait_status(n, &after.hash(), &["final"], 60);
     }
+    // A damaged snapshot stops nothing: the node says so, replays the logs after it, gets
+    // the history it lacks from its peers, and takes part again.
+    net.nodes[2].kill9();
+    let damaged = snapshot(&net.nodes[2]);
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&damaged, bytes).unwrap();
+    net.nodes[2].start();
+    let again = event(group, &SecretKey::from_bytes([10; 32]), 0, 6);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while post(&net.nodes[2], &again).status != 202 {
+        assert!(Instant::now() < deadline, "{}", tail(&net.nodes[2].log()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for n in &net.nodes {
+        wait_status(n, &again.hash(), &["final"], 60);
+    }
+    assert!(
+        net.nodes[2]
+            .log()
+            .contains("cannot read the side-chain snapshot"),
+        "{}",
+        tail(&net.nodes[2].log())
+    );
     // Anchors after the change paid from the topped-up pool, at most 2 CPC each.
     let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();
     let left = on_chain["reward_pool"].as_u64().unwrap();

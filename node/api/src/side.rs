@@ -123,7 +123,9 @@ impl From<SideError> for ApiError {
                 ApiError::Invalid(e.to_string())
             }
             SideError::PoolFull => ApiError::RateLimited(e.to_string()),
-            SideError::NotGateway | SideError::Group(_) => ApiError::Unavailable(e.to_string()),
+            SideError::NotGateway | SideError::Group(_) | SideError::Snapshot(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
         }
     }
 }

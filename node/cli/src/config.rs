@@ -219,6 +219,13 @@ anchor_interval_ms = 5000
 max_batch = 2000
 # Most machine transactions waiting in this gateway's pool.
 max_pool = 100000
+# Drop final history from memory into the node's store, where the API and peers catching
+# up read it; false keeps every vertex and transaction in memory.
+prune_history = true
+# Once the side-chain log passes this many MiB (and the last snapshot's size), write a
+# snapshot of the side-chain state and start a new log, so that a restart replays at most
+# about this much; 0: never.
+snapshot_log_mib = 256
 
 [accel]
 # Backend of each operation: auto, cpu, wgpu, cuda or fpga. A backend that is

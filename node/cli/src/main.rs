@@ -17,6 +17,7 @@ mod keys;
 mod node;
 mod side;
 mod side_client;
+mod side_files;
 mod testnet;
 mod thresholds;
 

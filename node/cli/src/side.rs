@@ -11,17 +11,18 @@
 //!
 //! The side chain's state lives in memory. So that a restarted node — or a whole network
 //! restarted at once — keeps its history, every vertex and anchor the node accepts is
-//! appended to `<home>/sidechain/<group id>.log` and replayed through the state machine at
-//! start, after the main chain's side inputs (which also tells a gateway its own last
-//! sequence number, so it never signs one twice). The log is read one record at a time, so
-//! a restart's memory does not grow with it. A torn last record is dropped; what it held
-//! comes back from peers. A log that cannot be read is left as it is. Final history the
-//! state machine prunes goes to the node's store, where the API and peers' requests find it.
+//! appended to a log under `<home>/sidechain`, and once the log outgrows
+//! `snapshot_log_mib` the task writes a snapshot of the state machine and starts a new log
+//! (see [`crate::side_files`]). At start the task restores the snapshot, feeds the main
+//! chain's side inputs since it, and replays the logs after it through the state machine
+//! (which also tells a gateway its own last sequence number, so it never signs one twice).
+//! A log is read one record at a time. A torn last record is dropped; what it held comes
+//! back from peers. A log that cannot be read is left as it is. Final history the state
+//! machine prunes goes to the node's store, where the API and peers' requests find it.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ use cpc_sidechain::{
     TxInfo, TxStatus, VertexInfo,
 };
 use cpc_types::codec::{Decode, DecodeError, Reader, decode_exact};
+
+use crate::side_files::{SideFiles, SideLog, Snapshot};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +64,10 @@ pub(crate) struct SideSection {
     /// Drops final history from memory into the node's store (the API and peers catching
     /// up read it there); `false` keeps every vertex and transaction in memory.
     pub(crate) prune_history: bool,
+    /// Once the side-chain log passes this many MiB (and the last snapshot's size), the
+    /// node writes a snapshot of its side-chain state and starts a new log, so that a
+    /// restart replays at most about this much; 0 never does.
+    pub(crate) snapshot_log_mib: u64,
 }
 
 impl Default for SideSection {
@@ -74,6 +81,7 @@ impl Default for SideSection {
             max_batch: 2000,
             max_pool: 100_000,
             prune_history: true,
+            snapshot_log_mib: 256,
         }
     }
 }
@@ -122,6 +130,12 @@ impl SideSection {
         if self.max_pool == 0 {
             bail!("sidechain.max_pool must be at least 1");
         }
+        if self.snapshot_log_mib > 1 << 20 {
+            bail!(
+                "sidechain.snapshot_log_mib is {}; use 0 (no snapshots) to 1048576 MiB",
+                self.snapshot_log_mib
+            );
+        }
         Ok(())
     }
 
@@ -147,134 +161,6 @@ const MAX_IN_FLIGHT: usize = 500_000;
 
 /// Peer token of replayed messages: answers to it go nowhere.
 const REPLAY: u64 = u64::MAX;
-
-/// The append-only log of accepted side messages (length-prefixed encodings). It is read
-/// one record at a time, so a restart holds one record in memory however long the log.
-struct SideLog {
-    path: PathBuf,
-    /// Open for appending once the log has been replayed.
-    file: Option<std::fs::File>,
-}
-
-impl SideLog {
-    /// The log at `path`, not yet read.
-    fn new(path: PathBuf) -> SideLog {
-        SideLog { path, file: None }
-    }
-
-    /// The whole records of the log, in order.
-    fn records(&self) -> LogRecords {
-        let (reader, error) = match std::fs::File::open(&self.path) {
-            Ok(f) => (Some(std::io::BufReader::with_capacity(1 << 20, f)), None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
-            Err(e) => (None, Some(e)),
-        };
-        LogRecords {
-            reader,
-            rec: Vec::new(),
-            end: 0,
-            error,
-        }
-    }
-
-    /// Opens the log for appending after the records `read` ended at: a torn tail is
-    /// dropped, and what it held comes back from peers. A log that could not be read is
-    /// left as it is and not appended to. Records `read` has not handed out yet are
-    /// skipped, never dropped.
-    fn append_after(&mut self, mut read: LogRecords) {
-        read.by_ref().for_each(drop);
-        if let Some(e) = read.error {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot read the side-chain log; it is left as it is and this run does not add to it");
-            return;
-        }
-        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        if read.end < size {
-            tracing::warn!(path = %self.path.display(), bytes = size - read.end, "ignoring a torn record at the end of the side-chain log");
-        }
-        let file = self
-            .path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?;
-                f.set_len(read.end)?;
-                Ok(f)
-            });
-        match file {
-            Ok(f) => self.file = Some(f),
-            Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot write the side-chain log; a restart will rebuild the history from peers");
-            }
-        }
-    }
-
-    fn append(&mut self, msg: &Message) {
-        if self.file.is_some() {
-            self.append_encoded(&msg.encode());
-        }
-    }
-
-    /// Appends a message's encoding (as received: decoding checked it is one).
-    fn append_encoded(&mut self, data: &[u8]) {
-        let Some(f) = &mut self.file else {
-            return;
-        };
-        let mut rec = Vec::with_capacity(4 + data.len());
-        rec.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
-        rec.extend_from_slice(data);
-        if let Err(e) = f.write_all(&rec) {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the side-chain log");
-            self.file = None;
-        }
-    }
-}
-
-/// A reading of the side-chain log, one record at a time; it stops at the first record
-/// that is torn or does not decode.
-struct LogRecords {
-    reader: Option<std::io::BufReader<std::fs::File>>,
-    rec: Vec<u8>,
-    /// Where the last whole record ends.
-    end: u64,
-    /// Why reading stopped short of the end, if not at a torn record.
-    error: Option<std::io::Error>,
-}
-
-impl Iterator for LogRecords {
-    type Item = Message;
-
-    fn next(&mut self) -> Option<Message> {
-        let r = self.reader.as_mut()?;
-        let mut len = [0u8; 4];
-        let mut read = |buf: &mut [u8]| match r.read_exact(buf) {
-            Ok(()) => Some(()),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
-            Err(e) => {
-                self.error = Some(e);
-                None
-            }
-        };
-        let msg = read(&mut len).and_then(|()| {
-            let len = u32::from_be_bytes(len) as usize;
-            // A length no message can have is torn: allocate nothing for it.
-            if len > cpc_sidechain::MAX_MESSAGE_BYTES {
-                return None;
-            }
-            self.rec.resize(len, 0);
-            read(&mut self.rec)?;
-            Message::decode_untrusted(&self.rec).ok()
-        });
-        if msg.is_some() {
-            self.end += 4 + self.rec.len() as u64;
-        } else {
-            self.reader = None;
-        }
-        msg
-    }
-}
 
 /// What of a received message goes to the side-chain log.
 enum ToLog {
@@ -439,6 +325,13 @@ struct InFlight {
 
 /// One batch for the archive thread.
 type ArchiveBatch = (Vec<Arc<VertexInfo>>, Vec<(Hash32, Arc<TxInfo>)>);
+
+/// Work for the archive thread, done in order.
+enum ArchiveJob {
+    Batch(ArchiveBatch),
+    /// Answered once every batch sent before it is written.
+    Barrier(std::sync::mpsc::Sender<()>),
+}
 
 impl SideNode {
     fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
@@ -655,14 +548,21 @@ pub(crate) fn start(
     // Serializing and writing pruned history takes milliseconds per anchor; the gateway
     // task hands it over and goes on with its vertices.
     // Unbounded: what a batch holds is in flight already (see `Task::archive` for the bound).
-    let (archiver, batches) = std::sync::mpsc::channel::<ArchiveBatch>();
+    let (archiver, batches) = std::sync::mpsc::channel::<ArchiveJob>();
     {
         let node = node.clone();
         std::thread::Builder::new()
             .name("cpc-side-archive".into())
             .spawn(move || {
                 lower_priority();
-                while let Ok((vertices, txs)) = batches.recv() {
+                while let Ok(job) = batches.recv() {
+                    let (vertices, txs) = match job {
+                        ArchiveJob::Batch(b) => b,
+                        ArchiveJob::Barrier(done) => {
+                            let _ = done.send(());
+                            continue;
+                        }
+                    };
                     // Small writes, so that no burst holds the cores for long.
                     for part in vertices.chunks(64) {
                         node.write_archive(&(part.to_vec(), Vec::new()));
@@ -674,8 +574,14 @@ pub(crate) fn start(
             })?;
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let files = SideFiles::new(dir, group_id);
     let task = Task {
-        log: SideLog::new(dir.join(format!("{group_id}.log"))),
+        log: SideLog::new(files.log(0)),
+        files,
+        log_id: 0,
+        snapshot_len: 0,
+        writer: None,
+        snapshots_off: false,
         archiver,
         node: node.clone(),
         section: section.clone(),
@@ -702,10 +608,19 @@ pub(crate) fn start(
 }
 
 struct Task {
-    /// Replayed once the group is open.
+    /// The log appended to (once the group is open).
     log: SideLog,
+    files: SideFiles,
+    /// The number of `log`.
+    log_id: u64,
+    /// The size of the last snapshot: a log shorter than that is cheaper to replay.
+    snapshot_len: u64,
+    /// The thread writing a snapshot, if one is.
+    writer: Option<std::thread::JoinHandle<Result<(), String>>>,
+    /// Set after a snapshot failed: the logs it would have removed stay needed.
+    snapshots_off: bool,
     /// To the archive thread.
-    archiver: std::sync::mpsc::Sender<ArchiveBatch>,
+    archiver: std::sync::mpsc::Sender<ArchiveJob>,
     node: Arc<SideNode>,
     section: SideSection,
     chain: Arc<Chain>,
@@ -755,6 +670,7 @@ impl Task {
                 next_tick = now + tick;
                 self.input(Input::Tick);
                 self.node.meter().sample(now);
+                self.snapshot_if_due();
             }
         }
     }
@@ -1040,7 +956,11 @@ impl Task {
                 f.txs.insert(*h, t.clone());
             }
         }
-        if self.archiver.send((vertices, txs)).is_err() {
+        if self
+            .archiver
+            .send(ArchiveJob::Batch((vertices, txs)))
+            .is_err()
+        {
             tracing::warn!("the side-chain archive thread is gone; pruned history is not archived");
         }
     }
@@ -1092,32 +1012,12 @@ impl Task {
         let n = group.n();
         let mut cfg = self.section.side_config(group);
         cfg.reward_per_anchor = reward_per_anchor;
-        match SideChain::new(cfg, key, self.accel.clone()) {
-            Ok(mut s) => {
+        match self.restore_or_new(cfg, key) {
+            Ok((mut s, first_log)) => {
                 // The main chain first: with its final anchors known, the replay prunes as
                 // it goes, and memory stays what it is at run time.
                 self.feed_into(&mut s);
-                // Answers and requests of the replay go nowhere; peers fill any gaps.
-                let mut records = self.log.records();
-                let mut count = 0u64;
-                self.node.replaying.store(0, Ordering::Relaxed);
-                for msg in records.by_ref() {
-                    let now = cpc_api::now_ms();
-                    let out = s.handle(now, Input::Message { from: REPLAY, msg });
-                    self.archive_pruned(out);
-                    self.archive_pruned(s.handle(now, Input::SummarisePruned));
-                    count += 1;
-                    self.node.replaying.store(count, Ordering::Relaxed);
-                }
-                self.node.replaying.store(NOT_REPLAYING, Ordering::Relaxed);
-                self.log.append_after(records);
-                if count > 0 {
-                    tracing::info!(
-                        records = count,
-                        vertices_accepted = s.vertex_count(),
-                        "side-chain history replayed from the log"
-                    );
-                }
+                self.replay_logs(&mut s, first_log);
                 *self.node.lock() = Some(s);
                 tracing::info!(group = %id, gateways = n, gateway = self.key.is_some(), "following the side-chain group");
                 true
@@ -1125,6 +1025,183 @@ impl Task {
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the side chain");
                 false
+            }
+        }
+    }
+
+    /// The state machine from the group's snapshot when there is a usable one (`fed`
+    /// then follows it), else a new one; with the first log to replay.
+    fn restore_or_new(
+        &mut self,
+        cfg: cpc_sidechain::Config,
+        key: Option<SecretKey>,
+    ) -> Result<(SideChain, u64), SideError> {
+        let path = self.files.snapshot();
+        match Snapshot::read(&self.files) {
+            Ok(Some(snap)) => {
+                match SideChain::restore(cfg.clone(), key.clone(), self.accel.clone(), &snap.state)
+                {
+                    Ok(s) => {
+                        self.fed = snap.fed;
+                        self.snapshot_len = snap.state.len() as u64;
+                        tracing::info!(
+                            bytes = snap.state.len(),
+                            main_chain_height = snap.fed,
+                            "side-chain state restored from its snapshot"
+                        );
+                        return Ok((s, snap.log));
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot restore the side-chain snapshot; replaying the logs after it alone (peers send what they lack)");
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the side-chain snapshot; replaying the logs after it alone (peers send what they lack)");
+            }
+        }
+        Ok((SideChain::new(cfg, key, self.accel.clone())?, 0))
+    }
+
+    /// Replays the logs from `first` on into `s` and opens the last for appending; logs
+    /// below `first`, which the snapshot covers, are removed.
+    fn replay_logs(&mut self, s: &mut SideChain, first: u64) {
+        let logs = self.files.logs().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list the side-chain logs; starting without them");
+            Vec::new()
+        });
+        // Answers and requests of the replay go nowhere; peers fill any gaps.
+        let mut count = 0u64;
+        self.node.replaying.store(0, Ordering::Relaxed);
+        let mut last = None;
+        for (id, path) in logs.into_iter().filter(|(id, _)| *id >= first) {
+            let log = SideLog::new(path);
+            let mut records = log.records();
+            for msg in records.by_ref() {
+                let now = cpc_api::now_ms();
+                let out = s.handle(now, Input::Message { from: REPLAY, msg });
+                self.archive_pruned(out);
+                self.archive_pruned(s.handle(now, Input::SummarisePruned));
+                count += 1;
+                self.node.replaying.store(count, Ordering::Relaxed);
+            }
+            last = Some((id, log, records));
+        }
+        self.node.replaying.store(NOT_REPLAYING, Ordering::Relaxed);
+        let (id, mut log, records) = last.unwrap_or_else(|| {
+            let log = SideLog::new(self.files.log(first));
+            let records = log.records();
+            (first, log, records)
+        });
+        log.append_after(records);
+        self.log = log;
+        self.log_id = id;
+        if first > 0
+            && let Err(e) = self.files.remove_logs_below(first)
+        {
+            tracing::warn!(error = %e, "cannot remove side-chain logs a snapshot covers");
+        }
+        if count > 0 {
+            tracing::info!(
+                records = count,
+                vertices_accepted = s.vertex_count(),
+                "side-chain history replayed from the log"
+            );
+        }
+    }
+
+    /// Starts a snapshot once the log has outgrown its limit and the last snapshot, and
+    /// collects the last one's outcome.
+    fn snapshot_if_due(&mut self) {
+        if self.writer.as_ref().is_some_and(|w| w.is_finished()) {
+            let outcome = self.writer.take().map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("the snapshot thread panicked".into()))
+            });
+            if let Some(Err(e)) = outcome {
+                tracing::warn!(error = %e, "the side-chain snapshot failed; the logs stay, and this run takes no more snapshots");
+                self.snapshots_off = true;
+            }
+        }
+        let limit = self.section.snapshot_log_mib << 20;
+        if limit == 0
+            || self.snapshots_off
+            || self.writer.is_some()
+            || self.log.bytes() < limit.max(self.snapshot_len)
+        {
+            return;
+        }
+        self.snapshot();
+    }
+
+    /// Snapshots the state machine and starts the next log; a thread writes the snapshot
+    /// once the pruned history the older logs held is durable in the store, then removes
+    /// those logs.
+    fn snapshot(&mut self) {
+        let encoding = Instant::now();
+        let Some(state) = self.node.lock().as_ref().map(SideChain::snapshot) else {
+            return;
+        };
+        let encode_ms = encoding.elapsed().as_millis() as u64;
+        let id = self.log_id + 1;
+        let path = self.files.log(id);
+        let (done, written) = std::sync::mpsc::channel();
+        let started = SideLog::create(path.clone())
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))
+            .and_then(|log| {
+                self.archiver
+                    .send(ArchiveJob::Barrier(done))
+                    .map(|()| log)
+                    .map_err(|_| "the archive thread is gone".to_string())
+            });
+        let log = match started {
+            Ok(log) => log,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take a side-chain snapshot; this run takes none");
+                self.snapshots_off = true;
+                return;
+            }
+        };
+        self.log = log;
+        self.log_id = id;
+        self.snapshot_len = state.len() as u64;
+        let snap = Snapshot {
+            log: id,
+            fed: self.fed,
+            state,
+        };
+        let (node, files) = (self.node.clone(), self.files.clone());
+        let writer = std::thread::Builder::new()
+            .name("cpc-side-snapshot".into())
+            .spawn(move || {
+                lower_priority();
+                written
+                    .recv()
+                    .map_err(|_| "the archive thread is gone".to_string())?;
+                node.chain
+                    .store()
+                    .side_flush()
+                    .map_err(|e| format!("cannot flush the side-chain archive: {e}"))?;
+                let path = files.snapshot();
+                snap.write(&files)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                files
+                    .remove_logs_below(id)
+                    .map_err(|e| format!("cannot remove the logs before log {id}: {e}"))?;
+                tracing::info!(
+                    bytes = snap.state.len(),
+                    encode_ms,
+                    log = id,
+                    "side-chain snapshot written; the logs before it are removed"
+                );
+                Ok(())
+            });
+        match writer {
+            Ok(w) => self.writer = Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the side-chain snapshot thread; this run takes no more snapshots");
+                self.snapshots_off = true;
             }
         }
     }
@@ -1210,6 +1287,13 @@ mod tests {
             ),
             (
                 SideSection {
+                    snapshot_log_mib: u64::MAX,
+                    ..ok.clone()
+                },
+                "sidechain.snapshot_log_mib",
+            ),
+            (
+                SideSection {
                     anchor_interval_ms: 5,
                     ..ok.clone()
                 },
@@ -1268,54 +1352,6 @@ mod tests {
         assert_eq!(back, vs);
         let heads = Message::Heads(vec![Hash32([3; 32])]);
         assert_eq!(split(&heads), vec![heads.encode()]);
-    }
-
-    #[test]
-    fn the_log_replays_whole_records_and_drops_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("side").join("g.log");
-        let msgs: Vec<Message> = (0..5u8)
-            .map(|i| Message::Heads(vec![Hash32([i; 32]); usize::from(i) + 1]))
-            .collect();
-        // A log that does not exist yet reads as empty and is created.
-        let mut log = SideLog::new(path.clone());
-        assert_eq!(log.records().count(), 0);
-        log.append_after(log.records());
-        for m in &msgs[..3] {
-            log.append(m);
-        }
-        drop(log);
-        let whole = std::fs::metadata(&path).unwrap().len();
-        for torn in [
-            &[0u8, 0][..],                    // a torn length
-            &[0, 0, 0, 9, 1, 2][..],          // a torn record
-            &[0xff, 0xff, 0xff, 0xff, 0][..], // a length no message has
-            &[0, 0, 0, 1, 0xee][..],          // a record that does not decode
-        ] {
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .unwrap()
-                .write_all(torn)
-                .unwrap();
-            let log = SideLog::new(path.clone());
-            let mut records = log.records();
-            assert_eq!(records.by_ref().collect::<Vec<_>>(), msgs[..3]);
-            assert_eq!(records.end, whole);
-            let mut log = log;
-            log.append_after(records);
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().len(),
-                whole,
-                "the tail is dropped"
-            );
-        }
-        // New records follow the last whole one.
-        let mut log = SideLog::new(path.clone());
-        log.append_after(log.records());
-        log.append(&msgs[3]);
-        log.append(&msgs[4]);
-        assert_eq!(SideLog::new(path).records().collect::<Vec<_>>(), msgs);
     }
 
     #[test]

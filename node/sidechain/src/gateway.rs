@@ -1,5 +1,7 @@
 //! The side-chain state machine of one node: events in, actions out.
 
+mod snapshot;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher as _;
 use std::sync::{Arc, OnceLock};

@@ -104,6 +104,14 @@
 //!
 //! A node judges a vertex from the same pruned tips whether or not it prunes; the seeded
 //! simulation runs every seed both ways and requires every action of every node to match.
+//!
+//! # Snapshots
+//!
+//! [`SideChain::snapshot`] encodes the whole state between two inputs (canonically: hash
+//! maps in key order) and [`SideChain::restore`] reads it back into a node of the same group
+//! with the same gateway key. A node then needs only the messages after the snapshot to
+//! rebuild its state, not the whole history. The simulation restores every node from its
+//! snapshot again and again and requires it to act exactly as a node that never stopped.
 
 mod gateway;
 mod group;
@@ -143,6 +151,9 @@ pub enum SideError {
     /// Only gateways take transactions.
     #[error("this node is not a gateway of the group; send the transaction to a gateway")]
     NotGateway,
+    /// A snapshot cannot be restored.
+    #[error("side-chain snapshot: {0}")]
+    Snapshot(String),
     /// The nonce is below the account's pruned history: that slot is final.
     #[error("nonce {nonce} of this account is already final; use the account's next nonce")]
     NonceFinal {

@@ -1242,3 +1242,56 @@ fn main_chain_takes_the_evidence(group: &Group, ev: &cpc_sidechain::Equivocation
     );
     assert!(main.apply(ev.tx_kind()).is_err(), "reported twice");
 }
+
+#[test]
+fn a_snapshot_restores_only_into_its_own_node_and_garbage_is_refused() {
+    let mut net = net(4);
+    let m = SecretKey::from_bytes([50; 32]);
+    let lock = net.lock(&m, 1_000);
+    let d = net.tx(&m, 0, MachineKind::Deposit { lock });
+    assert!(net.nodes[0].submit(net.now, vec![d.clone()])[0].is_ok());
+    net.run(100, &[0, 1, 2, 3]);
+    let snap = net.nodes[1].snapshot();
+    let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
+    let restore = |key: Option<SecretKey>, cfg: Config, bytes: &[u8]| {
+        SideChain::restore(cfg, key, accel.clone(), bytes)
+    };
+    let cfg = config(&net.group);
+    let back = restore(Some(net.keys[1].clone()), cfg.clone(), &snap).unwrap();
+    assert_eq!(back.snapshot(), snap);
+    assert_eq!(
+        format!("{:?}", back.tx(&d.hash())),
+        format!("{:?}", net.nodes[1].tx(&d.hash()))
+    );
+    let refused = |r: Result<SideChain, SideError>| match r {
+        Err(SideError::Snapshot(why)) => why,
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("restored"),
+    };
+    // Another gateway's key, or none: that node would sign as someone else.
+    assert!(refused(restore(Some(net.keys[2].clone()), cfg.clone(), &snap)).contains("key"));
+    assert!(refused(restore(None, cfg.clone(), &snap)).contains("key"));
+    // Another group.
+    let other = Group::new(Group::id_of("other"), net.group.gateways.clone()).unwrap();
+    let why = refused(restore(Some(net.keys[1].clone()), config(&other), &snap));
+    assert!(why.contains("another group"), "{why}");
+    // Torn, extended, flipped, or not a snapshot at all: an error, never a panic.
+    for cut in [0, 10, 20, snap.len() / 2, snap.len() - 1] {
+        refused(restore(
+            Some(net.keys[1].clone()),
+            cfg.clone(),
+            &snap[..cut],
+        ));
+    }
+    let mut longer = snap.clone();
+    longer.push(0);
+    refused(restore(Some(net.keys[1].clone()), cfg.clone(), &longer));
+    let mut flipped = snap;
+    flipped[16] ^= 1;
+    assert!(refused(restore(Some(net.keys[1].clone()), cfg.clone(), &flipped)).contains("version"));
+    refused(restore(
+        Some(net.keys[1].clone()),
+        cfg,
+        b"{\"not\": \"a snapshot\"}",
+    ));
+}

@@ -78,6 +78,11 @@ struct Sim {
     archived: Vec<BTreeMap<Hash32, SignedVertex>>,
     /// A hash chain over every node's actions but `Pruned`.
     trace: Hash32,
+    cfg: Config,
+    accel: Arc<Dispatcher>,
+    /// Every this many ms every node is replaced by the restoration of its snapshot
+    /// (0: never), as a node that restarts from its snapshot would be.
+    restore_every: u64,
 }
 
 fn fail(seed: u64, what: &str) -> ! {
@@ -87,7 +92,7 @@ fn fail(seed: u64, what: &str) -> ! {
 }
 
 impl Sim {
-    fn new(seed: u64, prune: bool) -> Sim {
+    fn new(seed: u64, prune: bool, restore_every: u64) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.gen_range(4..=10);
         let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::from_bytes(rng.r#gen())).collect();
@@ -130,6 +135,24 @@ impl Sim {
             archive: (0..n).map(|_| BTreeMap::new()).collect(),
             archived: (0..n).map(|_| BTreeMap::new()).collect(),
             trace: Hash32::ZERO,
+            cfg,
+            accel,
+            restore_every,
+        }
+    }
+
+    /// Replaces every node by the restoration of its snapshot, which must snapshot to the
+    /// same bytes.
+    fn restore_all(&mut self) {
+        for g in 0..self.n {
+            let snap = self.nodes[g].snapshot();
+            let key = Some(self.keys[g].clone());
+            let node = SideChain::restore(self.cfg.clone(), key, self.accel.clone(), &snap)
+                .unwrap_or_else(|e| fail(self.seed, &format!("node {g}: {e}")));
+            if node.snapshot() != snap {
+                fail(self.seed, &format!("node {g}: a restored snapshot differs"));
+            }
+            self.nodes[g] = node;
         }
     }
 
@@ -546,6 +569,9 @@ impl Sim {
                 let ev = self.queue.remove(&key).unwrap();
                 self.deliver(ev);
             } else {
+                if self.restore_every > 0 && next_tick % self.restore_every == 0 {
+                    self.restore_all();
+                }
                 for g in 0..self.n {
                     let out = self.nodes[g].handle(t, Input::Tick);
                     self.apply(g, out);
@@ -671,14 +697,29 @@ impl Sim {
 }
 
 fn run_seed(seed: u64) {
-    let mut kept = Sim::new(seed, false);
+    let mut kept = Sim::new(seed, false, 0);
     kept.run();
     kept.check();
-    let mut pruned = Sim::new(seed, true);
+    let mut pruned = Sim::new(seed, true, 0);
     pruned.run();
     pruned.check();
     if pruned.trace != kept.trace {
         fail(seed, "pruning changed what a node did");
+    }
+    // Restarted from snapshots every 97 ms (out of step with every interval of the run).
+    let mut restored = Sim::new(seed, true, 97);
+    restored.run();
+    restored.check();
+    if restored.trace != pruned.trace {
+        fail(seed, "restoring from snapshots changed what a node did");
+    }
+    for (a, b) in restored.nodes.iter().zip(&pruned.nodes) {
+        if format!("{:?}", a.status()) != format!("{:?}", b.status()) {
+            fail(
+                seed,
+                "a node restored from snapshots reports another status",
+            );
+        }
     }
     let held: u64 = pruned.nodes.iter().map(|n| n.status().vertices).sum();
     let all: u64 = kept.nodes.iter().map(|n| n.status().vertices).sum();

@@ -493,10 +493,20 @@ impl Store {
             }
         }
         // Neither synced nor logged: the side-chain log holds the same history, and a
-        // restart replays it (a crash loses at most the unflushed part of the archive).
+        // restart replays it (a crash loses at most the unflushed part of the archive);
+        // before the node drops that log for a snapshot, `side_flush` makes it durable.
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
         self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Writes the side-chain archive's memory to disk and waits for it: what
+    /// [`Store::side_archive`] wrote before survives a crash from then on.
+    pub fn side_flush(&self) -> Result<(), StorageError> {
+        let mut fo = rocksdb::FlushOptions::default();
+        fo.set_wait(true);
+        self.db.flush_cf_opt(self.cf(CF_SIDE)?, &fo)?;
         Ok(())
     }
 

@@ -206,22 +206,6 @@ pub struct Certificate {
 }
 codec_struct!(Certificate { kind, view, votes });
 
-impl crate::codec::Encode for (PublicKey, Signature) {
-    fn encode_to(&self, out: &mut Vec<u8>) {
-        self.0.encode_to(out);
-        self.1.encode_to(out);
-    }
-}
-
-impl crate::codec::Decode for (PublicKey, Signature) {
-    fn decode_from(r: &mut crate::codec::Reader<'_>) -> Result<Self, crate::codec::DecodeError> {
-        Ok((
-            crate::codec::Decode::decode_from(r)?,
-            crate::codec::Decode::decode_from(r)?,
-        ))
-    }
-}
-
 /// A block: header, certificate, transactions, election tickets and the parent's votes.
 ///
 /// Tickets and parent votes change the state (tickets are recorded, voters earn credit),

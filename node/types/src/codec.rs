@@ -1,5 +1,7 @@
 //! The canonical binary encoding.
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
 use thiserror::Error;
 
 /// Why bytes are not the canonical encoding of a value.
@@ -146,7 +148,7 @@ macro_rules! int_codec {
         }
     )*};
 }
-int_codec!(u8, u16, u32, u64);
+int_codec!(u8, u16, u32, u64, u128, i128);
 
 impl Encode for bool {
     fn encode_to(&self, out: &mut Vec<u8>) {
@@ -195,12 +197,17 @@ impl Decode for String {
     }
 }
 
+/// A list: its length, then its items.
+fn put_list<'a, T: Encode + 'a>(len: usize, items: impl Iterator<Item = &'a T>, out: &mut Vec<u8>) {
+    (len as u32).encode_to(out);
+    for item in items {
+        item.encode_to(out);
+    }
+}
+
 impl<T: Encode> Encode for Vec<T> {
     fn encode_to(&self, out: &mut Vec<u8>) {
-        (self.len() as u32).encode_to(out);
-        for item in self {
-            item.encode_to(out);
-        }
+        put_list(self.len(), self.iter(), out);
     }
 }
 
@@ -248,6 +255,122 @@ impl<T: Decode> Decode for Option<T> {
     }
 }
 
+/// A `usize` is a `u64` on the wire, whatever the platform.
+impl Encode for usize {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        (*self as u64).encode_to(out);
+    }
+}
+
+impl Decode for usize {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        usize::try_from(u64::decode_from(r)?).map_err(|_| DecodeError::Invalid("usize"))
+    }
+}
+
+impl Encode for () {
+    fn encode_to(&self, _: &mut Vec<u8>) {}
+}
+
+impl Decode for () {
+    fn decode_from(_: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(())
+    }
+}
+
+impl<T: Encode> Encode for Box<T> {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        (**self).encode_to(out);
+    }
+}
+
+impl<T: Decode> Decode for Box<T> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        T::decode_from(r).map(Box::new)
+    }
+}
+
+/// Tuples are their elements, in order.
+macro_rules! tuple_codec {
+    ($($t:ident),*) => {
+        impl<$($t: Encode),*> Encode for ($($t,)*) {
+            #[allow(non_snake_case)]
+            fn encode_to(&self, out: &mut Vec<u8>) {
+                let ($($t,)*) = self;
+                $( $t.encode_to(out); )*
+            }
+        }
+        impl<$($t: Decode),*> Decode for ($($t,)*) {
+            fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                Ok(($($t::decode_from(r)?,)*))
+            }
+        }
+    };
+}
+tuple_codec!(A, B);
+tuple_codec!(A, B, C);
+
+impl<T: Encode> Encode for VecDeque<T> {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        put_list(self.len(), self.iter(), out);
+    }
+}
+
+impl<T: Decode> Decode for VecDeque<T> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Vec::<T>::decode_from(r).map(VecDeque::from)
+    }
+}
+
+/// Ordered maps and sets are lists in ascending order; a list out of order or with a
+/// repeated key is not an encoding of one (a map has one encoding).
+impl<K: Encode, V: Encode> Encode for BTreeMap<K, V> {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        (self.len() as u32).encode_to(out);
+        for (k, v) in self {
+            k.encode_to(out);
+            v.encode_to(out);
+        }
+    }
+}
+
+impl<K: Decode + Ord, V: Decode> Decode for BTreeMap<K, V> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = r.length("map", MAX_LEN, 1)?;
+        let mut m = BTreeMap::new();
+        for _ in 0..len {
+            let k = K::decode_from(r)?;
+            if m.last_key_value().is_some_and(|(last, _)| *last >= k) {
+                return Err(DecodeError::Invalid("map key order"));
+            }
+            let v = V::decode_from(r)?;
+            m.insert(k, v);
+        }
+        Ok(m)
+    }
+}
+
+impl<T: Encode> Encode for BTreeSet<T> {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        put_list(self.len(), self.iter(), out);
+    }
+}
+
+impl<T: Decode + Ord> Decode for BTreeSet<T> {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = r.length("set", MAX_LEN, 1)?;
+        let mut s = BTreeSet::new();
+        for _ in 0..len {
+            let item = T::decode_from(r)?;
+            if s.last().is_some_and(|last| *last >= item) {
+                return Err(DecodeError::Invalid("set order"));
+            }
+            s.insert(item);
+        }
+        Ok(s)
+    }
+}
+
 /// Implements [`Encode`] and [`Decode`] for a struct as the concatenation of its fields in
 /// the order listed (which must be the declaration order, for readability).
 #[macro_export]
@@ -289,6 +412,29 @@ mod tests {
             decode_exact::<u64>(&[1, 2]),
             Err(DecodeError::UnexpectedEnd { .. })
         ));
+    }
+
+    #[test]
+    fn collections_round_trip_and_have_one_encoding() {
+        let m: BTreeMap<u32, (u8, Option<u64>)> = [(1, (2, None)), (7, (0, Some(9)))].into();
+        assert_eq!(
+            decode_exact::<BTreeMap<u32, (u8, Option<u64>)>>(&m.encode()),
+            Ok(m)
+        );
+        let s: BTreeSet<usize> = [3, 1, 2].into();
+        assert_eq!(decode_exact::<BTreeSet<usize>>(&s.encode()), Ok(s));
+        let q: VecDeque<Box<u16>> = [Box::new(5), Box::new(4)].into();
+        assert_eq!(decode_exact::<VecDeque<Box<u16>>>(&q.encode()), Ok(q));
+        assert_eq!(decode_exact::<i128>(&(-5i128).encode()), Ok(-5));
+        // Out of order, or repeated: not a set.
+        let unsorted = vec![2u64, 1].encode();
+        assert!(decode_exact::<BTreeSet<u64>>(&unsorted).is_err());
+        let repeated = vec![(1u8, 0u8), (1, 1)].encode();
+        assert!(decode_exact::<BTreeMap<u8, u8>>(&repeated).is_err());
+        assert_eq!(
+            decode_exact::<Vec<(u8, u8)>>(&repeated),
+            Ok(vec![(1, 0), (1, 1)])
+        );
     }
 
     #[test]

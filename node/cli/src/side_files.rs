@@ -1,0 +1,420 @@
+//! The side chain's files under `<home>/sidechain`: per group, a snapshot of the state
+//! machine and the logs of the messages it accepted since.
+//!
+//! Every vertex and anchor the node accepts is appended to the current log, and a restart
+//! restores the snapshot and replays the logs after it. Logs are numbered: the snapshot
+//! names the first log that follows it, and a log numbered below that is covered by it.
+//! Once the current log outgrows its limit (and the last snapshot), the node starts the
+//! next log and writes a snapshot naming it, after the pruned history the older logs held
+//! is durable in the store; then it deletes the older logs. A crash at any point leaves
+//! either the old snapshot with every log after it, or the new one with its log: a restart
+//! replays what the snapshot it finds does not cover. (`<group>.log`, from nodes that took
+//! no snapshots, is log 0.)
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use cpc_sidechain::Message;
+use cpc_types::codec::{Decode, Encode, Reader};
+use cpc_types::{Hash32, sha256};
+
+/// What a snapshot file starts with; the version follows.
+const SNAPSHOT_MAGIC: &[u8; 16] = b"cpchain-side-snp";
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// Where one group's side-chain files live.
+#[derive(Clone, Debug)]
+pub(crate) struct SideFiles {
+    dir: PathBuf,
+    group: Hash32,
+}
+
+impl SideFiles {
+    pub(crate) fn new(dir: &Path, group: Hash32) -> SideFiles {
+        SideFiles {
+            dir: dir.to_path_buf(),
+            group,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> PathBuf {
+        self.dir.join(format!("{}.snapshot", self.group))
+    }
+
+    /// Log `id`.
+    pub(crate) fn log(&self, id: u64) -> PathBuf {
+        match id {
+            0 => self.dir.join(format!("{}.log", self.group)),
+            id => self.dir.join(format!("{}.{id}.log", self.group)),
+        }
+    }
+
+    /// The group's logs, by number.
+    pub(crate) fn logs(&self) -> std::io::Result<Vec<(u64, PathBuf)>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let prefix = format!("{}.", self.group);
+        let mut logs = Vec::new();
+        for entry in entries {
+            let name = entry?.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            // `<group>.<id>.log`, the id written as `log` writes it.
+            if let Some(n) = rest.strip_suffix(".log")
+                && let Ok(id) = n.parse::<u64>()
+                && id > 0
+                && n == id.to_string()
+            {
+                logs.push((id, self.log(id)));
+            }
+        }
+        if self.log(0).is_file() {
+            logs.push((0, self.log(0)));
+        }
+        logs.sort();
+        Ok(logs)
+    }
+
+    /// Deletes the logs numbered below `id` (a snapshot covers them).
+    pub(crate) fn remove_logs_below(&self, id: u64) -> std::io::Result<()> {
+        for (n, path) in self.logs()? {
+            if n < id {
+                std::fs::remove_file(path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the directory's entries (a rename, a new file) durable.
+    fn sync_dir(&self) -> std::io::Result<()> {
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// A snapshot file: the state machine's snapshot, the first log after it and the main-chain
+/// height the state machine was fed to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub(crate) log: u64,
+    pub(crate) fed: u64,
+    pub(crate) state: Vec<u8>,
+}
+
+impl Snapshot {
+    /// The snapshot of `files`, if there is one; an error says why it is unusable.
+    pub(crate) fn read(files: &SideFiles) -> Result<Option<Snapshot>, String> {
+        let bytes = match std::fs::read(files.snapshot()) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let mut r = Reader::new(&bytes);
+        let header = |r: &mut Reader<'_>| {
+            let magic = r.take(SNAPSHOT_MAGIC.len())?;
+            Ok::<_, cpc_types::DecodeError>((
+                magic == SNAPSHOT_MAGIC,
+                u32::decode_from(r)?,
+                u64::decode_from(r)?,
+                u64::decode_from(r)?,
+                Hash32::decode_from(r)?,
+            ))
+        };
+        let (magic, version, log, fed, sum) = header(&mut r).map_err(|e| e.to_string())?;
+        if !magic {
+            return Err("not a side-chain snapshot file".into());
+        }
+        if version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "file version {version}, this node reads {SNAPSHOT_VERSION}"
+            ));
+        }
+        let state = r.take(r.remaining()).expect("the rest").to_vec();
+        if sha256(&[&state]) != sum {
+            return Err("its checksum does not match (a damaged file)".into());
+        }
+        Ok(Some(Snapshot { log, fed, state }))
+    }
+
+    /// Writes it as the snapshot of `files`, durably: to a new file, synced, then renamed
+    /// over the old one.
+    pub(crate) fn write(&self, files: &SideFiles) -> std::io::Result<()> {
+        std::fs::create_dir_all(&files.dir)?;
+        let path = files.snapshot();
+        let tmp = path.with_extension("snapshot.tmp");
+        let mut head = Vec::with_capacity(64);
+        head.extend_from_slice(SNAPSHOT_MAGIC);
+        SNAPSHOT_VERSION.encode_to(&mut head);
+        self.log.encode_to(&mut head);
+        self.fed.encode_to(&mut head);
+        sha256(&[&self.state]).encode_to(&mut head);
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&head)?;
+        f.write_all(&self.state)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &path)?;
+        files.sync_dir()
+    }
+}
+
+/// The append-only log of accepted side messages (length-prefixed encodings). It is read
+/// one record at a time, so a restart holds one record in memory however long the log.
+pub(crate) struct SideLog {
+    path: PathBuf,
+    /// Open for appending once the log has been replayed.
+    file: Option<std::fs::File>,
+    /// Its length once open for appending.
+    bytes: u64,
+}
+
+impl SideLog {
+    /// The log at `path`, not yet read.
+    pub(crate) fn new(path: PathBuf) -> SideLog {
+        SideLog {
+            path,
+            file: None,
+            bytes: 0,
+        }
+    }
+
+    /// A new, empty log at `path`, open for appending.
+    pub(crate) fn create(path: PathBuf) -> std::io::Result<SideLog> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)?;
+        Ok(SideLog {
+            path,
+            file: Some(file),
+            bytes: 0,
+        })
+    }
+
+    /// Its length, once open for appending.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The whole records of the log, in order.
+    pub(crate) fn records(&self) -> LogRecords {
+        let (reader, error) = match std::fs::File::open(&self.path) {
+            Ok(f) => (Some(std::io::BufReader::with_capacity(1 << 20, f)), None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
+            Err(e) => (None, Some(e)),
+        };
+        LogRecords {
+            reader,
+            rec: Vec::new(),
+            end: 0,
+            error,
+        }
+    }
+
+    /// Opens the log for appending after the records `read` ended at: a torn tail is
+    /// dropped, and what it held comes back from peers. A log that could not be read is
+    /// left as it is and not appended to. Records `read` has not handed out yet are
+    /// skipped, never dropped.
+    pub(crate) fn append_after(&mut self, mut read: LogRecords) {
+        read.by_ref().for_each(drop);
+        if let Some(e) = read.error {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot read the side-chain log; it is left as it is and this run does not add to it");
+            return;
+        }
+        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if read.end < size {
+            tracing::warn!(path = %self.path.display(), bytes = size - read.end, "ignoring a torn record at the end of the side-chain log");
+        }
+        let file = self
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?;
+                f.set_len(read.end)?;
+                Ok(f)
+            });
+        match file {
+            Ok(f) => {
+                self.file = Some(f);
+                self.bytes = read.end;
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot write the side-chain log; a restart will rebuild the history from peers");
+            }
+        }
+    }
+
+    pub(crate) fn append(&mut self, msg: &Message) {
+        if self.file.is_some() {
+            self.append_encoded(&msg.encode());
+        }
+    }
+
+    /// Appends a message's encoding (as received: decoding checked it is one).
+    pub(crate) fn append_encoded(&mut self, data: &[u8]) {
+        let Some(f) = &mut self.file else {
+            return;
+        };
+        let mut rec = Vec::with_capacity(4 + data.len());
+        rec.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
+        rec.extend_from_slice(data);
+        self.bytes += rec.len() as u64;
+        if let Err(e) = f.write_all(&rec) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the side-chain log");
+            self.file = None;
+        }
+    }
+}
+
+/// A reading of the side-chain log, one record at a time; it stops at the first record
+/// that is torn or does not decode.
+pub(crate) struct LogRecords {
+    reader: Option<std::io::BufReader<std::fs::File>>,
+    rec: Vec<u8>,
+    /// Where the last whole record ends.
+    end: u64,
+    /// Why reading stopped short of the end, if not at a torn record.
+    error: Option<std::io::Error>,
+}
+
+impl Iterator for LogRecords {
+    type Item = Message;
+
+    fn next(&mut self) -> Option<Message> {
+        let r = self.reader.as_mut()?;
+        let mut len = [0u8; 4];
+        let mut read = |buf: &mut [u8]| match r.read_exact(buf) {
+            Ok(()) => Some(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        };
+        let msg = read(&mut len).and_then(|()| {
+            let len = u32::from_be_bytes(len) as usize;
+            // A length no message can have is torn: allocate nothing for it.
+            if len > cpc_sidechain::MAX_MESSAGE_BYTES {
+                return None;
+            }
+            self.rec.resize(len, 0);
+            read(&mut self.rec)?;
+            Message::decode_untrusted(&self.rec).ok()
+        });
+        if msg.is_some() {
+            self.end += 4 + self.rec.len() as u64;
+        } else {
+            self.reader = None;
+        }
+        msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cpc_types::Hash32;
+
+    #[test]
+    fn the_log_replays_whole_records_and_drops_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("side").join("g.log");
+        let msgs: Vec<Message> = (0..5u8)
+            .map(|i| Message::Heads(vec![Hash32([i; 32]); usize::from(i) + 1]))
+            .collect();
+        // A log that does not exist yet reads as empty and is created.
+        let mut log = SideLog::new(path.clone());
+        assert_eq!(log.records().count(), 0);
+        log.append_after(log.records());
+        for m in &msgs[..3] {
+            log.append(m);
+        }
+        drop(log);
+        let whole = std::fs::metadata(&path).unwrap().len();
+        for torn in [
+            &[0u8, 0][..],                    // a torn length
+            &[0, 0, 0, 9, 1, 2][..],          // a torn record
+            &[0xff, 0xff, 0xff, 0xff, 0][..], // a length no message has
+            &[0, 0, 0, 1, 0xee][..],          // a record that does not decode
+        ] {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(torn)
+                .unwrap();
+            let log = SideLog::new(path.clone());
+            let mut records = log.records();
+            assert_eq!(records.by_ref().collect::<Vec<_>>(), msgs[..3]);
+            assert_eq!(records.end, whole);
+            let mut log = log;
+            log.append_after(records);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                whole,
+                "the tail is dropped"
+            );
+        }
+        // New records follow the last whole one.
+        let mut log = SideLog::new(path.clone());
+        log.append_after(log.records());
+        log.append(&msgs[3]);
+        log.append(&msgs[4]);
+        assert_eq!(SideLog::new(path).records().collect::<Vec<_>>(), msgs);
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = SideFiles::new(&dir.path().join("side"), Hash32([7; 32]));
+        assert_eq!(Snapshot::read(&files), Ok(None));
+        let snap = Snapshot {
+            log: 3,
+            fed: 41,
+            state: (0..100u8).collect(),
+        };
+        snap.write(&files).unwrap();
+        assert_eq!(Snapshot::read(&files), Ok(Some(snap)));
+        let mut bytes = std::fs::read(files.snapshot()).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(files.snapshot(), &bytes).unwrap();
+        assert!(Snapshot::read(&files).unwrap_err().contains("checksum"));
+        std::fs::write(files.snapshot(), &bytes[..30]).unwrap();
+        assert!(Snapshot::read(&files).is_err());
+        std::fs::write(files.snapshot(), b"[sidechain]\ngroup = \"x\"\n").unwrap();
+        assert!(Snapshot::read(&files).is_err());
+    }
+
+    #[test]
+    fn logs_are_listed_by_number_and_old_ones_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = SideFiles::new(dir.path(), Hash32([7; 32]));
+        assert!(files.logs().unwrap().is_empty());
+        for id in [0, 2, 10, 1] {
+            std::fs::write(files.log(id), b"").unwrap();
+        }
+        // Neither another group's log nor a stray file is one.
+        std::fs::write(SideFiles::new(dir.path(), Hash32([8; 32])).log(4), b"").unwrap();
+        std::fs::write(dir.path().join(format!("{}.02.log", Hash32([7; 32]))), b"").unwrap();
+        std::fs::write(files.snapshot(), b"").unwrap();
+        let ids = |f: &SideFiles| {
+            f.logs()
+                .unwrap()
+                .into_iter()
+                .map(|l| l.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&files), vec![0, 1, 2, 10]);
+        files.remove_logs_below(2).unwrap();
+        assert_eq!(ids(&files), vec![2, 10]);
+    }
+}
