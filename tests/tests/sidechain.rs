@@ -532,6 +532,11 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
         "{}",
         tail(&net.nodes[2].log())
     );
+    // Through every restart no gateway signed a sequence number twice.
+    for n in &net.nodes {
+        let st = n.get("/v1/sidechain/status").body;
+        assert_eq!(st["equivocators"], serde_json::json!([]), "{st}");
+    }
     // Anchors after the change paid from the topped-up pool, at most 2 CPC each.
     let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();
     let left = on_chain["reward_pool"].as_u64().unwrap();

@@ -275,6 +275,9 @@ pub(crate) struct SideNode {
     /// Records replayed from the log so far while the replay at start runs, else
     /// [`NOT_REPLAYING`]: the API says why the group is not served yet.
     replaying: AtomicU64,
+    /// Set once a write of pruned history to the store failed: only the logs hold it, so
+    /// no snapshot may replace them.
+    archive_failed: AtomicBool,
 }
 
 /// `SideNode::replaying` when no replay runs.
@@ -355,6 +358,7 @@ impl SideNode {
         vs.sort_unstable_by_key(|(id, _)| *id);
         ts.sort_unstable_by_key(|(hash, _)| *hash);
         if let Err(e) = self.chain.store().side_archive(&self.group_id, &vs, &ts) {
+            self.archive_failed.store(true, Ordering::Relaxed);
             tracing::warn!(error = %e, "cannot archive pruned side-chain history; the API will not find it");
         }
         let mut f = self.in_flight();
@@ -544,6 +548,7 @@ pub(crate) fn start(
         chain: chain.clone(),
         in_flight: Mutex::new(InFlight::default()),
         replaying: AtomicU64::new(NOT_REPLAYING),
+        archive_failed: AtomicBool::new(false),
     });
     // Serializing and writing pruned history takes milliseconds per anchor; the gateway
     // task hands it over and goes on with its vertices.
@@ -1068,7 +1073,8 @@ impl Task {
     /// below `first`, which the snapshot covers, are removed.
     fn replay_logs(&mut self, s: &mut SideChain, first: u64) {
         let logs = self.files.logs().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot list the side-chain logs; starting without them");
+            tracing::warn!(error = %e, "cannot list the side-chain logs; starting without them, and taking no snapshot that would replace them");
+            self.snapshots_off = true;
             Vec::new()
         });
         // Answers and requests of the replay go nowhere; peers fill any gaps.
@@ -1179,6 +1185,11 @@ impl Task {
                 written
                     .recv()
                     .map_err(|_| "the archive thread is gone".to_string())?;
+                if node.archive_failed.load(Ordering::Relaxed) {
+                    return Err(
+                        "pruned history could not be archived; only the logs hold it".into(),
+                    );
+                }
                 node.chain
                     .store()
                     .side_flush()

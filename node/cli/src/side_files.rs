@@ -6,10 +6,11 @@
 //! names the first log that follows it, and a log numbered below that is covered by it.
 //! Once the current log outgrows its limit (and the last snapshot), the node starts the
 //! next log and writes a snapshot naming it, after the pruned history the older logs held
-//! is durable in the store; then it deletes the older logs. A crash at any point leaves
-//! either the old snapshot with every log after it, or the new one with its log: a restart
-//! replays what the snapshot it finds does not cover. (`<group>.log`, from nodes that took
-//! no snapshots, is log 0.)
+//! is durable in the store; then it deletes the older logs. A process killed at any point
+//! leaves either the old snapshot with every log after it, or the new one with its log: a
+//! restart replays what the snapshot it finds does not cover. Logs are not synced (a power
+//! loss may take the tail of the last one; peers send it back); snapshots are. (`<group>.log`,
+//! from nodes that took no snapshots, is log 0.)
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -79,8 +80,10 @@ impl SideFiles {
         Ok(logs)
     }
 
-    /// Deletes the logs numbered below `id` (a snapshot covers them).
+    /// Deletes the logs numbered below `id` (a snapshot covers them), once the snapshot's
+    /// name is durable.
     pub(crate) fn remove_logs_below(&self, id: u64) -> std::io::Result<()> {
+        self.sync_dir()?;
         for (n, path) in self.logs()? {
             if n < id {
                 std::fs::remove_file(path)?;
@@ -124,6 +127,7 @@ impl Snapshot {
             ))
         };
         let (magic, version, log, fed, sum) = header(&mut r).map_err(|e| e.to_string())?;
+        let head = &bytes[..bytes.len() - r.remaining() - 32];
         if !magic {
             return Err("not a side-chain snapshot file".into());
         }
@@ -133,7 +137,7 @@ impl Snapshot {
             ));
         }
         let state = r.take(r.remaining()).expect("the rest").to_vec();
-        if sha256(&[&state]) != sum {
+        if sha256(&[head, &state]) != sum {
             return Err("its checksum does not match (a damaged file)".into());
         }
         Ok(Some(Snapshot { log, fed, state }))
@@ -150,7 +154,8 @@ impl Snapshot {
         SNAPSHOT_VERSION.encode_to(&mut head);
         self.log.encode_to(&mut head);
         self.fed.encode_to(&mut head);
-        sha256(&[&self.state]).encode_to(&mut head);
+        // Over the header too: a damaged log number would skip logs, and then delete them.
+        sha256(&[&head, &self.state]).encode_to(&mut head);
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&head)?;
         f.write_all(&self.state)?;
@@ -383,11 +388,15 @@ mod tests {
         };
         snap.write(&files).unwrap();
         assert_eq!(Snapshot::read(&files), Ok(Some(snap)));
-        let mut bytes = std::fs::read(files.snapshot()).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        std::fs::write(files.snapshot(), &bytes).unwrap();
-        assert!(Snapshot::read(&files).unwrap_err().contains("checksum"));
+        let whole = std::fs::read(files.snapshot()).unwrap();
+        // A flipped bit in the state, or in the log number or height of the header.
+        for at in [whole.len() - 1, 20 + 7, 28 + 7] {
+            let mut bytes = whole.clone();
+            bytes[at] ^= 1;
+            std::fs::write(files.snapshot(), &bytes).unwrap();
+            assert!(Snapshot::read(&files).unwrap_err().contains("checksum"));
+        }
+        let bytes = whole;
         std::fs::write(files.snapshot(), &bytes[..30]).unwrap();
         assert!(Snapshot::read(&files).is_err());
         std::fs::write(files.snapshot(), b"[sidechain]\ngroup = \"x\"\n").unwrap();

@@ -632,6 +632,10 @@ pub struct SideChain {
     unconfirmed_with_txs: BTreeSet<VertexId>,
     my_seq: u64,
     my_last: Option<VertexId>,
+    /// The highest sequence of this gateway's own vertices seen, from peers or a log: it
+    /// signs again only once its chain is back up to there, so that it never signs a
+    /// sequence number twice (an own vertex whose parents never come keeps it silent).
+    own_seen: u64,
     last_vertex_ms: u64,
     last_heads_ms: u64,
     started_ms: Option<u64>,
@@ -741,6 +745,7 @@ impl SideChain {
             unconfirmed_with_txs: BTreeSet::new(),
             my_seq: 0,
             my_last: None,
+            own_seen: 0,
             last_vertex_ms: 0,
             last_heads_ms: 0,
             started_ms: None,
@@ -1095,8 +1100,9 @@ impl SideChain {
         {
             return;
         }
-        // Nor while one of its own vertices waits for parents: its chain is coming back.
-        if self.own_waiting > 0 {
+        // Nor while one of its own vertices waits for parents, or was seen and is not in
+        // its chain yet: its chain is coming back.
+        if self.own_waiting > 0 || self.my_seq < self.own_seen {
             return;
         }
         self.maybe_emit(out);
@@ -1502,9 +1508,13 @@ impl SideChain {
                     missing.push(*p);
                 }
             }
+            let own = Some(&v.vertex.creator) == self.own_key();
+            if own {
+                self.own_seen = self.own_seen.max(v.vertex.sequence);
+            }
             if self.waiting.len() < 100_000 {
                 // A message may carry one vertex twice: count it once.
-                let own = usize::from(Some(&v.vertex.creator) == self.own_key());
+                let own = usize::from(own);
                 if self.waiting.insert(v.id, (v, keys, self.now)).is_none() {
                     self.own_waiting += own;
                 }

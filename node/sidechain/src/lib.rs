@@ -110,8 +110,15 @@
 //! [`SideChain::snapshot`] encodes the whole state between two inputs (canonically: hash
 //! maps in key order) and [`SideChain::restore`] reads it back into a node of the same group
 //! with the same gateway key. A node then needs only the messages after the snapshot to
-//! rebuild its state, not the whole history. The simulation restores every node from its
-//! snapshot again and again and requires it to act exactly as a node that never stopped.
+//! rebuild its state, not the whole history. A restored node has restarted: like a new one
+//! it signs nothing until its first tick and a listening window after it, so the messages
+//! logged after the snapshot (its own later vertices among them) are replayed first. And
+//! a gateway never signs while the highest of its own vertices it has seen (from a log or a
+//! peer) is above its chain: one that lost the tail of its log stays silent until its chain
+//! is back, rather than sign a sequence number twice.
+//!
+//! In the simulation every node's snapshot must restore to a node with the same snapshot
+//! every 97 ms, and a third run restarts the whole network from its snapshots mid-traffic.
 
 mod gateway;
 mod group;

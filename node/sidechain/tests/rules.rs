@@ -1295,3 +1295,122 @@ fn a_snapshot_restores_only_into_its_own_node_and_garbage_is_refused() {
         b"{\"not\": \"a snapshot\"}",
     ));
 }
+
+#[test]
+fn a_gateway_restored_from_a_snapshot_never_signs_a_logged_sequence_again() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([60; 32]);
+    let first = net.event(&m, 0, 1);
+    assert!(net.nodes[0].submit(net.now, vec![first])[0].is_ok());
+    net.run(50, &all);
+    let snap = net.nodes[0].snapshot();
+    // What the node logs after the snapshot: every vertex, its own later ones among them.
+    let logged_from = net.sent.len();
+    for k in 1..=5 {
+        let tx = net.event(&m, k, k as u8);
+        assert!(net.nodes[0].submit(net.now, vec![tx])[0].is_ok());
+        net.run(10, &all);
+    }
+    let logged: Vec<SignedVertex> = net.sent[logged_from..].to_vec();
+    let me = net.keys[0].public();
+    let last_own = logged
+        .iter()
+        .filter(|v| v.vertex.creator == me)
+        .map(|v| v.vertex.sequence)
+        .max()
+        .expect("gateway 0 signed after the snapshot");
+    // Restored with a transaction waiting in its pool, it would sign at once if it could.
+    let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
+    let key = Some(net.keys[0].clone());
+    let mut node = SideChain::restore(config(&net.group), key, accel, &snap).unwrap();
+    let pending = net.event(&m, 6, 6);
+    assert!(node.submit(net.now, vec![pending])[0].is_ok());
+    let signed = |out: &[Action]| -> Vec<u64> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    msg: Message::Vertex(v),
+                    ..
+                } if v.vertex.creator == me => Some(v.vertex.sequence),
+                _ => None,
+            })
+            .collect()
+    };
+    // The log replays with no tick between its messages, as the node replays it.
+    for v in &logged {
+        let out = node.handle(
+            net.now,
+            Input::Message {
+                from: u64::MAX,
+                msg: Message::Vertex(v.clone()),
+            },
+        );
+        assert_eq!(signed(&out), Vec::<u64>::new(), "signed during the replay");
+    }
+    // Once running, it signs its next vertex after the last one it logged.
+    let mut next = Vec::new();
+    for t in 1..=2_000 {
+        next.extend(signed(&node.handle(net.now + t, Input::Tick)));
+        if !next.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(next.first(), Some(&(last_own + 1)));
+    assert!(node.status().equivocators.is_empty());
+}
+
+#[test]
+fn a_gateway_that_lost_its_chain_stays_silent_until_it_is_back() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([61; 32]);
+    for k in 0..3 {
+        let tx = net.event(&m, k, k as u8);
+        assert!(net.nodes[0].submit(net.now, vec![tx])[0].is_ok());
+        net.run(50, &all);
+    }
+    let me = net.keys[0].public();
+    let last = net
+        .sent
+        .iter()
+        .filter(|v| v.vertex.creator == me)
+        .max_by_key(|v| v.vertex.sequence)
+        .unwrap()
+        .clone();
+    assert!(last.vertex.sequence > 1);
+    // Gateway 0 lost everything; a peer hands it its own last vertex, whose parents never
+    // come. Once that waited too long and went, the gateway still does not start its
+    // chain again from sequence 1.
+    let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
+    let cfg = config(&net.group);
+    let mut node = SideChain::new(cfg.clone(), Some(net.keys[0].clone()), accel).unwrap();
+    let t0 = net.now;
+    node.handle(t0, Input::Tick);
+    node.handle(
+        t0,
+        Input::Message {
+            from: 1,
+            msg: Message::Vertex(last),
+        },
+    );
+    let other = SecretKey::from_bytes([62; 32]);
+    for t in (1..=cfg.max_pending_ms * 2).step_by(5) {
+        if t == cfg.max_pending_ms + 1 {
+            // Something to sign once the vertex went.
+            assert!(node.submit(t0 + t, vec![net.event(&other, 0, 9)])[0].is_ok());
+        }
+        for a in node.handle(t0 + t, Input::Tick) {
+            if let Action::Send {
+                msg: Message::Vertex(v),
+                ..
+            } = a
+            {
+                panic!(
+                    "signed sequence {} with its chain missing",
+                    v.vertex.sequence
+                );
+            }
+        }
+    }
+}

@@ -78,12 +78,27 @@ pub fn decode_exact<T: Decode>(bytes: &[u8]) -> Result<T, DecodeError> {
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    unbounded: bool,
 }
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self {
+            buf,
+            pos: 0,
+            unbounded: false,
+        }
+    }
+
+    /// A reader of a large local record (a snapshot of a node's state): lengths are limited
+    /// by the bytes left alone, not by the limits a message from a peer must meet.
+    pub fn unbounded(buf: &'a [u8]) -> Self {
+        Self {
+            buf,
+            pos: 0,
+            unbounded: true,
+        }
     }
 
     /// Bytes not yet read.
@@ -113,7 +128,7 @@ impl<'a> Reader<'a> {
         min_elem: usize,
     ) -> Result<usize, DecodeError> {
         let len = u32::decode_from(self)? as usize;
-        if len > max {
+        if len > max && !self.unbounded {
             return Err(DecodeError::TooLong { what, len, max });
         }
         if len.saturating_mul(min_elem.max(1)) > self.remaining() {
@@ -435,6 +450,14 @@ mod tests {
             decode_exact::<Vec<(u8, u8)>>(&repeated),
             Ok(vec![(1, 0), (1, 1)])
         );
+    }
+
+    #[test]
+    fn an_unbounded_reader_limits_lengths_by_the_bytes_left_alone() {
+        let bytes = [0, 0, 0, 3, 1, 2, 3];
+        assert!(Reader::new(&bytes).length("x", 2, 1).is_err());
+        assert_eq!(Reader::unbounded(&bytes).length("x", 2, 1), Ok(3));
+        assert!(Reader::unbounded(&bytes).length("x", 2, 2).is_err());
     }
 
     #[test]

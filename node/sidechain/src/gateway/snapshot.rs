@@ -3,9 +3,10 @@
 //!
 //! The encoding names every field of [`SideChain`] (the destructuring below has no `..`), so
 //! a field added to the state machine does not compile until it is written here too. Hash
-//! maps are written in key order, so a state has one snapshot. The seeded simulator
-//! restores every node from its snapshot again and again and requires it to act exactly as
-//! a node that never stopped.
+//! maps are written in key order, so a state has one snapshot, and the seeded simulator
+//! requires every node's snapshot to restore to a node with the same snapshot. What a
+//! restart changes on purpose (the node listens again before it signs) and what is counted
+//! again from the rest is not written.
 
 use std::sync::Arc;
 
@@ -129,7 +130,8 @@ where
 {
     let len = r.length("map", cpc_types::codec::MAX_LEN, 1)?;
     let mut m = map();
-    m.reserve(len);
+    // Grown as entries decode beyond this: a damaged length must not reserve gigabytes.
+    m.reserve(len.min(1 << 16));
     let mut last: Option<K> = None;
     for _ in 0..len {
         let k = K::decode_from(r)?;
@@ -168,7 +170,9 @@ impl SideChain {
             latest,
             equivocators,
             waiting,
-            own_waiting,
+            // Counted again from `waiting` and `parked`: a wrong count would stop the
+            // gateway for good.
+            own_waiting: _,
             requested,
             txs,
             occs,
@@ -180,13 +184,15 @@ impl SideChain {
             accounts,
             pool,
             parked,
-            parked_len,
+            parked_len: _,
             unconfirmed_with_txs,
             my_seq,
             my_last,
+            own_seen,
             last_vertex_ms,
             last_heads_ms,
-            started_ms,
+            // A restored node has just started: it listens before it signs (see `restore`).
+            started_ms: _,
             confirmed_vertices,
             confirmed_txs,
             anchor_root,
@@ -227,13 +233,14 @@ impl SideChain {
         cfg.group.id.encode_to(&mut out);
         cfg.group.gateways.encode_to(&mut out);
         me.encode_to(&mut out);
+        // Changed at run time by the main chain (`Input::RewardPerAnchor`).
+        cfg.reward_per_anchor.encode_to(&mut out);
         now.encode_to(&mut out);
         put_map(vertices, &mut out, put_held);
         by_seq.encode_to(&mut out);
         latest.encode_to(&mut out);
         equivocators.encode_to(&mut out);
         waiting.encode_to(&mut out);
-        own_waiting.encode_to(&mut out);
         requested.encode_to(&mut out);
         put_map(txs, &mut out, put);
         put_map(occs, &mut out, put);
@@ -245,13 +252,12 @@ impl SideChain {
         put_map(accounts, &mut out, put);
         pool.encode_to(&mut out);
         parked.encode_to(&mut out);
-        parked_len.encode_to(&mut out);
         unconfirmed_with_txs.encode_to(&mut out);
         my_seq.encode_to(&mut out);
         my_last.encode_to(&mut out);
+        own_seen.encode_to(&mut out);
         last_vertex_ms.encode_to(&mut out);
         last_heads_ms.encode_to(&mut out);
-        started_ms.encode_to(&mut out);
         confirmed_vertices.encode_to(&mut out);
         confirmed_txs.encode_to(&mut out);
         anchor_root.encode_to(&mut out);
@@ -288,9 +294,16 @@ impl SideChain {
         out
     }
 
-    /// The node a [`SideChain::snapshot`] was taken of, with `cfg`, `key` and `accel` as
-    /// [`SideChain::new`] takes them. The group and this node's place in it (its key, or
-    /// none) must be those of the snapshot.
+    /// The node a [`SideChain::snapshot`] was taken of, restarted: with `cfg`, `key` and
+    /// `accel` as [`SideChain::new`] takes them (but the reward per anchor, which the
+    /// main chain changes at run time, from the snapshot). The group and this node's place
+    /// in it (its key, or none) must be those of the snapshot.
+    ///
+    /// Like a new node, it signs nothing before its first [`Input::Tick`] and then listens
+    /// for a while: fed the messages logged after the snapshot first (its own later
+    /// vertices among them), it never signs one of their sequence numbers again.
+    ///
+    /// [`Input::Tick`]: crate::Input::Tick
     pub fn restore(
         cfg: Config,
         key: Option<SecretKey>,
@@ -298,7 +311,7 @@ impl SideChain {
         snapshot: &[u8],
     ) -> Result<SideChain, SideError> {
         let fresh = SideChain::new(cfg, key, accel)?;
-        let mut r = Reader::new(snapshot);
+        let mut r = Reader::unbounded(snapshot);
         let bad = |e: DecodeError| SideError::Snapshot(e.to_string());
         if r.take(MAGIC.len()).map_err(bad)? != MAGIC {
             return Err(SideError::Snapshot("not a side-chain snapshot".into()));
@@ -322,7 +335,9 @@ impl SideChain {
                 "taken with another gateway key (or with none, or with one and not now)".into(),
             ));
         }
-        let s = Self::read_state(fresh, &mut r).map_err(bad)?;
+        let reward_per_anchor = u64::decode_from(&mut r).map_err(bad)?;
+        let mut s = Self::read_state(fresh, &mut r).map_err(bad)?;
+        s.cfg.reward_per_anchor = reward_per_anchor;
         match r.remaining() {
             0 => Ok(s),
             n => Err(bad(DecodeError::TrailingBytes(n))),
@@ -332,7 +347,7 @@ impl SideChain {
     /// The fields after the header, in the order `snapshot` writes them.
     fn read_state(fresh: SideChain, r: &mut Reader<'_>) -> Result<SideChain, DecodeError> {
         let n = fresh.cfg.group.n();
-        let s = SideChain {
+        let mut s = SideChain {
             cfg: fresh.cfg,
             key: fresh.key,
             me: fresh.me,
@@ -343,7 +358,7 @@ impl SideChain {
             latest: get(r)?,
             equivocators: get(r)?,
             waiting: get(r)?,
-            own_waiting: get(r)?,
+            own_waiting: 0,
             requested: get(r)?,
             txs: get_map(r, get)?,
             occs: get_map(r, get)?,
@@ -355,13 +370,14 @@ impl SideChain {
             accounts: get_map(r, get)?,
             pool: get(r)?,
             parked: get(r)?,
-            parked_len: get(r)?,
+            parked_len: 0,
             unconfirmed_with_txs: get(r)?,
             my_seq: get(r)?,
             my_last: get(r)?,
+            own_seen: get(r)?,
             last_vertex_ms: get(r)?,
             last_heads_ms: get(r)?,
-            started_ms: get(r)?,
+            started_ms: None,
             confirmed_vertices: get(r)?,
             confirmed_txs: get(r)?,
             anchor_root: get(r)?,
@@ -414,6 +430,29 @@ impl SideChain {
                 "per-gateway state of another group size",
             ));
         }
+        // What the state machine looks up without a check (a checksummed local file that
+        // breaks these is another program's, or another version's).
+        let held = |id: &Hash32| s.vertices.contains_key(id);
+        if !s.latest.iter().flatten().all(|(_, id)| held(id))
+            || !s.my_last.iter().all(held)
+            || !s.pruned_tips.iter().flatten().all(held)
+            // A tentative anchor's vertices (the final one's may be pruned).
+            || !s
+                .verified
+                .range(s.final_seq + 1..)
+                .flat_map(|(_, (_, _, c))| c)
+                .all(held)
+            || s.by_seq.keys().any(|(c, _)| *c >= n)
+        {
+            return Err(DecodeError::Invalid("a vertex the state names is not held"));
+        }
+        let own = s.own_key().copied();
+        s.own_waiting = s
+            .waiting
+            .values()
+            .filter(|(v, _, _)| Some(v.vertex.creator) == own)
+            .count();
+        s.parked_len = s.parked.values().map(Vec::len).sum();
         Ok(s)
     }
 }
