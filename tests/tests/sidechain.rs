@@ -536,6 +536,10 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     for n in &net.nodes {
         let st = n.get("/v1/sidechain/status").body;
         assert_eq!(st["equivocators"], serde_json::json!([]), "{st}");
+        assert!(
+            st["resuming_to"].is_null() && st["own_sequence"].as_u64() > Some(0),
+            "{st}"
+        );
     }
     // Anchors after the change paid from the topped-up pool, at most 2 CPC each.
     let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();

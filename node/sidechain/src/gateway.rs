@@ -530,6 +530,14 @@ pub struct Status {
     pub rewards: Vec<u64>,
     /// Gateways caught equivocating.
     pub equivocators: Vec<PublicKey>,
+    /// The sequence of this gateway's last vertex in its chain (none for an observer).
+    #[serde(default)]
+    pub own_sequence: Option<u64>,
+    /// While this gateway does not sign because its own chain is not back yet (after a
+    /// restart that lost the tail of its log, or with no log), the highest sequence of its
+    /// own it has seen: it signs again once its chain reaches it (peers send it).
+    #[serde(default)]
+    pub resuming_to: Option<u64>,
 }
 
 /// An anchor as the status reports it.
@@ -1034,6 +1042,9 @@ impl SideChain {
                 .iter()
                 .map(|i| self.cfg.group.gateways[*i])
                 .collect(),
+            own_sequence: self.me.map(|_| self.my_seq),
+            resuming_to: (self.me.is_some() && self.my_seq < self.own_seen)
+                .then_some(self.own_seen),
         }
     }
 
