@@ -38,10 +38,10 @@ use cpc_sidechain::{
     TxInfo, TxStatus, VertexInfo,
 };
 use cpc_types::codec::{Decode, DecodeError, Reader, decode_exact};
-
-use crate::side_files::{SideFiles, SideLog, Snapshot};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
+
+use crate::side_files::{SideFiles, SideLog, Snapshot};
 
 /// The `[sidechain]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -731,9 +731,9 @@ impl Task {
         if !asked.is_empty() {
             self.answer_from_archive(peer, &asked);
         }
-        let rejected = match self.node.lock().as_ref() {
-            Some(side) => rejected_vertices(&actions, side),
-            None => BTreeSet::new(),
+        let (rejected, following) = match self.node.lock().as_ref() {
+            Some(side) => (rejected_vertices(&actions, side), true),
+            None => (BTreeSet::new(), false),
         };
         if let Some(record) = to_log.record(&data, &rejected) {
             self.log.append_encoded(&record);
@@ -742,7 +742,7 @@ impl Task {
             let bad = vertex.is_some_and(|id| rejected.contains(&id));
             let verdict = if bad {
                 Verdict::Reject
-            } else if self.node.lock().is_none() {
+            } else if !following {
                 // Not following the group yet: relay nothing unchecked.
                 Verdict::Ignore
             } else {

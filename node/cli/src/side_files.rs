@@ -110,7 +110,7 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// The snapshot of `files`, if there is one; an error says why it is unusable.
     pub(crate) fn read(files: &SideFiles) -> Result<Option<Snapshot>, String> {
-        let bytes = match std::fs::read(files.snapshot()) {
+        let mut bytes = match std::fs::read(files.snapshot()) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.to_string()),
@@ -127,7 +127,7 @@ impl Snapshot {
             ))
         };
         let (magic, version, log, fed, sum) = header(&mut r).map_err(|e| e.to_string())?;
-        let head = &bytes[..bytes.len() - r.remaining() - 32];
+        let state_at = bytes.len() - r.remaining();
         if !magic {
             return Err("not a side-chain snapshot file".into());
         }
@@ -136,11 +136,17 @@ impl Snapshot {
                 "file version {version}, this node reads {SNAPSHOT_VERSION}"
             ));
         }
-        let state = r.take(r.remaining()).expect("the rest").to_vec();
-        if sha256(&[head, &state]) != sum {
+        // Over the header before the checksum, and the state.
+        if sha256(&[&bytes[..state_at - 32], &bytes[state_at..]]) != sum {
             return Err("its checksum does not match (a damaged file)".into());
         }
-        Ok(Some(Snapshot { log, fed, state }))
+        // In place: a snapshot may be hundreds of MiB, and a copy would double them at start.
+        bytes.drain(..state_at);
+        Ok(Some(Snapshot {
+            log,
+            fed,
+            state: bytes,
+        }))
     }
 
     /// Writes it as the snapshot of `files`, durably: to a new file, synced, then renamed

@@ -619,8 +619,6 @@ pub struct SideChain {
     latest: Vec<Option<(u64, VertexId)>>,
     equivocators: BTreeSet<usize>,
     waiting: BTreeMap<VertexId, (SignedVertex, Vec<TxKey>, u64)>,
-    /// This gateway's own vertices among them.
-    own_waiting: usize,
     requested: BTreeMap<VertexId, u64>,
     txs: Map<Hash32, TxInfo>,
     occs: Map<OccId, Occ>,
@@ -737,7 +735,6 @@ impl SideChain {
             latest: vec![None; n],
             equivocators: BTreeSet::new(),
             waiting: BTreeMap::new(),
-            own_waiting: 0,
             requested: BTreeMap::new(),
             txs: map(),
             occs: map(),
@@ -1111,9 +1108,9 @@ impl SideChain {
         {
             return;
         }
-        // Nor while one of its own vertices waits for parents, or was seen and is not in
-        // its chain yet: its chain is coming back.
-        if self.own_waiting > 0 || self.my_seq < self.own_seen {
+        // Nor while one of its own vertices was seen (it may wait for parents) and is not
+        // in its chain yet: its chain is coming back.
+        if self.my_seq < self.own_seen {
             return;
         }
         self.maybe_emit(out);
@@ -1199,16 +1196,7 @@ impl SideChain {
     fn expire_waiting(&mut self) {
         let limit = self.cfg.max_pending_ms;
         let now = self.now;
-        let me = self.own_key().copied();
-        let mut own = 0;
-        self.waiting.retain(|_, (v, _, since)| {
-            let keep = now < *since + limit;
-            if !keep && Some(v.vertex.creator) == me {
-                own += 1;
-            }
-            keep
-        });
-        self.own_waiting -= own;
+        self.waiting.retain(|_, (_, _, since)| now < *since + limit);
     }
 
     // ---- vertices out ----
@@ -1519,16 +1507,11 @@ impl SideChain {
                     missing.push(*p);
                 }
             }
-            let own = Some(&v.vertex.creator) == self.own_key();
-            if own {
+            if Some(&v.vertex.creator) == self.own_key() {
                 self.own_seen = self.own_seen.max(v.vertex.sequence);
             }
             if self.waiting.len() < 100_000 {
-                // A message may carry one vertex twice: count it once.
-                let own = usize::from(own);
-                if self.waiting.insert(v.id, (v, keys, self.now)).is_none() {
-                    self.own_waiting += own;
-                }
+                self.waiting.insert(v.id, (v, keys, self.now));
             }
         }
         self.retry_waiting(out);
@@ -1602,8 +1585,7 @@ impl SideChain {
             }
             let mut progressed = false;
             for id in doomed {
-                let (v, _, _) = self.waiting.remove(&id).expect("waiting");
-                self.own_waiting -= usize::from(Some(&v.vertex.creator) == self.own_key());
+                self.waiting.remove(&id);
                 out.push(Action::Rejected {
                     vertex: id,
                     reason: "its history does not reach the pruned (final) history".into(),
@@ -1611,15 +1593,12 @@ impl SideChain {
             }
             for id in ready {
                 let (v, keys, since) = self.waiting.remove(&id).expect("waiting");
-                let own = usize::from(Some(&v.vertex.creator) == self.own_key());
-                self.own_waiting -= own;
                 match self.validate(&v, &keys) {
                     Ok(occs) => {
                         self.insert(v, keys, occs, out);
                         progressed = true;
                     }
                     Err(Refusal::Wait { .. }) if self.now < since + self.cfg.max_pending_ms => {
-                        self.own_waiting += own;
                         self.waiting.insert(id, (v, keys, since));
                     }
                     Err(Refusal::Wait { reason, .. } | Refusal::Invalid(reason)) => {

@@ -170,9 +170,6 @@ impl SideChain {
             latest,
             equivocators,
             waiting,
-            // Counted again from `waiting` and `parked`: a wrong count would stop the
-            // gateway for good.
-            own_waiting: _,
             requested,
             txs,
             occs,
@@ -184,6 +181,7 @@ impl SideChain {
             accounts,
             pool,
             parked,
+            // Counted again from `parked`.
             parked_len: _,
             unconfirmed_with_txs,
             my_seq,
@@ -358,7 +356,6 @@ impl SideChain {
             latest: get(r)?,
             equivocators: get(r)?,
             waiting: get(r)?,
-            own_waiting: 0,
             requested: get(r)?,
             txs: get_map(r, get)?,
             occs: get_map(r, get)?,
@@ -446,12 +443,6 @@ impl SideChain {
         {
             return Err(DecodeError::Invalid("a vertex the state names is not held"));
         }
-        let own = s.own_key().copied();
-        s.own_waiting = s
-            .waiting
-            .values()
-            .filter(|(v, _, _)| Some(v.vertex.creator) == own)
-            .count();
         s.parked_len = s.parked.values().map(Vec::len).sum();
         Ok(s)
     }
