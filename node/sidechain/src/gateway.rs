@@ -635,7 +635,11 @@ pub struct SideChain {
     /// until a transaction of that account arrives in a vertex or its lock is final.
     parked: BTreeMap<Address, Vec<TxKey>>,
     parked_len: usize,
-    unconfirmed_with_txs: BTreeSet<VertexId>,
+    /// Vertices with transactions this gateway's chain does not reach yet (a gateway's
+    /// only): it signs a vertex for them even with nothing of its own to include. Until
+    /// they are confirmed that is their quorum; after, pruning, which waits for every
+    /// gateway (an idle gateway that stopped at confirmation held the tail in memory).
+    unacked_with_txs: BTreeSet<VertexId>,
     my_seq: u64,
     my_last: Option<VertexId>,
     /// The highest sequence of this gateway's own vertices seen, from peers or a log: it
@@ -747,7 +751,7 @@ impl SideChain {
             pool: VecDeque::new(),
             parked: BTreeMap::new(),
             parked_len: 0,
-            unconfirmed_with_txs: BTreeSet::new(),
+            unacked_with_txs: BTreeSet::new(),
             my_seq: 0,
             my_last: None,
             own_seen: 0,
@@ -1206,12 +1210,14 @@ impl SideChain {
         let Some(me) = self.me else {
             return;
         };
-        let must_ack = self.unconfirmed_with_txs.iter().any(|id| {
-            // Equivocators' vertices are not referenced any more, so they cannot oblige.
-            self.vertices.get(id).is_some_and(|v| {
-                v.seen_by & bit(me) == 0 && !self.equivocators.contains(&v.creator)
-            })
+        // Equivocators' vertices are not referenced any more, so they cannot oblige.
+        let (vertices, equivocators) = (&self.vertices, &self.equivocators);
+        self.unacked_with_txs.retain(|id| {
+            vertices
+                .get(id)
+                .is_some_and(|v| v.seen_by & bit(me) == 0 && !equivocators.contains(&v.creator))
         });
+        let must_ack = !self.unacked_with_txs.is_empty();
         if self.pool.is_empty() && !must_ack {
             return;
         }
@@ -1982,8 +1988,8 @@ impl SideChain {
                 credit_in_batch.entry(to).or_default().push(*oid);
             }
         }
-        if !v.vertex.txs.is_empty() {
-            self.unconfirmed_with_txs.insert(id);
+        if self.me.is_some() && !v.vertex.txs.is_empty() {
+            self.unacked_with_txs.insert(id);
         }
         // Cooperation points now, while the parents' timestamps are at hand (they may be
         // pruned by the time an anchor covers this vertex).
@@ -2073,6 +2079,9 @@ impl SideChain {
                 continue;
             }
             info.seen_by |= bit(g);
+            if Some(g) == self.me {
+                self.unacked_with_txs.remove(&u);
+            }
             reached.push(u);
             stack.extend(info.vertex.vertex.parents.iter().rev().copied());
         }
@@ -2095,7 +2104,6 @@ impl SideChain {
             let info = self.vertices.get_mut(&u).expect("known");
             info.confirmed_ms = Some(self.now);
             self.confirmed_vertices += 1;
-            self.unconfirmed_with_txs.remove(&u);
             work.extend(info.keys.iter().map(|k| (k.hash, u)));
         }
         for h in endorsed_quorum {

@@ -1414,3 +1414,27 @@ fn a_gateway_that_lost_its_chain_stays_silent_until_it_is_back() {
         }
     }
 }
+
+#[test]
+fn an_idle_group_prunes_its_last_transactions_too() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([63; 32]);
+    let tx = net.event(&m, 0, 1);
+    assert!(net.nodes[0].submit(net.now, vec![tx.clone()])[0].is_ok());
+    // Gateway 3 is away while the other three confirm it; nothing else comes. Back, it
+    // still acknowledges the vertex that holds it, so that every gateway has seen it and
+    // it leaves memory once final.
+    net.run(100, &[0, 1, 2]);
+    assert!(matches!(net.status(0, &tx.hash()), TxStatus::Final { .. }));
+    // Back, it reads the final anchors from the main chain, as a node does.
+    for fin in net.finals.clone() {
+        net.nodes[3].handle(net.now, fin);
+    }
+    net.run(500, &all);
+    for i in all {
+        assert!(matches!(net.status(i, &tx.hash()), TxStatus::Final { .. }));
+        assert!(net.nodes[i].tx(&tx.hash()).is_none(), "node {i} holds it");
+        assert_eq!(net.nodes[i].status().pruned_txs, 1);
+    }
+}

@@ -183,7 +183,7 @@ impl SideChain {
             parked,
             // Counted again from `parked`.
             parked_len: _,
-            unconfirmed_with_txs,
+            unacked_with_txs,
             my_seq,
             my_last,
             own_seen,
@@ -250,7 +250,7 @@ impl SideChain {
         put_map(accounts, &mut out, put);
         pool.encode_to(&mut out);
         parked.encode_to(&mut out);
-        unconfirmed_with_txs.encode_to(&mut out);
+        unacked_with_txs.encode_to(&mut out);
         my_seq.encode_to(&mut out);
         my_last.encode_to(&mut out);
         own_seen.encode_to(&mut out);
@@ -368,7 +368,7 @@ impl SideChain {
             pool: get(r)?,
             parked: get(r)?,
             parked_len: 0,
-            unconfirmed_with_txs: get(r)?,
+            unacked_with_txs: get(r)?,
             my_seq: get(r)?,
             my_last: get(r)?,
             own_seen: get(r)?,
