@@ -33,6 +33,13 @@ fn post(node: &Node, body: &impl serde::Serialize) -> cpc_tests::Answer {
     node.post_raw("/v1/sidechain/txs", "application/json", &body, None)
 }
 
+/// The value of a counter on a `/metrics` page.
+fn metric(page: &str, name: &str) -> Option<u64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
 fn status_of(node: &Node, hash: &Hash32) -> Value {
     node.get(&format!("/v1/sidechain/txs/{hash}")).body
 }
@@ -324,11 +331,7 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     // Metrics: the confirmation latency histogram and the counters.
     let (code, page) = net.nodes[0].get_text("/metrics", None);
     assert_eq!(code, 200);
-    let count = page
-        .lines()
-        .find_map(|l| l.strip_prefix("cpchain_side_confirmation_latency_seconds_count "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let count = metric(&page, "cpchain_side_confirmation_latency_seconds_count").unwrap_or(0);
     assert!(count >= hashes.len() as u64, "{count}");
     for name in [
         "cpchain_side_vertices_total",
@@ -339,6 +342,10 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     ] {
         assert!(page.contains(name), "{name} missing");
     }
+    // The gateway's vertices left after its log was synced.
+    let syncs = metric(&page, "cpchain_side_log_syncs_total");
+    assert!(syncs > Some(0), "{syncs:?}");
+    assert_eq!(metric(&page, "cpchain_side_withheld_total"), Some(0));
 
     // Malformed requests get clear 4xx answers.
     let n0 = &net.nodes[0];
@@ -532,6 +539,71 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
         "{}",
         tail(&net.nodes[2].log())
     );
+    // A gateway whose log cannot be written sends none of its vertices (a power loss would
+    // make it forget them, and sign their sequence numbers again) and says so; the others
+    // confirm without it, and it follows them (its acknowledgement of a transaction is
+    // a vertex it withholds).
+    net.nodes[1].kill9();
+    let side_dir = net.nodes[1].home.join("sidechain");
+    let aside = net.nodes[1].home.join("sidechain.aside");
+    std::fs::rename(&side_dir, &aside).unwrap();
+    std::fs::write(&side_dir, b"not a directory").unwrap();
+    net.nodes[1].start();
+    let withheld = |n: &Node| {
+        metric(
+            &n.get_text("/metrics", None).1,
+            "cpchain_side_withheld_total",
+        )
+    };
+    let without = event(group, &SecretKey::from_bytes([11; 32]), 0, 7);
+    assert_eq!(post(&net.nodes[0], &without).status, 202);
+    for n in &net.nodes {
+        wait_status(n, &without.hash(), CONFIRMED, 60);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while withheld(&net.nodes[1]).unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no vertex withheld: {}\n{}",
+            net.nodes[1].get("/v1/sidechain/status").body,
+            tail(&net.nodes[1].log())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        net.nodes[1]
+            .log()
+            .contains("this gateway's vertices are no longer sent"),
+        "{}",
+        tail(&net.nodes[1].log())
+    );
+    assert_eq!(withheld(&net.nodes[0]), Some(0));
+    // Its latest vertex never reached the others.
+    let st = net.nodes[1].get("/v1/sidechain/status").body;
+    let me = st["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|g| *g == st["gateway"])
+        .unwrap();
+    let own_tip = st["tips"][me].as_str().unwrap().to_owned();
+    let seen = net.nodes[0].get(&format!("/v1/sidechain/vertices/{own_tip}"));
+    assert_eq!(seen.status, 404, "{seen:?}");
+    // With its log back it signs on from what the log holds: what it withheld, nobody saw.
+    net.nodes[1].kill9();
+    std::fs::remove_file(&side_dir).unwrap();
+    std::fs::rename(&aside, &side_dir).unwrap();
+    net.nodes[1].start();
+    let with = event(group, &SecretKey::from_bytes([11; 32]), 1, 8);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while post(&net.nodes[1], &with).status != 202 {
+        assert!(Instant::now() < deadline, "{}", tail(&net.nodes[1].log()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for n in &net.nodes {
+        wait_status(n, &with.hash(), &["final"], 60);
+    }
+    assert_eq!(withheld(&net.nodes[1]), Some(0));
     // Through every restart no gateway signed a sequence number twice.
     for n in &net.nodes {
         let st = n.get("/v1/sidechain/status").body;

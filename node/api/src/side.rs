@@ -47,6 +47,13 @@ pub struct SideMetrics {
     pub anchors_submitted_total: u64,
     /// Equivocation evidence this node sent to the main chain.
     pub evidence_submitted_total: u64,
+    /// Messages carrying this gateway's vertices it did not send because its log could
+    /// not make them durable (any: fix the disk and restart).
+    pub withheld_total: u64,
+    /// Syncs of the side-chain log before this gateway's vertices left.
+    pub log_syncs_total: u64,
+    /// The microseconds those syncs took.
+    pub log_sync_us_total: u64,
     /// Vertices per second over the last few seconds.
     pub vertices_per_second: u64,
     /// Confirmed transactions per second over the last few seconds.
@@ -383,7 +390,7 @@ pub(crate) async fn side_account(
 
 /// The side chain's part of `/metrics`.
 pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 10] = [
         (
             "cpchain_side_vertices_total",
             "Side-chain vertices accepted (own and peers').",
@@ -424,6 +431,16 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
             "Gateway equivocations this node reported on the main chain.",
             m.evidence_submitted_total,
         ),
+        (
+            "cpchain_side_withheld_total",
+            "Messages with this gateway's vertices not sent: the side-chain log could not make them durable.",
+            m.withheld_total,
+        ),
+        (
+            "cpchain_side_log_syncs_total",
+            "Syncs of the side-chain log before this gateway's vertices left.",
+            m.log_syncs_total,
+        ),
     ];
     for (name, help, v) in counters {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -446,6 +463,13 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
         let _ = writeln!(out, "# TYPE {name} gauge");
         let _ = writeln!(out, "{name} {v}");
     }
+    let name = "cpchain_side_log_sync_seconds_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time spent syncing the side-chain log before this gateway's vertices left."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {}", m.log_sync_us_total as f64 / 1e6);
     let name = "cpchain_side_confirmation_latency_seconds";
     let _ = writeln!(
         out,

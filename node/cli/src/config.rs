@@ -226,6 +226,10 @@ prune_history = true
 # snapshot of the side-chain state and start a new log, so that a restart replays at most
 # about this much; 0: never.
 snapshot_log_mib = 256
+# Sync the side-chain log before a vertex of this gateway leaves the node, so that a
+# power loss cannot make it sign a sequence number twice (and be slashed); false only for
+# a disk that survives power loss.
+sync_log = true
 
 [accel]
 # Backend of each operation: auto, cpu, wgpu, cuda or fpga. A backend that is

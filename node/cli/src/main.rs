@@ -18,6 +18,7 @@ mod node;
 mod side;
 mod side_client;
 mod side_files;
+mod side_outbox;
 mod testnet;
 mod thresholds;
 

@@ -19,6 +19,8 @@
 //! A log is read one record at a time. A torn last record is dropped; what it held comes
 //! back from peers. A log that cannot be read is left as it is. Final history the state
 //! machine prunes goes to the node's store, where the API and peers' requests find it.
+//! What the task sends goes out through [`crate::side_outbox`], in order, a message with
+//! one of this gateway's vertices only once the log holding it is synced.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -32,7 +34,7 @@ use anyhow::{Result, bail};
 use cpc_accel::Dispatcher;
 use cpc_api::{SIDE_LATENCY_BUCKETS_MS, SideAccount, SideMetrics, SideService};
 use cpc_chain::Chain;
-use cpc_p2p::{MessageRef, Network, PeerId, Topic, Verdict};
+use cpc_p2p::{MessageRef, Network, PeerId, Verdict};
 use cpc_sidechain::{
     Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, SignedVertex, Status,
     TxInfo, TxStatus, VertexInfo,
@@ -42,6 +44,7 @@ use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKi
 use serde::{Deserialize, Serialize};
 
 use crate::side_files::{SideFiles, SideLog, Snapshot};
+use crate::side_outbox::{Durable, Outgoing, Part};
 
 /// The `[sidechain]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +71,10 @@ pub(crate) struct SideSection {
     /// node writes a snapshot of its side-chain state and starts a new log, so that a
     /// restart replays at most about this much; 0 never does.
     pub(crate) snapshot_log_mib: u64,
+    /// Syncs the log before a vertex of this gateway leaves the node, so that a power loss
+    /// cannot make it sign a sequence number twice; `false` only for a disk that survives
+    /// power loss (or to measure what syncing costs).
+    pub(crate) sync_log: bool,
 }
 
 impl Default for SideSection {
@@ -82,6 +89,7 @@ impl Default for SideSection {
             max_pool: 100_000,
             prune_history: true,
             snapshot_log_mib: 256,
+            sync_log: true,
         }
     }
 }
@@ -578,9 +586,19 @@ pub(crate) fn start(
                 }
             })?;
     }
+    let outbox = {
+        let node = node.clone();
+        crate::side_outbox::start(net.clone(), group_id.0, move |d| {
+            let m = &mut node.meter().m;
+            m.withheld_total += d.withheld;
+            m.log_syncs_total += d.syncs;
+            m.log_sync_us_total += d.sync_time.as_micros() as u64;
+        })?
+    };
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let files = SideFiles::new(dir, group_id);
     let task = Task {
+        outbox,
         log: SideLog::new(files.log(0)),
         files,
         log_id: 0,
@@ -626,6 +644,8 @@ struct Task {
     snapshots_off: bool,
     /// To the archive thread.
     archiver: std::sync::mpsc::Sender<ArchiveJob>,
+    /// What this node sends goes out through it.
+    outbox: std::sync::mpsc::Sender<Outgoing>,
     node: Arc<SideNode>,
     section: SideSection,
     chain: Arc<Chain>,
@@ -771,9 +791,11 @@ impl Task {
             .filter_map(|id| self.node.archived_vertex(id).map(|v| v.vertex))
             .collect();
         if !found.is_empty() {
-            for part in split(&Message::Vertices(found)) {
-                self.net.side_send(peer, self.node.group_id.0, part);
-            }
+            let msg = Message::Vertices(found);
+            self.send(
+                &msg,
+                split(&msg).into_iter().map(|p| Part::To(peer, p)).collect(),
+            );
         }
     }
 
@@ -801,8 +823,29 @@ impl Task {
         actions
     }
 
+    /// Hands a message to the outbox, which sends one carrying a vertex of this gateway
+    /// only once the log holding the vertex is synced.
+    fn send(&self, msg: &Message, parts: Vec<Part>) {
+        let own = |v: &SignedVertex| {
+            self.key
+                .as_ref()
+                .is_some_and(|k| v.vertex.creator == k.public())
+        };
+        let carries_own = match msg {
+            Message::Vertex(v) => own(v),
+            Message::Vertices(vs) => vs.iter().any(own),
+            _ => false,
+        };
+        let durable = if !carries_own || !self.section.sync_log {
+            Durable::Nothing
+        } else {
+            self.log.file().map_or(Durable::Never, Durable::Log)
+        };
+        // The thread ends with this task only.
+        let _ = self.outbox.send(Outgoing { durable, parts });
+    }
+
     fn act(&mut self, a: &Action) {
-        let group = self.node.group_id.0;
         match a {
             Action::Send { to: None, msg } => {
                 match (msg, &self.key) {
@@ -813,20 +856,19 @@ impl Task {
                     (Message::Anchor(_), _) => self.log.append(msg),
                     _ => {}
                 }
-                for part in split(msg) {
-                    self.net.publish(Topic::Side(group), part);
-                }
+                self.send(msg, split(msg).into_iter().map(Part::Publish).collect());
             }
             Action::Send {
                 to: Some(REPLAY), ..
             } => {}
             Action::Send { to: Some(t), msg } => {
-                let Some(peer) = usize::try_from(*t).ok().and_then(|i| self.tokens.get(i)) else {
+                let Some(&peer) = usize::try_from(*t).ok().and_then(|i| self.tokens.get(i)) else {
                     return;
                 };
-                for part in split(msg) {
-                    self.net.side_send(*peer, group, part);
-                }
+                self.send(
+                    msg,
+                    split(msg).into_iter().map(|p| Part::To(peer, p)).collect(),
+                );
             }
             Action::SubmitAnchor(anchor) => self.submit_anchor(anchor),
             Action::Equivocation(ev) => {
@@ -1169,6 +1211,15 @@ impl Task {
                 return;
             }
         };
+        // The old log's tail goes to disk before anything of the new log does.
+        if self.section.sync_log
+            && let Some(old) = self.log.file()
+        {
+            let _ = self.outbox.send(Outgoing {
+                durable: Durable::Log(old),
+                parts: Vec::new(),
+            });
+        }
         self.log = log;
         self.log_id = id;
         self.snapshot_len = state.len() as u64;

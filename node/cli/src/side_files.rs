@@ -8,12 +8,14 @@
 //! next log and writes a snapshot naming it, after the pruned history the older logs held
 //! is durable in the store; then it deletes the older logs. A process killed at any point
 //! leaves either the old snapshot with every log after it, or the new one with its log: a
-//! restart replays what the snapshot it finds does not cover. Logs are not synced (a power
-//! loss may take the tail of the last one; peers send it back); snapshots are. (`<group>.log`,
-//! from nodes that took no snapshots, is log 0.)
+//! restart replays what the snapshot it finds does not cover. Snapshots are synced; a log is
+//! synced before a vertex of this gateway in it leaves the node (see [`crate::side_outbox`]),
+//! so a power loss takes at most received messages from its tail, which peers send back.
+//! (`<group>.log`, from nodes that took no snapshots, is log 0.)
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cpc_sidechain::Message;
 use cpc_types::codec::{Decode, Encode, Reader};
@@ -94,7 +96,25 @@ impl SideFiles {
 
     /// Makes the directory's entries (a rename, a new file) durable.
     fn sync_dir(&self) -> std::io::Result<()> {
-        std::fs::File::open(&self.dir)?.sync_all()
+        sync_dir(&self.dir)
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A log open for appending, shared with the outbox that syncs it.
+#[derive(Debug)]
+pub(crate) struct LogFile {
+    pub(crate) file: std::fs::File,
+    pub(crate) path: PathBuf,
+}
+
+impl LogFile {
+    /// Waits until what was appended is on disk.
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
     }
 }
 
@@ -176,8 +196,8 @@ impl Snapshot {
 /// one record at a time, so a restart holds one record in memory however long the log.
 pub(crate) struct SideLog {
     path: PathBuf,
-    /// Open for appending once the log has been replayed.
-    file: Option<std::fs::File>,
+    /// Open for appending once the log has been replayed; `None` again after a failed write.
+    file: Option<Arc<LogFile>>,
     /// Its length once open for appending.
     bytes: u64,
 }
@@ -192,18 +212,27 @@ impl SideLog {
         }
     }
 
-    /// A new, empty log at `path`, open for appending.
+    /// A new, empty log at `path`, open for appending; its name is durable.
     pub(crate) fn create(path: PathBuf) -> std::io::Result<SideLog> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(&path)?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
         Ok(SideLog {
+            file: Some(Arc::new(LogFile {
+                file,
+                path: path.clone(),
+            })),
             path,
-            file: Some(file),
             bytes: 0,
         })
+    }
+
+    /// The file appended to, for the outbox to sync; `None` if the log cannot be written.
+    pub(crate) fn file(&self) -> Option<Arc<LogFile>> {
+        self.file.clone()
     }
 
     /// Its length, once open for appending.
@@ -250,11 +279,16 @@ impl SideLog {
                     .append(true)
                     .open(&self.path)?;
                 f.set_len(read.end)?;
+                // The log may be new: its name must survive a power loss with it.
+                sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
                 Ok(f)
             });
         match file {
-            Ok(f) => {
-                self.file = Some(f);
+            Ok(file) => {
+                self.file = Some(Arc::new(LogFile {
+                    file,
+                    path: self.path.clone(),
+                }));
                 self.bytes = read.end;
             }
             Err(e) => {
@@ -271,14 +305,14 @@ impl SideLog {
 
     /// Appends a message's encoding (as received: decoding checked it is one).
     pub(crate) fn append_encoded(&mut self, data: &[u8]) {
-        let Some(f) = &mut self.file else {
+        let Some(f) = &self.file else {
             return;
         };
         let mut rec = Vec::with_capacity(4 + data.len());
         rec.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
         rec.extend_from_slice(data);
         self.bytes += rec.len() as u64;
-        if let Err(e) = f.write_all(&rec) {
+        if let Err(e) = (&f.file).write_all(&rec) {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the side-chain log");
             self.file = None;
         }

@@ -1,0 +1,253 @@
+//! The side chain's outbox: what the gateway task sends leaves from a thread of its own, in
+//! the order the task sent it, and a message carrying one of this gateway's vertices leaves
+//! only once the log holding that vertex is on disk.
+//!
+//! A vertex that left before its log record was durable could be lost to a power failure
+//! while peers hold it; the gateway, restarted before its network is back, would sign that
+//! sequence number again, an equivocation that costs it its credit and deposit. Each batch
+//! of queued messages takes one `fdatasync` of the log, however many vertices it holds, and
+//! the gateway task never waits for the disk. A log that cannot be written or synced stops
+//! this gateway's vertices from leaving for the rest of the run: after a failed sync the
+//! kernel may have dropped the pages, so a later sync that succeeds proves nothing.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use cpc_p2p::{Network, PeerId, Topic};
+
+use crate::side_files::LogFile;
+
+/// What must be on disk before a message leaves.
+pub(crate) enum Durable {
+    /// Nothing: the message carries no vertex of this gateway (or the log is not synced by
+    /// config).
+    Nothing,
+    /// The log the gateway's vertex went to.
+    Log(Arc<LogFile>),
+    /// A vertex of this gateway that no log holds: it never leaves.
+    Never,
+}
+
+/// One message, or one part of a long one.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// On the group's topic.
+    Publish(Vec<u8>),
+    /// To one peer.
+    To(PeerId, Vec<u8>),
+}
+
+/// A message for the outbox.
+pub(crate) struct Outgoing {
+    pub(crate) durable: Durable,
+    pub(crate) parts: Vec<Part>,
+}
+
+/// Most messages carried out after one sync.
+const BATCH: usize = 1024;
+
+/// What one batch cost, for the node's metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Delivered {
+    /// Messages withheld: their vertex is not durable.
+    pub(crate) withheld: u64,
+    /// Log syncs, and the time they took.
+    pub(crate) syncs: u64,
+    pub(crate) sync_time: Duration,
+}
+
+/// Starts the outbox thread for `group`; it ends once every sender is dropped and what
+/// they queued is out. `report` hears of every batch that synced or withheld something.
+pub(crate) fn start(
+    net: Network,
+    group: [u8; 32],
+    report: impl Fn(Delivered) + Send + 'static,
+) -> std::io::Result<Sender<Outgoing>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("cpc-side-outbox".into())
+        .spawn(move || run(&rx, &net, group, &report))?;
+    Ok(tx)
+}
+
+fn run(rx: &Receiver<Outgoing>, net: &Network, group: [u8; 32], report: &dyn Fn(Delivered)) {
+    let mut outbox = Outbox::default();
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(BATCH - 1));
+        let mut d = Delivered::default();
+        let sync = |log: &LogFile| {
+            let started = Instant::now();
+            let r = log.sync();
+            d.syncs += 1;
+            d.sync_time += started.elapsed();
+            r
+        };
+        let send = |part| match part {
+            Part::Publish(data) => net.publish(Topic::Side(group), data),
+            Part::To(peer, data) => net.side_send(peer, group, data),
+        };
+        d.withheld = outbox.deliver(batch, sync, send);
+        if d.withheld > 0 || d.syncs > 0 {
+            report(d);
+        }
+    }
+}
+
+/// The rules of the outbox, apart from its thread.
+#[derive(Default)]
+struct Outbox {
+    /// A log failed to be written or synced: this gateway's vertices no longer leave.
+    failed: bool,
+}
+
+impl Outbox {
+    /// Syncs each log the batch needs, once, then sends the batch in order, but for the
+    /// messages whose vertex is not durable; returns how many it withheld.
+    fn deliver(
+        &mut self,
+        batch: Vec<Outgoing>,
+        mut sync: impl FnMut(&LogFile) -> std::io::Result<()>,
+        mut send: impl FnMut(Part),
+    ) -> u64 {
+        let mut synced: Vec<&Arc<LogFile>> = Vec::new();
+        for o in &batch {
+            match &o.durable {
+                Durable::Log(log)
+                    if !self.failed && !synced.iter().any(|s| Arc::ptr_eq(s, log)) =>
+                {
+                    match sync(log) {
+                        Ok(()) => synced.push(log),
+                        Err(e) => {
+                            tracing::error!(path = %log.path.display(), error = %e, "cannot sync the side-chain log: this gateway's vertices are no longer sent (after a power loss it could sign a sequence number twice); fix the disk and restart the node");
+                            self.failed = true;
+                        }
+                    }
+                }
+                Durable::Never if !self.failed => {
+                    tracing::error!(
+                        "the side-chain log cannot be written (see the warning before): this gateway's vertices are no longer sent (after a power loss it could sign a sequence number twice); fix the disk and restart the node"
+                    );
+                    self.failed = true;
+                }
+                _ => {}
+            }
+        }
+        let mut withheld = 0;
+        for o in batch {
+            if matches!(o.durable, Durable::Nothing) || !self.failed {
+                o.parts.into_iter().for_each(&mut send);
+            } else {
+                withheld += 1;
+            }
+        }
+        withheld
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    fn log(dir: &std::path::Path, name: &str) -> Arc<LogFile> {
+        let path = dir.join(name);
+        Arc::new(LogFile {
+            file: std::fs::File::create(&path).unwrap(),
+            path,
+        })
+    }
+
+    fn msg(durable: Durable, byte: u8) -> Outgoing {
+        Outgoing {
+            durable,
+            parts: vec![Part::Publish(vec![byte])],
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Event {
+        Sync(String),
+        Send(u8),
+    }
+
+    /// Runs one batch, recording syncs and sends in the order they happen.
+    fn deliver(outbox: &mut Outbox, batch: Vec<Outgoing>, fail: bool) -> (Vec<Event>, u64) {
+        let events = RefCell::new(Vec::new());
+        let held = outbox.deliver(
+            batch,
+            |l| {
+                let name = l.path.file_name().unwrap().to_string_lossy().into_owned();
+                events.borrow_mut().push(Event::Sync(name));
+                if fail {
+                    Err(std::io::Error::other("injected"))
+                } else {
+                    l.sync()
+                }
+            },
+            |p| match p {
+                Part::Publish(d) | Part::To(_, d) => events.borrow_mut().push(Event::Send(d[0])),
+            },
+        );
+        (events.into_inner(), held)
+    }
+
+    #[test]
+    fn an_own_vertex_leaves_after_its_log_is_synced_once_per_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (log(dir.path(), "a.log"), log(dir.path(), "b.log"));
+        let mut outbox = Outbox::default();
+        let batch = vec![
+            msg(Durable::Nothing, 1),
+            msg(Durable::Log(a.clone()), 2),
+            msg(Durable::Log(a), 3),
+            msg(Durable::Log(b), 4),
+            msg(Durable::Nothing, 5),
+        ];
+        let (events, held) = deliver(&mut outbox, batch, false);
+        use Event::*;
+        assert_eq!(
+            events,
+            vec![
+                Sync("a.log".into()),
+                Sync("b.log".into()),
+                Send(1),
+                Send(2),
+                Send(3),
+                Send(4),
+                Send(5)
+            ]
+        );
+        assert_eq!(held, 0);
+        // A batch without vertices of this gateway waits for no disk.
+        let (events, _) = deliver(&mut outbox, vec![msg(Durable::Nothing, 6)], false);
+        assert_eq!(events, vec![Send(6)]);
+    }
+
+    #[test]
+    fn a_failed_sync_withholds_own_vertices_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = log(dir.path(), "a.log");
+        let mut outbox = Outbox::default();
+        let batch = vec![msg(Durable::Log(a.clone()), 1), msg(Durable::Nothing, 2)];
+        let (events, held) = deliver(&mut outbox, batch, true);
+        assert_eq!(events, vec![Event::Sync("a.log".into()), Event::Send(2)]);
+        assert_eq!(held, 1);
+        // A later sync could succeed with the pages gone: none is tried, nothing own leaves.
+        let batch = vec![msg(Durable::Log(a), 3), msg(Durable::Nothing, 4)];
+        let (events, held) = deliver(&mut outbox, batch, false);
+        assert_eq!(events, vec![Event::Send(4)]);
+        assert_eq!(held, 1);
+    }
+
+    #[test]
+    fn a_vertex_no_log_holds_never_leaves() {
+        let mut outbox = Outbox::default();
+        let batch = vec![msg(Durable::Never, 1), msg(Durable::Nothing, 2)];
+        let (events, held) = deliver(&mut outbox, batch, false);
+        assert_eq!(events, vec![Event::Send(2)]);
+        assert_eq!(held, 1);
+    }
+}
