@@ -599,6 +599,8 @@ pub(crate) fn start(
     let files = SideFiles::new(dir, group_id);
     let task = Task {
         outbox,
+        outbox_gone: std::cell::Cell::new(false),
+        log_failed: false,
         log: SideLog::new(files.log(0)),
         files,
         log_id: 0,
@@ -646,6 +648,10 @@ struct Task {
     archiver: std::sync::mpsc::Sender<ArchiveJob>,
     /// What this node sends goes out through it.
     outbox: std::sync::mpsc::Sender<Outgoing>,
+    /// Set once the outbox thread is found gone (reported once).
+    outbox_gone: std::cell::Cell<bool>,
+    /// A log this gateway's vertices are in could not be synced: they no longer leave.
+    log_failed: bool,
     node: Arc<SideNode>,
     section: SideSection,
     chain: Arc<Chain>,
@@ -791,11 +797,11 @@ impl Task {
             .filter_map(|id| self.node.archived_vertex(id).map(|v| v.vertex))
             .collect();
         if !found.is_empty() {
-            let msg = Message::Vertices(found);
-            self.send(
-                &msg,
-                split(&msg).into_iter().map(|p| Part::To(peer, p)).collect(),
-            );
+            // Final history: every gateway holds it, so it needs no sync, even this one's.
+            self.outbox_send(Outgoing {
+                durable: Durable::NotNeeded,
+                parts: to_peer(peer, &Message::Vertices(found)),
+            });
         }
     }
 
@@ -836,13 +842,24 @@ impl Task {
             Message::Vertices(vs) => vs.iter().any(own),
             _ => false,
         };
-        let durable = if !carries_own || !self.section.sync_log {
-            Durable::Nothing
-        } else {
-            self.log.file().map_or(Durable::Never, Durable::Log)
+        let durable = match self.log.file() {
+            _ if !carries_own => Durable::NotNeeded,
+            // Not even a crash would leave it in a log.
+            None => Durable::Never,
+            Some(_) if self.log_failed => Durable::Never,
+            Some(_) if !self.section.sync_log => Durable::NotNeeded,
+            Some(log) => Durable::Log(log),
         };
-        // The thread ends with this task only.
-        let _ = self.outbox.send(Outgoing { durable, parts });
+        self.outbox_send(Outgoing { durable, parts });
+    }
+
+    fn outbox_send(&self, o: Outgoing) {
+        // The outbox ends only with this task, unless it panicked.
+        if self.outbox.send(o).is_err() && !self.outbox_gone.replace(true) {
+            tracing::error!(
+                "the side-chain outbox thread is gone: this node sends nothing to the group any more; restart it"
+            );
+        }
     }
 
     fn act(&mut self, a: &Action) {
@@ -865,10 +882,7 @@ impl Task {
                 let Some(&peer) = usize::try_from(*t).ok().and_then(|i| self.tokens.get(i)) else {
                     return;
                 };
-                self.send(
-                    msg,
-                    split(msg).into_iter().map(|p| Part::To(peer, p)).collect(),
-                );
+                self.send(msg, to_peer(peer, msg));
             }
             Action::SubmitAnchor(anchor) => self.submit_anchor(anchor),
             Action::Equivocation(ev) => {
@@ -877,6 +891,15 @@ impl Task {
                     sequence = ev.first.vertex.sequence,
                     "a side-chain gateway signed two vertices with one sequence number"
                 );
+                if self.key.as_ref().is_some_and(|k| k.public() == ev.offender) {
+                    // Its log was lost or damaged, and its network was not back in time.
+                    // Reporting would slash it, and its other twin may never have left.
+                    tracing::error!(
+                        sequence = ev.first.vertex.sequence,
+                        "this gateway signed two vertices with one sequence number; not reporting itself"
+                    );
+                    return;
+                }
                 if self.reported.insert(ev.offender) {
                     let id = self.submit_tx(ev.tx_kind(), "equivocation evidence");
                     if id.is_some() {
@@ -1134,6 +1157,14 @@ impl Task {
                 count += 1;
                 self.node.replaying.store(count, Ordering::Relaxed);
             }
+            // Written by an earlier run, maybe never synced: its vertices of this gateway
+            // may go out again in answers to peers.
+            if self.section.sync_log
+                && let Err(e) = log.sync()
+            {
+                tracing::error!(path = %log.path().display(), error = %e, "cannot sync the side-chain log");
+                self.log_failed = true;
+            }
             last = Some((id, log, records));
         }
         self.node.replaying.store(NOT_REPLAYING, Ordering::Relaxed);
@@ -1211,14 +1242,15 @@ impl Task {
                 return;
             }
         };
-        // The old log's tail goes to disk before anything of the new log does.
+        // The old log goes to disk before anything of the new one can: a vertex of this
+        // gateway in the new log without its parents in the old one would leave it
+        // waiting for them, silent, after a power loss.
         if self.section.sync_log
             && let Some(old) = self.log.file()
+            && let Err(e) = old.sync()
         {
-            let _ = self.outbox.send(Outgoing {
-                durable: Durable::Log(old),
-                parts: Vec::new(),
-            });
+            tracing::error!(path = %old.path.display(), error = %e, "cannot sync the side-chain log");
+            self.log_failed = true;
         }
         self.log = log;
         self.log_id = id;
@@ -1279,6 +1311,11 @@ fn lower_priority() {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
+}
+
+/// A message to one peer, split as [`split`] does.
+fn to_peer(peer: PeerId, msg: &Message) -> Vec<Part> {
+    split(msg).into_iter().map(|p| Part::To(peer, p)).collect()
 }
 
 /// The encoded message, split into parts that fit one direct message when it is a list

@@ -8,9 +8,11 @@
 //! next log and writes a snapshot naming it, after the pruned history the older logs held
 //! is durable in the store; then it deletes the older logs. A process killed at any point
 //! leaves either the old snapshot with every log after it, or the new one with its log: a
-//! restart replays what the snapshot it finds does not cover. Snapshots are synced; a log is
-//! synced before a vertex of this gateway in it leaves the node (see [`crate::side_outbox`]),
-//! so a power loss takes at most received messages from its tail, which peers send back.
+//! restart replays what the snapshot it finds does not cover. Snapshots are synced; unless
+//! `sync_log` is off, a log is synced before a vertex of this gateway in it leaves the node
+//! (see [`crate::side_outbox`]), at the switch to the next log, and when a restart replays
+//! it, so a power loss takes at most received messages from the last log's tail, which
+//! peers send back.
 //! (`<group>.log`, from nodes that took no snapshots, is log 0.)
 
 use std::io::{Read as _, Write as _};
@@ -85,7 +87,7 @@ impl SideFiles {
     /// Deletes the logs numbered below `id` (a snapshot covers them), once the snapshot's
     /// name is durable.
     pub(crate) fn remove_logs_below(&self, id: u64) -> std::io::Result<()> {
-        self.sync_dir()?;
+        sync_dir(&self.dir)?;
         for (n, path) in self.logs()? {
             if n < id {
                 std::fs::remove_file(path)?;
@@ -93,13 +95,9 @@ impl SideFiles {
         }
         Ok(())
     }
-
-    /// Makes the directory's entries (a rename, a new file) durable.
-    fn sync_dir(&self) -> std::io::Result<()> {
-        sync_dir(&self.dir)
-    }
 }
 
+/// Makes the directory's entries (a rename, a new file) durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -112,6 +110,13 @@ pub(crate) struct LogFile {
 }
 
 impl LogFile {
+    fn new(file: std::fs::File, path: &Path) -> Arc<LogFile> {
+        Arc::new(LogFile {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// Waits until what was appended is on disk.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
         self.file.sync_data()
@@ -188,7 +193,7 @@ impl Snapshot {
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, &path)?;
-        files.sync_dir()
+        sync_dir(&files.dir)
     }
 }
 
@@ -221,13 +226,23 @@ impl SideLog {
             .open(&path)?;
         sync_dir(path.parent().unwrap_or(Path::new(".")))?;
         Ok(SideLog {
-            file: Some(Arc::new(LogFile {
-                file,
-                path: path.clone(),
-            })),
+            file: Some(LogFile::new(file, &path)),
             path,
             bytes: 0,
         })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits until the log, as this run or an earlier one wrote it, is on disk.
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        match std::fs::File::open(&self.path) {
+            Ok(f) => f.sync_data(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The file appended to, for the outbox to sync; `None` if the log cannot be written.
@@ -279,16 +294,19 @@ impl SideLog {
                     .append(true)
                     .open(&self.path)?;
                 f.set_len(read.end)?;
-                // The log may be new: its name must survive a power loss with it.
-                sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+                // The log, and its directory, may be new: their names must survive a
+                // power loss with them.
+                if let Some(dir) = self.path.parent() {
+                    sync_dir(dir)?;
+                    if let Some(home) = dir.parent() {
+                        sync_dir(home)?;
+                    }
+                }
                 Ok(f)
             });
         match file {
             Ok(file) => {
-                self.file = Some(Arc::new(LogFile {
-                    file,
-                    path: self.path.clone(),
-                }));
+                self.file = Some(LogFile::new(file, &self.path));
                 self.bytes = read.end;
             }
             Err(e) => {

@@ -20,9 +20,9 @@ use crate::side_files::LogFile;
 
 /// What must be on disk before a message leaves.
 pub(crate) enum Durable {
-    /// Nothing: the message carries no vertex of this gateway (or the log is not synced by
-    /// config).
-    Nothing,
+    /// The message carries no vertex of this gateway (or one that is final, or the log is
+    /// not synced by config).
+    NotNeeded,
     /// The log the gateway's vertex went to.
     Log(Arc<LogFile>),
     /// A vertex of this gateway that no log holds: it never leaves.
@@ -103,40 +103,42 @@ struct Outbox {
 }
 
 impl Outbox {
-    /// Syncs each log the batch needs, once, then sends the batch in order, but for the
-    /// messages whose vertex is not durable; returns how many it withheld.
+    /// Sends the batch in order; before the first message that needs a log, syncs that
+    /// log (once per batch). Returns how many messages it withheld: those whose vertex
+    /// is not durable.
     fn deliver(
         &mut self,
         batch: Vec<Outgoing>,
         mut sync: impl FnMut(&LogFile) -> std::io::Result<()>,
         mut send: impl FnMut(Part),
     ) -> u64 {
-        let mut synced: Vec<&Arc<LogFile>> = Vec::new();
-        for o in &batch {
-            match &o.durable {
-                Durable::Log(log)
-                    if !self.failed && !synced.iter().any(|s| Arc::ptr_eq(s, log)) =>
-                {
-                    match sync(log) {
-                        Ok(()) => synced.push(log),
-                        Err(e) => {
-                            tracing::error!(path = %log.path.display(), error = %e, "cannot sync the side-chain log: this gateway's vertices are no longer sent (after a power loss it could sign a sequence number twice); fix the disk and restart the node");
-                            self.failed = true;
-                        }
-                    }
-                }
-                Durable::Never if !self.failed => {
-                    tracing::error!(
-                        "the side-chain log cannot be written (see the warning before): this gateway's vertices are no longer sent (after a power loss it could sign a sequence number twice); fix the disk and restart the node"
-                    );
-                    self.failed = true;
-                }
-                _ => {}
-            }
-        }
+        let mut synced: Vec<Arc<LogFile>> = Vec::new();
         let mut withheld = 0;
         for o in batch {
-            if matches!(o.durable, Durable::Nothing) || !self.failed {
+            let ready = match o.durable {
+                Durable::NotNeeded => true,
+                _ if self.failed => false,
+                Durable::Log(log) if synced.iter().any(|s| Arc::ptr_eq(s, &log)) => true,
+                Durable::Log(log) => match sync(&log) {
+                    Ok(()) => {
+                        synced.push(log);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %log.path.display(), error = %e, "cannot sync the side-chain log: this gateway's vertices are no longer sent (after a power loss it could sign a sequence number twice); fix the disk and restart the node");
+                        self.failed = true;
+                        false
+                    }
+                },
+                Durable::Never => {
+                    tracing::error!(
+                        "the side-chain log cannot be written or synced (see the warning before): this gateway's vertices are no longer sent (after a power loss it could sign a sequence number twice); fix the disk and restart the node"
+                    );
+                    self.failed = true;
+                    false
+                }
+            };
+            if ready {
                 o.parts.into_iter().for_each(&mut send);
             } else {
                 withheld += 1;
@@ -200,30 +202,29 @@ mod tests {
         let (a, b) = (log(dir.path(), "a.log"), log(dir.path(), "b.log"));
         let mut outbox = Outbox::default();
         let batch = vec![
-            msg(Durable::Nothing, 1),
+            msg(Durable::NotNeeded, 1),
             msg(Durable::Log(a.clone()), 2),
             msg(Durable::Log(a), 3),
             msg(Durable::Log(b), 4),
-            msg(Durable::Nothing, 5),
+            msg(Durable::NotNeeded, 5),
         ];
         let (events, held) = deliver(&mut outbox, batch, false);
-        use Event::*;
         assert_eq!(
             events,
             vec![
-                Sync("a.log".into()),
-                Sync("b.log".into()),
-                Send(1),
-                Send(2),
-                Send(3),
-                Send(4),
-                Send(5)
+                Event::Send(1),
+                Event::Sync("a.log".into()),
+                Event::Send(2),
+                Event::Send(3),
+                Event::Sync("b.log".into()),
+                Event::Send(4),
+                Event::Send(5)
             ]
         );
         assert_eq!(held, 0);
         // A batch without vertices of this gateway waits for no disk.
-        let (events, _) = deliver(&mut outbox, vec![msg(Durable::Nothing, 6)], false);
-        assert_eq!(events, vec![Send(6)]);
+        let (events, _) = deliver(&mut outbox, vec![msg(Durable::NotNeeded, 6)], false);
+        assert_eq!(events, vec![Event::Send(6)]);
     }
 
     #[test]
@@ -231,12 +232,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = log(dir.path(), "a.log");
         let mut outbox = Outbox::default();
-        let batch = vec![msg(Durable::Log(a.clone()), 1), msg(Durable::Nothing, 2)];
+        let batch = vec![msg(Durable::Log(a.clone()), 1), msg(Durable::NotNeeded, 2)];
         let (events, held) = deliver(&mut outbox, batch, true);
         assert_eq!(events, vec![Event::Sync("a.log".into()), Event::Send(2)]);
         assert_eq!(held, 1);
         // A later sync could succeed with the pages gone: none is tried, nothing own leaves.
-        let batch = vec![msg(Durable::Log(a), 3), msg(Durable::Nothing, 4)];
+        let batch = vec![msg(Durable::Log(a), 3), msg(Durable::NotNeeded, 4)];
         let (events, held) = deliver(&mut outbox, batch, false);
         assert_eq!(events, vec![Event::Send(4)]);
         assert_eq!(held, 1);
@@ -245,7 +246,7 @@ mod tests {
     #[test]
     fn a_vertex_no_log_holds_never_leaves() {
         let mut outbox = Outbox::default();
-        let batch = vec![msg(Durable::Never, 1), msg(Durable::Nothing, 2)];
+        let batch = vec![msg(Durable::Never, 1), msg(Durable::NotNeeded, 2)];
         let (events, held) = deliver(&mut outbox, batch, false);
         assert_eq!(events, vec![Event::Send(2)]);
         assert_eq!(held, 1);
