@@ -68,6 +68,19 @@ fn wait_status(node: &Node, hash: &Hash32, states: &[&str], secs: u64) -> Value 
     }
 }
 
+/// Posts `tx` at a restarted `node` once it takes transactions again, and waits until it
+/// is final on every node.
+fn post_final(node: &Node, nodes: &[Node], tx: &SignedMachineTx) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while post(node, tx).status != 202 {
+        assert!(Instant::now() < deadline, "{}", tail(&node.log()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for n in nodes {
+        wait_status(n, &tx.hash(), &["final"], 60);
+    }
+}
+
 /// Copies every node's log of the network to `CPC_SIDE_E2E_LOGS`, when set, before a
 /// failure removes the temporary directory.
 fn keep_logs(node: &Node) {
@@ -524,14 +537,7 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     std::fs::write(&damaged, bytes).unwrap();
     net.nodes[2].start();
     let again = event(group, &SecretKey::from_bytes([10; 32]), 0, 6);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while post(&net.nodes[2], &again).status != 202 {
-        assert!(Instant::now() < deadline, "{}", tail(&net.nodes[2].log()));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    for n in &net.nodes {
-        wait_status(n, &again.hash(), &["final"], 60);
-    }
+    post_final(&net.nodes[2], &net.nodes, &again);
     assert!(
         net.nodes[2]
             .log()
@@ -609,14 +615,7 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     std::fs::rename(&aside, &side_dir).unwrap();
     net.nodes[1].start();
     let with = event(group, &SecretKey::from_bytes([11; 32]), 1, 8);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while post(&net.nodes[1], &with).status != 202 {
-        assert!(Instant::now() < deadline, "{}", tail(&net.nodes[1].log()));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    for n in &net.nodes {
-        wait_status(n, &with.hash(), &["final"], 60);
-    }
+    post_final(&net.nodes[1], &net.nodes, &with);
     // Through every restart no gateway signed a sequence number twice.
     for n in &net.nodes {
         let st = n.get("/v1/sidechain/status").body;
