@@ -832,24 +832,13 @@ impl Task {
     /// Hands a message to the outbox, which sends one carrying a vertex of this gateway
     /// only once the log holding the vertex is synced.
     fn send(&self, msg: &Message, parts: Vec<Part>) {
-        let own = |v: &SignedVertex| {
-            self.key
-                .as_ref()
-                .is_some_and(|k| v.vertex.creator == k.public())
-        };
-        let carries_own = match msg {
-            Message::Vertex(v) => own(v),
-            Message::Vertices(vs) => vs.iter().any(own),
-            _ => false,
-        };
-        let durable = match self.log.file() {
-            _ if !carries_own => Durable::NotNeeded,
-            // Not even a crash would leave it in a log.
-            None => Durable::Never,
-            Some(_) if self.log_failed => Durable::Never,
-            Some(_) if !self.section.sync_log => Durable::NotNeeded,
-            Some(log) => Durable::Log(log),
-        };
+        let durable = Durable::of(
+            msg,
+            self.key.as_ref().map(SecretKey::public),
+            self.log.file(),
+            self.log_failed,
+            self.section.sync_log,
+        );
         self.outbox_send(Outgoing { durable, parts });
     }
 

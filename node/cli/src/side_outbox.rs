@@ -15,6 +15,8 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use cpc_p2p::{Network, PeerId, Topic};
+use cpc_sidechain::{Message, SignedVertex};
+use cpc_types::PublicKey;
 
 use crate::side_files::LogFile;
 
@@ -27,6 +29,34 @@ pub(crate) enum Durable {
     Log(Arc<LogFile>),
     /// A vertex of this gateway that no log holds: it never leaves.
     Never,
+}
+
+impl Durable {
+    /// What `msg` needs before it leaves a gateway keyed `me` whose vertices are appended
+    /// to `log` (`None`: the log cannot be written); `failed`: a log holding its vertices
+    /// could not be synced; `sync`: the `sync_log` setting.
+    pub(crate) fn of(
+        msg: &Message,
+        me: Option<PublicKey>,
+        log: Option<Arc<LogFile>>,
+        failed: bool,
+        sync: bool,
+    ) -> Durable {
+        let own = |v: &SignedVertex| me.is_some_and(|k| v.vertex.creator == k);
+        let carries_own = match msg {
+            Message::Vertex(v) => own(v),
+            Message::Vertices(vs) => vs.iter().any(own),
+            _ => false,
+        };
+        match log {
+            _ if !carries_own => Durable::NotNeeded,
+            // Not even a crash would leave it in a log.
+            None => Durable::Never,
+            Some(_) if failed => Durable::Never,
+            Some(_) if !sync => Durable::NotNeeded,
+            Some(log) => Durable::Log(log),
+        }
+    }
 }
 
 /// One message, or one part of a long one.
@@ -241,6 +271,55 @@ mod tests {
         let (events, held) = deliver(&mut outbox, batch, false);
         assert_eq!(events, vec![Event::Send(4)]);
         assert_eq!(held, 1);
+    }
+
+    #[test]
+    fn only_this_gateways_vertices_wait_for_the_log_and_none_leaves_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = log(dir.path(), "a.log");
+        let keys: Vec<cpc_types::SecretKey> = (1..=2u8)
+            .map(|i| cpc_types::SecretKey::from_bytes([i; 32]))
+            .collect();
+        let vertex = |k: &cpc_types::SecretKey| {
+            cpc_sidechain::Vertex {
+                group_id: cpc_sidechain::Group::id_of("district-7"),
+                creator: k.public(),
+                sequence: 1,
+                timestamp_ms: 1,
+                parents: Vec::new(),
+                txs: Vec::new(),
+            }
+            .sign(k)
+        };
+        let (mine, theirs) = (vertex(&keys[0]), vertex(&keys[1]));
+        let me = Some(keys[0].public());
+        let of = |msg: &Message, me, log: Option<&Arc<LogFile>>, failed, sync| match Durable::of(
+            msg,
+            me,
+            log.cloned(),
+            failed,
+            sync,
+        ) {
+            Durable::NotNeeded => "not needed",
+            Durable::Log(_) => "log",
+            Durable::Never => "never",
+        };
+        let own = Message::Vertex(mine.clone());
+        let list = Message::Vertices(vec![theirs.clone(), mine]);
+        let other = Message::Vertex(theirs.clone());
+        assert_eq!(of(&own, me, Some(&a), false, true), "log");
+        assert_eq!(of(&list, me, Some(&a), false, true), "log");
+        assert_eq!(of(&other, me, Some(&a), false, true), "not needed");
+        assert_eq!(of(&other, me, None, true, true), "not needed");
+        assert_eq!(of(&own, None, None, false, true), "not needed");
+        let heads = Message::Heads(vec![theirs.id]);
+        assert_eq!(of(&heads, me, None, false, true), "not needed");
+        // A log that failed, or none: withheld, whatever the setting.
+        assert_eq!(of(&own, me, Some(&a), true, true), "never");
+        assert_eq!(of(&own, me, None, false, true), "never");
+        assert_eq!(of(&own, me, None, false, false), "never");
+        // Not synced by config.
+        assert_eq!(of(&own, me, Some(&a), false, false), "not needed");
     }
 
     #[test]
