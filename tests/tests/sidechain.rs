@@ -102,6 +102,12 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
+/// Asserts that `node` said `text` in its log.
+fn assert_logged(node: &Node, text: &str) {
+    let log = node.log();
+    assert!(log.contains(text), "{text:?} not logged:\n{}", tail(&log));
+}
+
 const CONFIRMED: &[&str] = &["confirmed", "anchored", "final"];
 
 #[test]
@@ -513,12 +519,7 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     for n in &net.nodes {
         wait_status(n, &hashes[0], &["final"], 60);
         wait_status(n, &back.hash(), &["final"], 60);
-        assert!(
-            n.log()
-                .contains("side-chain state restored from its snapshot"),
-            "{}",
-            tail(&n.log())
-        );
+        assert_logged(n, "side-chain state restored from its snapshot");
     }
     // New transactions confirm and become final after the restart: the anchor the main
     // chain took carries its frontier, so no gateway needs the lost proposal.
@@ -538,13 +539,7 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     net.nodes[2].start();
     let again = event(group, &SecretKey::from_bytes([10; 32]), 0, 6);
     post_final(&net.nodes[2], &net.nodes, &again);
-    assert!(
-        net.nodes[2]
-            .log()
-            .contains("cannot read the side-chain snapshot"),
-        "{}",
-        tail(&net.nodes[2].log())
-    );
+    assert_logged(&net.nodes[2], "cannot read the side-chain snapshot");
     // A gateway whose log cannot be written sends none of its vertices (a power loss would
     // make it forget them, and sign their sequence numbers again) and says so; the others
     // confirm without it, and it follows them (its acknowledgement of a transaction is
@@ -593,13 +588,7 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(
-        net.nodes[1]
-            .log()
-            .contains("this gateway's vertices are no longer sent"),
-        "{}",
-        tail(&net.nodes[1].log())
-    );
+    assert_logged(&net.nodes[1], "this gateway's vertices are no longer sent");
     assert_eq!(
         metric(&metrics(&net.nodes[0]), "cpchain_side_withheld_total"),
         Some(0)
