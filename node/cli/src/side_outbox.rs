@@ -60,7 +60,7 @@ impl Durable {
 }
 
 /// One message, or one part of a long one.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Part {
     /// On the group's topic.
     Publish(Vec<u8>),
