@@ -312,6 +312,23 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
             "both sides of a double spend confirmed: {s1} {s2}"
         );
     }
+    // Once final, a side that did not win is reported as never confirming (and leaves
+    // memory); the same side wins on every node.
+    let mut outcome = Vec::new();
+    for n in &net.nodes {
+        let mut sides = Vec::new();
+        for d in [&d1, &d2] {
+            let v = wait_status(n, &d.hash(), &["final", "rejected"], 60);
+            if v["status"] == "rejected" {
+                let why = v["reason"].as_str().unwrap_or_default();
+                assert!(why.starts_with("never confirms"), "{v}");
+            }
+            sides.push(v["status"].as_str().unwrap().to_owned());
+        }
+        assert!(sides.iter().any(|s| s == "rejected"), "{sides:?}");
+        outcome.push(sides);
+    }
+    assert!(outcome.windows(2).all(|w| w[0] == w[1]), "{outcome:?}");
 
     // Every node recorded the same final anchors.
     let anchors: Vec<Value> = net

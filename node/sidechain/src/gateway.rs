@@ -199,7 +199,8 @@ pub enum TxStatus {
         /// The anchor's sequence.
         anchor: u64,
     },
-    /// Never included.
+    /// Refused from the pool (never included), or, once its double spend is final, never
+    /// to confirm: it lost its slot, or depends on a transaction that did.
     Rejected {
         /// Why.
         reason: String,
@@ -442,9 +443,9 @@ struct Account {
     /// Credits to it by pruned transactions (distinct ones, confirmed or not, as the
     /// ledger rule counts credits in a history).
     pruned_credits: u128,
-    /// A pruned credit to it that never confirmed: a spend counting it waits forever, as
-    /// it would on the unpruned history.
-    pruned_stuck_credit: Option<Hash32>,
+    /// The part of `pruned_credits` that never confirmed (a lost double spend, or what
+    /// depended on one): it funds inclusion but never confirmation.
+    pruned_dead_credits: u128,
 }
 
 /// The last pruned slot of an account, as a spend of the next nonce sees it.
@@ -484,9 +485,15 @@ struct Occ {
     /// confirmed: this very copy, since `debits` follows its chain (another copy of the
     /// same transaction may follow another chain, after a double spend below it).
     prev: Option<OccId>,
-    /// The credits it spends, by hash, until they are confirmed: any copy of one
-    /// confirms the amount (and which copy a node saw first differs between nodes).
-    credits: Vec<Hash32>,
+    /// The credits its history holds that had not confirmed when it was checked, by hash
+    /// with their amounts, until they confirm: any copy of one confirms the amount (and
+    /// which copy a node saw first differs between nodes).
+    credits: Vec<(Hash32, u64)>,
+    /// How much of its chain's debits the confirmed credits in its history left uncovered
+    /// when it was checked, less the `credits` confirmed since. It confirms at zero: a
+    /// credit that never confirms holds up only the spends that cannot do without it, so
+    /// a double spend made out to an account cannot freeze that account.
+    shortfall: u64,
     /// Debits of the sender's chain up to and including this transaction.
     debits: u64,
     credit: Option<(Address, u64)>,
@@ -1141,7 +1148,8 @@ impl SideChain {
             // may have confirmed while this gateway could not emit).
             if info.vertices.is_empty() {
                 info.status = TxStatus::Rejected {
-                    reason: "not includable in time (nonce gap or unknown lock)".into(),
+                    reason: "not includable in time (nonce gap, lock not final, funds unconfirmed)"
+                        .into(),
                 };
                 refused.push_back((now, k.hash));
             }
@@ -1269,7 +1277,7 @@ impl SideChain {
                 continue;
             }
             let tx = SignedMachineTx::clone(&info.tx);
-            match self.check_tx(&view, &mut batch, &tx, key.slot) {
+            match self.check_tx(&view, &mut batch, &tx, key.slot, true) {
                 Ok(occ) => {
                     txs.push(tx);
                     keys.push(key);
@@ -1535,6 +1543,22 @@ impl SideChain {
             || self.pruned_known.contains_key(id)
     }
 
+    /// The `seen_by` of a vertex every gateway has seen.
+    fn all_gateways(&self) -> u64 {
+        match self.cfg.group.n() {
+            64 => u64::MAX,
+            n => bit(n) - 1,
+        }
+    }
+
+    /// Whether a final anchor covers vertex `v` and every gateway has seen it: its slots'
+    /// endorsements can no longer change. Pruned vertices are, and so is an equivocator's
+    /// abandoned twin, which stays in memory (see `prune`).
+    fn settled(&self, v: &VertexInfo) -> bool {
+        v.pruned
+            || (v.seen_by == self.all_gateways() && v.anchor.is_some_and(|a| a <= self.final_seq))
+    }
+
     /// Whether a vertex is at or below its creator's pruned sequence: pruned history a
     /// peer sent again, or a fork of it, which nothing here could check any more.
     fn below_pruned(&self, v: &SignedVertex) -> bool {
@@ -1684,7 +1708,7 @@ impl SideChain {
         let mut batch = Batch::default();
         let mut occs = Vec::with_capacity(keys.len());
         for (t, k) in x.txs.iter().zip(keys) {
-            occs.push(self.check_tx(&view, &mut batch, t, k.slot)?);
+            occs.push(self.check_tx(&view, &mut batch, t, k.slot, false)?);
         }
         Ok(occs)
     }
@@ -1755,12 +1779,18 @@ impl SideChain {
     /// Checks `tx` against the causal history `view` plus the earlier transactions of the
     /// same batch. The same function decides for the creator and for every receiver, so
     /// all honest nodes reach the same verdict on a vertex.
+    ///
+    /// `own`: the check is this gateway's, for its next vertex. Then a transfer that its
+    /// confirmed funds do not cover yet waits (a policy, not a rule of validity): once
+    /// included it would depend on those credits, and a credit that loses a double spend
+    /// would hold it, and every later transaction of its sender, unconfirmed for good.
     fn check_tx(
         &self,
         view: &View<'_>,
         batch: &mut Batch,
         stx: &SignedMachineTx,
         slot: Slot,
+        own: bool,
     ) -> Result<Occ, Refusal> {
         let tx = &stx.tx;
         let sender = slot.sender;
@@ -1838,6 +1868,7 @@ impl SideChain {
         };
         let mut credit = None;
         let mut lock = None;
+        let mut shortfall = 0;
         let debits = match &tx.kind {
             MachineKind::Event { .. } => prev_debits,
             MachineKind::Deposit { lock: l } => {
@@ -1869,18 +1900,23 @@ impl SideChain {
                 if *amount == 0 {
                     return Err(Refusal::Invalid("a transfer of zero".into()));
                 }
+                // Credits of this batch count as unconfirmed here; `insert` settles them.
                 let mut funds: u128 = u128::from(batch.credits.get(&sender).copied().unwrap_or(0));
+                let mut confirmed_funds: u128 = 0;
                 if let Some(a) = account {
                     funds += a.pruned_credits;
-                    credits.extend(a.pruned_stuck_credit);
+                    confirmed_funds += a.pruned_credits - a.pruned_dead_credits;
                 }
                 if let Some(cs) = self.credits.get(&sender) {
                     let mut seen = BTreeSet::new();
                     for o in cs {
                         if self.in_view(&o.1, view) && seen.insert(o.0) {
-                            funds += u128::from(self.occs[o].credit.map_or(0, |c| c.1));
-                            if !self.tx_confirmed(&o.0) {
-                                credits.push(o.0);
+                            let amount = self.occs[o].credit.map_or(0, |c| c.1);
+                            funds += u128::from(amount);
+                            if self.tx_confirmed(&o.0) {
+                                confirmed_funds += u128::from(amount);
+                            } else {
+                                credits.push((o.0, amount));
                             }
                         }
                     }
@@ -1892,8 +1928,24 @@ impl SideChain {
                         funds.saturating_sub(u128::from(prev_debits))
                     )));
                 }
+                let Ok(debits) = u64::try_from(debits) else {
+                    return Err(Refusal::Invalid("the sender's debits overflow".into()));
+                };
+                // At most `debits`, so it fits.
+                shortfall = (u128::from(debits).saturating_sub(confirmed_funds)) as u64;
+                if shortfall == 0 {
+                    // Covered already: it depends on none of them.
+                    credits.clear();
+                } else if own {
+                    // Not parked: the next vertex's history may hold a credit that is
+                    // confirmed already, with no news of this account to wake it.
+                    return Err(Refusal::Wait {
+                        reason: "waiting for the credits that fund it to confirm".into(),
+                        unseen: false,
+                    });
+                }
                 credit = Some((*to, *amount));
-                debits as u64
+                debits
             }
         };
         batch.slots.insert(slot, ());
@@ -1909,6 +1961,7 @@ impl SideChain {
             slot,
             prev: prev_occ,
             credits,
+            shortfall,
             debits,
             credit,
             lock,
@@ -1967,7 +2020,7 @@ impl SideChain {
         let mut new_occs: Vec<(OccId, Occ)> = keys.iter().map(|k| (k.hash, id)).zip(occs).collect();
         // Transactions of the same batch depend on earlier ones of the sender.
         let mut last_in_batch: BTreeMap<Address, OccId> = BTreeMap::new();
-        let mut credit_in_batch: BTreeMap<Address, Vec<OccId>> = BTreeMap::new();
+        let mut credit_in_batch: BTreeMap<Address, Vec<(Hash32, u64)>> = BTreeMap::new();
         for ((t, k), (oid, occ)) in v.vertex.txs.iter().zip(&keys).zip(new_occs.iter_mut()) {
             let tx = &t.tx;
             let sender = k.slot.sender;
@@ -1980,12 +2033,20 @@ impl SideChain {
             if matches!(tx.kind, MachineKind::Transfer { .. })
                 && let Some(cs) = credit_in_batch.get(&sender)
             {
-                occ.credits
-                    .extend(cs.iter().map(|o| o.0).filter(|h| !self.tx_confirmed(h)));
+                for &(h, amount) in cs {
+                    if occ.shortfall == 0 {
+                        break;
+                    }
+                    if self.tx_confirmed(&h) {
+                        occ.shortfall = occ.shortfall.saturating_sub(amount);
+                    } else {
+                        occ.credits.push((h, amount));
+                    }
+                }
             }
             last_in_batch.insert(sender, *oid);
-            if let Some((to, _)) = occ.credit {
-                credit_in_batch.entry(to).or_default().push(*oid);
+            if let Some((to, amount)) = occ.credit {
+                credit_in_batch.entry(to).or_default().push((oid.0, amount));
             }
         }
         if self.me.is_some() && !v.vertex.txs.is_empty() {
@@ -2052,7 +2113,12 @@ impl SideChain {
             if let Some((to, _)) = occ.credit {
                 self.credits.entry(to).or_default().push(oid);
             }
-            for h in occ.prev.iter().map(|p| &p.0).chain(&occ.credits) {
+            for h in occ
+                .prev
+                .iter()
+                .map(|p| &p.0)
+                .chain(occ.credits.iter().map(|c| &c.0))
+            {
                 self.dependents.entry(*h).or_default().push(oid);
             }
             self.occs.insert(oid, occ);
@@ -2115,7 +2181,8 @@ impl SideChain {
     }
 
     /// Confirms occurrences whose vertex is confirmed, whose transaction won its slot at
-    /// a quorum of gateways and whose dependencies are confirmed; then their dependents.
+    /// a quorum of gateways, whose sender's previous nonce is confirmed and whose chain's
+    /// debits confirmed credits cover; then their dependents.
     fn confirm(&mut self, mut work: Vec<OccId>, out: &mut Vec<Action>) {
         let q = self.quorum();
         while let Some(oid) = work.pop() {
@@ -2138,7 +2205,7 @@ impl SideChain {
                 || occ
                     .prev
                     .is_some_and(|p| self.occs.get(&p).is_none_or(|o| !o.confirmed))
-                || !occ.credits.iter().all(|h| self.tx_confirmed(h))
+                || occ.shortfall > 0
             {
                 continue;
             }
@@ -2152,7 +2219,10 @@ impl SideChain {
                         if o.prev == Some(oid) {
                             o.prev = None;
                         }
-                        o.credits.retain(|h| *h != oid.0);
+                        if let Some(at) = o.credits.iter().position(|c| c.0 == oid.0) {
+                            let (_, amount) = o.credits.swap_remove(at);
+                            o.shortfall = o.shortfall.saturating_sub(amount);
+                        }
                     }
                 }
                 work.extend(ds.iter().copied());
@@ -2536,22 +2606,36 @@ impl SideChain {
     // ---- pruning ----
 
     /// Prunes the vertices under final anchors that every gateway has seen, and then each
-    /// account's slots, in nonce order, once every copy in them is pruned and one of them
-    /// confirmed; hands what left memory to the node in [`Action::Pruned`]. A node that
-    /// keeps its history still marks the pruned vertices and their tips, so that it
-    /// judges new vertices exactly as a pruning node does.
+    /// account's slots, in nonce order, once every copy in them is settled and the slot
+    /// decided (see [`Self::absorb`]); hands what left memory to the node in
+    /// [`Action::Pruned`]. A node that keeps its history still marks the pruned vertices
+    /// and their tips, so that it judges new vertices exactly as a pruning node does.
     fn prune(&mut self, out: &mut Vec<Action>) {
         if self.prunable.is_empty() {
             return;
         }
-        let all = if self.cfg.group.n() == 64 {
-            u64::MAX
-        } else {
-            bit(self.cfg.group.n()) - 1
-        };
+        let all = self.all_gateways();
         let mut ready = Vec::new();
-        self.prunable.retain(|id| match self.vertices.get(id) {
-            Some(v) if v.seen_by == all => {
+        let (vertices, by_seq) = (&self.vertices, &self.by_seq);
+        // An equivocator's vertex that its own chain does not go on from (its twin's
+        // does) counts as seen by it only through itself: pruned, it would make every
+        // later vertex of its creator fail the pruned-tips rule on this node but not on
+        // one that pruned later, and their confirmations would part. It waits for a
+        // successor instead (forever for an abandoned twin, which is one vertex).
+        let continued = |id: &VertexId, v: &VertexInfo| {
+            !self.equivocators.contains(&v.creator)
+                || by_seq
+                    .get(&(v.creator, v.vertex.vertex.sequence + 1))
+                    .is_some_and(|next| {
+                        next.iter().any(|n| {
+                            vertices
+                                .get(n)
+                                .is_some_and(|w| w.vertex.vertex.parents[0] == *id)
+                        })
+                    })
+        };
+        self.prunable.retain(|id| match vertices.get(id) {
+            Some(v) if v.seen_by == all && continued(id, v) => {
                 ready.push((v.vertex.vertex.sequence, *id));
                 false
             }
@@ -2653,13 +2737,16 @@ impl SideChain {
         let mut budget = budget;
         let mut txs = Vec::new();
         let mut credits: BTreeMap<Address, BTreeSet<OccId>> = BTreeMap::new();
+        let mut wake = BTreeSet::new();
         while budget > 0
             && let Some(sender) = self.absorbing.first().copied()
         {
-            if self.absorb(sender, &mut txs, &mut credits, &mut budget) {
+            if self.absorb(sender, &mut txs, &mut credits, &mut wake, &mut budget) {
                 self.absorbing.remove(&sender);
             }
         }
+        // The next round looks at them: a slot of theirs may have waited for these.
+        self.absorbing.extend(wake);
         for (to, oids) in credits {
             if let Some(list) = self.credits.get_mut(&to) {
                 list.retain(|o| !oids.contains(o));
@@ -2725,15 +2812,18 @@ impl SideChain {
     }
 
     /// Summarises `sender`'s pruned slots into its account, from its first unpruned nonce
-    /// on, while every copy in the slot is pruned and one of them confirmed (then nothing
-    /// can change there: every gateway has endorsed in it and its dependencies are
-    /// decided). Collects the transactions and the credit occurrences that went.
+    /// on, while every copy in the slot is settled and the slot is decided: one of its
+    /// transactions confirmed, or none ever can (see [`Self::never_confirms`]). Then
+    /// nothing can change there: every gateway has endorsed in it and its dependencies
+    /// are decided. Collects the transactions and the credit occurrences that went, and
+    /// the accounts they credited (a spend of theirs may have waited for this one).
     /// Whether `sender` has nothing more to absorb now (else the budget ran out).
     fn absorb(
         &mut self,
         sender: Address,
         txs: &mut Vec<(Hash32, TxInfo)>,
         credits: &mut BTreeMap<Address, BTreeSet<OccId>>,
+        wake: &mut BTreeSet<Address>,
         budget: &mut usize,
     ) -> bool {
         loop {
@@ -2752,9 +2842,20 @@ impl SideChain {
             let held = si
                 .occs
                 .iter()
-                .any(|o| self.vertices.get(&o.1).is_some_and(|v| !v.pruned));
-            if held || !si.occs.iter().any(|o| self.tx_confirmed(&o.0)) {
+                .any(|o| self.vertices.get(&o.1).is_some_and(|v| !self.settled(v)));
+            if held {
                 return true;
+            }
+            // Why each transaction of the slot that did not confirm never will.
+            let mut lost: Vec<(Hash32, String)> = Vec::new();
+            for o in &si.occs {
+                if self.tx_confirmed(&o.0) || lost.iter().any(|l| l.0 == o.0) {
+                    continue;
+                }
+                let Some(why) = self.never_confirms(&o.0, si) else {
+                    return true;
+                };
+                lost.push((o.0, why));
             }
             let si = self.slots.remove(&slot).expect("present");
             let copy = *si.occs.iter().min_by_key(|o| o.1).expect("occupied");
@@ -2786,11 +2887,14 @@ impl SideChain {
                 if let Some((to, amount)) = occ.credit {
                     credits.entry(to).or_default().insert(*oid);
                     if new {
-                        let stuck = !self.tx_confirmed(&oid.0);
+                        let dead = !self.tx_confirmed(&oid.0);
                         let a = self.accounts.entry(to).or_default();
                         a.pruned_credits += u128::from(amount);
-                        if stuck {
-                            a.pruned_stuck_credit.get_or_insert(oid.0);
+                        if dead {
+                            a.pruned_dead_credits += u128::from(amount);
+                        }
+                        if to != sender {
+                            wake.insert(to);
                         }
                     }
                 }
@@ -2800,7 +2904,12 @@ impl SideChain {
             }
             for h in hashes {
                 self.dependents.remove(&h);
-                if let Some(info) = self.txs.remove(&h) {
+                if let Some(mut info) = self.txs.remove(&h) {
+                    if let Some((_, why)) = lost.iter().find(|l| l.0 == h) {
+                        info.status = TxStatus::Rejected {
+                            reason: format!("never confirms: {why}"),
+                        };
+                    }
                     txs.push((h, info));
                     self.pruned_txs += 1;
                 }
@@ -2809,6 +2918,43 @@ impl SideChain {
             a.pruned_next = next + 1;
             a.pruned_last = Some(last);
         }
+    }
+
+    /// Why transaction `h`, unconfirmed in slot `si` whose every copy is pruned, can never
+    /// confirm; `None` while it still may. Every gateway has endorsed in a pruned slot, so
+    /// its endorsements are final; what it depends on is decided once its own slot is
+    /// summarised (in nonce order for the sender's previous transaction; a credit that is
+    /// no longer held went unconfirmed, as confirmed ones are cleared from their spends).
+    fn never_confirms(&self, h: &Hash32, si: &SlotInfo) -> Option<String> {
+        if (si.endorsers(h).count_ones() as usize) < self.quorum() {
+            return Some(if si.occs.iter().any(|o| self.tx_confirmed(&o.0)) {
+                "another transaction of its nonce confirmed (a double spend)".into()
+            } else {
+                "no transaction of its nonce won a quorum of gateways (a double spend)".into()
+            });
+        }
+        let mut why = None;
+        for o in si.occs.iter().filter(|o| o.0 == *h) {
+            let occ = self.occs.get(o)?;
+            if let Some(p) = occ.prev {
+                if self.occs.contains_key(&p) {
+                    return None;
+                }
+                why = Some("the sender's previous transaction never confirmed".into());
+                continue;
+            }
+            let pending: u128 = occ
+                .credits
+                .iter()
+                .filter(|c| self.txs.contains_key(&c.0))
+                .map(|c| u128::from(c.1))
+                .sum();
+            if pending >= u128::from(occ.shortfall) {
+                return None;
+            }
+            why = Some("credits it needs never confirmed (a double spend lost)".into());
+        }
+        why
     }
 
     fn mark_anchored(&mut self, seq: u64, covered: &[VertexId]) {

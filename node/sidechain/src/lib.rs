@@ -38,18 +38,27 @@
 //!    Merging two histories that include both sides of a double spend is allowed — refusing
 //!    would split honest gateways forever — but only the first is endorsed.
 //! 3. *Confirmation.* A transaction is confirmed when its vertex is confirmed, q
-//!    distinct gateways endorse it, and the transactions it depends on are confirmed:
-//!    the sender's previous nonce as the copy its history holds (another copy of it may
-//!    follow a different chain below), and the credits that fund it in any copy (the
-//!    amount is the same). A vertex's history is what its parents reach, so a twin of an
-//!    equivocating creator is never in it.
+//!    distinct gateways endorse it, the sender's previous nonce is confirmed as the copy
+//!    its history holds (another copy of it may follow a different chain below), and the
+//!    confirmed credits in its history (any copy of one; the amount is the same) cover
+//!    the sender's debits up to it. Credits that never confirm hold up only the spends
+//!    that cannot do without them. A vertex's history is what its parents reach, so a twin
+//!    of an equivocating creator is never in it.
 //!
 //! Two conflicting transactions would need q endorsers each; the two sets share at least
 //! 2q − n ≥ f+1 gateways (why q is n − f and not 2f+1 when n > 3f+1), so at least one honest gateway, which endorses one transaction per slot.
 //! Hence conflicting spends never both confirm — on one node or across nodes — with at most
 //! f faulty gateways. A gateway that signs two vertices with one sequence number is
 //! equivocating; the first node to see both emits [`EquivocationEvidence`] and stops
-//! referencing that gateway's vertices.
+//! referencing that gateway's vertices. Nor does the confirmed ledger overdraw an account:
+//! its confirmed spends form a chain from nonce 0, and the last one's debits are covered
+//! by confirmed credits.
+//!
+//! A gateway includes a transfer only once confirmed credits cover it (a policy, not a
+//! rule: it keeps a client's account from depending on a credit that may lose a double
+//! spend, which would hold that transfer and every later one of the account forever).
+//! Once a double spend is final, a transaction that can never confirm (it lost its slot,
+//! or depends on one that did) leaves memory with pruning as [`TxStatus::Rejected`].
 //!
 //! # Anchors
 //!
@@ -101,6 +110,12 @@
 //!   still holds and another does not.
 //! - Pruning waits for every gateway: while one is silent, its next vertex may build on
 //!   old history, so that history stays. A gateway gone for good should leave the group.
+//! - An equivocator's vertex is pruned only once its creator's chain goes on from it. A
+//!   twin counts as seen by its creator through itself alone; pruned, it would become a
+//!   tip the equivocator's own chain (from the other twin) lacks, so a node that pruned
+//!   it would refuse that chain's next vertices while a node that pruned later took
+//!   them, and their confirmations would part. The abandoned twin stays in memory; its
+//!   transactions are summarised once final and seen by every gateway, like pruned ones.
 //!
 //! A node judges a vertex from the same pruned tips whether or not it prunes; the seeded
 //! simulation runs every seed both ways and requires every action of every node to match.

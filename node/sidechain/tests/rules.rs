@@ -180,6 +180,39 @@ impl Net {
         .sign(m)
     }
 
+    /// Two transfers of `m`'s `nonce`, to each of `to`, each reaching a different pair of
+    /// gateways first: each wins two endorsements of the three it needs.
+    fn split_double_spend(
+        &mut self,
+        m: &SecretKey,
+        nonce: u64,
+        to: [Address; 2],
+        amount: u64,
+    ) -> (SignedMachineTx, SignedMachineTx) {
+        let [a, b] = to.map(|to| self.tx(m, nonce, MachineKind::Transfer { to, amount }));
+        self.nodes[0].submit(self.now, vec![a.clone()]);
+        self.nodes[3].submit(self.now, vec![b.clone()]);
+        self.run(20, &[0, 1]);
+        self.run(20, &[2, 3]);
+        (a, b)
+    }
+
+    /// Gateway 0's next vertex, on its latest as node 1 knows it, holding `txs`: what a
+    /// faulty gateway 0 could send.
+    fn next_of_gateway_0(&self, txs: Vec<SignedMachineTx>) -> SignedVertex {
+        let g = self.group.index(&self.keys[0].public()).unwrap();
+        let tip = self.nodes[1].status().tips[g].unwrap();
+        Vertex {
+            group_id: self.group.id,
+            creator: self.keys[0].public(),
+            sequence: self.nodes[1].vertex(&tip).unwrap().vertex.vertex.sequence + 1,
+            timestamp_ms: self.now,
+            parents: vec![tip],
+            txs,
+        }
+        .sign(&self.keys[0])
+    }
+
     /// A sensor reading of machine `m`, its data hash made of `tag`.
     fn event(&self, m: &SecretKey, nonce: u64, tag: u8) -> SignedMachineTx {
         let kind = MachineKind::Event {
@@ -359,27 +392,7 @@ fn a_double_spend_at_two_gateways_never_confirms_twice() {
     let d = net.tx(&m, 0, MachineKind::Deposit { lock });
     net.nodes[0].submit(net.now, vec![d]);
     net.run(100, &[0, 1, 2, 3]);
-    let a = net.tx(
-        &m,
-        1,
-        MachineKind::Transfer {
-            to: Address([1; 20]),
-            amount: 900,
-        },
-    );
-    let b = net.tx(
-        &m,
-        1,
-        MachineKind::Transfer {
-            to: Address([2; 20]),
-            amount: 900,
-        },
-    );
-    // Each side reaches a different pair of gateways first.
-    net.nodes[0].submit(net.now, vec![a.clone()]);
-    net.nodes[3].submit(net.now, vec![b.clone()]);
-    net.run(20, &[0, 1]);
-    net.run(20, &[2, 3]);
+    let (a, b) = net.split_double_spend(&m, 1, [Address([1; 20]), Address([2; 20])], 900);
     net.run(400, &[0, 1, 2, 3]);
     let mut winners = Vec::new();
     for i in 0..4 {
@@ -394,7 +407,24 @@ fn a_double_spend_at_two_gateways_never_confirms_twice() {
         winners.windows(2).all(|w| w[0] == w[1]),
         "nodes disagree: {winners:?}"
     );
-    // Including a spend whose slot is already in the history is refused outright.
+    // Each side won two gateways of the three it needed: neither ever confirms. Once
+    // the slot is final both leave memory, reported as never confirming.
+    assert_eq!(winners[0], (false, false));
+    for i in 0..4 {
+        for t in [&a, &b] {
+            assert!(net.nodes[i].tx(&t.hash()).is_none(), "node {i} holds it");
+            match net.status(i, &t.hash()) {
+                TxStatus::Rejected { reason } => {
+                    assert!(
+                        reason.contains("no transaction of its nonce won"),
+                        "{reason}"
+                    )
+                }
+                other => panic!("node {i}: {other:?}"),
+            }
+        }
+    }
+    // Another spend of that nonce is refused at the door: the slot is decided.
     let c = net.tx(
         &m,
         1,
@@ -403,12 +433,103 @@ fn a_double_spend_at_two_gateways_never_confirms_twice() {
             amount: 1,
         },
     );
-    net.nodes[1].submit(net.now, vec![c.clone()]);
-    net.run(50, &[0, 1, 2, 3]);
-    assert!(matches!(
-        net.status(1, &c.hash()),
-        TxStatus::Rejected { .. }
-    ));
+    assert_eq!(
+        net.nodes[1].submit(net.now, vec![c.clone()]),
+        vec![Err(SideError::NonceFinal {
+            nonce: 1,
+            tx: c.hash()
+        })]
+    );
+}
+
+#[test]
+fn a_lost_double_spend_made_out_to_an_account_does_not_freeze_it() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let (m, s) = (
+        SecretKey::from_bytes([90; 32]),
+        SecretKey::from_bytes([91; 32]),
+    );
+    let (lock_m, lock_s) = (net.lock(&m, 1_000), net.lock(&s, 100));
+    let deposits = vec![
+        net.tx(&m, 0, MachineKind::Deposit { lock: lock_m }),
+        net.tx(&s, 0, MachineKind::Deposit { lock: lock_s }),
+    ];
+    net.nodes[0].submit(net.now, deposits);
+    net.run(100, &all);
+    // m pays s with one side of a double spend; each side wins two gateways of the three
+    // it needs, so the credit to s never confirms.
+    let (to_s, other) = net.split_double_spend(&m, 1, [s.address(), Address([2; 20])], 900);
+    net.run(20, &all);
+    // A spend that s's confirmed funds cover confirms, though the credit is in its history.
+    let x = Address([5; 20]);
+    let pay = |net: &Net, nonce: u64, amount: u64| {
+        net.tx(&s, nonce, MachineKind::Transfer { to: x, amount })
+    };
+    let small = pay(&net, 1, 60);
+    assert!(net.nodes[1].submit(net.now, vec![small.clone()])[0].is_ok());
+    net.run(100, &all);
+    for i in all {
+        assert!(confirmed(&net.status(i, &small.hash())), "node {i}");
+    }
+    // One that needs the credit waits at the gateway rather than bind s to it, and is
+    // refused in the end; the nonce stays free for what s can pay.
+    let big = pay(&net, 2, 500);
+    assert!(net.nodes[1].submit(net.now, vec![big.clone()])[0].is_ok());
+    net.run(400, &all);
+    let waiting = net.nodes[1].tx(&big.hash()).unwrap();
+    assert!(waiting.vertices.is_empty() && waiting.status == TxStatus::Pending);
+    // Meanwhile the double spend is final: both sides leave memory, saying why.
+    for i in all {
+        for t in [&to_s, &other] {
+            assert!(net.nodes[i].tx(&t.hash()).is_none(), "node {i} holds it");
+            assert!(
+                matches!(net.status(i, &t.hash()), TxStatus::Rejected { reason } if reason.contains("won a quorum")),
+                "node {i}"
+            );
+        }
+    }
+    net.run(30_000, &all);
+    assert!(
+        matches!(net.status(1, &big.hash()), TxStatus::Rejected { reason } if reason.contains("not includable in time")),
+        "{:?}",
+        net.status(1, &big.hash())
+    );
+    let rest = pay(&net, 2, 40);
+    assert!(net.nodes[2].submit(net.now, vec![rest.clone()])[0].is_ok());
+    net.run(200, &all);
+    for i in all {
+        assert!(confirmed(&net.status(i, &rest.hash())), "node {i}");
+        assert_eq!(net.nodes[i].confirmed_balance(&s.address()), 0);
+        assert_eq!(net.nodes[i].confirmed_balance(&x), 100);
+    }
+    // A gateway that includes a spend needing the credit anyway (valid: the ledger rule
+    // counts every credit in the history, confirmed or not) binds s to it. That spend
+    // and what follows it never confirm, and leave memory once final, saying why.
+    let bound = pay(&net, 3, 500);
+    let after = net.event(&s, 4, 9);
+    let v = net.next_of_gateway_0(vec![bound.clone(), after.clone()]);
+    for node in &mut net.nodes {
+        let out = feed(node, &[&v]);
+        assert!(
+            !out.iter().any(|a| matches!(a, Action::Rejected { .. })),
+            "{out:?}"
+        );
+    }
+    net.run(400, &all);
+    for i in all {
+        for (t, why) in [
+            (&bound, "credits it needs never confirmed"),
+            (&after, "previous transaction never confirmed"),
+        ] {
+            assert!(net.nodes[i].tx(&t.hash()).is_none(), "node {i} holds it");
+            match net.status(i, &t.hash()) {
+                TxStatus::Rejected { reason } => assert!(reason.contains(why), "{reason}"),
+                other => panic!("node {i}: {other:?}"),
+            }
+        }
+        assert_eq!(net.nodes[i].confirmed_balance(&s.address()), 0);
+    }
 }
 
 #[test]
@@ -536,18 +657,7 @@ fn final_history_leaves_memory_and_the_ledger_still_holds() {
     assert!(net.nodes[0].tx(&over.hash()).is_none());
     refused(&net, over.hash(), "insufficient side balance");
     // A gateway's vertex holding a pruned slot is a double spend everywhere.
-    let g = net.group.index(&net.keys[0].public()).unwrap();
-    let tip = net.nodes[1].status().tips[g].unwrap();
-    let sequence = net.nodes[1].vertex(&tip).unwrap().vertex.vertex.sequence + 1;
-    let v = Vertex {
-        group_id: net.group.id,
-        creator: net.keys[0].public(),
-        sequence,
-        timestamp_ms: net.now,
-        parents: vec![tip],
-        txs: vec![again],
-    }
-    .sign(&net.keys[0]);
+    let v = net.next_of_gateway_0(vec![again]);
     let out = net.nodes[1].handle(
         net.now,
         Input::Message {

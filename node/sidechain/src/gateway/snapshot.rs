@@ -23,7 +23,7 @@ use crate::types::Slot;
 
 /// What a snapshot starts with; the version follows it.
 const MAGIC: &[u8; 16] = b"cpc-side-state\0\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 codec_struct!(Slot { sender, nonce });
 codec_struct!(TxKey { hash, slot });
@@ -48,12 +48,13 @@ codec_struct!(Account {
     pruned_next,
     pruned_last,
     pruned_credits,
-    pruned_stuck_credit
+    pruned_dead_credits
 });
 codec_struct!(Occ {
     slot,
     prev,
     credits,
+    shortfall,
     debits,
     credit,
     lock,
