@@ -250,6 +250,9 @@ pub struct VertexInfo {
     /// Below a final anchor and seen by every gateway: its transactions are summarised
     /// in the account index, and it stays only while something needs it.
     pruned: bool,
+    /// A later vertex of its creator builds on it: its creator's chain goes on from here
+    /// (an equivocator's twin that the chain left never is; see `prune`).
+    continued: bool,
 }
 
 impl VertexInfo {
@@ -274,6 +277,7 @@ impl VertexInfo {
             lazy: false,
             missing: Vec::new(),
             pruned: true,
+            continued: true,
         }
     }
 }
@@ -1551,14 +1555,6 @@ impl SideChain {
         }
     }
 
-    /// Whether a final anchor covers vertex `v` and every gateway has seen it: its slots'
-    /// endorsements can no longer change. Pruned vertices are, and so is an equivocator's
-    /// abandoned twin, which stays in memory (see `prune`).
-    fn settled(&self, v: &VertexInfo) -> bool {
-        v.pruned
-            || (v.seen_by == self.all_gateways() && v.anchor.is_some_and(|a| a <= self.final_seq))
-    }
-
     /// Whether a vertex is at or below its creator's pruned sequence: pruned history a
     /// peer sent again, or a fork of it, which nothing here could check any more.
     fn below_pruned(&self, v: &SignedVertex) -> bool {
@@ -2008,6 +2004,11 @@ impl SideChain {
             }
         }
         same.push(id);
+        if seq > 1
+            && let Some(prev) = self.vertices.get_mut(&v.vertex.parents[0])
+        {
+            prev.continued = true;
+        }
         // Our own vertices from peers: a gateway that restarted resumes its chain.
         if Some(c) == self.me && seq > self.my_seq {
             self.my_seq = seq;
@@ -2081,6 +2082,7 @@ impl SideChain {
             lazy,
             missing,
             pruned: false,
+            continued: false,
         });
         let stored = stored.into_mut();
         // Senders with parked transactions that this vertex brings news of.
@@ -2606,7 +2608,7 @@ impl SideChain {
     // ---- pruning ----
 
     /// Prunes the vertices under final anchors that every gateway has seen, and then each
-    /// account's slots, in nonce order, once every copy in them is settled and the slot
+    /// account's slots, in nonce order, once every copy in them is pruned and the slot
     /// decided (see [`Self::absorb`]); hands what left memory to the node in
     /// [`Action::Pruned`]. A node that keeps its history still marks the pruned vertices
     /// and their tips, so that it judges new vertices exactly as a pruning node does.
@@ -2616,26 +2618,14 @@ impl SideChain {
         }
         let all = self.all_gateways();
         let mut ready = Vec::new();
-        let (vertices, by_seq) = (&self.vertices, &self.by_seq);
+        let (vertices, equivocators) = (&self.vertices, &self.equivocators);
         // An equivocator's vertex that its own chain does not go on from (its twin's
         // does) counts as seen by it only through itself: pruned, it would make every
         // later vertex of its creator fail the pruned-tips rule on this node but not on
         // one that pruned later, and their confirmations would part. It waits for a
         // successor instead (forever for an abandoned twin, which is one vertex).
-        let continued = |id: &VertexId, v: &VertexInfo| {
-            !self.equivocators.contains(&v.creator)
-                || by_seq
-                    .get(&(v.creator, v.vertex.vertex.sequence + 1))
-                    .is_some_and(|next| {
-                        next.iter().any(|n| {
-                            vertices
-                                .get(n)
-                                .is_some_and(|w| w.vertex.vertex.parents[0] == *id)
-                        })
-                    })
-        };
         self.prunable.retain(|id| match vertices.get(id) {
-            Some(v) if v.seen_by == all && continued(id, v) => {
+            Some(v) if v.seen_by == all && (v.continued || !equivocators.contains(&v.creator)) => {
                 ready.push((v.vertex.vertex.sequence, *id));
                 false
             }
@@ -2812,7 +2802,7 @@ impl SideChain {
     }
 
     /// Summarises `sender`'s pruned slots into its account, from its first unpruned nonce
-    /// on, while every copy in the slot is settled and the slot is decided: one of its
+    /// on, while every copy in the slot is pruned and the slot is decided: one of its
     /// transactions confirmed, or none ever can (see [`Self::never_confirms`]). Then
     /// nothing can change there: every gateway has endorsed in it and its dependencies
     /// are decided. Collects the transactions and the credit occurrences that went, and
@@ -2842,7 +2832,7 @@ impl SideChain {
             let held = si
                 .occs
                 .iter()
-                .any(|o| self.vertices.get(&o.1).is_some_and(|v| !self.settled(v)));
+                .any(|o| self.vertices.get(&o.1).is_some_and(|v| !v.pruned));
             if held {
                 return true;
             }

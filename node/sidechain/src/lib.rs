@@ -103,7 +103,7 @@
 //! its history must hold every pruned tip. Only a vertex building on an equivocator's fork
 //! below them can fail it; it is refused, as is a vertex at or below its creator's highest
 //! pruned sequence (pruned history sent again, or a fork of it). Honest gateways never make
-//! either. Two further consequences, both deliberate:
+//! either. Three further consequences, all deliberate:
 //!
 //! - A vertex may not name a parent that its creator's previous vertex already reaches
 //!   (honest gateways never do). Otherwise a peer could name a pruned vertex that one node
@@ -114,8 +114,18 @@
 //!   twin counts as seen by its creator through itself alone; pruned, it would become a
 //!   tip the equivocator's own chain (from the other twin) lacks, so a node that pruned
 //!   it would refuse that chain's next vertices while a node that pruned later took
-//!   them, and their confirmations would part. The abandoned twin stays in memory; its
-//!   transactions are summarised once final and seen by every gateway, like pruned ones.
+//!   them, and their confirmations would part. The abandoned twin stays in memory, and
+//!   so do the slots of its transactions, with the later ones of their senders: summing
+//!   them up would put them in the history of the equivocator's chain too, which does not
+//!   hold them.
+//!
+//! A known limit: a twin that reaches a node only after the node pruned past its history
+//! fails the rule there, while nodes that had it earlier took it. An honest gateway that
+//! built on it before it knew of the equivocation can then no longer be followed by that
+//! node, which stops taking new vertices (safety holds: each gateway endorses along its
+//! own chain). It takes an equivocator whose twin is delayed past a final anchor, as
+//! across a partition; the seeded simulator meets it in a few seeds of a hundred beyond
+//! the 24 it runs by default.
 //!
 //! A node judges a vertex from the same pruned tips whether or not it prunes; the seeded
 //! simulation runs every seed both ways and requires every action of every node to match.

@@ -81,6 +81,7 @@ fn put_held(v: &VertexInfo, out: &mut Vec<u8>) {
         lazy,
         missing,
         pruned,
+        continued,
     } = v;
     vertex.encode_to(out);
     creator.encode_to(out);
@@ -93,6 +94,7 @@ fn put_held(v: &VertexInfo, out: &mut Vec<u8>) {
     lazy.encode_to(out);
     missing.encode_to(out);
     pruned.encode_to(out);
+    continued.encode_to(out);
 }
 
 fn get_held(r: &mut Reader<'_>) -> Result<VertexInfo, DecodeError> {
@@ -108,6 +110,7 @@ fn get_held(r: &mut Reader<'_>) -> Result<VertexInfo, DecodeError> {
         lazy: get(r)?,
         missing: get(r)?,
         pruned: get(r)?,
+        continued: get(r)?,
     })
 }
 
