@@ -69,8 +69,8 @@ pub struct Config {
     /// Base units shared among cooperating gateways at each anchor: the group's
     /// `reward_per_anchor` on the main chain (every gateway must use the same).
     pub reward_per_anchor: u64,
-    /// A transaction that cannot be included (nonce gap, unknown lock) is dropped after
-    /// this many milliseconds.
+    /// A transaction that cannot be included (nonce gap, lock not final, a transfer its
+    /// sender's confirmed funds do not cover yet) is dropped after this many milliseconds.
     pub max_pending_ms: u64,
     /// Drops final history from memory (see "Pruning" in the crate docs) and hands it out
     /// in [`Action::Pruned`]; off, the node keeps every vertex and transaction in memory.
@@ -199,8 +199,9 @@ pub enum TxStatus {
         /// The anchor's sequence.
         anchor: u64,
     },
-    /// Refused from the pool (never included), or, once its double spend is final, never
-    /// to confirm: it lost its slot, or depends on a transaction that did.
+    /// Refused from the pool (never included), or, once its double spend is final and
+    /// pruned, never to confirm: it lost its slot, or depends on a transaction that did
+    /// (a node that keeps its history reports that pending).
     Rejected {
         /// Why.
         reason: String,
@@ -250,8 +251,9 @@ pub struct VertexInfo {
     /// Below a final anchor and seen by every gateway: its transactions are summarised
     /// in the account index, and it stays only while something needs it.
     pruned: bool,
-    /// A later vertex of its creator builds on it: its creator's chain goes on from here
-    /// (an equivocator's twin that the chain left never is; see `prune`).
+    /// A later vertex of its creator reaches it: its creator's own bit in `seen_by` comes
+    /// from more than the vertex itself (an equivocator's twin that its chain left behind
+    /// never is; see `prune`).
     continued: bool,
 }
 
@@ -496,7 +498,8 @@ struct Occ {
     /// How much of its chain's debits the confirmed credits in its history left uncovered
     /// when it was checked, less the `credits` confirmed since. It confirms at zero: a
     /// credit that never confirms holds up only the spends that cannot do without it, so
-    /// a double spend made out to an account cannot freeze that account.
+    /// a double spend made out to an account cannot freeze that account (at gateways that
+    /// include a transfer only once confirmed funds cover it).
     shortfall: u64,
     /// Debits of the sender's chain up to and including this transaction.
     debits: u64,
@@ -614,6 +617,9 @@ enum Refusal {
         unseen: bool,
     },
     Invalid(String),
+    /// Not yet, by this gateway's policy: a transfer its sender's confirmed funds do not
+    /// cover (see [`SideChain::check_tx`]).
+    Unfunded,
 }
 
 /// The side chain as one node sees it. Gateways hold the group key; other nodes observe.
@@ -646,6 +652,10 @@ pub struct SideChain {
     /// until a transaction of that account arrives in a vertex or its lock is final.
     parked: BTreeMap<Address, Vec<TxKey>>,
     parked_len: usize,
+    /// Senders with a transfer parked until their confirmed funds cover it: woken when a
+    /// credit to them confirms, and at every heads interval (a credit confirmed already
+    /// may enter this gateway's history later, with nothing to tell).
+    funding: BTreeSet<Address>,
     /// Vertices with transactions this gateway's chain does not reach yet (a gateway's
     /// only): it signs a vertex for them even with nothing of its own to include. Until
     /// they are confirmed that is their quorum; after, pruning, which waits for every
@@ -762,6 +772,7 @@ impl SideChain {
             pool: VecDeque::new(),
             parked: BTreeMap::new(),
             parked_len: 0,
+            funding: BTreeSet::new(),
             unacked_with_txs: BTreeSet::new(),
             my_seq: 0,
             my_last: None,
@@ -1097,6 +1108,9 @@ impl SideChain {
                     },
                 });
             }
+            for sender in std::mem::take(&mut self.funding) {
+                self.unpark(&sender);
+            }
             self.expire_pool();
             self.expire_waiting();
             self.forget_refused(out);
@@ -1287,14 +1301,20 @@ impl SideChain {
                     keys.push(key);
                     occs.push(occ);
                 }
-                Err(Refusal::Wait { unseen, .. }) => {
+                Err(Refusal::Wait { unseen: true, .. }) => {
                     left.pop();
-                    if unseen {
-                        self.parked.entry(key.slot.sender).or_default().push(key);
-                        self.parked_len += 1;
-                    } else {
-                        keep.push_back(key);
-                    }
+                    self.parked.entry(key.slot.sender).or_default().push(key);
+                    self.parked_len += 1;
+                }
+                Err(Refusal::Unfunded) => {
+                    left.pop();
+                    self.funding.insert(key.slot.sender);
+                    self.parked.entry(key.slot.sender).or_default().push(key);
+                    self.parked_len += 1;
+                }
+                Err(Refusal::Wait { unseen: false, .. }) => {
+                    left.pop();
+                    keep.push_back(key);
                 }
                 Err(Refusal::Invalid(reason)) => {
                     if let Some(info) = self.txs.get_mut(&key.hash) {
@@ -1630,6 +1650,11 @@ impl SideChain {
                     Err(Refusal::Wait { reason, .. } | Refusal::Invalid(reason)) => {
                         out.push(Action::Rejected { vertex: id, reason });
                     }
+                    // Only this gateway's own vertices are held to its funding policy.
+                    Err(Refusal::Unfunded) => out.push(Action::Rejected {
+                        vertex: id,
+                        reason: "a transfer its confirmed funds do not cover".into(),
+                    }),
                 }
             }
             if !progressed {
@@ -1901,7 +1926,7 @@ impl SideChain {
                 let mut confirmed_funds: u128 = 0;
                 if let Some(a) = account {
                     funds += a.pruned_credits;
-                    confirmed_funds += a.pruned_credits - a.pruned_dead_credits;
+                    confirmed_funds += a.pruned_credits.saturating_sub(a.pruned_dead_credits);
                 }
                 if let Some(cs) = self.credits.get(&sender) {
                     let mut seen = BTreeSet::new();
@@ -1933,12 +1958,7 @@ impl SideChain {
                     // Covered already: it depends on none of them.
                     credits.clear();
                 } else if own {
-                    // Not parked: the next vertex's history may hold a credit that is
-                    // confirmed already, with no news of this account to wake it.
-                    return Err(Refusal::Wait {
-                        reason: "waiting for the credits that fund it to confirm".into(),
-                        unseen: false,
-                    });
+                    return Err(Refusal::Unfunded);
                 }
                 credit = Some((*to, *amount));
                 debits
@@ -2004,11 +2024,6 @@ impl SideChain {
             }
         }
         same.push(id);
-        if seq > 1
-            && let Some(prev) = self.vertices.get_mut(&v.vertex.parents[0])
-        {
-            prev.continued = true;
-        }
         // Our own vertices from peers: a gateway that restarted resumes its chain.
         if Some(c) == self.me && seq > self.my_seq {
             self.my_seq = seq;
@@ -2143,6 +2158,10 @@ impl SideChain {
             let Some(info) = self.vertices.get_mut(&u) else {
                 continue;
             };
+            // Reached by a later vertex of its own creator (its own bit is set already).
+            if info.creator == g && u != id {
+                info.continued = true;
+            }
             if info.seen_by & bit(g) != 0 {
                 continue;
             }
@@ -2246,6 +2265,9 @@ impl SideChain {
                 }
                 if let Some((to, amount)) = credit {
                     self.accounts.entry(to).or_default().balance += i128::from(amount);
+                    if self.funding.remove(&to) {
+                        self.unpark(&to);
+                    }
                 }
                 out.push(Action::Confirmed {
                     tx: oid.0,
@@ -2619,11 +2641,14 @@ impl SideChain {
         let all = self.all_gateways();
         let mut ready = Vec::new();
         let (vertices, equivocators) = (&self.vertices, &self.equivocators);
-        // An equivocator's vertex that its own chain does not go on from (its twin's
-        // does) counts as seen by it only through itself: pruned, it would make every
+        // An equivocator's vertex that no later vertex of its own reaches (its twin's chain
+        // goes on) counts as seen by it only through itself: pruned, it would make every
         // later vertex of its creator fail the pruned-tips rule on this node but not on
-        // one that pruned later, and their confirmations would part. It waits for a
-        // successor instead (forever for an abandoned twin, which is one vertex).
+        // one that pruned later, and their confirmations would part. It waits until its
+        // creator's chain reaches it (forever for an abandoned twin, which is one vertex).
+        // Whatever reaches it is then unprunable too (a vertex pruned above it carries
+        // its creator's bit, from a vertex that reaches it), so nothing held lies below a
+        // pruned vertex, as `in_view` relies on.
         self.prunable.retain(|id| match vertices.get(id) {
             Some(v) if v.seen_by == all && (v.continued || !equivocators.contains(&v.creator)) => {
                 ready.push((v.vertex.vertex.sequence, *id));
@@ -2916,12 +2941,25 @@ impl SideChain {
     /// summarised (in nonce order for the sender's previous transaction; a credit that is
     /// no longer held went unconfirmed, as confirmed ones are cleared from their spends).
     fn never_confirms(&self, h: &Hash32, si: &SlotInfo) -> Option<String> {
-        if (si.endorsers(h).count_ones() as usize) < self.quorum() {
-            return Some(if si.occs.iter().any(|o| self.tx_confirmed(&o.0)) {
-                "another transaction of its nonce confirmed (a double spend)".into()
-            } else {
-                "no transaction of its nonce won a quorum of gateways (a double spend)".into()
-            });
+        let endorsers = si.endorsers(h);
+        let count = endorsers.count_ones() as usize;
+        if count < self.quorum() {
+            if si.occs.iter().any(|o| self.tx_confirmed(&o.0)) {
+                return Some("another transaction of its nonce confirmed (a double spend)".into());
+            }
+            // An equivocator endorses along whichever of its forks a node took first, so
+            // another node may count it for `h`: while that could tip it, the slot waits.
+            let swing = self
+                .equivocators
+                .iter()
+                .filter(|g| endorsers & bit(**g) == 0)
+                .count();
+            if count + swing >= self.quorum() {
+                return None;
+            }
+            return Some(
+                "no transaction of its nonce won a quorum of gateways (a double spend)".into(),
+            );
         }
         let mut why = None;
         for o in si.occs.iter().filter(|o| o.0 == *h) {

@@ -56,9 +56,13 @@
 //!
 //! A gateway includes a transfer only once confirmed credits cover it (a policy, not a
 //! rule: it keeps a client's account from depending on a credit that may lose a double
-//! spend, which would hold that transfer and every later one of the account forever).
-//! Once a double spend is final, a transaction that can never confirm (it lost its slot,
-//! or depends on one that did) leaves memory with pruning as [`TxStatus::Rejected`].
+//! spend, which would hold that transfer and every later one of the account forever). A
+//! faulty gateway can still include one early; that transfer and the account's later ones
+//! then never confirm. Once a double spend is final, a transaction that can never confirm
+//! (it lost its slot, or depends on one that did) leaves memory with pruning as
+//! [`TxStatus::Rejected`]; a node that keeps its history reports it pending. A slot an
+//! equivocator's endorsement could still tip on another node is not called lost: an
+//! equivocator endorses along whichever of its forks a node took first.
 //!
 //! # Anchors
 //!
@@ -85,10 +89,10 @@
 //! gateway's vertices reach it: then every gateway has endorsed in its slots, and for
 //! every gateway that has not equivocated, each vertex it signs from now on holds it in its
 //! history. The ledger rule only ever asks about history, so pruned history can be answered
-//! as a whole: an account's slots, in nonce order, once every copy in them is pruned and one
-//! of them confirmed, fold into the account's summary (first unpruned nonce, the slot a
-//! spend builds on, credits, whether a pruned credit never confirmed) and pruned locks into
-//! a set. What is pruned goes out in [`Action::Pruned`] for the node to archive.
+//! as a whole: an account's slots, in nonce order, once every copy in them is pruned and the
+//! slot is decided (one of them confirmed, or none ever can), fold into the account's
+//! summary (first unpruned nonce, the slot a spend builds on, credits and the part of them
+//! that never confirmed) and pruned locks into a set. What is pruned goes out in [`Action::Pruned`] for the node to archive.
 //! Summarising is paced by input time: the slots a final anchor releases are spread over
 //! half an anchor interval, so that the work (and the node's archiving of it) takes a
 //! steady share of the cores rather than a burst that queues the next vertices. A node

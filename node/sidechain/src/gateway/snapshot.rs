@@ -187,6 +187,7 @@ impl SideChain {
             parked,
             // Counted again from `parked`.
             parked_len: _,
+            funding,
             unacked_with_txs,
             my_seq,
             my_last,
@@ -254,6 +255,7 @@ impl SideChain {
         put_map(accounts, &mut out, put);
         pool.encode_to(&mut out);
         parked.encode_to(&mut out);
+        funding.encode_to(&mut out);
         unacked_with_txs.encode_to(&mut out);
         my_seq.encode_to(&mut out);
         my_last.encode_to(&mut out);
@@ -372,6 +374,7 @@ impl SideChain {
             pool: get(r)?,
             parked: get(r)?,
             parked_len: 0,
+            funding: get(r)?,
             unacked_with_txs: get(r)?,
             my_seq: get(r)?,
             my_last: get(r)?,
