@@ -8,14 +8,7 @@
 # Usage: bench/data-ingest.sh   (SIZE_MIB=64 PROFILE=release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-profile=${PROFILE:-release}
-if [ "$profile" = release ]; then
-  cargo build --release -q -p cpc-cli
-else
-  cargo build -q -p cpc-cli
-fi
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-cpchain="$target_dir/$( [ "$profile" = release ] && echo release || echo debug )/cpchain"
+. bench/cpchain.sh
 net=$(mktemp -d)
 base=$(python3 -c 'import random; print(random.randrange(20000, 40000, 10))')
 "$cpchain" testnet --nodes 4 --out "$net" --p2p-port "$base" --api-port "$((base + 5))" >/dev/null

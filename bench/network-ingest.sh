@@ -7,9 +7,7 @@
 # Usage: bench/network-ingest.sh   (TXS=100000 ACCOUNTS=1000 BATCH=1000 RATE=10000 INTERVAL_MS=250)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p cpc-cli
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-cpchain="$target_dir/release/cpchain"
+. bench/cpchain.sh
 net=$(mktemp -d)
 base=$(python3 -c 'import random; print(random.randrange(20000, 40000, 10))')
 "$cpchain" testnet --nodes 4 --out "$net" --p2p-port "$base" --api-port "$((base + 5))" \

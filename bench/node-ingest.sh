@@ -7,9 +7,7 @@
 # RATE paces the offered load in tx/s; 0 sends as fast as the node admits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p cpc-cli
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-cpchain="$target_dir/release/cpchain"
+. bench/cpchain.sh
 home=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$cpchain" init --home "$home/node" >/dev/null

@@ -12,9 +12,7 @@ cd "$(dirname "$0")/.."
 command -v openssl >/dev/null || { echo "openssl is missing: run deploy/setup.sh" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is missing: run deploy/setup.sh" >&2; exit 1; }
 
-cargo build --release -q -p cpc-cli
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-cpchain="$target_dir/release/cpchain"
+. bench/cpchain.sh
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 seconds=${SECONDS_PER_RUN:-3}

@@ -12,22 +12,12 @@
 # RESTART=1 then restarts gateway 1 and reports how long restoring its side-chain snapshot
 # and replaying the logs after it took (until its API answers again) and the restarted
 # process's peak RSS.
-# CPCHAIN=path runs that binary instead of building one (to compare two builds, A/B).
+# CPCHAIN=path runs that binary instead of building one (an A/B run of two builds), as in
+# every benchmark script (bench/cpchain.sh).
 # Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release PRUNE=1 RESTART=0 SIDE_SET= CPCHAIN=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-profile=${PROFILE:-release}
-if [ -n "${CPCHAIN:-}" ]; then
-  cpchain=$CPCHAIN
-else
-  if [ "$profile" = release ]; then
-    cargo build --release -q -p cpc-cli
-  else
-    cargo build -q -p cpc-cli
-  fi
-  target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  cpchain="$target_dir/$( [ "$profile" = release ] && echo release || echo debug )/cpchain"
-fi
+. bench/cpchain.sh
 net=$(mktemp -d)
 base=$(python3 -c 'import random; print(random.randrange(20000, 40000, 10))')
 "$cpchain" testnet --nodes 4 --out "$net" --p2p-port "$base" --api-port "$((base + 5))" >/dev/null

@@ -842,6 +842,17 @@ impl Task {
         self.outbox_send(Outgoing { durable, parts });
     }
 
+    /// Syncs a log that may hold vertices of this gateway (unless `sync_log` is off); if
+    /// that fails, they no longer leave the node.
+    fn make_durable(&mut self, path: &Path, sync: impl FnOnce() -> std::io::Result<()>) {
+        if self.section.sync_log
+            && let Err(e) = sync()
+        {
+            tracing::error!(path = %path.display(), error = %e, "cannot sync the side-chain log");
+            self.log_failed = true;
+        }
+    }
+
     fn outbox_send(&self, o: Outgoing) {
         // The outbox ends only with this task, unless it panicked.
         if self.outbox.send(o).is_err() && !self.outbox_gone.replace(true) {
@@ -1148,12 +1159,7 @@ impl Task {
             }
             // Written by an earlier run, maybe never synced: its vertices of this gateway
             // may go out again in answers to peers.
-            if self.section.sync_log
-                && let Err(e) = log.sync()
-            {
-                tracing::error!(path = %log.path().display(), error = %e, "cannot sync the side-chain log");
-                self.log_failed = true;
-            }
+            self.make_durable(log.path(), || log.sync());
             last = Some((id, log, records));
         }
         self.node.replaying.store(NOT_REPLAYING, Ordering::Relaxed);
@@ -1234,12 +1240,8 @@ impl Task {
         // The old log goes to disk before anything of the new one can: a vertex of this
         // gateway in the new log without its parents in the old one would leave it
         // waiting for them, silent, after a power loss.
-        if self.section.sync_log
-            && let Some(old) = self.log.file()
-            && let Err(e) = old.sync()
-        {
-            tracing::error!(path = %old.path.display(), error = %e, "cannot sync the side-chain log");
-            self.log_failed = true;
+        if let Some(old) = self.log.file() {
+            self.make_durable(&old.path, || old.sync());
         }
         self.log = log;
         self.log_id = id;

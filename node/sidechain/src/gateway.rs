@@ -1301,14 +1301,11 @@ impl SideChain {
                     keys.push(key);
                     occs.push(occ);
                 }
-                Err(Refusal::Wait { unseen: true, .. }) => {
+                Err(r @ (Refusal::Wait { unseen: true, .. } | Refusal::Unfunded)) => {
                     left.pop();
-                    self.parked.entry(key.slot.sender).or_default().push(key);
-                    self.parked_len += 1;
-                }
-                Err(Refusal::Unfunded) => {
-                    left.pop();
-                    self.funding.insert(key.slot.sender);
+                    if matches!(r, Refusal::Unfunded) {
+                        self.funding.insert(key.slot.sender);
+                    }
                     self.parked.entry(key.slot.sender).or_default().push(key);
                     self.parked_len += 1;
                 }
