@@ -36,8 +36,8 @@ use cpc_api::{SIDE_LATENCY_BUCKETS_MS, SideAccount, SideMetrics, SideService};
 use cpc_chain::Chain;
 use cpc_p2p::{MessageRef, Network, PeerId, Verdict};
 use cpc_sidechain::{
-    Action, Group, Input, Message, SideChain, SideError, SignedMachineTx, SignedVertex, Status,
-    TxInfo, TxStatus, VertexInfo,
+    Action, EquivocationEvidence, Group, Input, Message, SideChain, SideError, SignedMachineTx,
+    SignedVertex, Status, TxInfo, TxStatus, VertexInfo,
 };
 use cpc_types::codec::{Decode, DecodeError, Reader, decode_exact};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
@@ -885,30 +885,16 @@ impl Task {
                 self.send(msg, to_peer(peer, msg));
             }
             Action::SubmitAnchor(anchor) => self.submit_anchor(anchor),
-            Action::Equivocation(ev) => {
-                tracing::warn!(
-                    offender = %ev.offender,
-                    sequence = ev.first.vertex.sequence,
-                    "a side-chain gateway signed two vertices with one sequence number"
-                );
-                if self.key.as_ref().is_some_and(|k| k.public() == ev.offender) {
-                    // Its log was lost or damaged, and its network was not back in time.
-                    // Reporting would slash it, and its other twin may never have left.
-                    tracing::error!(
-                        sequence = ev.first.vertex.sequence,
-                        "this gateway signed two vertices with one sequence number; not reporting itself"
-                    );
-                    return;
-                }
-                if self.reported.insert(ev.offender) {
-                    let id = self.submit_tx(ev.tx_kind(), "equivocation evidence");
-                    if id.is_some() {
-                        self.node.meter().m.evidence_submitted_total += 1;
-                    } else {
-                        // Refused (already on chain, or the mempool is full): another
-                        // gateway reports it, or this one does on the next sighting.
-                        self.reported.remove(&ev.offender);
+            Action::Equivocation(ev) => self.report(ev),
+            Action::PrunedTwin { vertex, pruned } => {
+                match SideService::vertex(&*self.node, pruned) {
+                    Some(o) => {
+                        self.report(&EquivocationEvidence::of(o.vertex, (**vertex).clone()));
                     }
+                    None => tracing::warn!(
+                        %pruned,
+                        "a twin of a pruned side-chain vertex arrived, but the archive lacks that vertex; not reported"
+                    ),
                 }
             }
             Action::Confirmed { latency_ms, .. } => self.node.meter().confirmed(*latency_ms),
@@ -921,6 +907,35 @@ impl Task {
             }
             // Taken out by `input`, which hands them to the archive.
             Action::Pruned { .. } => {}
+        }
+    }
+
+    /// Reports a gateway's two vertices of one sequence on the main chain, once per
+    /// offender.
+    fn report(&mut self, ev: &EquivocationEvidence) {
+        tracing::warn!(
+            offender = %ev.offender,
+            sequence = ev.first.vertex.sequence,
+            "a side-chain gateway signed two vertices with one sequence number"
+        );
+        if self.key.as_ref().is_some_and(|k| k.public() == ev.offender) {
+            // Its log was lost or damaged, and its network was not back in time.
+            // Reporting would slash it, and its other twin may never have left.
+            tracing::error!(
+                sequence = ev.first.vertex.sequence,
+                "this gateway signed two vertices with one sequence number; not reporting itself"
+            );
+            return;
+        }
+        if self.reported.insert(ev.offender) {
+            let id = self.submit_tx(ev.tx_kind(), "equivocation evidence");
+            if id.is_some() {
+                self.node.meter().m.evidence_submitted_total += 1;
+            } else {
+                // Refused (already on chain, or the mempool is full): another
+                // gateway reports it, or this one does on the next sighting.
+                self.reported.remove(&ev.offender);
+            }
         }
     }
 

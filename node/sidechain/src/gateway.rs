@@ -48,6 +48,9 @@ const MAX_ANSWER: usize = 256;
 /// not fetched again (2 MB).
 const RECENT_PRUNED: usize = 1 << 16;
 
+/// Why a vertex that builds on pruned history without reaching all of it is refused.
+const OUTSIDE_PRUNED: &str = "its history does not reach the pruned (final) history";
+
 /// How a gateway behaves. Every node of a group must use the same `group`; the timing
 /// fields are local.
 #[derive(Clone, Debug)]
@@ -149,6 +152,15 @@ pub enum Action {
     SubmitAnchor(SignedAnchor),
     /// A gateway signed two vertices with one sequence number: report it on the main chain.
     Equivocation(Box<EquivocationEvidence>),
+    /// A twin of a vertex this node pruned: `vertex` has the creator and sequence of
+    /// `pruned`, which went out in [`Action::Pruned`]. The node reads `pruned` back from
+    /// its archive and reports the two as for [`Action::Equivocation`].
+    PrunedTwin {
+        /// The vertex that arrived.
+        vertex: Box<SignedVertex>,
+        /// The pruned vertex it forks.
+        pruned: VertexId,
+    },
     /// A transaction confirmed here, this long after this node first saw it.
     Confirmed {
         /// The transaction.
@@ -235,6 +247,10 @@ pub struct VertexInfo {
     clock: Vec<u64>,
     /// Gateways with a vertex whose causal history holds this one (bit i = gateway i).
     pub seen_by: u64,
+    /// Gateways with a vertex that every gateway has seen and whose history holds this one:
+    /// once all are set, every gateway knows, for each creator, a vertex of it above this
+    /// one (see `prune`).
+    settled_by: u64,
     /// When this node confirmed it.
     pub confirmed_ms: Option<u64>,
     /// The anchor covering it, once one does.
@@ -248,7 +264,7 @@ pub struct VertexInfo {
     /// Pruned tips its history (itself included) does not hold: empty but for vertices
     /// on an equivocator's fork below the pruned history.
     missing: Vec<VertexId>,
-    /// Below a final anchor and seen by every gateway: its transactions are summarised
+    /// Below a final anchor and settled: its transactions are summarised
     /// in the account index, and it stays only while something needs it.
     pruned: bool,
     /// A later vertex of its creator reaches it: its creator's own bit in `seen_by` comes
@@ -272,6 +288,7 @@ impl VertexInfo {
             creator,
             clock: Vec::new(),
             seen_by,
+            settled_by: seen_by,
             confirmed_ms,
             anchor,
             keys: Vec::new(),
@@ -525,7 +542,7 @@ pub struct Status {
     pub confirmed_frontier: Vec<Option<VertexId>>,
     /// Vertices held in memory.
     pub vertices: u64,
-    /// Vertices pruned from memory (final and seen by every gateway).
+    /// Vertices pruned from memory (final and settled).
     pub pruned_vertices: u64,
     /// Transactions pruned from memory (every copy final, the slot decided).
     pub pruned_txs: u64,
@@ -658,9 +675,15 @@ pub struct SideChain {
     funding: BTreeSet<Address>,
     /// Vertices with transactions this gateway's chain does not reach yet (a gateway's
     /// only): it signs a vertex for them even with nothing of its own to include. Until
-    /// they are confirmed that is their quorum; after, pruning, which waits for every
-    /// gateway (an idle gateway that stopped at confirmation held the tail in memory).
-    unacked_with_txs: BTreeSet<VertexId>,
+    /// they are confirmed that is their quorum; after, pruning, which waits for them to
+    /// settle (an idle gateway that stopped at confirmation held the tail in memory).
+    to_reference: BTreeSet<VertexId>,
+    /// Other gateways' first vertices to reach one with transactions, which settling needs
+    /// every gateway to see: at each heads interval those this gateway's chain does not
+    /// reach yet join `to_reference`. Under load they are seen long before; an idle group
+    /// signs one more round for them and falls silent (the vertices of that round reach no
+    /// transaction first).
+    to_settle: BTreeSet<VertexId>,
     my_seq: u64,
     my_last: Option<VertexId>,
     /// The highest sequence of this gateway's own vertices seen, from peers or a log: it
@@ -701,7 +724,7 @@ pub struct SideChain {
     /// Per gateway, its highest pruned sequence: a vertex at or below it that arrives is
     /// pruned history (or a fork of it) and is dropped.
     pruned_seq: Vec<u64>,
-    /// Vertices under final anchors, pruned once every gateway has seen them.
+    /// Vertices under final anchors, pruned once they are settled.
     prunable: Vec<VertexId>,
     /// Whether to look at `prunable` after this input.
     prune_due: bool,
@@ -710,6 +733,10 @@ pub struct SideChain {
     /// The last [`RECENT_PRUNED`] vertices removed, oldest first, and as a set.
     pruned_recent: VecDeque<VertexId>,
     pruned_known: Map<VertexId, ()>,
+    /// The last [`RECENT_PRUNED`] vertices pruned (whether or not they left memory), by
+    /// creator and sequence, oldest first: a twin of one that arrives later is reported.
+    pruned_order: VecDeque<(usize, u64)>,
+    pruned_ids: BTreeMap<(usize, u64), VertexId>,
     pruned_vertices: u64,
     pruned_txs: u64,
     /// Vertices accepted since start, held or pruned.
@@ -773,7 +800,8 @@ impl SideChain {
             parked: BTreeMap::new(),
             parked_len: 0,
             funding: BTreeSet::new(),
-            unacked_with_txs: BTreeSet::new(),
+            to_reference: BTreeSet::new(),
+            to_settle: BTreeSet::new(),
             my_seq: 0,
             my_last: None,
             own_seen: 0,
@@ -804,6 +832,8 @@ impl SideChain {
             pruned_locks: map(),
             pruned_recent: VecDeque::new(),
             pruned_known: map(),
+            pruned_order: VecDeque::new(),
+            pruned_ids: BTreeMap::new(),
             pruned_vertices: 0,
             pruned_txs: 0,
             accepted: 0,
@@ -983,9 +1013,23 @@ impl SideChain {
     }
 
     /// Whether a received vertex is news to this node: not held, awaited, recently pruned
-    /// or below its creator's pruned history. Only news is judged (and worth logging).
+    /// or below its creator's pruned history, unless it is the first twin of a recently
+    /// pruned vertex to arrive. Only news is judged (and worth logging).
     pub fn is_new(&self, v: &SignedVertex) -> bool {
-        !self.known(&v.id) && !self.below_pruned(v)
+        !self.known(&v.id) && (!self.below_pruned(v) || self.pruned_twin_of(v).is_some())
+    }
+
+    /// The recently pruned vertex that `v` is a twin of, if its creator is not known to
+    /// equivocate yet (after that, further twins prove nothing new).
+    fn pruned_twin_of(&self, v: &SignedVertex) -> Option<VertexId> {
+        let c = self.cfg.group.index(&v.vertex.creator)?;
+        if self.equivocators.contains(&c) {
+            return None;
+        }
+        self.pruned_ids
+            .get(&(c, v.vertex.sequence))
+            .copied()
+            .filter(|id| *id != v.id)
     }
 
     /// Gateways needed to confirm.
@@ -1111,11 +1155,20 @@ impl SideChain {
             for sender in std::mem::take(&mut self.funding) {
                 self.unpark(&sender);
             }
+            if let Some(me) = self.me {
+                let (vertices, equivocators) = (&self.vertices, &self.equivocators);
+                self.to_settle.retain(|id| {
+                    vertices.get(id).is_some_and(|v| {
+                        v.seen_by & bit(me) == 0 && !equivocators.contains(&v.creator)
+                    })
+                });
+                self.to_reference.append(&mut self.to_settle);
+            }
             self.expire_pool();
             self.expire_waiting();
             self.forget_refused(out);
             self.progress_anchors(out);
-            // Vertices under final anchors wait to be seen by every gateway.
+            // Vertices under final anchors wait to be settled by every gateway.
             self.prune_due = true;
         }
         self.started_ms.get_or_insert(self.now);
@@ -1238,12 +1291,12 @@ impl SideChain {
         };
         // Equivocators' vertices are not referenced any more, so they cannot oblige.
         let (vertices, equivocators) = (&self.vertices, &self.equivocators);
-        self.unacked_with_txs.retain(|id| {
+        self.to_reference.retain(|id| {
             vertices
                 .get(id)
                 .is_some_and(|v| v.seen_by & bit(me) == 0 && !equivocators.contains(&v.creator))
         });
-        let must_ack = !self.unacked_with_txs.is_empty();
+        let must_ack = !self.to_reference.is_empty();
         if self.pool.is_empty() && !must_ack {
             return;
         }
@@ -1523,6 +1576,15 @@ impl SideChain {
                 });
                 continue;
             }
+            // Only a twin of a pruned vertex gets here (see `is_new`).
+            if self.below_pruned(&v) {
+                self.refuse(
+                    &v,
+                    "a fork of its creator's pruned (final) history".into(),
+                    out,
+                );
+                continue;
+            }
             // A parent pruned from memory: the vertex builds on final history without
             // reaching all of it (a fork of an equivocator's) or names what its creator's
             // previous vertex already holds; either way it cannot be checked any more.
@@ -1531,10 +1593,7 @@ impl SideChain {
                 .iter()
                 .any(|p| self.pruned_known.contains_key(p))
             {
-                out.push(Action::Rejected {
-                    vertex: v.id,
-                    reason: "its history does not reach the pruned (final) history".into(),
-                });
+                self.refuse(&v, OUTSIDE_PRUNED.into(), out);
                 continue;
             }
             for p in &v.vertex.parents {
@@ -1628,11 +1687,8 @@ impl SideChain {
             }
             let mut progressed = false;
             for id in doomed {
-                self.waiting.remove(&id);
-                out.push(Action::Rejected {
-                    vertex: id,
-                    reason: "its history does not reach the pruned (final) history".into(),
-                });
+                let (v, _, _) = self.waiting.remove(&id).expect("waiting");
+                self.refuse(&v, OUTSIDE_PRUNED.into(), out);
             }
             for id in ready {
                 let (v, keys, since) = self.waiting.remove(&id).expect("waiting");
@@ -1645,13 +1701,14 @@ impl SideChain {
                         self.waiting.insert(id, (v, keys, since));
                     }
                     Err(Refusal::Wait { reason, .. } | Refusal::Invalid(reason)) => {
-                        out.push(Action::Rejected { vertex: id, reason });
+                        self.refuse(&v, reason, out);
                     }
                     // Only this gateway's own vertices are held to its funding policy.
-                    Err(Refusal::Unfunded) => out.push(Action::Rejected {
-                        vertex: id,
-                        reason: "a transfer its confirmed funds do not cover".into(),
-                    }),
+                    Err(Refusal::Unfunded) => self.refuse(
+                        &v,
+                        "a transfer its confirmed funds do not cover".into(),
+                        out,
+                    ),
                 }
             }
             if !progressed {
@@ -1676,9 +1733,7 @@ impl SideChain {
             // A pruned vertex other than a tip: a pruning node no longer holds it (see
             // `receive`), so a node that keeps its history refuses it too.
             if pv.pruned && !self.pruned_tips[pv.creator].contains(p) {
-                return Err(Refusal::Invalid(
-                    "its history does not reach the pruned (final) history".into(),
-                ));
+                return Err(Refusal::Invalid(OUTSIDE_PRUNED.into()));
             }
             if i > 0
                 && let Some(o) = own
@@ -1719,9 +1774,7 @@ impl SideChain {
         // The ledger rule answers for pruned history as a history holding all of it: only
         // a vertex building on a fork below it (an equivocator's) has one that does not.
         if !self.missing_tips(&x.parents).is_empty() {
-            return Err(Refusal::Invalid(
-                "its history does not reach the pruned (final) history".into(),
-            ));
+            return Err(Refusal::Invalid(OUTSIDE_PRUNED.into()));
         }
         let mut batch = Batch::default();
         let mut occs = Vec::with_capacity(keys.len());
@@ -1998,29 +2051,8 @@ impl SideChain {
             }
         }
         clock[c] = seq;
-        // Equivocation: another vertex of this creator with this sequence.
-        let same = self.by_seq.entry((c, seq)).or_default();
-        if let Some(other) = same.first().copied()
-            && other != id
-        {
-            let first_new = !self.equivocators.contains(&c);
-            self.equivocators.insert(c);
-            self.equivocations += 1;
-            if first_new || same.len() == 1 {
-                let o = self.vertices[&other].vertex.clone();
-                let (first, second) = if o.id < id {
-                    (o, v.clone())
-                } else {
-                    (v.clone(), o)
-                };
-                out.push(Action::Equivocation(Box::new(EquivocationEvidence {
-                    offender: v.vertex.creator,
-                    first,
-                    second,
-                })));
-            }
-        }
-        same.push(id);
+        self.note_twin(&v, c, true, out);
+        self.by_seq.entry((c, seq)).or_default().push(id);
         // Our own vertices from peers: a gateway that restarted resumes its chain.
         if Some(c) == self.me && seq > self.my_seq {
             self.my_seq = seq;
@@ -2063,7 +2095,7 @@ impl SideChain {
             }
         }
         if self.me.is_some() && !v.vertex.txs.is_empty() {
-            self.unacked_with_txs.insert(id);
+            self.to_reference.insert(id);
         }
         // Cooperation points now, while the parents' timestamps are at hand (they may be
         // pruned by the time an anchor covers this vertex).
@@ -2087,6 +2119,7 @@ impl SideChain {
             creator: c,
             clock,
             seen_by: 0,
+            settled_by: 0,
             confirmed_ms: None,
             anchor: None,
             keys,
@@ -2144,6 +2177,58 @@ impl SideChain {
         self.progress_anchors(out);
     }
 
+    /// Refuses a validly signed, well-formed vertex, noting whether it is a twin.
+    fn refuse(&mut self, v: &SignedVertex, reason: String, out: &mut Vec<Action>) {
+        if let Some(c) = self.cfg.group.index(&v.vertex.creator) {
+            self.note_twin(v, c, false, out);
+        }
+        out.push(Action::Rejected {
+            vertex: v.id,
+            reason,
+        });
+    }
+
+    /// Equivocation: `v`, of creator `c`, shares its sequence number with another vertex
+    /// this node holds or recently pruned. Called as `v` is taken, and as a validly signed
+    /// `v` is refused, since a late twin is often refused (it builds on history pruned
+    /// since). A pruned vertex is compared through `pruned_ids` alone, which pruning and
+    /// keeping nodes fill alike, so that the two act alike. Evidence goes out for a creator's
+    /// first equivocation and for the first twin taken of each sequence; a refused twin,
+    /// which a peer may send again and again, counts only as the creator's first.
+    fn note_twin(&mut self, v: &SignedVertex, c: usize, taken: bool, out: &mut Vec<Action>) {
+        let same: Vec<VertexId> = self
+            .by_seq
+            .get(&(c, v.vertex.sequence))
+            .into_iter()
+            .flatten()
+            .filter(|o| **o != v.id && self.vertices.get(o).is_some_and(|o| !o.pruned))
+            .copied()
+            .collect();
+        let Some(other) = same.first().copied() else {
+            if !taken && let Some(pruned) = self.pruned_twin_of(v) {
+                self.equivocators.insert(c);
+                self.equivocations += 1;
+                out.push(Action::PrunedTwin {
+                    vertex: Box::new(v.clone()),
+                    pruned,
+                });
+            }
+            return;
+        };
+        let first_new = self.equivocators.insert(c);
+        if !(taken || first_new) {
+            return;
+        }
+        self.equivocations += 1;
+        if first_new || same.len() == 1 {
+            let o = self.vertices[&other].vertex.clone();
+            out.push(Action::Equivocation(Box::new(EquivocationEvidence::of(
+                o,
+                v.clone(),
+            ))));
+        }
+    }
+
     /// Marks `id` and its unmarked ancestors as seen by gateway `g`; each newly reached
     /// transaction gets g's endorsement if g endorsed nothing else in its slot.
     fn mark_seen(&mut self, id: VertexId, g: usize, out: &mut Vec<Action>) {
@@ -2164,15 +2249,27 @@ impl SideChain {
             }
             info.seen_by |= bit(g);
             if Some(g) == self.me {
-                self.unacked_with_txs.remove(&u);
+                self.to_reference.remove(&u);
             }
             reached.push(u);
             stack.extend(info.vertex.vertex.parents.iter().rev().copied());
         }
+        if self.me.is_some_and(|me| me != g)
+            && reached
+                .iter()
+                .any(|u| *u != id && !self.vertices[u].keys.is_empty())
+        {
+            self.to_settle.insert(id);
+        }
+        let all = self.all_gateways();
         let mut endorsed_quorum = Vec::new();
         let mut newly_confirmed = Vec::new();
+        let mut newly_settled = Vec::new();
         for u in &reached {
             let info = &self.vertices[u];
+            if info.seen_by == all {
+                newly_settled.push((*u, info.creator));
+            }
             for &TxKey { hash: h, slot } in &info.keys {
                 let endorsed = self.slots.get_mut(&slot).and_then(|s| s.endorse(g, h));
                 if endorsed.is_some_and(|m| m.count_ones() as usize == q) {
@@ -2195,7 +2292,26 @@ impl SideChain {
                 work.extend(info.vertices.iter().map(|v| (h, *v)));
             }
         }
+        for (u, c) in newly_settled {
+            self.mark_settled(u, c);
+        }
         self.confirm(work, out);
+    }
+
+    /// Marks `id`, which every gateway has seen, and its unmarked ancestors as settled by
+    /// its creator `c`.
+    fn mark_settled(&mut self, id: VertexId, c: usize) {
+        let mut stack = vec![id];
+        while let Some(u) = stack.pop() {
+            let Some(info) = self.vertices.get_mut(&u) else {
+                continue;
+            };
+            if info.settled_by & bit(c) != 0 {
+                continue;
+            }
+            info.settled_by |= bit(c);
+            stack.extend(info.vertex.vertex.parents.iter().copied());
+        }
     }
 
     /// Confirms occurrences whose vertex is confirmed, whose transaction won its slot at
@@ -2626,7 +2742,7 @@ impl SideChain {
 
     // ---- pruning ----
 
-    /// Prunes the vertices under final anchors that every gateway has seen, and then each
+    /// Prunes the vertices under final anchors that are settled, and then each
     /// account's slots, in nonce order, once every copy in them is pruned and the slot
     /// decided (see [`Self::absorb`]); hands what left memory to the node in
     /// [`Action::Pruned`]. A node that keeps its history still marks the pruned vertices
@@ -2647,7 +2763,9 @@ impl SideChain {
         // its creator's bit, from a vertex that reaches it), so nothing held lies below a
         // pruned vertex, as `in_view` relies on.
         self.prunable.retain(|id| match vertices.get(id) {
-            Some(v) if v.seen_by == all && (v.continued || !equivocators.contains(&v.creator)) => {
+            Some(v)
+                if v.settled_by == all && (v.continued || !equivocators.contains(&v.creator)) =>
+            {
                 ready.push((v.vertex.vertex.sequence, *id));
                 false
             }
@@ -2680,6 +2798,13 @@ impl SideChain {
             }
             tips.push(id);
             added.push(id);
+            self.pruned_ids.insert((c, seq), id);
+            self.pruned_order.push_back((c, seq));
+            if self.pruned_order.len() > RECENT_PRUNED
+                && let Some(old) = self.pruned_order.pop_front()
+            {
+                self.pruned_ids.remove(&old);
+            }
             self.pruned_seq[c] = self.pruned_seq[c].max(seq);
             self.pruned_vertices += u64::from(self.cfg.prune_history);
         }

@@ -50,7 +50,10 @@
 //! Hence conflicting spends never both confirm — on one node or across nodes — with at most
 //! f faulty gateways. A gateway that signs two vertices with one sequence number is
 //! equivocating; the first node to see both emits [`EquivocationEvidence`] and stops
-//! referencing that gateway's vertices. Nor does the confirmed ledger overdraw an account:
+//! referencing that gateway's vertices. A twin counts even when it is refused (a late one
+//! may build on history pruned since); if the node pruned the other one, among its last
+//! 65,536 pruned vertices, [`Action::PrunedTwin`] names it for the node to read back from
+//! its archive. Nor does the confirmed ledger overdraw an account:
 //! its confirmed spends form a chain from nonce 0, and the last one's debits are covered
 //! by confirmed credits.
 //!
@@ -85,10 +88,11 @@
 //! # Pruning
 //!
 //! History that can no longer change leaves memory, so a gateway under sustained load
-//! holds only the recent DAG. A vertex is *pruned* once a final anchor covers it and every
-//! gateway's vertices reach it: then every gateway has endorsed in its slots, and for
-//! every gateway that has not equivocated, each vertex it signs from now on holds it in its
-//! history. The ledger rule only ever asks about history, so pruned history can be answered
+//! holds only the recent DAG. A vertex is *pruned* once a final anchor covers it and it is
+//! *settled*: for every gateway, some vertex of that gateway that every gateway has seen
+//! reaches it. Then every gateway has endorsed in its slots; for every gateway that has not
+//! equivocated, each vertex it signs from now on holds it in its history; and every gateway
+//! knows, for each creator, a vertex of it above this one (why that matters is below). The ledger rule only ever asks about history, so pruned history can be answered
 //! as a whole: an account's slots, in nonce order, once every copy in them is pruned and the
 //! slot is decided (one of them confirmed, or none ever can), fold into the account's
 //! summary (first unpruned nonce, the slot a spend builds on, credits and the part of them
@@ -123,13 +127,21 @@
 //!   them up would put them in the history of the equivocator's chain too, which does not
 //!   hold them.
 //!
-//! A known limit: a twin that reaches a node only after the node pruned past its history
-//! fails the rule there, while nodes that had it earlier took it. An honest gateway that
-//! built on it before it knew of the equivocation can then no longer be followed by that
-//! node, which stops taking new vertices (safety holds: each gateway endorses along its
-//! own chain). It takes an equivocator whose twin is delayed past a final anchor, as
-//! across a partition; the seeded simulator meets it in a few seeds of a hundred beyond
-//! the 24 it runs by default.
+//! Why settled and not only seen by every gateway: a twin that reaches a node only after
+//! the node pruned past its history fails the rule there, while nodes that had it earlier
+//! took it. Had an honest gateway built on that twin, a node that pruned could no longer
+//! follow that gateway. Settling rules it out. A gateway takes a vertex only with its whole
+//! history, and once a vertex is settled every gateway's chain holds, for each creator, a
+//! vertex above it: a gateway that is then sent a fork of that creator's chain below it
+//! holds both sides, reports the equivocation, and references that creator no more. What it
+//! referenced before, every node took before it could count that gateway's later vertices
+//! towards settling. Settling costs one more round of references, milliseconds against
+//! the seconds a final anchor takes.
+//!
+//! A known limit remains with two faulty gateways: a second one that is not the equivocator
+//! can build on the late twin, and an honest gateway that has not pruned may reference
+//! its vertex, which a node that pruned cannot take; that node then stops following the
+//! honest gateway (safety holds: each gateway endorses along its own chain).
 //!
 //! A node judges a vertex from the same pruned tips whether or not it prunes; the seeded
 //! simulation runs every seed both ways and requires every action of every node to match.

@@ -304,6 +304,16 @@ codec_struct!(EquivocationEvidence {
 });
 
 impl EquivocationEvidence {
+    /// The evidence of two vertices of one creator and sequence, in id order.
+    pub fn of(a: SignedVertex, b: SignedVertex) -> EquivocationEvidence {
+        let (first, second) = if a.id < b.id { (a, b) } else { (b, a) };
+        EquivocationEvidence {
+            offender: first.vertex.creator,
+            first,
+            second,
+        }
+    }
+
     /// The main-chain transaction kind that reports it: the two vertex headers, signed.
     pub fn tx_kind(&self) -> TxKind {
         let signed = |v: &SignedVertex| SignedMessage {

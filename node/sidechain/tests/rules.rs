@@ -1034,6 +1034,110 @@ fn a_faulty_gateway_is_caught_and_its_bad_vertices_refused() {
     );
 }
 
+#[test]
+fn a_twin_is_reported_even_when_it_is_refused() {
+    // A late twin is often refused (here an overdraft; in a network, history pruned since
+    // it was signed) and never taken: the signed pair still proves the equivocation.
+    let mut net = net(4);
+    let m = SecretKey::from_bytes([93; 32]);
+    let a = net.vertex(3, 1, vec![], vec![]);
+    let overdraft = net.tx(
+        &m,
+        0,
+        MachineKind::Transfer {
+            to: Address([1; 20]),
+            amount: 5,
+        },
+    );
+    let b = net.vertex(3, 1, vec![], vec![overdraft]);
+    let out = feed(&mut net.nodes[0], &[&a, &b]);
+    assert!(
+        out.iter().any(
+            |x| matches!(x, Action::Rejected { vertex, reason } if *vertex == b.id && reason.contains("insufficient"))
+        ),
+        "{out:?}"
+    );
+    let evidence: Vec<_> = out
+        .iter()
+        .filter_map(|x| match x {
+            Action::Equivocation(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evidence.len(), 1, "{out:?}");
+    let ids = BTreeSet::from([evidence[0].first.id, evidence[0].second.id]);
+    assert_eq!(ids, BTreeSet::from([a.id, b.id]));
+    main_chain_takes_the_evidence(&net.group, evidence[0]);
+    assert_eq!(
+        net.nodes[0].status().equivocators,
+        vec![net.keys[3].public()]
+    );
+    assert!(net.nodes[0].vertex(&b.id).is_none());
+    // Sent again, it is refused again and not reported twice.
+    let out = feed(&mut net.nodes[0], &[&b]);
+    assert!(
+        !out.iter().any(|x| matches!(x, Action::Equivocation(_))),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_twin_of_pruned_history_is_reported_through_the_archive() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([94; 32]);
+    let tx = net.event(&m, 0, 1);
+    assert!(net.nodes[0].submit(net.now, vec![tx])[0].is_ok());
+    net.run(400, &all);
+    assert!(net.nodes[1].status().pruned_vertices > 0);
+    // Gateway 0 signs a second vertex of sequence 1 (the one that held the transaction)
+    // long after the first was pruned.
+    let gw = net.keys[0].public();
+    let original = net
+        .sent
+        .iter()
+        .find(|v| v.vertex.creator == gw && v.vertex.sequence == 1)
+        .expect("gateway 0 signed")
+        .clone();
+    let twin = Vertex {
+        timestamp_ms: original.vertex.timestamp_ms + 1,
+        ..original.vertex.clone()
+    }
+    .sign(&net.keys[0]);
+    let send = |net: &mut Net| {
+        let now = net.now;
+        net.nodes[1].handle(
+            now,
+            Input::Message {
+                from: 0,
+                msg: Message::Vertex(twin.clone()),
+            },
+        )
+    };
+    let out = send(&mut net);
+    assert!(
+        out.iter()
+            .any(|x| matches!(x, Action::Rejected { vertex, reason }
+            if *vertex == twin.id && reason.contains("pruned (final) history"))),
+        "{out:?}"
+    );
+    let reported: Vec<_> = out
+        .iter()
+        .filter_map(|x| match x {
+            Action::PrunedTwin { vertex, pruned } => Some((vertex.id, *pruned)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, vec![(twin.id, original.id)], "{out:?}");
+    // The node reads the pruned one back from its archive; the pair convicts.
+    let ev = cpc_sidechain::EquivocationEvidence::of(original, twin.clone());
+    main_chain_takes_the_evidence(&net.group, &ev);
+    assert_eq!(net.nodes[1].status().equivocators, vec![gw]);
+    // Once known, further twins of pruned history are dropped unread.
+    assert!(!net.nodes[1].is_new(&twin));
+    assert!(send(&mut net).is_empty());
+}
+
 /// Hands `vs` to `node` one message each; returns what it did besides sending.
 fn feed(node: &mut SideChain, vs: &[&SignedVertex]) -> Vec<Action> {
     let mut out = Vec::new();
@@ -1533,8 +1637,8 @@ fn an_idle_group_prunes_its_last_transactions_too() {
     let tx = net.event(&m, 0, 1);
     assert!(net.nodes[0].submit(net.now, vec![tx.clone()])[0].is_ok());
     // Gateway 3 is away while the other three confirm it; nothing else comes. Back, it
-    // still acknowledges the vertex that holds it, so that every gateway has seen it and
-    // it leaves memory once final.
+    // still acknowledges the vertex that holds it, and every gateway acknowledges the
+    // others' first vertices above it, so that it settles and leaves memory once final.
     net.run(100, &[0, 1, 2]);
     assert!(matches!(net.status(0, &tx.hash()), TxStatus::Final { .. }));
     // Back, it reads the final anchors from the main chain, as a node does.
@@ -1547,4 +1651,8 @@ fn an_idle_group_prunes_its_last_transactions_too() {
         assert!(net.nodes[i].tx(&tx.hash()).is_none(), "node {i} holds it");
         assert_eq!(net.nodes[i].status().pruned_txs, 1);
     }
+    // Then the group falls silent.
+    let sent = net.sent.len();
+    net.run(200, &all);
+    assert_eq!(net.sent.len(), sent);
 }

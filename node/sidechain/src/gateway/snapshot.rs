@@ -23,7 +23,7 @@ use crate::types::Slot;
 
 /// What a snapshot starts with; the version follows it.
 const MAGIC: &[u8; 16] = b"cpc-side-state\0\0";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 codec_struct!(Slot { sender, nonce });
 codec_struct!(TxKey { hash, slot });
@@ -74,6 +74,7 @@ fn put_held(v: &VertexInfo, out: &mut Vec<u8>) {
         creator,
         clock,
         seen_by,
+        settled_by,
         confirmed_ms,
         anchor,
         keys,
@@ -87,6 +88,7 @@ fn put_held(v: &VertexInfo, out: &mut Vec<u8>) {
     creator.encode_to(out);
     clock.encode_to(out);
     seen_by.encode_to(out);
+    settled_by.encode_to(out);
     confirmed_ms.encode_to(out);
     anchor.encode_to(out);
     keys.encode_to(out);
@@ -103,6 +105,7 @@ fn get_held(r: &mut Reader<'_>) -> Result<VertexInfo, DecodeError> {
         creator: get(r)?,
         clock: get(r)?,
         seen_by: get(r)?,
+        settled_by: get(r)?,
         confirmed_ms: get(r)?,
         anchor: get(r)?,
         keys: get(r)?,
@@ -188,7 +191,8 @@ impl SideChain {
             // Counted again from `parked`.
             parked_len: _,
             funding,
-            unacked_with_txs,
+            to_reference,
+            to_settle,
             my_seq,
             my_last,
             own_seen,
@@ -220,6 +224,8 @@ impl SideChain {
             pruned_locks,
             pruned_recent,
             pruned_known,
+            pruned_order,
+            pruned_ids,
             pruned_vertices,
             pruned_txs,
             accepted,
@@ -256,7 +262,8 @@ impl SideChain {
         pool.encode_to(&mut out);
         parked.encode_to(&mut out);
         funding.encode_to(&mut out);
-        unacked_with_txs.encode_to(&mut out);
+        to_reference.encode_to(&mut out);
+        to_settle.encode_to(&mut out);
         my_seq.encode_to(&mut out);
         my_last.encode_to(&mut out);
         own_seen.encode_to(&mut out);
@@ -286,6 +293,8 @@ impl SideChain {
         put_map(pruned_locks, &mut out, put);
         pruned_recent.encode_to(&mut out);
         put_map(pruned_known, &mut out, put);
+        pruned_order.encode_to(&mut out);
+        pruned_ids.encode_to(&mut out);
         pruned_vertices.encode_to(&mut out);
         pruned_txs.encode_to(&mut out);
         accepted.encode_to(&mut out);
@@ -375,7 +384,8 @@ impl SideChain {
             parked: get(r)?,
             parked_len: 0,
             funding: get(r)?,
-            unacked_with_txs: get(r)?,
+            to_reference: get(r)?,
+            to_settle: get(r)?,
             my_seq: get(r)?,
             my_last: get(r)?,
             own_seen: get(r)?,
@@ -406,6 +416,8 @@ impl SideChain {
             pruned_locks: get_map(r, get)?,
             pruned_recent: get(r)?,
             pruned_known: get_map(r, get)?,
+            pruned_order: get(r)?,
+            pruned_ids: get(r)?,
             pruned_vertices: get(r)?,
             pruned_txs: get(r)?,
             accepted: get(r)?,
@@ -447,6 +459,7 @@ impl SideChain {
                 .flat_map(|(_, (_, _, c))| c)
                 .all(held)
             || s.by_seq.keys().any(|(c, _)| *c >= n)
+            || s.pruned_ids.keys().any(|(c, _)| *c >= n)
         {
             return Err(DecodeError::Invalid("a vertex the state names is not held"));
         }
