@@ -933,7 +933,8 @@ impl Task {
                 self.node.meter().m.evidence_submitted_total += 1;
             } else {
                 // Refused (already on chain, or the mempool is full): another
-                // gateway reports it, or this one does on the next sighting.
+                // gateway reports it, or this one does on the next twin it takes (one
+                // refused, or of pruned history, is reported once).
                 self.reported.remove(&ev.offender);
             }
         }

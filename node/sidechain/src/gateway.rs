@@ -45,7 +45,8 @@ const ABSORB_MIN_PACE: usize = 4;
 const MAX_ANSWER: usize = 256;
 
 /// Removed vertices remembered by id, so that a peer's heads or answers naming them are
-/// not fetched again (2 MB).
+/// not fetched again (2 MB), and pruned ones by creator and sequence, so that a late twin
+/// of one is reported (3 MB).
 const RECENT_PRUNED: usize = 1 << 16;
 
 /// Why a vertex that builds on pruned history without reaching all of it is refused.
@@ -2192,9 +2193,10 @@ impl SideChain {
     /// this node holds or recently pruned. Called as `v` is taken, and as a validly signed
     /// `v` is refused, since a late twin is often refused (it builds on history pruned
     /// since). A pruned vertex is compared through `pruned_ids` alone, which pruning and
-    /// keeping nodes fill alike, so that the two act alike. Evidence goes out for a creator's
-    /// first equivocation and for the first twin taken of each sequence; a refused twin,
-    /// which a peer may send again and again, counts only as the creator's first.
+    /// keeping nodes fill alike, so that the two act alike, and only for a creator's first
+    /// equivocation. Evidence goes out for a creator's first equivocation and for the first
+    /// twin taken of each sequence; a refused twin, which a peer may send again and again,
+    /// counts only as the creator's first.
     fn note_twin(&mut self, v: &SignedVertex, c: usize, taken: bool, out: &mut Vec<Action>) {
         let same: Vec<VertexId> = self
             .by_seq
@@ -2205,7 +2207,7 @@ impl SideChain {
             .copied()
             .collect();
         let Some(other) = same.first().copied() else {
-            if !taken && let Some(pruned) = self.pruned_twin_of(v) {
+            if let Some(pruned) = self.pruned_twin_of(v) {
                 self.equivocators.insert(c);
                 self.equivocations += 1;
                 out.push(Action::PrunedTwin {
@@ -2754,6 +2756,10 @@ impl SideChain {
         let all = self.all_gateways();
         let mut ready = Vec::new();
         let (vertices, equivocators) = (&self.vertices, &self.equivocators);
+        // A known equivocator's bit counts once its chain reaches the vertex: gateways no
+        // longer reference its vertices, so none of its later ones is ever seen by every
+        // gateway, and waiting for one would stop pruning for good.
+        let known = equivocators.iter().fold(0, |m, c| m | bit(*c));
         // An equivocator's vertex that no later vertex of its own reaches (its twin's chain
         // goes on) counts as seen by it only through itself: pruned, it would make every
         // later vertex of its creator fail the pruned-tips rule on this node but not on
@@ -2764,7 +2770,8 @@ impl SideChain {
         // pruned vertex, as `in_view` relies on.
         self.prunable.retain(|id| match vertices.get(id) {
             Some(v)
-                if v.settled_by == all && (v.continued || !equivocators.contains(&v.creator)) =>
+                if (v.settled_by | (v.seen_by & known)) == all
+                    && (v.continued || !equivocators.contains(&v.creator)) =>
             {
                 ready.push((v.vertex.vertex.sequence, *id));
                 false
@@ -2798,8 +2805,11 @@ impl SideChain {
             }
             tips.push(id);
             added.push(id);
-            self.pruned_ids.insert((c, seq), id);
-            self.pruned_order.push_back((c, seq));
+            // Both twins of an equivocator may be pruned: the first stays named.
+            if let std::collections::btree_map::Entry::Vacant(e) = self.pruned_ids.entry((c, seq)) {
+                e.insert(id);
+                self.pruned_order.push_back((c, seq));
+            }
             if self.pruned_order.len() > RECENT_PRUNED
                 && let Some(old) = self.pruned_order.pop_front()
             {

@@ -90,13 +90,16 @@
 //! History that can no longer change leaves memory, so a gateway under sustained load
 //! holds only the recent DAG. A vertex is *pruned* once a final anchor covers it and it is
 //! *settled*: for every gateway, some vertex of that gateway that every gateway has seen
-//! reaches it. Then every gateway has endorsed in its slots; for every gateway that has not
+//! reaches it (for a gateway this node knows to equivocate, any vertex of it; see below).
+//! Then every gateway has endorsed in its slots; for every gateway that has not
 //! equivocated, each vertex it signs from now on holds it in its history; and every gateway
-//! knows, for each creator, a vertex of it above this one (why that matters is below). The ledger rule only ever asks about history, so pruned history can be answered
+//! knows, for each creator, a vertex of it at or above this one (why that matters is
+//! below). The ledger rule only ever asks about history, so pruned history can be answered
 //! as a whole: an account's slots, in nonce order, once every copy in them is pruned and the
 //! slot is decided (one of them confirmed, or none ever can), fold into the account's
 //! summary (first unpruned nonce, the slot a spend builds on, credits and the part of them
-//! that never confirmed) and pruned locks into a set. What is pruned goes out in [`Action::Pruned`] for the node to archive.
+//! that never confirmed) and pruned locks into a set. What is pruned goes out in
+//! [`Action::Pruned`] for the node to archive.
 //! Summarising is paced by input time: the slots a final anchor releases are spread over
 //! half an anchor interval, so that the work (and the node's archiving of it) takes a
 //! steady share of the cores rather than a burst that queues the next vertices. A node
@@ -132,16 +135,22 @@
 //! took it. Had an honest gateway built on that twin, a node that pruned could no longer
 //! follow that gateway. Settling rules it out. A gateway takes a vertex only with its whole
 //! history, and once a vertex is settled every gateway's chain holds, for each creator, a
-//! vertex above it: a gateway that is then sent a fork of that creator's chain below it
-//! holds both sides, reports the equivocation, and references that creator no more. What it
-//! referenced before, every node took before it could count that gateway's later vertices
-//! towards settling. Settling costs one more round of references, milliseconds against
-//! the seconds a final anchor takes.
+//! vertex at or above it: a gateway that is then sent a fork of that creator's chain below
+//! it holds both sides, reports the equivocation, and references that creator no more. What
+//! it referenced before, every node took before it could count that gateway's later
+//! vertices towards settling. Settling costs one more round of references: milliseconds
+//! under load, one heads interval in an idle group, against the seconds a final anchor
+//! takes.
 //!
-//! A known limit remains with two faulty gateways: a second one that is not the equivocator
-//! can build on the late twin, and an honest gateway that has not pruned may reference
-//! its vertex, which a node that pruned cannot take; that node then stops following the
-//! honest gateway (safety holds: each gateway endorses along its own chain).
+//! Known limits remain. Once this node knows a gateway equivocates, that gateway's bit
+//! needs only its chain to reach the vertex, as before settling: gateways no longer
+//! reference its vertices, so none of its later ones is ever seen by every gateway, and
+//! waiting for one would stop pruning for good. A fork it sends after that to an honest
+//! gateway that has not seen the equivocation can still stall this node as above. And with
+//! two faulty gateways, a second one that is not the equivocator can build on the late
+//! twin, and an honest gateway that has not pruned may reference its vertex, which a node
+//! that pruned cannot take. Either way the node stops following that honest gateway, and
+//! safety holds: each gateway endorses along its own chain.
 //!
 //! A node judges a vertex from the same pruned tips whether or not it prunes; the seeded
 //! simulation runs every seed both ways and requires every action of every node to match.

@@ -1138,6 +1138,58 @@ fn a_twin_of_pruned_history_is_reported_through_the_archive() {
     assert!(send(&mut net).is_empty());
 }
 
+#[test]
+fn pruning_goes_on_after_an_equivocation() {
+    // Gateways stop referencing an equivocator's vertices, so none of its later ones is
+    // seen by every gateway: settling must not wait for one.
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([95; 32]);
+    let first = net.event(&m, 0, 0);
+    assert!(net.nodes[0].submit(net.now, vec![first])[0].is_ok());
+    net.run(100, &all);
+    let gw = net.keys[3].public();
+    let last = net
+        .sent
+        .iter()
+        .rev()
+        .find(|v| v.vertex.creator == gw)
+        .expect("gateway 3 signed")
+        .clone();
+    let twin = Vertex {
+        timestamp_ms: last.vertex.timestamp_ms + 1,
+        ..last.vertex
+    }
+    .sign(&net.keys[3]);
+    for i in 0..3 {
+        let now = net.now;
+        let out = net.nodes[i].handle(
+            now,
+            Input::Message {
+                from: 3,
+                msg: Message::Vertex(twin.clone()),
+            },
+        );
+        assert!(
+            out.iter().any(|a| matches!(a, Action::Equivocation(_))),
+            "node {i}: {out:?}"
+        );
+    }
+    let later: Vec<SignedMachineTx> = (1..=5).map(|k| net.event(&m, k, k as u8)).collect();
+    for (k, t) in later.iter().enumerate() {
+        assert!(net.nodes[k % 3].submit(net.now, vec![t.clone()])[0].is_ok());
+        net.run(20, &all);
+    }
+    net.run(600, &all);
+    for i in 0..3 {
+        assert_eq!(net.nodes[i].status().equivocators, vec![gw]);
+        for t in &later {
+            assert!(matches!(net.status(i, &t.hash()), TxStatus::Final { .. }));
+            assert!(net.nodes[i].tx(&t.hash()).is_none(), "node {i} holds it");
+        }
+    }
+}
+
 /// Hands `vs` to `node` one message each; returns what it did besides sending.
 fn feed(node: &mut SideChain, vs: &[&SignedVertex]) -> Vec<Action> {
     let mut out = Vec::new();
