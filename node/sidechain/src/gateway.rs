@@ -680,8 +680,8 @@ pub struct SideChain {
     /// settle (an idle gateway that stopped at confirmation held the tail in memory).
     to_reference: BTreeSet<VertexId>,
     /// Other gateways' first vertices to reach one with transactions, which settling needs
-    /// every gateway to see: at each heads interval those this gateway's chain does not
-    /// reach yet join `to_reference`. Under load they are seen long before; an idle group
+    /// every gateway to see: at each heads interval they join `to_reference`, which keeps
+    /// those this gateway's chain does not reach yet. Under load they are seen long before; an idle group
     /// signs one more round for them and falls silent (the vertices of that round reach no
     /// transaction first).
     to_settle: BTreeSet<VertexId>,
@@ -1156,15 +1156,8 @@ impl SideChain {
             for sender in std::mem::take(&mut self.funding) {
                 self.unpark(&sender);
             }
-            if let Some(me) = self.me {
-                let (vertices, equivocators) = (&self.vertices, &self.equivocators);
-                self.to_settle.retain(|id| {
-                    vertices.get(id).is_some_and(|v| {
-                        v.seen_by & bit(me) == 0 && !equivocators.contains(&v.creator)
-                    })
-                });
-                self.to_reference.append(&mut self.to_settle);
-            }
+            // `maybe_emit` drops those this gateway's chain reaches by now.
+            self.to_reference.append(&mut self.to_settle);
             self.expire_pool();
             self.expire_waiting();
             self.forget_refused(out);

@@ -213,6 +213,27 @@ impl Net {
         .sign(&self.keys[0])
     }
 
+    /// A second vertex of `v`'s creator and sequence, signed by that gateway.
+    fn twin(&self, v: &SignedVertex) -> SignedVertex {
+        let key = self.keys.iter().find(|k| k.public() == v.vertex.creator);
+        Vertex {
+            timestamp_ms: v.vertex.timestamp_ms + 1,
+            ..v.vertex.clone()
+        }
+        .sign(key.expect("a gateway's vertex"))
+    }
+
+    /// Hands vertex `v` from gateway `from` to node `to` alone, now; returns its actions.
+    fn hand(&mut self, to: usize, from: usize, v: &SignedVertex) -> Vec<Action> {
+        self.nodes[to].handle(
+            self.now,
+            Input::Message {
+                from: from as u64,
+                msg: Message::Vertex(v.clone()),
+            },
+        )
+    }
+
     /// A sensor reading of machine `m`, its data hash made of `tag`.
     fn event(&self, m: &SecretKey, nonce: u64, tag: u8) -> SignedMachineTx {
         let kind = MachineKind::Event {
@@ -1099,22 +1120,8 @@ fn a_twin_of_pruned_history_is_reported_through_the_archive() {
         .find(|v| v.vertex.creator == gw && v.vertex.sequence == 1)
         .expect("gateway 0 signed")
         .clone();
-    let twin = Vertex {
-        timestamp_ms: original.vertex.timestamp_ms + 1,
-        ..original.vertex.clone()
-    }
-    .sign(&net.keys[0]);
-    let send = |net: &mut Net| {
-        let now = net.now;
-        net.nodes[1].handle(
-            now,
-            Input::Message {
-                from: 0,
-                msg: Message::Vertex(twin.clone()),
-            },
-        )
-    };
-    let out = send(&mut net);
+    let twin = net.twin(&original);
+    let out = net.hand(1, 0, &twin);
     assert!(
         out.iter()
             .any(|x| matches!(x, Action::Rejected { vertex, reason }
@@ -1135,7 +1142,7 @@ fn a_twin_of_pruned_history_is_reported_through_the_archive() {
     assert_eq!(net.nodes[1].status().equivocators, vec![gw]);
     // Once known, further twins of pruned history are dropped unread.
     assert!(!net.nodes[1].is_new(&twin));
-    assert!(send(&mut net).is_empty());
+    assert!(net.hand(1, 0, &twin).is_empty());
 }
 
 #[test]
@@ -1156,20 +1163,9 @@ fn pruning_goes_on_after_an_equivocation() {
         .find(|v| v.vertex.creator == gw)
         .expect("gateway 3 signed")
         .clone();
-    let twin = Vertex {
-        timestamp_ms: last.vertex.timestamp_ms + 1,
-        ..last.vertex
-    }
-    .sign(&net.keys[3]);
+    let twin = net.twin(&last);
     for i in 0..3 {
-        let now = net.now;
-        let out = net.nodes[i].handle(
-            now,
-            Input::Message {
-                from: 3,
-                msg: Message::Vertex(twin.clone()),
-            },
-        );
+        let out = net.hand(i, 3, &twin);
         assert!(
             out.iter().any(|a| matches!(a, Action::Equivocation(_))),
             "node {i}: {out:?}"
