@@ -17,7 +17,11 @@ fn sha256_bitstream_fits_the_hx8k_and_meets_48_mhz() {
         .unwrap();
     let src = dir.as_path().join("cpc_sha256_hx8k.v");
     std::fs::write(&src, &design.verilog).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("flow/build.sh");
+    // The crate's directory as cargo gives it at run time: CI shares one target
+    // directory between clones at different paths, and a test binary still fresh from
+    // another clone would carry that clone's path.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+    let script = Path::new(&root).join("flow/build.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg(&src)

@@ -258,8 +258,11 @@ fn generate() -> String {
 
 #[test]
 fn the_generated_field_arithmetic_is_current() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/wgsl/ed25519.wgsl");
-    let text = std::fs::read_to_string(path).unwrap();
+    // At run time, as cargo gives it: a binary fresh from a clone at another path (CI
+    // shares the target directory) would carry that clone's path.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+    let path = std::path::Path::new(&root).join("wgsl/ed25519.wgsl");
+    let text = std::fs::read_to_string(&path).unwrap();
     let start = text.find(BEGIN).expect("the BEGIN GENERATED marker");
     let end = text[start..].find(END).expect("the END GENERATED marker") + start + END.len();
     let want = generate();
@@ -267,12 +270,13 @@ fn the_generated_field_arithmetic_is_current() {
         return;
     }
     if std::env::var_os("CPCHAIN_REGENERATE_KERNELS").is_some() {
-        std::fs::write(path, format!("{}{want}{}", &text[..start], &text[end..])).unwrap();
+        std::fs::write(&path, format!("{}{want}{}", &text[..start], &text[end..])).unwrap();
         return;
     }
     panic!(
-        "the generated block of {path} is stale: run \
-         `CPCHAIN_REGENERATE_KERNELS=1 cargo test -p cpc-kernels` and commit the result"
+        "the generated block of {} is stale: run \
+         `CPCHAIN_REGENERATE_KERNELS=1 cargo test -p cpc-kernels` and commit the result",
+        path.display()
     );
 }
 

@@ -50,6 +50,8 @@ pub struct SideMetrics {
     /// Messages carrying this gateway's vertices it did not send because its log could
     /// not make them durable (any: fix the disk and restart).
     pub withheld_total: u64,
+    /// Messages dropped because the outbox was full (its log's disk syncs slowly).
+    pub outbox_dropped_total: u64,
     /// Syncs of the side-chain log before this gateway's vertices left.
     pub log_syncs_total: u64,
     /// The microseconds those syncs took.
@@ -390,7 +392,7 @@ pub(crate) async fn side_account(
 
 /// The side chain's part of `/metrics`.
 pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
-    let counters: [(&str, &str, u64); 10] = [
+    let counters: [(&str, &str, u64); 11] = [
         (
             "cpchain_side_vertices_total",
             "Side-chain vertices accepted (own and peers').",
@@ -435,6 +437,11 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
             "cpchain_side_withheld_total",
             "Messages with this gateway's vertices not sent: the side-chain log could not make them durable.",
             m.withheld_total,
+        ),
+        (
+            "cpchain_side_outbox_dropped_total",
+            "Side-chain messages dropped because the outbox was full: the log's disk syncs slowly.",
+            m.outbox_dropped_total,
         ),
         (
             "cpchain_side_log_syncs_total",

@@ -44,7 +44,7 @@ use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKi
 use serde::{Deserialize, Serialize};
 
 use crate::side_files::{SideFiles, SideLog, Snapshot};
-use crate::side_outbox::{Durable, Outgoing, Part};
+use crate::side_outbox::{Durable, Outgoing, Part, Refused};
 
 /// The `[sidechain]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,12 +209,26 @@ impl ToLog {
 
 /// The vertices the state machine rejected, by its actions, and does not hold or await
 /// after all: an id names a vertex without its signature, so a forged copy may be
-/// rejected in the very message whose good copy was taken.
+/// rejected in the very message whose good copy was taken. A refused twin is not among
+/// them: it proves its creator equivocates, and a node restored from a snapshot taken
+/// before it learns that again only by replaying it from the log (otherwise it would go
+/// on waiting for that creator's vertices to settle, and prune nothing more). The state
+/// machine reports a creator's refused twin once, so a peer cannot grow the log with it.
 fn rejected_vertices(actions: &[Action], side: &SideChain) -> BTreeSet<Hash32> {
+    let twins: BTreeSet<Hash32> = actions
+        .iter()
+        .flat_map(|a| match a {
+            Action::Equivocation(ev) => vec![ev.first.id, ev.second.id],
+            Action::PrunedTwin { vertex, .. } => vec![vertex.id],
+            _ => Vec::new(),
+        })
+        .collect();
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Rejected { vertex, .. } if !side.known(vertex) => Some(*vertex),
+            Action::Rejected { vertex, .. } if !side.known(vertex) && !twins.contains(vertex) => {
+                Some(*vertex)
+            }
             _ => None,
         })
         .collect()
@@ -600,6 +614,7 @@ pub(crate) fn start(
     let task = Task {
         outbox,
         outbox_gone: std::cell::Cell::new(false),
+        outbox_full: std::cell::Cell::new(false),
         log_failed: false,
         log: SideLog::new(files.log(0)),
         files,
@@ -619,6 +634,8 @@ pub(crate) fn start(
         fed: 0,
         warned: false,
         reported: BTreeSet::new(),
+        silent: BTreeMap::new(),
+        group_changed: false,
     };
     let thread = std::thread::Builder::new()
         .name("cpc-sidechain".into())
@@ -647,9 +664,11 @@ struct Task {
     /// To the archive thread.
     archiver: std::sync::mpsc::Sender<ArchiveJob>,
     /// What this node sends goes out through it.
-    outbox: std::sync::mpsc::Sender<Outgoing>,
+    outbox: crate::side_outbox::Sender,
     /// Set once the outbox thread is found gone (reported once).
     outbox_gone: std::cell::Cell<bool>,
+    /// Set while the outbox is full (reported once per spell).
+    outbox_full: std::cell::Cell<bool>,
     /// A log this gateway's vertices are in could not be synced: they no longer leave.
     log_failed: bool,
     node: Arc<SideNode>,
@@ -666,7 +685,15 @@ struct Task {
     warned: bool,
     /// Gateways whose equivocation this node reported.
     reported: BTreeSet<PublicKey>,
+    /// Gateways reported silent, with their latest vertex then.
+    silent: BTreeMap<PublicKey, Option<Hash32>>,
+    /// Set once a change of the group's gateways on the main chain was reported.
+    group_changed: bool,
 }
+
+/// How long a gateway may send no vertex while final history waits for it, before the
+/// node says so.
+const SILENT_MS: u64 = 60_000;
 
 impl Task {
     fn run(mut self, rx: &Receiver<Incoming>, stop: &AtomicBool) {
@@ -676,6 +703,7 @@ impl Task {
         let tick = Duration::from_millis(1);
         let mut next_tick = Instant::now();
         let mut next_feed = Instant::now();
+        let mut next_watch = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
@@ -697,12 +725,61 @@ impl Task {
                 next_feed = now + Duration::from_millis(100);
                 self.feed_main_chain();
             }
+            if now >= next_watch {
+                next_watch = now + Duration::from_secs(10);
+                self.watch_group();
+            }
             if now >= next_tick {
                 next_tick = now + tick;
                 self.input(Input::Tick);
                 self.node.meter().sample(now);
                 self.snapshot_if_due();
             }
+        }
+    }
+
+    /// Tells the operator about what the group needs from outside: a gateway whose
+    /// silence keeps final history in memory, and a change of the gateways on the main
+    /// chain, which a running group does not follow.
+    fn watch_group(&mut self) {
+        let Some(status) = self.node.lock().as_ref().map(SideChain::status) else {
+            return;
+        };
+        let now = cpc_api::now_ms();
+        for (i, key) in status.gateways.iter().enumerate() {
+            let tip = status.tips.get(i).copied().flatten();
+            let last = status.last_vertex_ms.get(i).copied().flatten();
+            let silent = status.gateway != Some(*key)
+                && !status.equivocators.contains(key)
+                && status.awaiting_settling > 0
+                && last.is_none_or(|t| now.saturating_sub(t) > SILENT_MS);
+            match self.silent.get(key) {
+                None if silent => {
+                    self.silent.insert(*key, tip);
+                    tracing::warn!(
+                        gateway = %key,
+                        last_vertex_ms = last,
+                        awaiting_settling = status.awaiting_settling,
+                        "a side-chain gateway has sent no vertex for over a minute: final history stays in memory until it is back (its next vertex may build on it), so memory grows with the traffic; bring that gateway back"
+                    );
+                }
+                Some(was) if *was != tip => {
+                    self.silent.remove(key);
+                    tracing::info!(gateway = %key, "the silent side-chain gateway is back");
+                }
+                _ => {}
+            }
+        }
+        if !self.group_changed
+            && let Some(on_chain) = self.chain.with_state(|s| s.side_group(&status.group_id))
+            && on_chain.gateways != status.gateways
+        {
+            self.group_changed = true;
+            tracing::error!(
+                running = status.gateways.len(),
+                on_chain = on_chain.gateways.len(),
+                "the side-chain group's gateways changed on the main chain; this node goes on with the gateways it started with: a running group's history is signed by them, and a group cannot change its gateways yet"
+            );
         }
     }
 
@@ -765,6 +842,8 @@ impl Task {
             self.log.append_encoded(&record);
         }
         if let Some(msg) = msg {
+            // A refused twin is relayed: it is evidence, and the peer that sent it may be
+            // an honest gateway that took it before this node pruned.
             let bad = vertex.is_some_and(|id| rejected.contains(&id));
             let verdict = if bad {
                 Verdict::Reject
@@ -854,11 +933,28 @@ impl Task {
     }
 
     fn outbox_send(&self, o: Outgoing) {
-        // The outbox ends only with this task, unless it panicked.
-        if self.outbox.send(o).is_err() && !self.outbox_gone.replace(true) {
-            tracing::error!(
-                "the side-chain outbox thread is gone: this node sends nothing to the group any more; restart it"
-            );
+        match self.outbox.send(o) {
+            Ok(()) => {
+                if self.outbox_full.replace(false) {
+                    tracing::info!("the side-chain outbox takes messages again");
+                }
+            }
+            Err(Refused::Full) => {
+                self.node.meter().m.outbox_dropped_total += 1;
+                if !self.outbox_full.replace(true) {
+                    tracing::warn!(
+                        "the side-chain outbox is full (the log's disk syncs slowly?): messages to the group are dropped until it drains; peers ask again for the vertices they lack"
+                    );
+                }
+            }
+            // The outbox ends only with this task, unless it panicked.
+            Err(Refused::Gone) => {
+                if !self.outbox_gone.replace(true) {
+                    tracing::error!(
+                        "the side-chain outbox thread is gone: this node sends nothing to the group any more; restart it"
+                    );
+                }
+            }
         }
     }
 
@@ -1537,6 +1633,241 @@ mod tests {
         };
         assert!(kept.contains(&good_twin));
         assert_eq!(ToLog::Nothing.record(&data, &BTreeSet::new()), None);
+    }
+
+    #[test]
+    fn a_refused_twin_goes_to_the_log() {
+        // The log is what a restored node learns an equivocation from again: a twin the
+        // state machine refuses (here an overdraft) must be replayed, or the restored node
+        // forgets the equivocator and waits for its vertices to settle.
+        let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
+        let group = Group::new(
+            Group::id_of("district-7"),
+            keys.iter().map(SecretKey::public).collect(),
+        )
+        .unwrap();
+        let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
+        let machine = SecretKey::from_bytes([9; 32]);
+        let overdraft = cpc_sidechain::MachineTx {
+            group_id: group.id,
+            sender: machine.public(),
+            nonce: 0,
+            kind: cpc_sidechain::MachineKind::Transfer {
+                to: Address([1; 20]),
+                amount: 5,
+            },
+        }
+        .sign(&machine);
+        let vertex = |txs| {
+            cpc_sidechain::Vertex {
+                group_id: group.id,
+                creator: keys[3].public(),
+                sequence: 1,
+                timestamp_ms: 1,
+                parents: Vec::new(),
+                txs,
+            }
+            .sign(&keys[3])
+        };
+        let (original, twin) = (vertex(Vec::new()), vertex(vec![overdraft]));
+        let judge = |side: &mut SideChain, v: &SignedVertex| {
+            let data = Message::Vertex(v.clone()).encode();
+            let m = Message::decode_untrusted(&data).unwrap();
+            let actions = side.handle(1, Input::Message { from: 0, msg: m });
+            let rejected = rejected_vertices(&actions, side);
+            (data, actions, rejected)
+        };
+        let log = |side: &mut SideChain, vs: &[&SignedVertex]| {
+            vs.iter()
+                .filter_map(|v| {
+                    let (data, _, rejected) = judge(side, v);
+                    ToLog::AsReceived
+                        .record(&data, &rejected)
+                        .map(Cow::into_owned)
+                })
+                .collect::<Vec<_>>()
+        };
+        let fresh = || {
+            SideChain::new(
+                cpc_sidechain::Config::new(group.clone()),
+                None,
+                accel.clone(),
+            )
+            .unwrap()
+        };
+
+        let mut side = fresh();
+        let (_, actions, _) = judge(&mut side, &original);
+        assert!(
+            actions
+                .iter()
+                .all(|a| !matches!(a, Action::Rejected { .. }))
+        );
+        let (data, actions, rejected) = judge(&mut side, &twin);
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Rejected { vertex, .. } if *vertex == twin.id))
+                && actions.iter().any(|a| matches!(a, Action::Equivocation(_))),
+            "{actions:?}"
+        );
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(
+            ToLog::AsReceived.record(&data, &rejected).as_deref(),
+            Some(&data[..])
+        );
+        assert_eq!(side.status().equivocators, vec![keys[3].public()]);
+
+        // Replayed from what the log kept, a new node knows the equivocator too; an
+        // overdraft that is no twin stays out.
+        let mut first = fresh();
+        let records = log(&mut first, &[&original, &twin]);
+        assert_eq!(records.len(), 2);
+        let mut replayed = fresh();
+        for r in &records {
+            let msg = Message::decode_untrusted(r).unwrap();
+            replayed.handle(1, Input::Message { from: 0, msg });
+        }
+        assert_eq!(replayed.status().equivocators, vec![keys[3].public()]);
+        assert!(log(&mut fresh(), &[&twin]).is_empty());
+    }
+
+    /// A node's side chain before its group is open, behind the HTTP API as a fleet
+    /// operator reaches it.
+    struct Unopened {
+        node: Arc<SideNode>,
+        app: axum::Router,
+        _dir: tempfile::TempDir,
+    }
+
+    fn unopened() -> Unopened {
+        use cpc_state::{Genesis, GenesisValidator, Params};
+        use cpc_types::{TOTAL_SUPPLY, UNITS_PER_CPC};
+
+        struct Services(Arc<SideNode>);
+        impl cpc_api::Services for Services {
+            fn consensus(&self) -> Option<cpc_chain::ConsensusStatus> {
+                None
+            }
+            fn network(&self) -> Option<cpc_p2p::NetStatus> {
+                None
+            }
+            fn sidechain(&self) -> Option<Arc<dyn SideService>> {
+                Some(self.0.clone())
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let validator = SecretKey::from_bytes([100; 32]);
+        let foundation = SecretKey::from_bytes([200; 32]).address();
+        let deposit = 10_000 * UNITS_PER_CPC;
+        let genesis = Genesis {
+            chain_id: 9,
+            timestamp_ms: 1_767_225_600_000,
+            params: Params::with_foundation(foundation),
+            allocations: BTreeMap::from([(foundation, TOTAL_SUPPLY - deposit)]),
+            validators: vec![GenesisValidator {
+                key: validator.public(),
+                vrf_key: validator.public(),
+                endpoint: String::new(),
+                deposit,
+            }],
+            side_groups: Vec::new(),
+        };
+        let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
+        let store = cpc_storage::StoreConfig {
+            path: dir.path().join("db"),
+            sync: false,
+        };
+        let chain = Arc::new(
+            Chain::open(
+                genesis,
+                &store,
+                accel.clone(),
+                Some(validator),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        let node = Arc::new(SideNode {
+            group_id: Group::id_of("district-7"),
+            accel,
+            side: Mutex::new(None),
+            meter: Mutex::new(Meter::default()),
+            chain: chain.clone(),
+            in_flight: Mutex::new(InFlight::default()),
+            replaying: AtomicU64::new(NOT_REPLAYING),
+            archive_failed: AtomicBool::new(false),
+        });
+        let state = Arc::new(cpc_api::ApiState {
+            admission: cpc_api::admission::Admission::start(&chain, 16),
+            chain,
+            services: Arc::new(Services(node.clone())),
+            fhe: None,
+            config: cpc_api::ApiConfig::default(),
+            started: Instant::now(),
+        });
+        Unopened {
+            node,
+            app: cpc_api::router(state),
+            _dir: dir,
+        }
+    }
+
+    /// The status and error message of a request.
+    async fn call(app: &axum::Router, req: axum::http::Request<axum::body::Body>) -> (u16, String) {
+        use tower::ServiceExt as _;
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, v["message"].as_str().unwrap_or_default().to_owned())
+    }
+
+    #[tokio::test]
+    async fn the_api_says_why_the_group_is_not_served_yet() {
+        let n = unopened();
+        let machine = SecretKey::from_bytes([9; 32]);
+        let tx = cpc_sidechain::MachineTx {
+            group_id: n.node.group_id,
+            sender: machine.public(),
+            nonce: 0,
+            kind: cpc_sidechain::MachineKind::Event {
+                event_type: 1,
+                data_hash: Hash32([1; 32]),
+                x: 0,
+                y: 0,
+            },
+        }
+        .sign(&machine);
+        let requests = || {
+            [
+                axum::http::Request::get("/v1/sidechain/status")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+                axum::http::Request::post("/v1/sidechain/txs")
+                    .header("content-type", "application/octet-stream")
+                    .body(axum::body::Body::from(tx.encode()))
+                    .unwrap(),
+            ]
+        };
+        for req in requests() {
+            let (status, message) = call(&n.app, req).await;
+            assert_eq!(status, 503, "{message}");
+            assert!(message.contains("not on the main chain yet"), "{message}");
+        }
+        // While the log replays at start: how far it got, and to retry.
+        n.node.replaying.store(1234, Ordering::Relaxed);
+        for req in requests() {
+            let (status, message) = call(&n.app, req).await;
+            assert_eq!(status, 503, "{message}");
+            assert!(
+                message.contains("replaying its side-chain log (1234 records so far); retry"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

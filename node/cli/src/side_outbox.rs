@@ -9,9 +9,15 @@
 //! the gateway task never waits for the disk. A log that cannot be written or synced stops
 //! this gateway's vertices from leaving for the rest of the run: after a failed sync the
 //! kernel may have dropped the pages, so a later sync that succeeds proves nothing.
+//!
+//! The queue holds at most [`QUEUE_BYTES`] of messages. A disk that stalls for seconds (an
+//! SD card at an edge) holds up every message behind a sync, and a full queue drops new
+//! messages, as the network layer does with its own: gossip is best effort, and peers ask
+//! for the vertices they lack from the heads every gateway announces.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use cpc_p2p::{Network, PeerId, Topic};
@@ -74,6 +80,67 @@ pub(crate) struct Outgoing {
     pub(crate) parts: Vec<Part>,
 }
 
+impl Outgoing {
+    fn bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Publish(d) | Part::To(_, d) => d.len(),
+            })
+            .sum()
+    }
+}
+
+/// Most bytes of messages queued for the outbox: about seven seconds of a gateway's
+/// vertices at 10,000 transactions a second, far beyond a healthy disk's sync.
+pub(crate) const QUEUE_BYTES: usize = 64 << 20;
+
+/// Why the outbox did not take a message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue is full: the message is dropped.
+    Full,
+    /// The outbox thread is gone.
+    Gone,
+}
+
+/// The gateway task's end of the outbox.
+pub(crate) struct Sender {
+    tx: std::sync::mpsc::Sender<Outgoing>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Sender {
+    /// Queues `o` unless the queue would pass its limit (a message larger than the limit
+    /// still goes to an empty queue).
+    pub(crate) fn send(&self, o: Outgoing) -> Result<(), Refused> {
+        let n = o.bytes();
+        let before = self.queued.fetch_add(n, Ordering::Relaxed);
+        if before > 0 && before + n > self.limit {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            return Err(Refused::Full);
+        }
+        self.tx.send(o).map_err(|_| {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            Refused::Gone
+        })
+    }
+}
+
+/// A bounded queue of messages: the sender and the receiving end with the byte count it
+/// gives back as it takes messages.
+fn queue(limit: usize) -> (Sender, Receiver<Outgoing>, Arc<AtomicUsize>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let sender = Sender {
+        tx,
+        queued: queued.clone(),
+        limit,
+    };
+    (sender, rx, queued)
+}
+
 /// Most messages carried out after one sync.
 const BATCH: usize = 1024;
 
@@ -93,19 +160,49 @@ pub(crate) fn start(
     net: Network,
     group: [u8; 32],
     report: impl Fn(Delivered) + Send + 'static,
-) -> std::io::Result<Sender<Outgoing>> {
-    let (tx, rx) = std::sync::mpsc::channel();
+) -> std::io::Result<Sender> {
+    let (tx, rx, queued) = queue(QUEUE_BYTES);
     std::thread::Builder::new()
         .name("cpc-side-outbox".into())
-        .spawn(move || run(&rx, &net, group, &report))?;
+        .spawn(move || run(&rx, &queued, &net, group, &report))?;
     Ok(tx)
 }
 
-fn run(rx: &Receiver<Outgoing>, net: &Network, group: [u8; 32], report: &dyn Fn(Delivered)) {
+/// A batch's bytes, which count against the queue until it is out (a stalled sync holds
+/// it): dropping this gives them back.
+struct Taken<'a> {
+    queued: &'a AtomicUsize,
+    bytes: usize,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// The next batch: one message, waited for, and up to [`BATCH`] in all of what else is
+/// queued. `None` once every sender is gone.
+fn next_batch<'a>(
+    rx: &Receiver<Outgoing>,
+    queued: &'a AtomicUsize,
+) -> Option<(Vec<Outgoing>, Taken<'a>)> {
+    let first = rx.recv().ok()?;
+    let mut batch = vec![first];
+    batch.extend(rx.try_iter().take(BATCH - 1));
+    let bytes = batch.iter().map(Outgoing::bytes).sum();
+    Some((batch, Taken { queued, bytes }))
+}
+
+fn run(
+    rx: &Receiver<Outgoing>,
+    queued: &AtomicUsize,
+    net: &Network,
+    group: [u8; 32],
+    report: &dyn Fn(Delivered),
+) {
     let mut outbox = Outbox::default();
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter().take(BATCH - 1));
+    while let Some((batch, _taken)) = next_batch(rx, queued) {
         let mut d = Delivered::default();
         let sync = |log: &LogFile| {
             let started = Instant::now();
@@ -320,6 +417,32 @@ mod tests {
         assert_eq!(of(&own, me, None, false, false), "never");
         // Not synced by config.
         assert_eq!(of(&own, me, Some(&a), false, false), "not needed");
+    }
+
+    #[test]
+    fn a_full_queue_drops_new_messages_until_a_batch_is_out() {
+        let (tx, rx, queued) = queue(100);
+        let sized = |n: usize| Outgoing {
+            durable: Durable::NotNeeded,
+            parts: vec![Part::Publish(vec![0; n])],
+        };
+        assert_eq!(tx.send(sized(60)), Ok(()));
+        assert_eq!(tx.send(sized(60)), Err(Refused::Full));
+        assert_eq!(tx.send(sized(40)), Ok(()));
+        assert_eq!(tx.send(sized(1)), Err(Refused::Full));
+        // Taken but not yet out (its log syncing): still counted.
+        let (batch, taken) = next_batch(&rx, &queued).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(tx.send(sized(1)), Err(Refused::Full));
+        drop(taken);
+        assert_eq!(queued.load(Ordering::Relaxed), 0);
+        // One message above the limit still goes to an empty queue, and only then.
+        assert_eq!(tx.send(sized(500)), Ok(()));
+        assert_eq!(tx.send(sized(1)), Err(Refused::Full));
+        drop(next_batch(&rx, &queued));
+        assert_eq!(tx.send(sized(1)), Ok(()));
+        drop(rx);
+        assert_eq!(tx.send(sized(1)), Err(Refused::Gone));
     }
 
     #[test]

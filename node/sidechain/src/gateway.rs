@@ -570,6 +570,15 @@ pub struct Status {
     /// own it has seen: it signs again once its chain reaches it (peers send it).
     #[serde(default)]
     pub resuming_to: Option<u64>,
+    /// Per gateway, the timestamp (its own clock, ms) of its latest vertex: a gateway long
+    /// silent holds up pruning.
+    #[serde(default)]
+    pub last_vertex_ms: Vec<Option<u64>>,
+    /// Vertices that final anchors cover and that wait for every gateway to see them
+    /// before they leave memory (see the crate docs, "Pruning"). It grows while a gateway
+    /// is silent.
+    #[serde(default)]
+    pub awaiting_settling: u64,
 }
 
 /// An anchor as the status reports it.
@@ -1113,6 +1122,15 @@ impl SideChain {
             own_sequence: self.me.map(|_| self.my_seq),
             resuming_to: (self.me.is_some() && self.my_seq < self.own_seen)
                 .then_some(self.own_seen),
+            last_vertex_ms: self
+                .latest
+                .iter()
+                .map(|l| {
+                    let (_, id) = (*l)?;
+                    Some(self.vertices.get(&id)?.vertex.vertex.timestamp_ms)
+                })
+                .collect(),
+            awaiting_settling: self.prunable.len() as u64,
         }
     }
 

@@ -120,7 +120,8 @@
 //!   (honest gateways never do). Otherwise a peer could name a pruned vertex that one node
 //!   still holds and another does not.
 //! - Pruning waits for every gateway: while one is silent, its next vertex may build on
-//!   old history, so that history stays. A gateway gone for good should leave the group.
+//!   old history, so that history stays ([`Status::awaiting_settling`] counts it). A
+//!   group's gateways cannot change yet, so a gateway gone for good holds it for good.
 //! - An equivocator's vertex is pruned only once its creator's chain goes on from it. A
 //!   twin counts as seen by its creator through itself alone; pruned, it would become a
 //!   tip the equivocator's own chain (from the other twin) lacks, so a node that pruned

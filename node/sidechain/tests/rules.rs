@@ -1358,6 +1358,20 @@ fn a_gateway_that_was_down_catches_up_in_a_few_round_trips() {
         "too shallow to need several answers: {}",
         st.vertices
     );
+    // Final history waits for it in memory, and the status says whom it waits for.
+    assert!(
+        st.awaiting_settling > 100 && st.pruned_vertices == 0,
+        "{st:?}"
+    );
+    let down = st
+        .gateways
+        .iter()
+        .position(|k| *k == net.keys[3].public())
+        .unwrap();
+    for (g, t) in st.last_vertex_ms.iter().enumerate() {
+        assert_eq!(t.is_none(), g == down, "{:?}", st.last_vertex_ms);
+        assert!(t.is_none_or(|t| t + 50 >= net.now));
+    }
     // It hears gateway 0's heads, and asks gateway 0 for what it lacks until it has it.
     let now = net.now;
     let mut inbox = vec![Message::Heads(tips.clone())];
@@ -1395,11 +1409,21 @@ fn a_gateway_that_was_down_catches_up_in_a_few_round_trips() {
         assert!(net.nodes[3].vertex(t).is_some(), "tip {t} missing");
     }
     assert_eq!(net.nodes[3].status().vertices, st.vertices);
-    // Once it is back, everything confirms on it too.
+    // Once it is back, everything confirms on it too, and the history it held up leaves.
     net.run(200, &[0, 1, 2, 3]);
     assert_eq!(
         net.nodes[3].status().confirmed_vertices,
         net.nodes[0].status().confirmed_vertices
+    );
+    let back = net.nodes[0].status();
+    assert!(back.last_vertex_ms[down].is_some());
+    assert!(
+        back.pruned_vertices >= st.awaiting_settling
+            && back.awaiting_settling < st.awaiting_settling / 4,
+        "{} pruned, {} of {} still waiting",
+        back.pruned_vertices,
+        back.awaiting_settling,
+        st.awaiting_settling
     );
 }
 
