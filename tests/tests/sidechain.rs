@@ -557,10 +557,11 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     let again = event(group, &SecretKey::from_bytes([10; 32]), 0, 6);
     post_final(&net.nodes[2], &net.nodes, &again);
     assert_logged(&net.nodes[2], "cannot read the side-chain snapshot");
-    // A gateway whose log cannot be written sends none of its vertices (a power loss would
-    // make it forget them, and sign their sequence numbers again) and says so; the others
-    // confirm without it, and it follows them (its acknowledgement of a transaction is
-    // a vertex it withholds).
+    // A gateway whose log cannot be written must send none of its vertices (a power loss
+    // would make it forget them, and sign their sequence numbers again), so it stops
+    // signing and says so: it sends clients to another gateway rather than take
+    // transactions into vertices nobody would see. The others confirm without it, and
+    // it follows them.
     let st = net.nodes[1].get("/v1/sidechain/status").body;
     let me = st["gateways"]
         .as_array()
@@ -582,35 +583,41 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     std::fs::rename(&side_dir, &aside).unwrap();
     std::fs::write(&side_dir, b"not a directory").unwrap();
     net.nodes[1].start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = net.nodes[1].get("/v1/sidechain/status").body;
+        if let Some(why) = st["halted"].as_str() {
+            assert!(why.contains("log cannot be written"), "{st}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not halted: {st}\n{}",
+            tail(&net.nodes[1].log())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_logged(&net.nodes[1], "this side-chain gateway stops signing");
     let without = event(group, &SecretKey::from_bytes([11; 32]), 0, 7);
+    let refused = post(&net.nodes[1], &without);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("stopped signing") && m.contains("another gateway")),
+        "{}",
+        refused.body
+    );
     assert_eq!(post(&net.nodes[0], &without).status, 202);
     for n in &net.nodes {
         wait_status(n, &without.hash(), CONFIRMED, 60);
     }
     let metrics = |n: &Node| n.get_text("/metrics", None).1;
-    let own_sequence = |n: &Node| {
-        n.get("/v1/sidechain/status").body["own_sequence"]
-            .as_u64()
-            .unwrap_or(0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(&metrics(&net.nodes[1]), "cpchain_side_withheld_total").unwrap_or(0) == 0
-        || own_sequence(&net.nodes[1]) <= before
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no vertex withheld: {}\n{}",
-            net.nodes[1].get("/v1/sidechain/status").body,
-            tail(&net.nodes[1].log())
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_logged(&net.nodes[1], "this gateway's vertices are no longer sent");
     assert_eq!(
         metric(&metrics(&net.nodes[0]), "cpchain_side_withheld_total"),
         Some(0)
     );
-    // What it signed since never reached the others.
+    // Nothing of it reached the others since.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(tip_sequence(&net.nodes[0]), before);
     // With its log back it signs on from what the log holds: what it withheld, nobody saw.

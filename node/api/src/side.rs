@@ -50,7 +50,7 @@ pub struct SideMetrics {
     /// Messages carrying this gateway's vertices it did not send because its log could
     /// not make them durable (any: fix the disk and restart).
     pub withheld_total: u64,
-    /// Messages dropped because the outbox was full (its log's disk syncs slowly).
+    /// Vertex messages dropped because the outbox was full (its log's disk syncs slowly).
     pub outbox_dropped_total: u64,
     /// Syncs of the side-chain log before this gateway's vertices left.
     pub log_syncs_total: u64,
@@ -132,9 +132,10 @@ impl From<SideError> for ApiError {
                 ApiError::Invalid(e.to_string())
             }
             SideError::PoolFull => ApiError::RateLimited(e.to_string()),
-            SideError::NotGateway | SideError::Group(_) | SideError::Snapshot(_) => {
-                ApiError::Unavailable(e.to_string())
-            }
+            SideError::NotGateway
+            | SideError::Halted(_)
+            | SideError::Group(_)
+            | SideError::Snapshot(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }
@@ -440,7 +441,7 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
         ),
         (
             "cpchain_side_outbox_dropped_total",
-            "Side-chain messages dropped because the outbox was full: the log's disk syncs slowly.",
+            "Side-chain vertex messages dropped because the outbox was full: the log's disk syncs slowly.",
             m.outbox_dropped_total,
         ),
         (

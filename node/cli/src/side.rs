@@ -300,6 +300,9 @@ pub(crate) struct SideNode {
     /// Set once a write of pruned history to the store failed: only the logs hold it, so
     /// no snapshot may replace them.
     archive_failed: AtomicBool,
+    /// Set once the outbox found the log unsyncable: this gateway's vertices no longer
+    /// leave, and the task stops it signing.
+    log_lost: AtomicBool,
 }
 
 /// `SideNode::replaying` when no replay runs.
@@ -571,6 +574,7 @@ pub(crate) fn start(
         in_flight: Mutex::new(InFlight::default()),
         replaying: AtomicU64::new(NOT_REPLAYING),
         archive_failed: AtomicBool::new(false),
+        log_lost: AtomicBool::new(false),
     });
     // Serializing and writing pruned history takes milliseconds per anchor; the gateway
     // task hands it over and goes on with its vertices.
@@ -607,6 +611,9 @@ pub(crate) fn start(
             m.withheld_total += d.withheld;
             m.log_syncs_total += d.syncs;
             m.log_sync_us_total += d.sync_time.as_micros() as u64;
+            if d.log_failed {
+                node.log_lost.store(true, Ordering::Relaxed);
+            }
         })?
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
@@ -616,6 +623,7 @@ pub(crate) fn start(
         outbox_gone: std::cell::Cell::new(false),
         outbox_full: std::cell::Cell::new(false),
         log_failed: false,
+        halted: false,
         log: SideLog::new(files.log(0)),
         files,
         log_id: 0,
@@ -634,7 +642,7 @@ pub(crate) fn start(
         fed: 0,
         warned: false,
         reported: BTreeSet::new(),
-        silent: BTreeMap::new(),
+        watch: Watch::default(),
         group_changed: false,
     };
     let thread = std::thread::Builder::new()
@@ -671,6 +679,8 @@ struct Task {
     outbox_full: std::cell::Cell<bool>,
     /// A log this gateway's vertices are in could not be synced: they no longer leave.
     log_failed: bool,
+    /// Set once this gateway was stopped signing for want of a working log.
+    halted: bool,
     node: Arc<SideNode>,
     section: SideSection,
     chain: Arc<Chain>,
@@ -685,15 +695,78 @@ struct Task {
     warned: bool,
     /// Gateways whose equivocation this node reported.
     reported: BTreeSet<PublicKey>,
-    /// Gateways reported silent, with their latest vertex then.
-    silent: BTreeMap<PublicKey, Option<Hash32>>,
+    /// Which gateways are silent.
+    watch: Watch,
     /// Set once a change of the group's gateways on the main chain was reported.
     group_changed: bool,
 }
 
 /// How long a gateway may send no vertex while final history waits for it, before the
 /// node says so.
-const SILENT_MS: u64 = 60_000;
+const SILENT: Duration = Duration::from_secs(60);
+
+/// A gateway as the [`Watch`] last saw it.
+struct Watched {
+    tip: Option<Hash32>,
+    since: Instant,
+    awaiting: u64,
+    reported: bool,
+}
+
+/// What the [`Watch`] noticed.
+#[derive(Debug, PartialEq, Eq)]
+enum Noticed {
+    /// A gateway sent no vertex for this long while final history piled up.
+    Silent(PublicKey, Duration),
+    /// A gateway reported silent sent a vertex again.
+    Back(PublicKey),
+}
+
+/// Finds gateways whose silence keeps final history in memory. Silence is timed on this
+/// node's clock from when it last saw the gateway's latest vertex change (from the first
+/// look at first, so a restart does not count the time it was down), and counts only
+/// while final history piles up: an idle group is silent by design.
+#[derive(Default)]
+struct Watch(BTreeMap<PublicKey, Watched>);
+
+impl Watch {
+    fn observe(&mut self, status: &Status, now: Instant) -> Vec<Noticed> {
+        let mut noticed = Vec::new();
+        for (i, key) in status.gateways.iter().enumerate() {
+            let tip = status.tips.get(i).copied().flatten();
+            let fresh = Watched {
+                tip,
+                since: now,
+                awaiting: status.awaiting_settling,
+                reported: false,
+            };
+            let w = self.0.entry(*key).or_insert(fresh);
+            if w.tip != tip {
+                if w.reported {
+                    noticed.push(Noticed::Back(*key));
+                }
+                *w = Watched {
+                    tip,
+                    since: now,
+                    awaiting: status.awaiting_settling,
+                    reported: false,
+                };
+                continue;
+            }
+            let silent = now.duration_since(w.since);
+            if !w.reported
+                && status.gateway != Some(*key)
+                && !status.equivocators.contains(key)
+                && silent > SILENT
+                && status.awaiting_settling > w.awaiting
+            {
+                w.reported = true;
+                noticed.push(Noticed::Silent(*key, silent));
+            }
+        }
+        noticed
+    }
+}
 
 impl Task {
     fn run(mut self, rx: &Receiver<Incoming>, stop: &AtomicBool) {
@@ -731,11 +804,38 @@ impl Task {
             }
             if now >= next_tick {
                 next_tick = now + tick;
+                self.halt_if_unlogged();
                 self.input(Input::Tick);
                 self.node.meter().sample(now);
                 self.snapshot_if_due();
             }
         }
+    }
+
+    /// Stops this gateway signing once its vertices can no longer leave the node (its log
+    /// cannot be written or synced): a transaction it took would stay in a vertex no peer
+    /// ever sees. Clients are sent to another gateway (503) until the node is restarted.
+    fn halt_if_unlogged(&mut self) {
+        if self.halted || self.key.is_none() {
+            return;
+        }
+        let why = if self.log.file().is_none() {
+            "its side-chain log cannot be written"
+        } else if self.log_failed || self.node.log_lost.load(Ordering::Relaxed) {
+            "its side-chain log cannot be synced"
+        } else {
+            return;
+        };
+        let mut guard = self.node.lock();
+        // The log opens with the group.
+        let Some(side) = guard.as_mut() else {
+            return;
+        };
+        side.halt(format!("{why} (fix the disk and restart the node)"));
+        self.halted = true;
+        tracing::error!(
+            "this side-chain gateway stops signing: {why}; it refuses transactions (clients go to another gateway) and follows the group until the node is restarted with a working disk"
+        );
     }
 
     /// Tells the operator about what the group needs from outside: a gateway whose
@@ -745,29 +845,17 @@ impl Task {
         let Some(status) = self.node.lock().as_ref().map(SideChain::status) else {
             return;
         };
-        let now = cpc_api::now_ms();
-        for (i, key) in status.gateways.iter().enumerate() {
-            let tip = status.tips.get(i).copied().flatten();
-            let last = status.last_vertex_ms.get(i).copied().flatten();
-            let silent = status.gateway != Some(*key)
-                && !status.equivocators.contains(key)
-                && status.awaiting_settling > 0
-                && last.is_none_or(|t| now.saturating_sub(t) > SILENT_MS);
-            match self.silent.get(key) {
-                None if silent => {
-                    self.silent.insert(*key, tip);
-                    tracing::warn!(
-                        gateway = %key,
-                        last_vertex_ms = last,
-                        awaiting_settling = status.awaiting_settling,
-                        "a side-chain gateway has sent no vertex for over a minute: final history stays in memory until it is back (its next vertex may build on it), so memory grows with the traffic; bring that gateway back"
-                    );
+        for n in self.watch.observe(&status, Instant::now()) {
+            match n {
+                Noticed::Silent(gateway, silent) => tracing::warn!(
+                    %gateway,
+                    silent_s = silent.as_secs(),
+                    awaiting_settling = status.awaiting_settling,
+                    "a side-chain gateway has sent no vertex for over a minute: final history stays in memory until it is back (its next vertex may build on it), so memory grows with the traffic; bring that gateway back"
+                ),
+                Noticed::Back(gateway) => {
+                    tracing::info!(%gateway, "the silent side-chain gateway is back");
                 }
-                Some(was) if *was != tip => {
-                    self.silent.remove(key);
-                    tracing::info!(gateway = %key, "the silent side-chain gateway is back");
-                }
-                _ => {}
             }
         }
         if !self.group_changed
@@ -880,6 +968,7 @@ impl Task {
             self.outbox_send(Outgoing {
                 durable: Durable::NotNeeded,
                 parts: to_peer(peer, &Message::Vertices(found)),
+                droppable: true,
             });
         }
     }
@@ -918,7 +1007,12 @@ impl Task {
             self.log_failed,
             self.section.sync_log,
         );
-        self.outbox_send(Outgoing { durable, parts });
+        let droppable = matches!(msg, Message::Vertex(_) | Message::Vertices(_));
+        self.outbox_send(Outgoing {
+            durable,
+            parts,
+            droppable,
+        });
     }
 
     /// Syncs a log that may hold vertices of this gateway (unless `sync_log` is off); if
@@ -943,7 +1037,7 @@ impl Task {
                 self.node.meter().m.outbox_dropped_total += 1;
                 if !self.outbox_full.replace(true) {
                     tracing::warn!(
-                        "the side-chain outbox is full (the log's disk syncs slowly?): messages to the group are dropped until it drains; peers ask again for the vertices they lack"
+                        "the side-chain outbox is full (the log's disk syncs slowly?): vertices to the group are dropped until it drains; peers ask again for those they lack"
                     );
                 }
             }
@@ -1798,6 +1892,7 @@ mod tests {
             in_flight: Mutex::new(InFlight::default()),
             replaying: AtomicU64::new(NOT_REPLAYING),
             archive_failed: AtomicBool::new(false),
+            log_lost: AtomicBool::new(false),
         });
         let state = Arc::new(cpc_api::ApiState {
             admission: cpc_api::admission::Admission::start(&chain, 16),
@@ -1868,6 +1963,76 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn the_watch_names_a_silent_gateway_only_while_final_history_piles_up() {
+        let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
+        let group = Group::new(
+            Group::id_of("district-7"),
+            keys.iter().map(SecretKey::public).collect(),
+        )
+        .unwrap();
+        let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
+        let side = SideChain::new(
+            cpc_sidechain::Config::new(group),
+            Some(keys[0].clone()),
+            accel,
+        )
+        .unwrap();
+        let mut st = side.status();
+        let (me, down) = (keys[0].public(), keys[1].public());
+        let at = |i: usize| Hash32([i as u8; 32]);
+        let t0 = Instant::now();
+        let s = |secs| t0 + Duration::from_secs(secs);
+        let mut watch = Watch::default();
+        // Every gateway has sent a vertex but `down`, which never moves again.
+        let step = |st: &mut Status, round: usize| {
+            for (i, k) in st.gateways.clone().iter().enumerate() {
+                if *k != down {
+                    st.tips[i] = Some(at(round * 10 + i));
+                }
+            }
+        };
+        step(&mut st, 1);
+        st.awaiting_settling = 10;
+        assert_eq!(watch.observe(&st, s(0)), vec![]);
+        // Idle: the group is silent and nothing piles up.
+        assert_eq!(watch.observe(&st, s(120)), vec![]);
+        // Traffic: the others move on and final history piles up: `down`, silent for
+        // over a minute, is named once.
+        step(&mut st, 2);
+        st.awaiting_settling = 500;
+        assert_eq!(
+            watch.observe(&st, s(121)),
+            vec![Noticed::Silent(down, Duration::from_secs(121))]
+        );
+        step(&mut st, 3);
+        st.awaiting_settling = 900;
+        assert_eq!(watch.observe(&st, s(200)), vec![]);
+        // It is back.
+        let i = st.gateways.iter().position(|k| *k == down).unwrap();
+        st.tips[i] = Some(at(99));
+        assert_eq!(watch.observe(&st, s(201)), vec![Noticed::Back(down)]);
+        // A first look starts the clock: a node that was down itself names no one for
+        // its own absence.
+        let mut w = Watch::default();
+        assert_eq!(w.observe(&st, s(0)), vec![]);
+        st.awaiting_settling = 2_000;
+        assert_eq!(w.observe(&st, s(30)), vec![]);
+        // When nothing moves, every silent gateway is named but this node and a known
+        // equivocator.
+        st.equivocators = vec![down];
+        let mut named = w.observe(&st, s(61));
+        named.sort_by_key(|n| format!("{n:?}"));
+        let mut want: Vec<Noticed> = st
+            .gateways
+            .iter()
+            .filter(|k| **k != me && **k != down)
+            .map(|k| Noticed::Silent(*k, Duration::from_secs(61)))
+            .collect();
+        want.sort_by_key(|n| format!("{n:?}"));
+        assert_eq!(named, want);
     }
 
     #[test]

@@ -10,10 +10,12 @@
 //! this gateway's vertices from leaving for the rest of the run: after a failed sync the
 //! kernel may have dropped the pages, so a later sync that succeeds proves nothing.
 //!
-//! The queue holds at most [`QUEUE_BYTES`] of messages. A disk that stalls for seconds (an
-//! SD card at an edge) holds up every message behind a sync, and a full queue drops new
-//! messages, as the network layer does with its own: gossip is best effort, and peers ask
-//! for the vertices they lack from the heads every gateway announces.
+//! The queue holds at most [`QUEUE_BYTES`] of vertices. A disk that stalls (an SD card at
+//! an edge) holds up every message behind a sync, and a full queue drops new vertices, as
+//! the network layer drops what it cannot queue: peers ask for the vertices they lack from
+//! the heads every gateway announces. Other messages (heads, requests, anchors and their
+//! endorsements, which no one asks for again) are small and still queue, up to twice the
+//! limit in all.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,6 +80,8 @@ pub(crate) enum Part {
 pub(crate) struct Outgoing {
     pub(crate) durable: Durable,
     pub(crate) parts: Vec<Part>,
+    /// Whether a full queue may drop it: vertices, which peers ask for again.
+    pub(crate) droppable: bool,
 }
 
 impl Outgoing {
@@ -91,8 +95,9 @@ impl Outgoing {
     }
 }
 
-/// Most bytes of messages queued for the outbox: about seven seconds of a gateway's
-/// vertices at 10,000 transactions a second, far beyond a healthy disk's sync.
+/// Most bytes of vertices queued for the outbox: over a minute of a gateway's own
+/// vertices at 10,000 transactions a second (about 180 bytes each, a quarter of them its
+/// own in a group of four), far beyond a healthy disk's sync.
 pub(crate) const QUEUE_BYTES: usize = 64 << 20;
 
 /// Why the outbox did not take a message.
@@ -112,12 +117,18 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
-    /// Queues `o` unless the queue would pass its limit (a message larger than the limit
-    /// still goes to an empty queue).
+    /// Queues `o` unless the queue would pass its limit, or twice that for a message
+    /// that may not be dropped (a message larger than the limit still goes to an empty
+    /// queue).
     pub(crate) fn send(&self, o: Outgoing) -> Result<(), Refused> {
         let n = o.bytes();
+        let limit = if o.droppable {
+            self.limit
+        } else {
+            2 * self.limit
+        };
         let before = self.queued.fetch_add(n, Ordering::Relaxed);
-        if before > 0 && before + n > self.limit {
+        if before > 0 && before + n > limit {
             self.queued.fetch_sub(n, Ordering::Relaxed);
             return Err(Refused::Full);
         }
@@ -152,6 +163,8 @@ pub(crate) struct Delivered {
     /// Log syncs, and the time they took.
     pub(crate) syncs: u64,
     pub(crate) sync_time: Duration,
+    /// Whether this gateway's vertices no longer leave (a log failed).
+    pub(crate) log_failed: bool,
 }
 
 /// Starts the outbox thread for `group`; it ends once every sender is dropped and what
@@ -216,6 +229,7 @@ fn run(
             Part::To(peer, data) => net.side_send(peer, group, data),
         };
         d.withheld = outbox.deliver(batch, sync, send);
+        d.log_failed = outbox.failed;
         if d.withheld > 0 || d.syncs > 0 {
             report(d);
         }
@@ -291,6 +305,7 @@ mod tests {
 
     fn msg(durable: Durable, byte: u8) -> Outgoing {
         Outgoing {
+            droppable: true,
             durable,
             parts: vec![Part::Publish(vec![byte])],
         }
@@ -425,14 +440,22 @@ mod tests {
         let sized = |n: usize| Outgoing {
             durable: Durable::NotNeeded,
             parts: vec![Part::Publish(vec![0; n])],
+            droppable: true,
+        };
+        let essential = |n: usize| Outgoing {
+            droppable: false,
+            ..sized(n)
         };
         assert_eq!(tx.send(sized(60)), Ok(()));
         assert_eq!(tx.send(sized(60)), Err(Refused::Full));
         assert_eq!(tx.send(sized(40)), Ok(()));
         assert_eq!(tx.send(sized(1)), Err(Refused::Full));
+        // What no one asks for again still queues, up to twice the limit.
+        assert_eq!(tx.send(essential(90)), Ok(()));
+        assert_eq!(tx.send(essential(20)), Err(Refused::Full));
         // Taken but not yet out (its log syncing): still counted.
         let (batch, taken) = next_batch(&rx, &queued).unwrap();
-        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.len(), 3);
         assert_eq!(tx.send(sized(1)), Err(Refused::Full));
         drop(taken);
         assert_eq!(queued.load(Ordering::Relaxed), 0);

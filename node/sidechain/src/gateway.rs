@@ -579,6 +579,9 @@ pub struct Status {
     /// is silent.
     #[serde(default)]
     pub awaiting_settling: u64,
+    /// Why this gateway stopped signing for the rest of the run, if it did.
+    #[serde(default)]
+    pub halted: Option<String>,
 }
 
 /// An anchor as the status reports it.
@@ -700,6 +703,9 @@ pub struct SideChain {
     /// signs again only once its chain is back up to there, so that it never signs a
     /// sequence number twice (an own vertex whose parents never come keeps it silent).
     own_seen: u64,
+    /// Why this gateway stopped signing for the rest of the run (see [`SideChain::halt`]);
+    /// not in a snapshot.
+    halted: Option<String>,
     last_vertex_ms: u64,
     last_heads_ms: u64,
     started_ms: Option<u64>,
@@ -815,6 +821,7 @@ impl SideChain {
             my_seq: 0,
             my_last: None,
             own_seen: 0,
+            halted: None,
             last_vertex_ms: 0,
             last_heads_ms: 0,
             started_ms: None,
@@ -967,6 +974,13 @@ impl SideChain {
                 .0
                 .iter()
                 .map(|_| Err(SideError::NotGateway))
+                .collect();
+        }
+        if let Some(why) = &self.halted {
+            return checked
+                .0
+                .iter()
+                .map(|_| Err(SideError::Halted(why.clone())))
                 .collect();
         }
         let mut res = Vec::with_capacity(checked.0.len());
@@ -1131,6 +1145,21 @@ impl SideChain {
                 })
                 .collect(),
             awaiting_settling: self.prunable.len() as u64,
+            halted: self.halted.clone(),
+        }
+    }
+
+    /// Stops this gateway signing for the rest of the run, for `reason`: its log cannot
+    /// keep its vertices, so none of them may leave the node (it could sign a sequence
+    /// number twice after a power loss), and a transaction it took would stay in a vertex
+    /// no peer ever sees. It signs no more vertices, refuses transactions with
+    /// [`SideError::Halted`] (clients go to another gateway), leaves its own vertices out
+    /// of the heads it announces, and follows the group as an observer does; what waits
+    /// in its pool expires as usual. A restarted node signs again. Only the first reason
+    /// counts.
+    pub fn halt(&mut self, reason: String) {
+        if self.me.is_some() && self.halted.is_none() {
+            self.halted = Some(reason);
         }
     }
 
@@ -1139,7 +1168,15 @@ impl SideChain {
     fn on_tick(&mut self, out: &mut Vec<Action>) {
         if self.now >= self.last_heads_ms + self.cfg.heads_interval_ms {
             self.last_heads_ms = self.now;
-            let heads: Vec<VertexId> = self.latest.iter().flatten().map(|(_, id)| *id).collect();
+            // A halted gateway's own latest vertex may never have left: peers would ask
+            // for it at every interval.
+            let heads: Vec<VertexId> = self
+                .latest
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| self.halted.is_none() || Some(*c) != self.me)
+                .filter_map(|(_, l)| l.map(|(_, id)| id))
+                .collect();
             if !heads.is_empty() {
                 out.push(Action::Send {
                     to: None,
@@ -1195,6 +1232,7 @@ impl SideChain {
             return;
         };
         if self.me.is_none()
+            || self.halted.is_some()
             || self.now < self.last_vertex_ms + self.cfg.vertex_interval_ms
             // A gateway first listens for a while: after a restart its own last vertices
             // come back from peers, and it must not sign a sequence number twice.

@@ -209,6 +209,9 @@ pub enum SideError {
     /// Only gateways take transactions.
     #[error("this node is not a gateway of the group; send the transaction to a gateway")]
     NotGateway,
+    /// This gateway stopped signing (see [`SideChain::halt`]).
+    #[error("this gateway stopped signing: {0}; send the transaction to another gateway")]
+    Halted(String),
     /// A snapshot cannot be restored.
     #[error("side-chain snapshot: {0}")]
     Snapshot(String),

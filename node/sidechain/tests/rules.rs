@@ -1341,6 +1341,71 @@ fn an_own_vertex_twice_in_one_message_does_not_stop_a_restarted_gateway() {
 }
 
 #[test]
+fn a_halted_gateway_signs_nothing_more_and_sends_clients_elsewhere() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([95; 32]);
+    let first = net.event(&m, 0, 1);
+    assert!(net.nodes[0].submit(net.now, vec![first.clone()])[0].is_ok());
+    net.run(100, &all);
+    assert!(confirmed(&net.status(0, &first.hash())));
+    let signed = net.nodes[0].status().own_sequence.unwrap();
+    assert!(signed > 0);
+    net.nodes[0].halt("its log cannot be written".into());
+    net.nodes[0].halt("a later reason".into());
+    let sent_before = net.sent.len();
+    let next = net.event(&m, 1, 2);
+    let refused = net.nodes[0].submit(net.now, vec![next.clone()]);
+    assert_eq!(
+        refused[0],
+        Err(SideError::Halted("its log cannot be written".into()))
+    );
+    assert!(
+        refused[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("another gateway")
+    );
+    assert!(net.nodes[1].submit(net.now, vec![next.clone()])[0].is_ok());
+    net.run(400, &all);
+    // It follows the group: the transaction another gateway took is final there too.
+    for i in all {
+        assert!(
+            matches!(net.status(i, &next.hash()), TxStatus::Final { .. }),
+            "node {i}: {:?}",
+            net.status(i, &next.hash())
+        );
+    }
+    let st = net.nodes[0].status();
+    assert_eq!(st.own_sequence, Some(signed));
+    assert_eq!(st.halted.as_deref(), Some("its log cannot be written"));
+    // It sent no vertex, and its heads leave out its own last one (peers would ask for
+    // it for ever, were it withheld).
+    let own = net.keys[0].public();
+    assert!(
+        net.sent[sent_before..]
+            .iter()
+            .all(|v| v.vertex.creator != own)
+    );
+    let own_tip = st.tips[st.gateways.iter().position(|k| *k == own).unwrap()].unwrap();
+    let heads: Vec<Vec<VertexId>> = net.nodes[0]
+        .handle(net.now + 1_000, Input::Tick)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                msg: Message::Heads(ids),
+                ..
+            } => Some(ids),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(heads.len(), 1);
+    assert_eq!(heads[0].len(), 3);
+    assert!(!heads[0].contains(&own_tip));
+}
+
+#[test]
 fn a_gateway_that_was_down_catches_up_in_a_few_round_trips() {
     let mut net = net(4);
     // Gateway 3 is down while the others build a DAG hundreds of vertices deep.

@@ -171,6 +171,8 @@ impl SideChain {
             key: _,
             me,
             accel: _,
+            // The run's own condition: a restarted node signs again.
+            halted: _,
             now,
             vertices,
             by_seq,
@@ -365,6 +367,7 @@ impl SideChain {
             key: fresh.key,
             me: fresh.me,
             accel: fresh.accel,
+            halted: None,
             now: get(r)?,
             vertices: get_map(r, get_held)?,
             by_seq: get(r)?,
