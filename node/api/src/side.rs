@@ -50,7 +50,8 @@ pub struct SideMetrics {
     /// Messages carrying this gateway's vertices it did not send because its log could
     /// not make them durable (any: fix the disk and restart).
     pub withheld_total: u64,
-    /// Vertex messages dropped because the outbox was full (its log's disk syncs slowly).
+    /// Messages dropped because the outbox was full (its log's disk syncs slowly):
+    /// vertices once it holds 64 MiB, any message at twice that.
     pub outbox_dropped_total: u64,
     /// Syncs of the side-chain log before this gateway's vertices left.
     pub log_syncs_total: u64,
@@ -341,7 +342,7 @@ pub(crate) async fn side_vertex(
 #[utoipa::path(
     get,
     path = "/v1/sidechain/status",
-    responses((status = 200, description = "The group, its gateways and quorum, tips and confirmed frontier per gateway, counts, the last anchor, cumulative cooperation scores and rewards, equivocators, this node's counters, and what the main chain holds for the group (`on_chain`: locked funds, reward per anchor and pool, last anchor, gateways with equivocation evidence)", body = Object), (status = 503, body = ErrorBody))
+    responses((status = 200, description = "The group, its gateways and quorum, tips and confirmed frontier per gateway, counts, the last anchor, cumulative cooperation scores and rewards, equivocators, this node's counters, why this gateway stopped signing (`halted`), and what the main chain holds for the group (`on_chain`: locked funds, reward per anchor and pool, last anchor, gateways with equivocation evidence)", body = Object), (status = 503, body = ErrorBody))
 )]
 pub(crate) async fn side_status(
     State(s): State<Shared>,
@@ -441,7 +442,7 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
         ),
         (
             "cpchain_side_outbox_dropped_total",
-            "Side-chain vertex messages dropped because the outbox was full: the log's disk syncs slowly.",
+            "Side-chain messages (vertices first) dropped because the outbox was full: the log's disk syncs slowly.",
             m.outbox_dropped_total,
         ),
         (

@@ -14,8 +14,8 @@
 //! an edge) holds up every message behind a sync, and a full queue drops new vertices, as
 //! the network layer drops what it cannot queue: peers ask for the vertices they lack from
 //! the heads every gateway announces. Other messages (heads, requests, anchors and their
-//! endorsements, which no one asks for again) are small and still queue, up to twice the
-//! limit in all.
+//! endorsements, which no one asks for again) are small and still queue, until the queue
+//! holds twice the limit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

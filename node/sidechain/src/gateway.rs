@@ -976,13 +976,6 @@ impl SideChain {
                 .map(|_| Err(SideError::NotGateway))
                 .collect();
         }
-        if let Some(why) = &self.halted {
-            return checked
-                .0
-                .iter()
-                .map(|_| Err(SideError::Halted(why.clone())))
-                .collect();
-        }
         let mut res = Vec::with_capacity(checked.0.len());
         for (tx, hash, ok) in checked.0 {
             res.push(if !ok {
@@ -998,6 +991,8 @@ impl SideChain {
                     nonce: tx.tx.nonce,
                     tx: hash,
                 })
+            } else if let Some(why) = &self.halted {
+                Err(SideError::Halted(why.clone()))
             } else if self.pool.len() + self.parked_len >= self.cfg.max_pool {
                 Err(SideError::PoolFull)
             } else {
@@ -1149,17 +1144,19 @@ impl SideChain {
         }
     }
 
-    /// Stops this gateway signing for the rest of the run, for `reason`: its log cannot
-    /// keep its vertices, so none of them may leave the node (it could sign a sequence
-    /// number twice after a power loss), and a transaction it took would stay in a vertex
-    /// no peer ever sees. It signs no more vertices, refuses transactions with
-    /// [`SideError::Halted`] (clients go to another gateway), leaves its own vertices out
-    /// of the heads it announces, and follows the group as an observer does; what waits
-    /// in its pool expires as usual. A restarted node signs again. Only the first reason
-    /// counts.
+    /// Stops this gateway signing vertices for the rest of the run, for `reason`: its log
+    /// cannot keep its vertices, so none of them may leave the node (it could sign a
+    /// sequence number twice after a power loss), and a transaction it took would stay in
+    /// a vertex no peer ever sees. It signs no more vertices, refuses new transactions
+    /// and those waiting in its pool with [`SideError::Halted`] (clients go to another
+    /// gateway), and leaves its own vertices out of the heads it announces. It goes on
+    /// following the group, and proposing and endorsing anchors, which no log holds up.
+    /// Like a gateway that is down, it pauses pruning on every node. A restarted node
+    /// signs again. Only the first reason counts.
     pub fn halt(&mut self, reason: String) {
         if self.me.is_some() && self.halted.is_none() {
             self.halted = Some(reason);
+            self.expire_pool();
         }
     }
 
@@ -1248,9 +1245,18 @@ impl SideChain {
         self.maybe_emit(out);
     }
 
+    /// Refuses what waited in the pool longer than a transaction may wait, or all of it
+    /// once this gateway halted.
     fn expire_pool(&mut self) {
         let now = self.now;
         let max = self.cfg.max_pending_ms;
+        let (due_all, reason) = match &self.halted {
+            Some(why) => (true, SideError::Halted(why.clone()).to_string()),
+            None => (
+                false,
+                "not includable in time (nonce gap, lock not final, funds unconfirmed)".into(),
+            ),
+        };
         let txs = &mut self.txs;
         let accounts = &mut self.accounts;
         let refused = &mut self.refused;
@@ -1262,15 +1268,14 @@ impl SideChain {
                 }
                 return false;
             };
-            if now < info.first_seen_ms + max {
+            if !due_all && now < info.first_seen_ms + max {
                 return true;
             }
             // A copy another gateway included is not rejected: it leaves the pool (it
             // may have confirmed while this gateway could not emit).
             if info.vertices.is_empty() {
                 info.status = TxStatus::Rejected {
-                    reason: "not includable in time (nonce gap, lock not final, funds unconfirmed)"
-                        .into(),
+                    reason: reason.clone(),
                 };
                 refused.push_back((now, k.hash));
             }

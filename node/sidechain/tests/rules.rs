@@ -1351,8 +1351,32 @@ fn a_halted_gateway_signs_nothing_more_and_sends_clients_elsewhere() {
     assert!(confirmed(&net.status(0, &first.hash())));
     let signed = net.nodes[0].status().own_sequence.unwrap();
     assert!(signed > 0);
+    // One waits in its pool (its nonce follows one not sent yet).
+    let waiting = net.event(&m, 5, 9);
+    assert!(net.nodes[0].submit(net.now, vec![waiting.clone()])[0].is_ok());
+    net.run(10, &all);
+    assert_eq!(net.status(0, &waiting.hash()), TxStatus::Pending);
     net.nodes[0].halt("its log cannot be written".into());
     net.nodes[0].halt("a later reason".into());
+    // Its client hears at once to go elsewhere.
+    assert!(
+        matches!(
+            net.status(0, &waiting.hash()),
+            TxStatus::Rejected { reason } if reason.contains("stopped signing: its log cannot be written")
+        ),
+        "{:?}",
+        net.status(0, &waiting.hash())
+    );
+    assert_eq!(net.nodes[0].status().pool, 0);
+    // What it knows is answered as before: its hash, or that its nonce is final.
+    assert_eq!(
+        net.nodes[0].submit(net.now, vec![waiting.clone()])[0],
+        Ok(waiting.hash())
+    );
+    assert!(matches!(
+        net.nodes[0].submit(net.now, vec![first])[0],
+        Err(SideError::NonceFinal { .. })
+    ));
     let sent_before = net.sent.len();
     let next = net.event(&m, 1, 2);
     let refused = net.nodes[0].submit(net.now, vec![next.clone()]);
