@@ -216,20 +216,12 @@ impl DataService for DataNode {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use cpc_accel::{DispatchConfig, Dispatcher};
-    use cpc_chain::{ChainConfig, Engine, EngineConfig};
+    use cpc_chain::{Engine, EngineConfig};
     use cpc_data::{Packer, Record, RecordMeta, StreamParams, Uploader};
-    use cpc_state::{Genesis, GenesisValidator, Params};
-    use cpc_storage::StoreConfig;
-    use cpc_types::{
-        AccessPolicy, SecretKey, TOTAL_SUPPLY, Transaction, TxKind, UNITS_PER_CPC, decode_exact,
-    };
+    use cpc_types::{AccessPolicy, SecretKey, Transaction, TxKind, UNITS_PER_CPC, decode_exact};
 
     use super::*;
-
-    const T0: u64 = 1_767_225_600_000;
+    use crate::testing::T0;
 
     struct World {
         dir: tempfile::TempDir,
@@ -253,34 +245,11 @@ mod tests {
         }
 
         fn open(&self) -> Arc<Chain> {
-            let foundation = SecretKey::from_bytes([200; 32]).address();
-            let deposit = 10_000 * UNITS_PER_CPC;
-            let mut allocations = BTreeMap::new();
-            allocations.insert(self.owner.address(), 1_000 * UNITS_PER_CPC);
-            allocations.insert(foundation, TOTAL_SUPPLY - 1_000 * UNITS_PER_CPC - deposit);
-            let genesis = Genesis {
-                chain_id: 3,
-                timestamp_ms: T0,
-                params: Params::with_foundation(foundation),
-                allocations,
-                validators: vec![GenesisValidator {
-                    key: self.validator.public(),
-                    vrf_key: self.validator.public(),
-                    endpoint: String::new(),
-                    deposit,
-                }],
-                side_groups: Vec::new(),
-            };
-            let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
-            let store = StoreConfig {
-                path: self.dir.path().join("db"),
-                sync: false,
-            };
-            let config = ChainConfig {
-                mempool: Default::default(),
-            };
-            Arc::new(
-                Chain::open(genesis, &store, accel, Some(self.validator.clone()), config).unwrap(),
+            crate::testing::chain(
+                self.dir.path(),
+                &self.validator,
+                self.owner.address(),
+                1_000 * UNITS_PER_CPC,
             )
         }
 

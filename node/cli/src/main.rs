@@ -19,6 +19,8 @@ mod side;
 mod side_client;
 mod side_files;
 mod side_outbox;
+#[cfg(test)]
+mod testing;
 mod testnet;
 mod thresholds;
 

@@ -362,6 +362,21 @@ enum ArchiveJob {
 }
 
 impl SideNode {
+    /// The side chain of group `group_id`, before the group opens.
+    fn new(group_id: Hash32, accel: Arc<Dispatcher>, chain: Arc<Chain>) -> SideNode {
+        SideNode {
+            group_id,
+            accel,
+            side: Mutex::new(None),
+            meter: Mutex::new(Meter::default()),
+            chain,
+            in_flight: Mutex::new(InFlight::default()),
+            replaying: AtomicU64::new(NOT_REPLAYING),
+            archive_failed: AtomicBool::new(false),
+            log_lost: AtomicBool::new(false),
+        }
+    }
+
     fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -565,17 +580,7 @@ pub(crate) fn start(
         None
     };
     net.join_side_group(group_id.0);
-    let node = Arc::new(SideNode {
-        group_id,
-        accel: accel.clone(),
-        side: Mutex::new(None),
-        meter: Mutex::new(Meter::default()),
-        chain: chain.clone(),
-        in_flight: Mutex::new(InFlight::default()),
-        replaying: AtomicU64::new(NOT_REPLAYING),
-        archive_failed: AtomicBool::new(false),
-        log_lost: AtomicBool::new(false),
-    });
+    let node = Arc::new(SideNode::new(group_id, accel.clone(), chain.clone()));
     // Serializing and writing pruned history takes milliseconds per anchor; the gateway
     // task hands it over and goes on with its vertices.
     // Unbounded: what a batch holds is in flight already (see `Task::archive` for the bound).
@@ -1650,8 +1655,24 @@ mod tests {
         assert_eq!(split(&heads), vec![heads.encode()]);
     }
 
-    #[test]
-    fn rejected_vertices_stay_out_of_the_log() {
+    /// A data event of `machine` in `group`.
+    fn event(group: Hash32, machine: &SecretKey, nonce: u64) -> SignedMachineTx {
+        cpc_sidechain::MachineTx {
+            group_id: group,
+            sender: machine.public(),
+            nonce,
+            kind: cpc_sidechain::MachineKind::Event {
+                event_type: 2,
+                data_hash: Hash32([9; 32]),
+                x: 10,
+                y: 20,
+            },
+        }
+        .sign(machine)
+    }
+
+    /// Four gateway keys, their group and an accelerator.
+    fn district() -> (Vec<SecretKey>, Group, Arc<Dispatcher>) {
         let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
         let group = Group::new(
             Group::id_of("district-7"),
@@ -1659,6 +1680,12 @@ mod tests {
         )
         .unwrap();
         let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
+        (keys, group, accel)
+    }
+
+    #[test]
+    fn rejected_vertices_stay_out_of_the_log() {
+        let (keys, group, accel) = district();
         let first = |g: usize| {
             cpc_sidechain::Vertex {
                 group_id: group.id,
@@ -1734,13 +1761,7 @@ mod tests {
         // The log is what a restored node learns an equivocation from again: a twin the
         // state machine refuses (here an overdraft) must be replayed, or the restored node
         // forgets the equivocator and waits for its vertices to settle.
-        let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
-        let group = Group::new(
-            Group::id_of("district-7"),
-            keys.iter().map(SecretKey::public).collect(),
-        )
-        .unwrap();
-        let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
+        let (keys, group, accel) = district();
         let machine = SecretKey::from_bytes([9; 32]);
         let overdraft = cpc_sidechain::MachineTx {
             group_id: group.id,
@@ -1835,9 +1856,6 @@ mod tests {
     }
 
     fn unopened() -> Unopened {
-        use cpc_state::{Genesis, GenesisValidator, Params};
-        use cpc_types::{TOTAL_SUPPLY, UNITS_PER_CPC};
-
         struct Services(Arc<SideNode>);
         impl cpc_api::Services for Services {
             fn consensus(&self) -> Option<cpc_chain::ConsensusStatus> {
@@ -1853,47 +1871,13 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let validator = SecretKey::from_bytes([100; 32]);
-        let foundation = SecretKey::from_bytes([200; 32]).address();
-        let deposit = 10_000 * UNITS_PER_CPC;
-        let genesis = Genesis {
-            chain_id: 9,
-            timestamp_ms: 1_767_225_600_000,
-            params: Params::with_foundation(foundation),
-            allocations: BTreeMap::from([(foundation, TOTAL_SUPPLY - deposit)]),
-            validators: vec![GenesisValidator {
-                key: validator.public(),
-                vrf_key: validator.public(),
-                endpoint: String::new(),
-                deposit,
-            }],
-            side_groups: Vec::new(),
-        };
+        let chain = crate::testing::chain(dir.path(), &validator, validator.address(), 0);
         let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
-        let store = cpc_storage::StoreConfig {
-            path: dir.path().join("db"),
-            sync: false,
-        };
-        let chain = Arc::new(
-            Chain::open(
-                genesis,
-                &store,
-                accel.clone(),
-                Some(validator),
-                Default::default(),
-            )
-            .unwrap(),
-        );
-        let node = Arc::new(SideNode {
-            group_id: Group::id_of("district-7"),
+        let node = Arc::new(SideNode::new(
+            Group::id_of("district-7"),
             accel,
-            side: Mutex::new(None),
-            meter: Mutex::new(Meter::default()),
-            chain: chain.clone(),
-            in_flight: Mutex::new(InFlight::default()),
-            replaying: AtomicU64::new(NOT_REPLAYING),
-            archive_failed: AtomicBool::new(false),
-            log_lost: AtomicBool::new(false),
-        });
+            chain.clone(),
+        ));
         let state = Arc::new(cpc_api::ApiState {
             admission: cpc_api::admission::Admission::start(&chain, 16),
             chain,
@@ -1924,19 +1908,7 @@ mod tests {
     #[tokio::test]
     async fn the_api_says_why_the_group_is_not_served_yet() {
         let n = unopened();
-        let machine = SecretKey::from_bytes([9; 32]);
-        let tx = cpc_sidechain::MachineTx {
-            group_id: n.node.group_id,
-            sender: machine.public(),
-            nonce: 0,
-            kind: cpc_sidechain::MachineKind::Event {
-                event_type: 1,
-                data_hash: Hash32([1; 32]),
-                x: 0,
-                y: 0,
-            },
-        }
-        .sign(&machine);
+        let tx = event(n.node.group_id, &SecretKey::from_bytes([9; 32]), 0);
         let requests = || {
             [
                 axum::http::Request::get("/v1/sidechain/status")
@@ -1967,13 +1939,7 @@ mod tests {
 
     #[test]
     fn the_watch_names_a_silent_gateway_only_while_final_history_piles_up() {
-        let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
-        let group = Group::new(
-            Group::id_of("district-7"),
-            keys.iter().map(SecretKey::public).collect(),
-        )
-        .unwrap();
-        let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
+        let (keys, group, accel) = district();
         let side = SideChain::new(
             cpc_sidechain::Config::new(group),
             Some(keys[0].clone()),
@@ -2040,18 +2006,7 @@ mod tests {
         let key = SecretKey::from_bytes([7; 32]);
         let machine = SecretKey::from_bytes([8; 32]);
         let group = Group::id_of("district-7");
-        let tx = cpc_sidechain::MachineTx {
-            group_id: group,
-            sender: machine.public(),
-            nonce: 3,
-            kind: cpc_sidechain::MachineKind::Event {
-                event_type: 2,
-                data_hash: Hash32([9; 32]),
-                x: 10,
-                y: 20,
-            },
-        }
-        .sign(&machine);
+        let tx = event(group, &machine, 3);
         let vertex = cpc_sidechain::Vertex {
             group_id: group,
             creator: key.public(),
