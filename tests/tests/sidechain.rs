@@ -598,6 +598,9 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_logged(&net.nodes[1], "this side-chain gateway stops signing");
+    let halted = |n: &Node| metric(&n.get_text("/metrics", None).1, "cpchain_side_halted");
+    assert_eq!(halted(&net.nodes[1]), Some(1));
+    assert_eq!(halted(&net.nodes[0]), Some(0));
     let without = event(group, &SecretKey::from_bytes([11; 32]), 0, 7);
     let refused = post(&net.nodes[1], &without);
     assert_eq!(refused.status, 503, "{}", refused.body);

@@ -61,6 +61,11 @@ pub struct SideMetrics {
     pub vertices_per_second: u64,
     /// Confirmed transactions per second over the last few seconds.
     pub txs_per_second: u64,
+    /// Final vertices held until every gateway has seen them (it grows while a gateway
+    /// is silent).
+    pub awaiting_settling: u64,
+    /// 1 once this gateway stopped signing for want of a working log, else 0.
+    pub halted: u64,
     /// Confirmations per bucket of [`SIDE_LATENCY_BUCKETS_MS`] (not cumulative), plus one
     /// last bucket for slower ones.
     pub latency_counts: Vec<u64>,
@@ -466,6 +471,16 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
             "cpchain_side_txs_per_second",
             "Machine transactions confirmed per second, over the last seconds.",
             m.txs_per_second,
+        ),
+        (
+            "cpchain_side_awaiting_settling",
+            "Final side-chain vertices held in memory until every gateway has seen them; it grows while a gateway is silent.",
+            m.awaiting_settling,
+        ),
+        (
+            "cpchain_side_halted",
+            "1 once this gateway stopped signing because its side-chain log cannot be written or synced.",
+            m.halted,
         ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}");

@@ -837,7 +837,9 @@ impl Task {
             return;
         };
         side.halt(format!("{why} (fix the disk and restart the node)"));
+        drop(guard);
         self.halted = true;
+        self.node.meter().m.halted = 1;
         tracing::error!(
             "this side-chain gateway stops signing: {why}; it refuses transactions (clients go to another gateway) and follows the group until the node is restarted with a working disk"
         );
@@ -981,15 +983,19 @@ impl Task {
     /// Hands one input to the state machine and carries out its actions; returns them.
     fn input(&mut self, input: Input) -> Vec<Action> {
         let now = cpc_api::now_ms();
-        let (actions, vertices) = {
+        let (actions, vertices, awaiting) = {
             let mut guard = self.node.lock();
             let Some(side) = guard.as_mut() else {
                 return Vec::new();
             };
             let actions = side.handle(now, input);
-            (actions, side.vertex_count())
+            (actions, side.vertex_count(), side.awaiting_settling())
         };
-        self.node.meter().m.vertices_total = vertices;
+        {
+            let m = &mut self.node.meter().m;
+            m.vertices_total = vertices;
+            m.awaiting_settling = awaiting;
+        }
         let mut actions = actions;
         for a in actions.extract_if(.., |a| matches!(a, Action::Pruned { .. })) {
             if let Action::Pruned { vertices, txs } = a {

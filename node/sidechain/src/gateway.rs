@@ -1068,6 +1068,12 @@ impl SideChain {
         self.accepted
     }
 
+    /// Vertices that final anchors cover and that wait for every gateway to see them
+    /// before they leave memory ([`Status::awaiting_settling`]).
+    pub fn awaiting_settling(&self) -> u64 {
+        self.prunable.len() as u64
+    }
+
     fn own_key(&self) -> Option<&PublicKey> {
         self.me.map(|i| &self.cfg.group.gateways[i])
     }
@@ -1139,7 +1145,7 @@ impl SideChain {
                     Some(self.vertices.get(&id)?.vertex.vertex.timestamp_ms)
                 })
                 .collect(),
-            awaiting_settling: self.prunable.len() as u64,
+            awaiting_settling: self.awaiting_settling(),
             halted: self.halted.clone(),
         }
     }
