@@ -982,7 +982,12 @@ impl SideChain {
                 Err(SideError::BadSignature)
             } else if tx.tx.group_id != self.cfg.group.id {
                 Err(SideError::WrongGroup)
-            } else if self.txs.contains_key(&hash) {
+            } else if self
+                .txs
+                .get(&hash)
+                // A halted gateway's refused pool is no answer to a retry.
+                .is_some_and(|i| self.halted.is_none() || !i.vertices.is_empty())
+            {
                 Ok(hash)
             } else if let Some(a) = self.accounts.get(&tx.tx.slot().sender)
                 && tx.tx.nonce < a.pruned_next
