@@ -1738,6 +1738,10 @@ impl SideChain {
     }
 
     fn retry_waiting(&mut self, out: &mut Vec<Action>) {
+        // Refused here, for a twin taken later in this call: vertices are tried in id
+        // order, so of two twins in one message the refused one may come first, when
+        // there is nothing held to compare it with yet.
+        let mut refused: Vec<SignedVertex> = Vec::new();
         loop {
             // Ready: every parent held. Doomed: a parent pruned while the vertex waited
             // (see `receive`).
@@ -1755,19 +1759,30 @@ impl SideChain {
             for id in doomed {
                 let (v, _, _) = self.waiting.remove(&id).expect("waiting");
                 self.refuse(&v, OUTSIDE_PRUNED.into(), out);
+                refused.push(v);
             }
             for id in ready {
                 let (v, keys, since) = self.waiting.remove(&id).expect("waiting");
                 match self.validate(&v, &keys) {
                     Ok(occs) => {
+                        let (creator, sequence) = (v.vertex.creator, v.vertex.sequence);
                         self.insert(v, keys, occs, out);
                         progressed = true;
+                        for r in &refused {
+                            if r.vertex.creator == creator
+                                && r.vertex.sequence == sequence
+                                && let Some(c) = self.cfg.group.index(&creator)
+                            {
+                                self.note_twin(r, c, false, out);
+                            }
+                        }
                     }
                     Err(Refusal::Wait { .. }) if self.now < since + self.cfg.max_pending_ms => {
                         self.waiting.insert(id, (v, keys, since));
                     }
                     Err(Refusal::Wait { reason, .. } | Refusal::Invalid(reason)) => {
                         self.refuse(&v, reason, out);
+                        refused.push(v);
                     }
                     // Only this gateway's own vertices are held to its funding policy.
                     Err(Refusal::Unfunded) => self.refuse(

@@ -1103,6 +1103,48 @@ fn a_twin_is_reported_even_when_it_is_refused() {
 }
 
 #[test]
+fn a_refused_twin_sent_with_its_original_is_reported_whichever_is_tried_first() {
+    // Vertices of one message are tried in id order: the refused twin may come before
+    // the original it forks, when nothing held shows it is a twin yet.
+    let m = SecretKey::from_bytes([96; 32]);
+    for refused_first in [true, false] {
+        let mut net = net(4);
+        let a = net.vertex(3, 1, vec![], vec![]);
+        let b = (1..)
+            .map(|amount| {
+                let overdraft = net.tx(
+                    &m,
+                    0,
+                    MachineKind::Transfer {
+                        to: Address([1; 20]),
+                        amount,
+                    },
+                );
+                net.vertex(3, 1, vec![], vec![overdraft])
+            })
+            .find(|b| (b.id < a.id) == refused_first)
+            .unwrap();
+        let out = net.nodes[0].handle(
+            10,
+            Input::Message {
+                from: 0,
+                msg: Message::Vertices(vec![a.clone(), b.clone()]),
+            },
+        );
+        let evidence: Vec<BTreeSet<VertexId>> = out
+            .iter()
+            .filter_map(|x| match x {
+                Action::Equivocation(e) => Some(BTreeSet::from([e.first.id, e.second.id])),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(evidence, vec![BTreeSet::from([a.id, b.id])], "{out:?}");
+        assert!(net.nodes[0].vertex(&a.id).is_some());
+        assert!(net.nodes[0].vertex(&b.id).is_none());
+    }
+}
+
+#[test]
 fn a_twin_of_pruned_history_is_reported_through_the_archive() {
     let mut net = net(4);
     let all = [0, 1, 2, 3];
