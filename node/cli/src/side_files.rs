@@ -250,6 +250,11 @@ impl SideLog {
         self.file.clone()
     }
 
+    /// Whether it can be appended to.
+    pub(crate) fn writable(&self) -> bool {
+        self.file.is_some()
+    }
+
     /// Its length, once open for appending.
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
