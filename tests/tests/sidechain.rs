@@ -645,6 +645,86 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
             "{st}"
         );
     }
+    // A gateway gone for good holds every node's final history in memory until the
+    // group's owner retires it; then pruning goes on without it, and the group with it.
+    let gone = net.nodes[3].get("/v1/sidechain/status").body["gateway"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    net.nodes[3].kill9();
+    let awaiting = |n: &Node| metric(&metrics(n), "cpchain_side_awaiting_settling").unwrap();
+    let load = SecretKey::from_bytes([12; 32]);
+    let mut nonce = 0;
+    let mut held = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while held < 200 {
+        let part: Vec<SignedMachineTx> = (0..50)
+            .map(|k| event(group, &load, nonce + k, k as u32))
+            .collect();
+        nonce += 50;
+        assert_eq!(post(&net.nodes[0], &part).status, 200);
+        std::thread::sleep(Duration::from_millis(300));
+        held = awaiting(&net.nodes[0]);
+        assert!(
+            Instant::now() < deadline,
+            "{held} vertices wait for settling after 60 s"
+        );
+    }
+    let out = cpchain(&[
+        "sidechain",
+        "retire",
+        "--home",
+        net.nodes[0].home.to_str().unwrap(),
+        "--key",
+        foundation.to_str().unwrap(),
+        "--group",
+        "e2e-district",
+        "--gateway",
+        &gone,
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let after = event(group, &load, nonce, 1);
+    assert_eq!(post(&net.nodes[2], &after).status, 202);
+    for n in &net.nodes[..3] {
+        wait_status(n, &after.hash(), &["final"], 60);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in &net.nodes[..3] {
+        while awaiting(n) * 4 > held {
+            assert!(
+                Instant::now() < deadline,
+                "{} vertices still wait for settling, {held} before the retirement\n{}",
+                awaiting(n),
+                n.get("/v1/sidechain/status").body
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let st = n.get("/v1/sidechain/status").body;
+        assert_eq!(st["retired"], serde_json::json!([gone]), "{st}");
+        assert_eq!(st["on_chain"]["retired"], serde_json::json!([gone]), "{st}");
+    }
+    // The main chain retires at most f = 1 of four.
+    let out = cpchain(&[
+        "sidechain",
+        "retire",
+        "--home",
+        net.nodes[0].home.to_str().unwrap(),
+        "--key",
+        foundation.to_str().unwrap(),
+        "--group",
+        "e2e-district",
+        "--gateway",
+        net.nodes[0].get("/v1/sidechain/status").body["gateway"]
+            .as_str()
+            .unwrap(),
+        "--wait",
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("at most 1"),
+        "{said}"
+    );
     // Anchors after the change paid from the topped-up pool, at most 2 CPC each.
     let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();
     let left = on_chain["reward_pool"].as_u64().unwrap();

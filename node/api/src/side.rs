@@ -347,7 +347,7 @@ pub(crate) async fn side_vertex(
 #[utoipa::path(
     get,
     path = "/v1/sidechain/status",
-    responses((status = 200, description = "The group, its gateways and quorum, tips and confirmed frontier per gateway, counts, the last anchor, cumulative cooperation scores and rewards, equivocators, this node's counters, why this gateway stopped signing (`halted`), and what the main chain holds for the group (`on_chain`: locked funds, reward per anchor and pool, last anchor, gateways with equivocation evidence)", body = Object), (status = 503, body = ErrorBody))
+    responses((status = 200, description = "The group, its gateways and quorum, tips and confirmed frontier per gateway, counts, the last anchor, cumulative cooperation scores and rewards, equivocators, this node's counters, why this gateway stopped signing (`halted`), the gateways this node knows retired (`retired`), and what the main chain holds for the group (`on_chain`: locked funds, reward per anchor and pool, last anchor, gateways with equivocation evidence, retired gateways)", body = Object), (status = 503, body = ErrorBody))
 )]
 pub(crate) async fn side_status(
     State(s): State<Shared>,
@@ -371,6 +371,7 @@ pub(crate) async fn side_status(
                 "reward_pool": g.pool,
                 "last_anchor": st.side_anchor(&status.group_id),
                 "offenders": offenders,
+                "retired": g.retired.iter().map(ToString::to_string).collect::<Vec<_>>(),
             })
         })
     });

@@ -682,7 +682,7 @@ struct Task {
     outbox_full: std::cell::Cell<bool>,
     /// A log this gateway's vertices are in could not be synced: they no longer leave.
     log_failed: bool,
-    /// Set once this gateway was stopped signing for want of a working log.
+    /// Set once this gateway stopped signing (a failed log, or it was retired).
     halted: bool,
     node: Arc<SideNode>,
     section: SideSection,
@@ -776,6 +776,7 @@ impl Watch {
             if !w.reported
                 && status.gateway != Some(*key)
                 && !status.equivocators.contains(key)
+                && !status.retired.contains(key)
                 && silent > SILENT
                 && status.awaiting_settling > w.awaiting
             {
@@ -877,7 +878,7 @@ impl Task {
                     %gateway,
                     silent_s = silent.as_secs(),
                     awaiting_settling = status.awaiting_settling,
-                    "a side-chain gateway has sent no vertex for over a minute: final history stays in memory until it is back (its next vertex may build on it), so memory grows with the traffic; bring that gateway back"
+                    "a side-chain gateway has sent no vertex for over a minute: final history stays in memory until it is back (its next vertex may build on it), so memory grows with the traffic; bring that gateway back, or if it is gone for good have the group's owner retire it (cpchain sidechain retire)"
                 ),
                 Noticed::Back(gateway) => {
                     tracing::info!(%gateway, "the silent side-chain gateway is back");
@@ -996,14 +997,28 @@ impl Task {
     /// Hands one input to the state machine and carries out its actions; returns them.
     fn input(&mut self, input: Input) -> Vec<Action> {
         let now = cpc_api::now_ms();
-        let (actions, vertices, awaiting) = {
+        let (actions, vertices, awaiting, retired) = {
             let mut guard = self.node.lock();
             let Some(side) = guard.as_mut() else {
                 return Vec::new();
             };
             let actions = side.handle(now, input);
-            (actions, side.vertex_count(), side.awaiting_settling())
+            // Only a retirement halts a gateway from inside (`halt_if_unlogged` does the rest).
+            let retired = !self.halted && side.halted().is_some();
+            (
+                actions,
+                side.vertex_count(),
+                side.awaiting_settling(),
+                retired,
+            )
         };
+        if retired {
+            self.halted = true;
+            self.node.meter().m.halted = 1;
+            tracing::error!(
+                "the group's owner retired this side-chain gateway on the main chain: it signs no more (its clients go to another gateway) and follows the group; it can never be a gateway of this group again"
+            );
+        }
         {
             let m = &mut self.node.meter().m;
             m.vertices_total = vertices;
@@ -1290,6 +1305,7 @@ impl Task {
             return false;
         };
         let reward_per_anchor = on_chain.reward_per_anchor;
+        let retired = on_chain.retired;
         let group = match Group::new(id, on_chain.gateways) {
             Ok(g) => g,
             Err(e) => {
@@ -1315,8 +1331,13 @@ impl Task {
         match self.restore_or_new(cfg, key) {
             Ok((mut s, first_log)) => {
                 // The main chain first: with its final anchors known, the replay prunes as
-                // it goes, and memory stays what it is at run time.
+                // it goes, and memory stays what it is at run time. Retirements are in
+                // the blocks too, but the group's record has them whatever the node fed.
                 self.feed_into(&mut s);
+                for gateway in &retired {
+                    let out = s.handle(cpc_api::now_ms(), Input::Retire(*gateway));
+                    self.archive_pruned(out);
+                }
                 self.replay_logs(&mut s, first_log);
                 *self.node.lock() = Some(s);
                 tracing::info!(group = %id, gateways = n, gateway = self.key.is_some(), "following the side-chain group");
@@ -2009,15 +2030,18 @@ mod tests {
         assert_eq!(w.observe(&st, Some(&st.gateways), s(0)), vec![]);
         st.awaiting_settling = 2_000;
         assert_eq!(w.observe(&st, Some(&st.gateways), s(30)), vec![]);
-        // When nothing moves, every silent gateway is named but this node and a known
-        // equivocator.
+        // When nothing moves, every silent gateway is named but this node, a known
+        // equivocator and a retired gateway.
+        let retired = st.gateways[3];
+        assert!(retired != me && retired != down);
         st.equivocators = vec![down];
+        st.retired = vec![retired];
         let mut named = w.observe(&st, Some(&st.gateways), s(61));
         named.sort_by_key(|n| format!("{n:?}"));
         let mut want: Vec<Noticed> = st
             .gateways
             .iter()
-            .filter(|k| **k != me && **k != down)
+            .filter(|k| **k != me && **k != down && **k != retired)
             .map(|k| Noticed::Silent(*k, Duration::from_secs(61)))
             .collect();
         want.sort_by_key(|n| format!("{n:?}"));

@@ -33,6 +33,11 @@ pub(crate) enum SideCommand {
     /// Lock CPC in a group, funding a machine account's side balance (the machine claims
     /// it with `send deposit --lock <the printed id>`).
     Lock(LockArgs),
+    /// Retire a gateway that is gone for good (the group's owner only): pruning stops
+    /// waiting for it, and it never signs for the group again. At most f = (n − 1) / 3 of a
+    /// group's gateways can be retired; a gateway that will come back is brought back
+    /// instead (its key, and its `sidechain` directory if that survived).
+    Retire(RetireArgs),
     /// Load generator: signed machine events from many machines, spread over gateways at
     /// a fixed rate; reports confirmed tx/s and confirmation latency p50/p99.
     Loadgen(LoadgenArgs),
@@ -112,6 +117,23 @@ pub(crate) struct LockArgs {
     /// Amount in CPC, up to 8 decimals.
     #[arg(long)]
     amount: String,
+    #[command(flatten)]
+    send: SendOpts,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetireArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The owner's key file (default: the home's keys/validator.key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The group: a name, or its id as 64 hex digits.
+    #[arg(long)]
+    group: String,
+    /// The retired gateway's public key (hex).
+    #[arg(long)]
+    gateway: PublicKey,
     #[command(flatten)]
     send: SendOpts,
 }
@@ -212,6 +234,13 @@ pub(crate) fn run(cmd: SideCommand) -> Result<ExitCode> {
                 group_id: crate::side::group_id_of(a.group.trim()),
                 account: a.account,
                 amount: parse_cpc(&a.amount)?,
+            };
+            send_signed(&a.api, a.key.as_ref(), &a.send, kind)
+        }
+        SideCommand::Retire(a) => {
+            let kind = TxKind::SideRetire {
+                group_id: crate::side::group_id_of(a.group.trim()),
+                gateway: a.gateway,
             };
             send_signed(&a.api, a.key.as_ref(), &a.send, kind)
         }

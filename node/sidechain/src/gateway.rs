@@ -50,6 +50,9 @@ const MAX_ANSWER: usize = 256;
 const RECENT_PRUNED: usize = 1 << 16;
 
 /// Why a vertex that builds on pruned history without reaching all of it is refused.
+/// Why a retired gateway stopped signing.
+const RETIRED: &str = "the group's owner retired it on the main chain";
+
 const OUTSIDE_PRUNED: &str = "its history does not reach the pruned (final) history";
 
 /// How a gateway behaves. Every node of a group must use the same `group`; the timing
@@ -133,6 +136,9 @@ pub enum Input {
     },
     /// The group's reward per anchor changed on the main chain.
     RewardPerAnchor(u64),
+    /// The group's owner retired a gateway on the main chain: it is gone for good, and
+    /// pruning no longer waits for it (see [`SideChain::retire`]).
+    Retire(PublicKey),
     /// Summarise the pruned history due now, unpaced. A node replaying its log at start
     /// sends it between the replayed messages: they come far faster than real time, and
     /// the pace set by input time would leave the history they prune in memory.
@@ -582,6 +588,10 @@ pub struct Status {
     /// Why this gateway stopped signing for the rest of the run, if it did.
     #[serde(default)]
     pub halted: Option<String>,
+    /// Gateways the group's owner retired on the main chain (gone for good): pruning
+    /// does not wait for them, and no gateway references their vertices.
+    #[serde(default)]
+    pub retired: Vec<PublicKey>,
 }
 
 /// An anchor as the status reports it.
@@ -665,6 +675,8 @@ pub struct SideChain {
     by_seq: BTreeMap<(usize, u64), Vec<VertexId>>,
     latest: Vec<Option<(u64, VertexId)>>,
     equivocators: BTreeSet<usize>,
+    /// Gateways retired on the main chain (a mask; see [`SideChain::retire`]).
+    retired: u64,
     waiting: BTreeMap<VertexId, (SignedVertex, Vec<TxKey>, u64)>,
     requested: BTreeMap<VertexId, u64>,
     txs: Map<Hash32, TxInfo>,
@@ -802,6 +814,7 @@ impl SideChain {
             by_seq: BTreeMap::new(),
             latest: vec![None; n],
             equivocators: BTreeSet::new(),
+            retired: 0,
             waiting: BTreeMap::new(),
             requested: BTreeMap::new(),
             txs: map(),
@@ -908,6 +921,7 @@ impl SideChain {
                 self.progress_anchors(&mut out);
             }
             Input::RewardPerAnchor(r) => self.cfg.reward_per_anchor = r,
+            Input::Retire(gateway) => self.retire(&gateway),
             Input::SummarisePruned => {}
         }
         // Between inputs, never in the middle of one: what an input's handling looked up
@@ -1152,7 +1166,67 @@ impl SideChain {
                 .collect(),
             awaiting_settling: self.awaiting_settling(),
             halted: self.halted.clone(),
+            retired: self.gateways_in(self.retired),
         }
+    }
+
+    /// The keys of the gateways in `mask`.
+    fn gateways_in(&self, mask: u64) -> Vec<PublicKey> {
+        let keys = &self.cfg.group.gateways;
+        (0..keys.len())
+            .filter(|c| mask & bit(*c) != 0)
+            .map(|c| keys[c])
+            .collect()
+    }
+
+    /// Retires `gateway`, which the group's owner declared gone for good on the main
+    /// chain ([`Input::Retire`]; a key not in the group is ignored). Pruning stops
+    /// waiting for it: a vertex is settled once every other gateway has seen it, and so
+    /// are those already held that every other gateway has seen. Gateways reference its
+    /// vertices no more, and a retired gateway stops signing (see [`SideChain::halt`]).
+    /// Confirmation does not change: the quorum stays `n − f` of all `n` gateways, which
+    /// is why the main chain retires at most `f`. See "Pruning" in the crate docs for why
+    /// a retired gateway must never sign again.
+    pub fn retire(&mut self, gateway: &PublicKey) {
+        let Some(c) = self.cfg.group.index(gateway) else {
+            return;
+        };
+        if self.is_retired(Some(c)) {
+            return;
+        }
+        self.retired |= bit(c);
+        if self.is_retired(self.me) {
+            self.halt(RETIRED.into());
+        }
+        let all = self.all_gateways();
+        let mut settled: Vec<(VertexId, usize)> = self
+            .unpruned
+            .keys()
+            .filter_map(|id| {
+                let v = self.vertices.get(id)?;
+                (v.settled_by & bit(v.creator) == 0 && v.seen_by | self.retired == all)
+                    .then_some((*id, v.creator))
+            })
+            .collect();
+        // Marking is a union of bits, so order does not matter; sorted all the same.
+        settled.sort();
+        for (id, c) in settled {
+            self.mark_settled(id, c);
+        }
+        // An idle group signed its round for settling while it still waited for the
+        // retired gateway; one more round settles what that one left.
+        if self.me.is_some_and(|me| me != c) {
+            for (g, l) in self.latest.iter().enumerate() {
+                if let Some((_, id)) = l
+                    && Some(g) != self.me
+                    && !self.equivocators.contains(&g)
+                    && !self.is_retired(Some(g))
+                {
+                    self.to_settle.insert(*id);
+                }
+            }
+        }
+        self.prune_due = true;
     }
 
     /// Stops this gateway signing vertices for the rest of the run, for `reason`: its log
@@ -1163,12 +1237,23 @@ impl SideChain {
     /// gateway), and leaves its own vertices out of the heads it announces. It goes on
     /// following the group, and proposing and endorsing anchors, which no log holds up.
     /// Like a gateway that is down, it pauses pruning on every node. A restarted node
-    /// signs again. Only the first reason counts.
+    /// signs again (unless it was retired). Only the first reason counts.
     pub fn halt(&mut self, reason: String) {
         if self.me.is_some() && self.halted.is_none() {
             self.halted = Some(reason);
             self.expire_pool();
         }
+    }
+
+    /// Whether gateway `g` (if any) is retired.
+    fn is_retired(&self, g: Option<usize>) -> bool {
+        g.is_some_and(|g| self.retired & bit(g) != 0)
+    }
+
+    /// Why this gateway stopped signing, if it did ([`SideChain::halt`], or it was
+    /// retired).
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
     }
 
     // ---- time ----
@@ -1355,12 +1440,14 @@ impl SideChain {
         let Some(me) = self.me else {
             return;
         };
-        // Equivocators' vertices are not referenced any more, so they cannot oblige.
-        let (vertices, equivocators) = (&self.vertices, &self.equivocators);
+        // Equivocators' and retired gateways' vertices are not referenced any more, so
+        // they cannot oblige.
+        let (vertices, equivocators, retired) = (&self.vertices, &self.equivocators, self.retired);
+        let ignored = |c: usize| equivocators.contains(&c) || retired & bit(c) != 0;
         self.to_reference.retain(|id| {
             vertices
                 .get(id)
-                .is_some_and(|v| v.seen_by & bit(me) == 0 && !equivocators.contains(&v.creator))
+                .is_some_and(|v| v.seen_by & bit(me) == 0 && !ignored(v.creator))
         });
         let must_ack = !self.to_reference.is_empty();
         if self.pool.is_empty() && !must_ack {
@@ -1371,7 +1458,7 @@ impl SideChain {
         // Rotate the start so that with more than 8 others every gateway gets referenced.
         for k in 0..n {
             let c = (me + 1 + k + self.my_seq as usize) % n;
-            if c == me || self.equivocators.contains(&c) || parents.len() > MAX_TIPS {
+            if c == me || ignored(c) || parents.len() > MAX_TIPS {
                 continue;
             }
             if let Some((_, id)) = self.latest[c]
@@ -2349,7 +2436,7 @@ impl SideChain {
         let mut newly_settled = Vec::new();
         for u in &reached {
             let info = &self.vertices[u];
-            if info.seen_by == all {
+            if info.seen_by | self.retired == all {
                 newly_settled.push((*u, info.creator));
             }
             for &TxKey { hash: h, slot } in &info.keys {
@@ -2475,7 +2562,7 @@ impl SideChain {
     // ---- anchoring ----
 
     fn maybe_anchor(&mut self, out: &mut Vec<Action>) {
-        let Some(me) = self.me else {
+        let Some(me) = self.me.filter(|_| !self.is_retired(self.me)) else {
             return;
         };
         let next = self.final_seq + 1;
@@ -2485,8 +2572,7 @@ impl SideChain {
                 return;
             }
         }
-        let n = self.cfg.group.n() as u64;
-        let designated = (next % n) as usize == me;
+        let designated = self.designated(next) == me;
         let overdue = self.now >= self.last_final_ms + 3 * self.cfg.anchor_interval_ms;
         if !designated && !overdue {
             return;
@@ -2536,9 +2622,21 @@ impl SideChain {
         self.progress_anchors(out);
     }
 
+    /// The gateway that proposes and submits anchor `seq` before it is overdue: `seq mod
+    /// n`, or the next one after it that is not retired (a retired one never would).
+    fn designated(&self, seq: u64) -> usize {
+        let n = self.cfg.group.n();
+        let first = (seq % n as u64) as usize;
+        (0..n)
+            .map(|k| (first + k) % n)
+            .find(|c| !self.is_retired(Some(*c)))
+            .unwrap_or(first)
+    }
+
     /// Adds this gateway's endorsement to a proposal it recomputed, and tells the group.
     fn endorse(&mut self, seq: u64, hash: Hash32, out: &mut Vec<Action>) {
-        let Some(key) = self.key.as_ref() else {
+        // A retired gateway has no say any more.
+        let Some(key) = self.key.as_ref().filter(|_| !self.is_retired(self.me)) else {
             return;
         };
         let me = key.public();
@@ -2568,12 +2666,11 @@ impl SideChain {
     /// designated gateway does, and any gateway once the anchor is overdue; again if the
     /// main chain has not taken it after a while.
     fn maybe_submit(&mut self, out: &mut Vec<Action>) {
-        let Some(me) = self.me else {
+        let Some(me) = self.me.filter(|_| !self.is_retired(self.me)) else {
             return;
         };
         let next = self.final_seq + 1;
-        let n = self.cfg.group.n() as u64;
-        let designated = (next % n) as usize == me;
+        let designated = self.designated(next) == me;
         let overdue = self.now >= self.last_final_ms + 3 * self.cfg.anchor_interval_ms;
         if !designated && !overdue {
             return;
@@ -2840,6 +2937,8 @@ impl SideChain {
         // longer reference its vertices, so none of its later ones is ever seen by every
         // gateway, and waiting for one would stop pruning for good.
         let known = equivocators.iter().fold(0, |m, c| m | bit(*c));
+        // A retired gateway signs nothing more: nothing of it is waited for.
+        let retired = self.retired;
         // An equivocator's vertex that no later vertex of its own reaches (its twin's chain
         // goes on) counts as seen by it only through itself: pruned, it would make every
         // later vertex of its creator fail the pruned-tips rule on this node but not on
@@ -2850,7 +2949,7 @@ impl SideChain {
         // pruned vertex, as `in_view` relies on.
         self.prunable.retain(|id| match vertices.get(id) {
             Some(v)
-                if (v.settled_by | (v.seen_by & known)) == all
+                if (v.settled_by | (v.seen_by & known) | retired) == all
                     && (v.continued || !equivocators.contains(&v.creator)) =>
             {
                 ready.push((v.vertex.vertex.sequence, *id));
@@ -3161,10 +3260,11 @@ impl SideChain {
             }
             // An equivocator endorses along whichever of its forks a node took first, so
             // another node may count it for `h`: while that could tip it, the slot waits.
-            let swing = self
-                .equivocators
-                .iter()
-                .filter(|g| endorsers & bit(**g) == 0)
+            // So may a retired gateway's vertex signed before it left that reaches a node
+            // only now (pruning no longer waits for it to see the slot).
+            let swing = (0..self.cfg.group.n())
+                .filter(|g| self.equivocators.contains(g) || self.is_retired(Some(*g)))
+                .filter(|g| endorsers & bit(*g) == 0)
                 .count();
             if count + swing >= self.quorum() {
                 return None;

@@ -121,7 +121,8 @@
 //!   still holds and another does not.
 //! - Pruning waits for every gateway: while one is silent, its next vertex may build on
 //!   old history, so that history stays ([`Status::awaiting_settling`] counts it). A
-//!   group's gateways cannot change yet, so a gateway gone for good holds it for good.
+//!   gateway gone for good is *retired* by the group's owner on the main chain
+//!   ([`Input::Retire`]); pruning then waits for the others only (see below).
 //! - An equivocator's vertex is pruned only once its creator's chain goes on from it. A
 //!   twin counts as seen by its creator through itself alone; pruned, it would become a
 //!   tip the equivocator's own chain (from the other twin) lacks, so a node that pruned
@@ -155,6 +156,25 @@
 //!
 //! A node judges a vertex from the same pruned tips whether or not it prunes; the seeded
 //! simulation runs every seed both ways and requires every action of every node to match.
+//!
+//! ## Retired gateways
+//!
+//! The group's gateways cannot change yet, so a gateway that is gone for good (a
+//! destroyed box whose key is lost) would hold every node's final history in memory for
+//! good. Its owner retires it instead (a `side_retire` transaction). A retired gateway
+//! stays one of the group's n: the quorum is unchanged, so the main chain retires at most
+//! f, and a retired gateway counts against the f faults the group tolerates. Once a node
+//! learns of it, a vertex every other gateway has seen is settled, gateways reference the
+//! retired one's vertices no more, and the retired gateway itself stops signing. A slot
+//! it has not endorsed is not called lost while its endorsement could tip it.
+//!
+//! This is safe but not exact: nodes learn of the retirement at different times, and a
+//! retired gateway's vertex that arrives after some pruned past its history is refused by
+//! those and taken by the rest. Only a vertex it signed before it left and that no honest
+//! node had can do that, so a retired gateway must really be gone: one that comes back
+//! with vertices nobody saw can make nodes stop following an honest gateway that took
+//! them. A gateway that will come back is brought back (its key, and its `sidechain`
+//! directory if that survived), not retired.
 //!
 //! # Snapshots
 //!

@@ -6,7 +6,7 @@ use crate::gateway::Input;
 use crate::types::SignedAnchor;
 
 /// The inputs a final main-chain block holds for group `group_id`: its side locks, its
-/// anchors and changes of its reward per anchor. A block carries only transactions that
+/// anchors, changes of its reward per anchor and its retired gateways. A block carries only transactions that
 /// executed, so every one counts.
 pub fn inputs_from_block(group_id: &Hash32, txs: &[SignedTransaction]) -> Vec<Input> {
     txs.iter()
@@ -33,6 +33,10 @@ pub fn inputs_from_block(group_id: &Hash32, txs: &[SignedTransaction]) -> Vec<In
                 reward_per_anchor,
                 ..
             } if g == group_id => Some(Input::RewardPerAnchor(*reward_per_anchor)),
+            TxKind::SideRetire {
+                group_id: g,
+                gateway,
+            } if g == group_id => Some(Input::Retire(*gateway)),
             _ => None,
         })
         .collect()
@@ -55,7 +59,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locks_anchors_and_reward_changes_of_the_group_become_inputs() {
+    fn locks_anchors_reward_changes_and_retirements_of_the_group_become_inputs() {
         let k = SecretKey::from_bytes([3; 32]);
         let g = Hash32([1; 32]);
         let tx = |nonce, kind| {
@@ -107,8 +111,26 @@ mod tests {
                 fund: 0,
             },
         );
-        let inputs = inputs_from_block(&g, &[lock.clone(), other, anchor, change]);
-        assert_eq!(inputs.len(), 3);
+        let retire = tx(
+            4,
+            TxKind::SideRetire {
+                group_id: g,
+                gateway: k.public(),
+            },
+        );
+        let elsewhere = tx(
+            5,
+            TxKind::SideRetire {
+                group_id: Hash32([9; 32]),
+                gateway: k.public(),
+            },
+        );
+        let inputs = inputs_from_block(
+            &g,
+            &[lock.clone(), other, anchor, change, retire, elsewhere],
+        );
+        assert_eq!(inputs.len(), 4);
+        assert!(matches!(inputs[3], Input::Retire(key) if key == k.public()));
         assert!(matches!(inputs[2], Input::RewardPerAnchor(7)));
         assert!(matches!(inputs[0], Input::Lock { id, amount: 5, .. } if id == lock.id()));
         assert!(matches!(

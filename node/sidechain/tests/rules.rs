@@ -1559,6 +1559,118 @@ fn a_gateway_that_was_down_catches_up_in_a_few_round_trips() {
 }
 
 #[test]
+fn a_retired_gateway_no_longer_holds_up_pruning() {
+    let mut net = net(4);
+    let up = [0, 1, 2];
+    let gone = net.keys[3].public();
+    // Gateway 3 signs its first vertex, which only gateway 0 takes, and is gone for good.
+    let stale = net.vertex(3, 1, vec![], vec![]);
+    net.nodes[0].handle(
+        net.now,
+        Input::Message {
+            from: 3,
+            msg: Message::Vertex(stale.clone()),
+        },
+    );
+    let mut machines = Vec::new();
+    for k in 0..60u8 {
+        let m = SecretKey::from_bytes([k.wrapping_add(150); 32]);
+        let e = net.event(&m, 0, k);
+        assert!(net.nodes[usize::from(k % 3)].submit(net.now, vec![e])[0].is_ok());
+        machines.push(m);
+        net.run(5, &up);
+    }
+    let before = net.nodes[0].status();
+    assert!(
+        before.awaiting_settling > 50 && before.pruned_vertices == 0,
+        "{before:?}"
+    );
+    // The group's owner retires it on the main chain, which allows no second one (f = 1).
+    let retire = |gateway| cpc_types::TxKind::SideRetire {
+        group_id: net.group.id,
+        gateway,
+    };
+    let (r3, r2) = (retire(gone), retire(net.keys[2].public()));
+    net.main.apply(r3.clone()).unwrap();
+    let again = net.main.apply(r3).unwrap_err().to_string();
+    assert!(again.contains("retired already"), "{again}");
+    let second = net.main.apply(r2).unwrap_err().to_string();
+    assert!(second.contains("at most 1"), "{second}");
+    let group = net.main.state.side_group(&net.group.id).unwrap();
+    assert_eq!(group.retired, vec![gone]);
+    for i in 0..4 {
+        net.nodes[i].handle(net.now, Input::Retire(gone));
+    }
+    // What every other gateway has seen is settled now: pruning goes on without it.
+    net.run(100, &up);
+    let after = net.nodes[0].status();
+    assert_eq!(after.retired, vec![gone]);
+    assert!(
+        after.pruned_vertices >= before.awaiting_settling
+            && after.awaiting_settling < before.awaiting_settling / 4,
+        "{} pruned, {} of {} still waiting",
+        after.pruned_vertices,
+        after.awaiting_settling,
+        before.awaiting_settling
+    );
+    // The group goes on: new transactions confirm and become final without it, and its
+    // last vertex, which gateway 0 took before, is referenced by nobody.
+    let later: Vec<SignedMachineTx> = machines
+        .iter()
+        .take(6)
+        .enumerate()
+        .map(|(k, m)| net.event(m, 1, k as u8))
+        .collect();
+    for (k, t) in later.iter().enumerate() {
+        assert!(net.nodes[k % 3].submit(net.now, vec![t.clone()])[0].is_ok());
+    }
+    let sent_before = net.sent.len();
+    net.run(300, &up);
+    for t in &later {
+        for i in up {
+            assert!(
+                matches!(net.status(i, &t.hash()), TxStatus::Final { .. }),
+                "node {i}: {:?}",
+                net.status(i, &t.hash())
+            );
+        }
+    }
+    assert!(
+        net.sent[sent_before..]
+            .iter()
+            .all(|v| !v.vertex.parents.contains(&stale.id))
+    );
+    assert!(net.nodes[0].status().awaiting_settling < before.awaiting_settling / 4);
+    // A retired gateway that comes back signs nothing and sends clients elsewhere.
+    let st = net.nodes[3].status();
+    assert!(
+        st.halted.as_deref().is_some_and(|h| h.contains("retired")),
+        "{st:?}"
+    );
+    let e = net.event(&SecretKey::from_bytes([99; 32]), 0, 1);
+    assert!(matches!(
+        net.nodes[3].submit(net.now, vec![e])[0],
+        Err(SideError::Halted(_))
+    ));
+    // A snapshot keeps the retirement, and a restored retired gateway stays halted.
+    let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());
+    for i in [1, 3] {
+        let snap = net.nodes[i].snapshot();
+        let back = SideChain::restore(
+            config(&net.group),
+            Some(net.keys[i].clone()),
+            accel.clone(),
+            &snap,
+        )
+        .unwrap();
+        assert_eq!(back.snapshot(), snap);
+        let st = back.status();
+        assert_eq!(st.retired, vec![gone]);
+        assert_eq!(st.halted.is_some(), i == 3);
+    }
+}
+
+#[test]
 fn messages_round_trip_and_garbage_is_refused() {
     use cpc_types::codec::Encode;
     let net = net(4);

@@ -431,14 +431,16 @@ fn apply_kind(
                 ));
             }
             let k = key::side_group(group_id);
-            let (locked, pool) = match ov.get_decoded::<SideGroup>(&k) {
+            let (locked, pool, retired) = match ov.get_decoded::<SideGroup>(&k) {
                 Some(g) if g.owner != *sender => {
                     return Err(TxError::NotAllowed(
                         "only the group's owner may change it".into(),
                     ));
                 }
-                Some(g) => (g.locked, g.pool),
-                None => (0, 0),
+                // Retirements belong to the set of gateways they were made in.
+                Some(g) if g.gateways == *gateways => (g.locked, g.pool, g.retired),
+                Some(g) => (g.locked, g.pool, Vec::new()),
+                None => (0, 0, Vec::new()),
             };
             debit(ov, sender, *fund)?;
             ov.put(
@@ -449,8 +451,40 @@ fn apply_kind(
                     locked,
                     reward_per_anchor: *reward_per_anchor,
                     pool: pool.checked_add(*fund).ok_or(TxError::Overflow)?,
+                    retired,
                 },
             );
+            Ok(())
+        }
+        TxKind::SideRetire { group_id, gateway } => {
+            let k = key::side_group(group_id);
+            let mut g: SideGroup = ov.get_decoded(&k).ok_or(TxError::NotFound {
+                what: "side-chain group",
+                id: *group_id,
+            })?;
+            if g.owner != *sender {
+                return Err(TxError::NotAllowed(
+                    "only the group's owner may retire its gateways".into(),
+                ));
+            }
+            if g.gateways.binary_search(gateway).is_err() {
+                return Err(TxError::Invalid(format!(
+                    "{gateway} is not a gateway of the group"
+                )));
+            }
+            let Err(at) = g.retired.binary_search(gateway) else {
+                return Err(TxError::Invalid(format!("{gateway} is retired already")));
+            };
+            if g.retirable() == 0 {
+                return Err(TxError::NotAllowed(format!(
+                    "a group of {} gateways may retire at most {}: the rest must stay a quorum; \
+                     bring a gateway back instead",
+                    g.gateways.len(),
+                    g.retired.len()
+                )));
+            }
+            g.retired.insert(at, *gateway);
+            ov.put(k, &g);
             Ok(())
         }
         TxKind::SideLock {

@@ -1,5 +1,6 @@
 //! The records kept in the state.
 
+use cpc_types::codec::{Decode, DecodeError, Encode, Reader};
 use cpc_types::{AccessPolicy, Address, Hash32, PublicKey, codec_struct};
 use serde::{Deserialize, Serialize};
 
@@ -164,11 +165,49 @@ pub struct SideGroup {
     pub reward_per_anchor: u64,
     /// Base units left to pay rewards from.
     pub pool: u64,
+    /// Gateways the owner retired (gone for good), sorted: at most `f` of them. A new set
+    /// of gateways starts with none.
+    pub retired: Vec<PublicKey>,
 }
-codec_struct!(SideGroup {
-    owner,
-    gateways,
-    locked,
-    reward_per_anchor,
-    pool
-});
+
+impl SideGroup {
+    /// Gateways that may still be retired: a group keeps a quorum (`n − f`) of gateways
+    /// that are not, or it could confirm nothing once they are gone.
+    pub fn retirable(&self) -> usize {
+        let n = self.gateways.len();
+        let f = n.saturating_sub(1) / 3;
+        f.saturating_sub(self.retired.len())
+    }
+}
+
+// `retired` is written only when not empty, so that a group that never retired a gateway
+// encodes (and hashes into the state root) as it did before the field existed.
+impl Encode for SideGroup {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.owner.encode_to(out);
+        self.gateways.encode_to(out);
+        self.locked.encode_to(out);
+        self.reward_per_anchor.encode_to(out);
+        self.pool.encode_to(out);
+        if !self.retired.is_empty() {
+            self.retired.encode_to(out);
+        }
+    }
+}
+
+impl Decode for SideGroup {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(SideGroup {
+            owner: Decode::decode_from(r)?,
+            gateways: Decode::decode_from(r)?,
+            locked: Decode::decode_from(r)?,
+            reward_per_anchor: Decode::decode_from(r)?,
+            pool: Decode::decode_from(r)?,
+            retired: if r.remaining() > 0 {
+                Decode::decode_from(r)?
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}

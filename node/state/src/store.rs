@@ -142,6 +142,7 @@ impl State {
                 locked: 0,
                 reward_per_anchor: g.reward_per_anchor,
                 pool: g.reward_pool,
+                retired: Vec::new(),
             };
             writes.insert(key::side_group(&g.id), Some(group.encode()));
         }

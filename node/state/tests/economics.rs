@@ -907,4 +907,28 @@ fn side_chain_groups_locks_and_anchors() {
     let a = w.state.side_anchor(&group_id).unwrap();
     assert_eq!((a.sequence, a.confirmed_vertices), (2, 20));
     assert_eq!(a.submitter, w.keys[0].address());
+    // Only the owner retires a gateway: one of the group's, at most f = 1 of four, and
+    // a change of reward or pool keeps the retirement; a new set starts with none.
+    let retire = |gateway| TxKind::SideRetire { group_id, gateway };
+    assert!(matches!(
+        w.send(T0, 3, fee, retire(gateways[3])),
+        Err(TxError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        w.send(T0, 0, fee, retire(key(1).public())),
+        Err(TxError::Invalid(_))
+    ));
+    w.send(T0, 0, fee, retire(gateways[3])).unwrap();
+    let twice = w.send(T0, 0, fee, retire(gateways[3])).unwrap_err();
+    assert!(twice.to_string().contains("retired already"), "{twice}");
+    let second = w.send(T0, 0, fee, retire(gateways[0])).unwrap_err();
+    assert!(matches!(second, TxError::NotAllowed(ref m) if m.contains("at most 1")));
+    w.send(T0, 0, fee, group(gateways.clone(), 0)).unwrap();
+    assert_eq!(
+        w.state.side_group(&group_id).unwrap().retired,
+        vec![gateways[3]]
+    );
+    w.send(T0, 0, fee, group(gateways[..3].to_vec(), 0))
+        .unwrap();
+    assert!(w.state.side_group(&group_id).unwrap().retired.is_empty());
 }

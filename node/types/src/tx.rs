@@ -287,6 +287,15 @@ pub enum TxKind {
         /// Base units locked.
         amount: u64,
     },
+    /// Retires a gateway of a side-chain group that is gone for good (its owner only): the
+    /// group's pruning stops waiting for it. It stays one of the group's `n` and is never
+    /// a gateway again; at most `f = ⌊(n − 1) / 3⌋` are retired.
+    SideRetire {
+        /// The group.
+        group_id: Hash32,
+        /// The gateway's key.
+        gateway: PublicKey,
+    },
 }
 
 impl TxKind {
@@ -307,6 +316,7 @@ impl TxKind {
             TxKind::LeaseCancel { .. } => "lease_cancel",
             TxKind::SideGroup { .. } => "side_group",
             TxKind::SideLock { .. } => "side_lock",
+            TxKind::SideRetire { .. } => "side_retire",
         }
     }
 }
@@ -411,6 +421,11 @@ impl Encode for TxKind {
                 account.encode_to(out);
                 amount.encode_to(out);
             }
+            TxKind::SideRetire { group_id, gateway } => {
+                out.push(14);
+                group_id.encode_to(out);
+                gateway.encode_to(out);
+            }
         }
     }
 }
@@ -468,6 +483,10 @@ impl Decode for TxKind {
                 group_id: Decode::decode_from(r)?,
                 account: Decode::decode_from(r)?,
                 amount: d(r)?,
+            },
+            14 => TxKind::SideRetire {
+                group_id: Decode::decode_from(r)?,
+                gateway: Decode::decode_from(r)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {

@@ -137,6 +137,7 @@ fn kind() -> impl Strategy<Value = TxKind> {
             account,
             amount,
         }),
+        (h(), pk()).prop_map(|(group_id, gateway)| TxKind::SideRetire { group_id, gateway }),
     ]
 }
 

@@ -15,15 +15,16 @@ use cpc_types::codec::{Decode, DecodeError, Encode, Reader};
 use cpc_types::{Hash32, PublicKey, SecretKey, codec_struct};
 
 use super::{
-    Account, Config, Final, Map, Occ, PrunedLast, SideChain, SlotInfo, TxInfo, TxKey, VertexInfo,
-    map,
+    Account, Config, Final, Map, Occ, PrunedLast, RETIRED, SideChain, SlotInfo, TxInfo, TxKey,
+    VertexInfo, map,
 };
 use crate::SideError;
 use crate::types::Slot;
 
 /// What a snapshot starts with; the version follows it.
 const MAGIC: &[u8; 16] = b"cpc-side-state\0\0";
-const VERSION: u32 = 3;
+/// Version 4 added the retired gateways at the end; version 3 is read as none retired.
+const VERSION: u32 = 4;
 
 codec_struct!(Slot { sender, nonce });
 codec_struct!(TxKey { hash, slot });
@@ -178,6 +179,7 @@ impl SideChain {
             by_seq,
             latest,
             equivocators,
+            retired,
             waiting,
             requested,
             txs,
@@ -306,6 +308,7 @@ impl SideChain {
         absorb_pace.encode_to(&mut out);
         last_absorb_ms.encode_to(&mut out);
         refused.encode_to(&mut out);
+        retired.encode_to(&mut out);
         out
     }
 
@@ -332,7 +335,7 @@ impl SideChain {
             return Err(SideError::Snapshot("not a side-chain snapshot".into()));
         }
         let version = u32::decode_from(&mut r).map_err(bad)?;
-        if version != VERSION {
+        if version != VERSION && version != 3 {
             return Err(SideError::Snapshot(format!(
                 "version {version}, this node reads version {VERSION}"
             )));
@@ -351,7 +354,7 @@ impl SideChain {
             ));
         }
         let reward_per_anchor = u64::decode_from(&mut r).map_err(bad)?;
-        let mut s = Self::read_state(fresh, &mut r).map_err(bad)?;
+        let mut s = Self::read_state(fresh, version, &mut r).map_err(bad)?;
         s.cfg.reward_per_anchor = reward_per_anchor;
         match r.remaining() {
             0 => Ok(s),
@@ -360,7 +363,11 @@ impl SideChain {
     }
 
     /// The fields after the header, in the order `snapshot` writes them.
-    fn read_state(fresh: SideChain, r: &mut Reader<'_>) -> Result<SideChain, DecodeError> {
+    fn read_state(
+        fresh: SideChain,
+        version: u32,
+        r: &mut Reader<'_>,
+    ) -> Result<SideChain, DecodeError> {
         let n = fresh.cfg.group.n();
         let mut s = SideChain {
             cfg: fresh.cfg,
@@ -373,6 +380,7 @@ impl SideChain {
             by_seq: get(r)?,
             latest: get(r)?,
             equivocators: get(r)?,
+            retired: 0,
             waiting: get(r)?,
             requested: get(r)?,
             txs: get_map(r, get)?,
@@ -431,6 +439,9 @@ impl SideChain {
             last_absorb_ms: get(r)?,
             refused: get(r)?,
         };
+        if version >= 4 {
+            s.retired = get(r)?;
+        }
         // Per-gateway vectors are indexed by gateway: a wrong length would panic later.
         let per_gateway = [
             s.latest.len(),
@@ -444,6 +455,7 @@ impl SideChain {
                 .values()
                 .any(|v| v.creator >= n || v.clock.len() != n)
             || s.equivocators.last().is_some_and(|g| *g >= n)
+            || (n < 64 && s.retired >> n != 0)
         {
             return Err(DecodeError::Invalid(
                 "per-gateway state of another group size",
@@ -467,6 +479,9 @@ impl SideChain {
             return Err(DecodeError::Invalid("a vertex the state names is not held"));
         }
         s.parked_len = s.parked.values().map(Vec::len).sum();
+        if s.is_retired(s.me) {
+            s.halted = Some(RETIRED.into());
+        }
         Ok(s)
     }
 }
