@@ -12,9 +12,13 @@
 # RESTART=1 then restarts gateway 1 and reports how long restoring its side-chain snapshot
 # and replaying the logs after it took (until its API answers again) and the restarted
 # process's peak RSS.
+# DOWN=1 stops gateway 4 before the load (the other three confirm without it, but pruning
+# waits for it) and reports what gateway 1 then holds; with RETIRE=1 the group's owner
+# then retires gateway 4 (`cpchain sidechain retire`) and the script reports how long
+# gateway 1 took to let go of the history it held for it.
 # CPCHAIN=path runs that binary instead of building one (an A/B run of two builds), as in
 # every benchmark script (bench/cpchain.sh).
-# Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release PRUNE=1 RESTART=0 SIDE_SET= CPCHAIN=)
+# Usage: bench/side-ingest.sh   (TXS=50000 MACHINES=1000 BATCH=500 RATE=10000 PROFILE=release PRUNE=1 RESTART=0 DOWN=0 RETIRE=0 SIDE_SET= CPCHAIN=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/cpchain.sh
@@ -62,14 +66,21 @@ for i in 1 2 3 4; do
   done
 done
 sleep 2
+live=(1 2 3 4)
+if [ "${DOWN:-0}" = 1 ]; then
+  gone=$("$cpchain" sidechain status --home "$net/node4" | python3 -c 'import json, sys; print(json.load(sys.stdin)["gateway"])')
+  kill -TERM "${pids[3]}"
+  wait "${pids[3]}" 2>/dev/null || true
+  live=(1 2 3)
+fi
 args=()
-for i in 1 2 3 4; do args+=(--gateway-home "$net/node$i" --node-pid "${pids[$((i - 1))]}"); done
+for i in "${live[@]}"; do args+=(--gateway-home "$net/node$i" --node-pid "${pids[$((i - 1))]}"); done
 # CPU seconds (user + system) the gateways used, from /proc: the load's cost, which a
 # shared machine's noise moves far less than its latency.
 cpu_secs() {
   local t=0 p
-  for p in "${pids[@]}"; do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  for i in "${live[@]}"; do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/${pids[$((i - 1))]}/stat")))
   done
   echo "$t"
 }
@@ -81,7 +92,7 @@ rc=0
 ticks=$(($(cpu_secs) - cpu0))
 python3 -c 'import sys; t, hz, n = map(int, sys.argv[1:]); print(f"gateways used {t / hz:.1f} CPU-seconds, {1e4 * t / hz / n:.2f} per 10,000 transactions")' \
   "$ticks" "$(getconf CLK_TCK)" "${TXS:-50000}"
-for i in 1 2 3 4; do
+for i in "${live[@]}"; do
   "$cpchain" sidechain status --home "$net/node$i" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
@@ -107,6 +118,33 @@ ms = sorted(
 if ms:
     print(f"snapshots: {len(ms)} written; encoding held the side-chain thread {ms[len(ms) // 2]} ms (median), {ms[-1]} ms (max)")
 PY
+# What gateway 1 holds, and its resident memory.
+held() {
+  "$cpchain" sidechain status --home "$net/node1" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(s["awaiting_settling"], s["vertices"], s["pruned_vertices"])
+'
+}
+rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/${pids[0]}/status"; }
+if [ "${DOWN:-0}" = 1 ]; then
+  read -r awaiting vertices pruned < <(held)
+  echo "down: with gateway 4 stopped, node1 holds $vertices vertices ($awaiting final ones awaiting settling, $pruned pruned); RSS $(rss) MB"
+  if [ "${RETIRE:-0}" = 1 ]; then
+    group=$("$cpchain" sidechain status --home "$net/node1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["group_id"])')
+    t0=$(date +%s%N)
+    "$cpchain" sidechain retire --home "$net/node1" --key "$net/keys/foundation.key" \
+      --group "$group" --gateway "$gone" --wait >/dev/null
+    before=$awaiting
+    for _ in $(seq 1 600); do
+      read -r awaiting vertices pruned < <(held)
+      [ $((awaiting * 4)) -le "$before" ] && break
+      sleep 0.1
+    done
+    t1=$(date +%s%N)
+    echo "retire: $(((t1 - t0) / 1000000)) ms from sending side_retire until node1 held a quarter or less; it holds $vertices vertices ($awaiting awaiting settling, $pruned pruned); RSS $(rss) MB"
+  fi
+fi
 if [ "${RESTART:-0}" = 1 ]; then
   kill -TERM "${pids[0]}"
   wait "${pids[0]}" 2>/dev/null || true

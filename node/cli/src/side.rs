@@ -1016,7 +1016,7 @@ impl Task {
             self.halted = true;
             self.node.meter().m.halted = 1;
             tracing::error!(
-                "the group's owner retired this side-chain gateway on the main chain: it signs no more (its clients go to another gateway) and follows the group; it can never be a gateway of this group again"
+                "the group's owner retired this side-chain gateway on the main chain: it signs no more (its clients go to another gateway) and follows the group, for as long as the group lists its key"
             );
         }
         {
@@ -1281,14 +1281,23 @@ impl Task {
     }
 
     /// Feeds the main chain's side locks and anchors committed since `fed` into `s`
-    /// before it is shared (at start, ahead of the log's replay).
-    fn feed_into(&mut self, s: &mut SideChain) {
+    /// before it is shared (at start, ahead of the log's replay); returns the
+    /// retirements, which wait for the end of the replay: the logged vertices were taken
+    /// before them, and with them known the replay could prune past a retired gateway's
+    /// vertex it had taken.
+    fn feed_into(&mut self, s: &mut SideChain) -> Vec<Input> {
+        let mut retirements = Vec::new();
         while let Some(inputs) = self.next_main_chain_inputs() {
             for input in inputs {
+                if matches!(input, Input::Retire(_)) {
+                    retirements.push(input);
+                    continue;
+                }
                 let out = s.handle(cpc_api::now_ms(), input);
                 self.archive_pruned(out);
             }
         }
+        retirements
     }
 
     /// Builds the state machine once the group is on the main chain.
@@ -1331,14 +1340,16 @@ impl Task {
         match self.restore_or_new(cfg, key) {
             Ok((mut s, first_log)) => {
                 // The main chain first: with its final anchors known, the replay prunes as
-                // it goes, and memory stays what it is at run time. Retirements are in
-                // the blocks too, but the group's record has them whatever the node fed.
-                self.feed_into(&mut s);
-                for gateway in &retired {
-                    let out = s.handle(cpc_api::now_ms(), Input::Retire(*gateway));
+                // it goes, and memory stays what it is at run time. Retirements after it
+                // (those in the snapshot stand); the group's record has them all,
+                // whatever the node fed.
+                let mut retirements = self.feed_into(&mut s);
+                self.replay_logs(&mut s, first_log);
+                retirements.extend(retired.into_iter().map(Input::Retire));
+                for input in retirements {
+                    let out = s.handle(cpc_api::now_ms(), input);
                     self.archive_pruned(out);
                 }
-                self.replay_logs(&mut s, first_log);
                 *self.node.lock() = Some(s);
                 tracing::info!(group = %id, gateways = n, gateway = self.key.is_some(), "following the side-chain group");
                 true

@@ -34,7 +34,7 @@ pub(crate) enum SideCommand {
     /// it with `send deposit --lock <the printed id>`).
     Lock(LockArgs),
     /// Retire a gateway that is gone for good (the group's owner only): pruning stops
-    /// waiting for it, and it never signs for the group again. At most f = (n − 1) / 3 of a
+    /// waiting for it, and it signs for the group no more. At most f = (n − 1) / 3 of a
     /// group's gateways can be retired; a gateway that will come back is brought back
     /// instead (its key, and its `sidechain` directory if that survived).
     Retire(RetireArgs),

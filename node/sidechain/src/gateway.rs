@@ -50,10 +50,10 @@ const MAX_ANSWER: usize = 256;
 const RECENT_PRUNED: usize = 1 << 16;
 
 /// Why a vertex that builds on pruned history without reaching all of it is refused.
+const OUTSIDE_PRUNED: &str = "its history does not reach the pruned (final) history";
+
 /// Why a retired gateway stopped signing.
 const RETIRED: &str = "the group's owner retired it on the main chain";
-
-const OUTSIDE_PRUNED: &str = "its history does not reach the pruned (final) history";
 
 /// How a gateway behaves. Every node of a group must use the same `group`; the timing
 /// fields are local.
@@ -1180,10 +1180,11 @@ impl SideChain {
     }
 
     /// Retires `gateway`, which the group's owner declared gone for good on the main
-    /// chain ([`Input::Retire`]; a key not in the group is ignored). Pruning stops
-    /// waiting for it: a vertex is settled once every other gateway has seen it, and so
-    /// are those already held that every other gateway has seen. Gateways reference its
-    /// vertices no more, and a retired gateway stops signing (see [`SideChain::halt`]).
+    /// chain ([`Input::Retire`]; a key not in the group, or one more than f, is ignored).
+    /// Pruning stops waiting for it: settling needs, for each other gateway, a vertex of
+    /// it that every other gateway has seen (for vertices held already too). Gateways
+    /// reference its vertices no more, and a retired gateway stops signing, proposing
+    /// and endorsing (see [`SideChain::halt`]).
     /// Confirmation does not change: the quorum stays `n − f` of all `n` gateways, which
     /// is why the main chain retires at most `f`. See "Pruning" in the crate docs for why
     /// a retired gateway must never sign again.
@@ -1191,20 +1192,22 @@ impl SideChain {
         let Some(c) = self.cfg.group.index(gateway) else {
             return;
         };
-        if self.is_retired(Some(c)) {
+        // At most f, as the main chain allows: a running group keeps its gateways when the
+        // main chain's change, so a retirement there may be one too many here.
+        if self.is_retired(Some(c)) || self.retired.count_ones() as usize >= self.cfg.group.f() {
             return;
         }
         self.retired |= bit(c);
         if self.is_retired(self.me) {
             self.halt(RETIRED.into());
         }
-        let all = self.all_gateways();
+        let (all, waived) = (self.all_gateways(), self.waived());
         let mut settled: Vec<(VertexId, usize)> = self
             .unpruned
             .keys()
             .filter_map(|id| {
                 let v = self.vertices.get(id)?;
-                (v.settled_by & bit(v.creator) == 0 && v.seen_by | self.retired == all)
+                (v.settled_by & bit(v.creator) == 0 && v.seen_by | waived == all)
                     .then_some((*id, v.creator))
             })
             .collect();
@@ -1235,14 +1238,26 @@ impl SideChain {
     /// a vertex no peer ever sees. It signs no more vertices, refuses new transactions
     /// and those waiting in its pool with [`SideError::Halted`] (clients go to another
     /// gateway), and leaves its own vertices out of the heads it announces. It goes on
-    /// following the group, and proposing and endorsing anchors, which no log holds up.
-    /// Like a gateway that is down, it pauses pruning on every node. A restarted node
-    /// signs again (unless it was retired). Only the first reason counts.
+    /// following the group, and proposing and endorsing anchors, which no log holds up
+    /// (a retired gateway, halted by [`SideChain::retire`], does neither). Like a gateway
+    /// that is down, it pauses pruning on every node. A restarted node signs again
+    /// (unless it was retired). Only the first reason counts.
     pub fn halt(&mut self, reason: String) {
         if self.me.is_some() && self.halted.is_none() {
             self.halted = Some(reason);
             self.expire_pool();
         }
+    }
+
+    /// The retired gateways whose bit settling no longer waits for: all but those this
+    /// node knows to equivocate. Their bit keeps the equivocator rule (their chain must
+    /// reach the vertex): waived, a vertex above an abandoned twin would be pruned while
+    /// the twin is held, and nothing held may lie below a pruned vertex. So retiring a
+    /// known equivocator that went silent does not resume pruning.
+    fn waived(&self) -> u64 {
+        self.equivocators
+            .iter()
+            .fold(self.retired, |m, c| m & !bit(*c))
     }
 
     /// Whether gateway `g` (if any) is retired.
@@ -2430,13 +2445,13 @@ impl SideChain {
         {
             self.to_settle.insert(id);
         }
-        let all = self.all_gateways();
+        let (all, waived) = (self.all_gateways(), self.waived());
         let mut endorsed_quorum = Vec::new();
         let mut newly_confirmed = Vec::new();
         let mut newly_settled = Vec::new();
         for u in &reached {
             let info = &self.vertices[u];
-            if info.seen_by | self.retired == all {
+            if info.seen_by | waived == all {
                 newly_settled.push((*u, info.creator));
             }
             for &TxKey { hash: h, slot } in &info.keys {
@@ -2937,8 +2952,9 @@ impl SideChain {
         // longer reference its vertices, so none of its later ones is ever seen by every
         // gateway, and waiting for one would stop pruning for good.
         let known = equivocators.iter().fold(0, |m, c| m | bit(*c));
-        // A retired gateway signs nothing more: nothing of it is waited for.
-        let retired = self.retired;
+        // A retired gateway signs nothing more: nothing of it is waited for (unless it is
+        // a known equivocator, whose bit stays as above: see `waived`).
+        let waived = self.waived();
         // An equivocator's vertex that no later vertex of its own reaches (its twin's chain
         // goes on) counts as seen by it only through itself: pruned, it would make every
         // later vertex of its creator fail the pruned-tips rule on this node but not on
@@ -2949,7 +2965,7 @@ impl SideChain {
         // pruned vertex, as `in_view` relies on.
         self.prunable.retain(|id| match vertices.get(id) {
             Some(v)
-                if (v.settled_by | (v.seen_by & known) | retired) == all
+                if (v.settled_by | (v.seen_by & known) | waived) == all
                     && (v.continued || !equivocators.contains(&v.creator)) =>
             {
                 ready.push((v.vertex.vertex.sequence, *id));

@@ -4,8 +4,8 @@
 //! A [`SideChain`] is a sans-IO state machine: the node feeds it [`Input`]s (ticks of its
 //! clock, gossip messages, main-chain locks and final anchors) and carries out the
 //! [`Action`]s it returns (gossip, anchor submissions, equivocation evidence). Nothing here
-//! touches a socket, a disk or a clock, and nothing iterates a hash map, so the seeded
-//! simulator in `tests/simulation.rs` replays any run exactly.
+//! touches a socket, a disk or a clock, and nothing iterates a hash map where the order
+//! could matter, so the seeded simulator in `tests/simulation.rs` replays any run exactly.
 //!
 //! # The DAG
 //!
@@ -70,7 +70,7 @@
 //! # Anchors
 //!
 //! When N confirmed vertices or T ms have accumulated, the designated gateway (sequence mod
-//! n; anyone once it is overdue) proposes an [`Anchor`]: the highest confirmed vertex per
+//! n, or the next one not retired; anyone once it is overdue) proposes an [`Anchor`]: the highest confirmed vertex per
 //! gateway, a root chaining the previous root with the Merkle root of the newly covered
 //! vertex ids, and the cooperation rewards over those vertices. Every gateway recomputes
 //! all of it from its own DAG (status *anchored*) and adds its [`Endorsement`]; once n − f
@@ -163,18 +163,29 @@
 //! destroyed box whose key is lost) would hold every node's final history in memory for
 //! good. Its owner retires it instead (a `side_retire` transaction). A retired gateway
 //! stays one of the group's n: the quorum is unchanged, so the main chain retires at most
-//! f, and a retired gateway counts against the f faults the group tolerates. Once a node
-//! learns of it, a vertex every other gateway has seen is settled, gateways reference the
-//! retired one's vertices no more, and the retired gateway itself stops signing. A slot
-//! it has not endorsed is not called lost while its endorsement could tip it.
+//! f (and a node applies at most f to the set it runs with), and a retired gateway counts
+//! against the f faults the group tolerates. Once a node learns of it, settling needs,
+//! for each gateway not retired, a vertex of it that every gateway not retired has seen;
+//! gateways reference the retired one's vertices no more; it names no anchor's proposer;
+//! and the retired gateway itself stops signing, proposing and endorsing. A gateway this
+//! node knows to equivocate keeps the equivocator rule above even when retired (its
+//! chain must reach the vertex): waived, a vertex above its abandoned twin would leave
+//! memory while the twin stays, and nothing held may lie below a pruned vertex. So
+//! retiring a known equivocator that went silent does not resume pruning. A slot it has not endorsed is not called lost
+//! while its endorsement could tip it: such a slot stays in memory, with its sender's
+//! later ones, as an equivocator's does. A restarting node applies the retirements after
+//! it replayed its log, as it had applied them after the vertices logged before.
 //!
 //! This is safe but not exact: nodes learn of the retirement at different times, and a
-//! retired gateway's vertex that arrives after some pruned past its history is refused by
-//! those and taken by the rest. Only a vertex it signed before it left and that no honest
-//! node had can do that, so a retired gateway must really be gone: one that comes back
-//! with vertices nobody saw can make nodes stop following an honest gateway that took
-//! them. A gateway that will come back is brought back (its key, and its `sidechain`
-//! directory if that survived), not retired.
+//! vertex of the retired gateway that reaches a node after the node pruned past that
+//! vertex's history is refused there and taken where it came earlier. That can be a
+//! vertex it signed before it left that an honest gateway took but that spread slowly
+//! (that gateway was cut off), or one it signs when it comes back before its node has
+//! read the retirement. An honest gateway that took such a vertex is then no longer
+//! followed by the nodes that refused it (safety holds: each gateway endorses along its
+//! own chain). So a retired gateway must really be gone, and the group should have run
+//! on for a while since it left; one that will come back is brought back (its key, and
+//! its `sidechain` directory if that survived), not retired.
 //!
 //! # Snapshots
 //!

@@ -26,6 +26,8 @@ struct Net {
     sent: Vec<SignedVertex>,
     /// The anchors the main chain took, as the final inputs it gave the nodes.
     finals: Vec<Input>,
+    /// Who sent each anchor proposal or endorsement, in order.
+    anchor_senders: Vec<usize>,
 }
 
 fn net(n: usize) -> Net {
@@ -53,6 +55,7 @@ fn net(n: usize) -> Net {
         archive: vec![BTreeMap::new(); n],
         sent: Vec::new(),
         finals: Vec::new(),
+        anchor_senders: Vec::new(),
     }
 }
 
@@ -104,8 +107,10 @@ impl Net {
             while let Some((from, a)) = queue.pop() {
                 match a {
                     Action::Send { to, msg } => {
-                        if let Message::Vertex(v) = &msg {
-                            self.sent.push(v.clone());
+                        match &msg {
+                            Message::Vertex(v) => self.sent.push(v.clone()),
+                            Message::Anchor(_) => self.anchor_senders.push(from),
+                            _ => {}
                         }
                         let deaf = self.drop_proposals.then(|| self.nodes.len() - 1);
                         for &j in live {
@@ -1598,6 +1603,14 @@ fn a_retired_gateway_no_longer_holds_up_pruning() {
     assert!(second.contains("at most 1"), "{second}");
     let group = net.main.state.side_group(&net.group.id).unwrap();
     assert_eq!(group.retired, vec![gone]);
+    // Its next vertex reached the others just before they learnt of it.
+    let late = net.vertex(3, 2, vec![stale.id], vec![]);
+    for i in up {
+        let msg = Message::Vertex(late.clone());
+        net.nodes[i].handle(net.now, Input::Message { from: 3, msg });
+        assert!(net.nodes[i].vertex(&late.id).is_some());
+    }
+    let sent_at_retire = net.sent.len();
     for i in 0..4 {
         net.nodes[i].handle(net.now, Input::Retire(gone));
     }
@@ -1614,7 +1627,7 @@ fn a_retired_gateway_no_longer_holds_up_pruning() {
         before.awaiting_settling
     );
     // The group goes on: new transactions confirm and become final without it, and its
-    // last vertex, which gateway 0 took before, is referenced by nobody.
+    // last vertex, which every gateway took, is referenced by nobody.
     let later: Vec<SignedMachineTx> = machines
         .iter()
         .take(6)
@@ -1624,7 +1637,6 @@ fn a_retired_gateway_no_longer_holds_up_pruning() {
     for (k, t) in later.iter().enumerate() {
         assert!(net.nodes[k % 3].submit(net.now, vec![t.clone()])[0].is_ok());
     }
-    let sent_before = net.sent.len();
     net.run(300, &up);
     for t in &later {
         for i in up {
@@ -1636,13 +1648,21 @@ fn a_retired_gateway_no_longer_holds_up_pruning() {
         }
     }
     assert!(
-        net.sent[sent_before..]
+        net.sent[sent_at_retire..]
             .iter()
-            .all(|v| !v.vertex.parents.contains(&stale.id))
+            .all(|v| !v.vertex.parents.contains(&late.id))
     );
     assert!(net.nodes[0].status().awaiting_settling < before.awaiting_settling / 4);
     // A retired gateway that comes back signs nothing and sends clients elsewhere.
+    let vertices_before = net.sent.len();
+    net.run(100, &[0, 1, 2, 3]);
+    assert!(
+        net.sent[vertices_before..]
+            .iter()
+            .all(|v| v.vertex.creator != gone)
+    );
     let st = net.nodes[3].status();
+    assert_eq!(st.retired, vec![gone]);
     assert!(
         st.halted.as_deref().is_some_and(|h| h.contains("retired")),
         "{st:?}"
@@ -1668,6 +1688,54 @@ fn a_retired_gateway_no_longer_holds_up_pruning() {
         assert_eq!(st.retired, vec![gone]);
         assert_eq!(st.halted.is_some(), i == 3);
     }
+}
+
+#[test]
+fn a_retired_gateway_that_runs_on_signs_proposes_and_endorses_nothing() {
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([120; 32]);
+    for k in 0..10u8 {
+        let e = net.event(&m, u64::from(k), k);
+        assert!(net.nodes[usize::from(k % 4)].submit(net.now, vec![e])[0].is_ok());
+        net.run(10, &all);
+    }
+    assert!(net.anchor_senders.contains(&2));
+    let retired = net.keys[2].public();
+    for i in all {
+        net.nodes[i].handle(net.now, Input::Retire(retired));
+    }
+    let (vertices, anchors, finals) = (net.sent.len(), net.anchor_senders.len(), net.finals.len());
+    let mut later = Vec::new();
+    for k in 10..30u8 {
+        let e = net.event(&m, u64::from(k), k);
+        // Gateway 2 sends its clients elsewhere.
+        assert!(matches!(
+            net.nodes[2].submit(net.now, vec![e.clone()])[0],
+            Err(SideError::Halted(_))
+        ));
+        assert!(net.nodes[usize::from(k % 2)].submit(net.now, vec![e.clone()])[0].is_ok());
+        later.push(e);
+        net.run(10, &all);
+    }
+    net.run(300, &all);
+    // It follows the group: what the others took is final on it too.
+    for e in &later {
+        for i in all {
+            assert!(
+                matches!(net.status(i, &e.hash()), TxStatus::Final { .. }),
+                "node {i}: {:?}",
+                net.status(i, &e.hash())
+            );
+        }
+    }
+    assert!(
+        net.sent[vertices..]
+            .iter()
+            .all(|v| v.vertex.creator != retired)
+    );
+    assert!(net.finals.len() > finals + 2);
+    assert!(!net.anchor_senders[anchors..].contains(&2));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Transaction execution rules.
 
-use cpc_types::{Address, Hash32, SignedTransaction, TxKind, TxReceipt, sha256};
+use cpc_types::{Address, Hash32, PublicKey, SignedTransaction, TxKind, TxReceipt, sha256};
 
 use crate::model::{Account, Anchor, Grant, LeaseOffer, SideGroup, Stream, Validator};
 use crate::store::{Overlay, key};
@@ -437,11 +437,22 @@ fn apply_kind(
                         "only the group's owner may change it".into(),
                     ));
                 }
-                // Retirements belong to the set of gateways they were made in.
-                Some(g) if g.gateways == *gateways => (g.locked, g.pool, g.retired),
-                Some(g) => (g.locked, g.pool, Vec::new()),
+                Some(g) => (g.locked, g.pool, g.retired),
                 None => (0, 0, Vec::new()),
             };
+            // A retired key listed again stays retired, within the new set's f.
+            let retired: Vec<PublicKey> = retired
+                .into_iter()
+                .filter(|k| gateways.binary_search(k).is_ok())
+                .collect();
+            let f = (gateways.len() - 1) / 3;
+            if retired.len() > f {
+                return Err(TxError::NotAllowed(format!(
+                    "{} of these gateways are retired; {} gateways may have at most {f}",
+                    retired.len(),
+                    gateways.len()
+                )));
+            }
             debit(ov, sender, *fund)?;
             ov.put(
                 k,
@@ -480,7 +491,7 @@ fn apply_kind(
                     "a group of {} gateways may retire at most {}: the rest must stay a quorum; \
                      bring a gateway back instead",
                     g.gateways.len(),
-                    g.retired.len()
+                    (g.gateways.len() - 1) / 3
                 )));
             }
             g.retired.insert(at, *gateway);

@@ -166,7 +166,7 @@ pub struct SideGroup {
     /// Base units left to pay rewards from.
     pub pool: u64,
     /// Gateways the owner retired (gone for good), sorted: at most `f` of them. A new set
-    /// of gateways starts with none.
+    /// of gateways keeps those it lists.
     pub retired: Vec<PublicKey>,
 }
 

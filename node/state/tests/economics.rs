@@ -907,8 +907,8 @@ fn side_chain_groups_locks_and_anchors() {
     let a = w.state.side_anchor(&group_id).unwrap();
     assert_eq!((a.sequence, a.confirmed_vertices), (2, 20));
     assert_eq!(a.submitter, w.keys[0].address());
-    // Only the owner retires a gateway: one of the group's, at most f = 1 of four, and
-    // a change of reward or pool keeps the retirement; a new set starts with none.
+    // Only the owner retires a gateway: one of the group's, at most f = 1 of four. A new
+    // declaration keeps the retirement of the keys it lists, within its own f.
     let retire = |gateway| TxKind::SideRetire { group_id, gateway };
     assert!(matches!(
         w.send(T0, 3, fee, retire(gateways[3])),
@@ -928,6 +928,9 @@ fn side_chain_groups_locks_and_anchors() {
         w.state.side_group(&group_id).unwrap().retired,
         vec![gateways[3]]
     );
+    let three = [gateways[0], gateways[1], gateways[3]].to_vec();
+    let over = w.send(T0, 0, fee, group(three, 0)).unwrap_err();
+    assert!(matches!(over, TxError::NotAllowed(ref m) if m.contains("at most 0")));
     w.send(T0, 0, fee, group(gateways[..3].to_vec(), 0))
         .unwrap();
     assert!(w.state.side_group(&group_id).unwrap().retired.is_empty());

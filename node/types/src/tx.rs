@@ -288,8 +288,8 @@ pub enum TxKind {
         amount: u64,
     },
     /// Retires a gateway of a side-chain group that is gone for good (its owner only): the
-    /// group's pruning stops waiting for it. It stays one of the group's `n` and is never
-    /// a gateway again; at most `f = ⌊(n − 1) / 3⌋` are retired.
+    /// group's pruning stops waiting for it, and it signs for the group no more. It stays
+    /// one of the group's `n`; at most `f = ⌊(n − 1) / 3⌋` are retired.
     SideRetire {
         /// The group.
         group_id: Hash32,
