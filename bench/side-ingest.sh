@@ -129,6 +129,7 @@ print(s["awaiting_settling"], s["vertices"], s["pruned_vertices"])
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/${pids[0]}/status"; }
 if [ "${DOWN:-0}" = 1 ]; then
   read -r awaiting vertices pruned < <(held)
+  down_held=$vertices
   echo "down: with gateway 4 stopped, node1 holds $vertices vertices ($awaiting final ones awaiting settling, $pruned pruned); RSS $(rss) MB"
   if [ "${RETIRE:-0}" = 1 ]; then
     group=$("$cpchain" sidechain status --home "$net/node1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["group_id"])')
@@ -143,6 +144,14 @@ if [ "${DOWN:-0}" = 1 ]; then
     done
     t1=$(date +%s%N)
     echo "retire: $(((t1 - t0) / 1000000)) ms from sending side_retire until node1 held a quarter or less; it holds $vertices vertices ($awaiting awaiting settling, $pruned pruned); RSS $(rss) MB"
+    # The rest was not final yet: it goes with the next anchors.
+    for _ in $(seq 1 300); do
+      read -r awaiting vertices pruned < <(held)
+      [ $((vertices * 20)) -le "$down_held" ] && break
+      sleep 0.1
+    done
+    t2=$(date +%s%N)
+    echo "retire: after $(((t2 - t0) / 1000000)) ms (a twentieth or less, or 30 s) node1 holds $vertices vertices ($awaiting awaiting settling, $pruned pruned); RSS $(rss) MB"
   fi
 fi
 if [ "${RESTART:-0}" = 1 ]; then
