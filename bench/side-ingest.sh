@@ -137,19 +137,19 @@ if [ "${DOWN:-0}" = 1 ]; then
     "$cpchain" sidechain retire --home "$net/node1" --key "$net/keys/foundation.key" \
       --group "$group" --gateway "$gone" --wait >/dev/null
     before=$awaiting
-    for _ in $(seq 1 600); do
-      read -r awaiting vertices pruned < <(held)
-      [ $((awaiting * 4)) -le "$before" ] && break
-      sleep 0.1
-    done
+    # Polls gateway 1 until the arithmetic test $1 holds, for at most 30 s.
+    until_held() {
+      for _ in $(seq 1 300); do
+        read -r awaiting vertices pruned < <(held)
+        (($1)) && break
+        sleep 0.1
+      done
+    }
+    until_held 'awaiting * 4 <= before'
     t1=$(date +%s%N)
     echo "retire: $(((t1 - t0) / 1000000)) ms from sending side_retire until node1 held a quarter or less; it holds $vertices vertices ($awaiting awaiting settling, $pruned pruned); RSS $(rss) MB"
     # The rest was not final yet: it goes with the next anchors.
-    for _ in $(seq 1 300); do
-      read -r awaiting vertices pruned < <(held)
-      [ $((vertices * 20)) -le "$down_held" ] && break
-      sleep 0.1
-    done
+    until_held 'vertices * 20 <= down_held'
     t2=$(date +%s%N)
     echo "retire: after $(((t2 - t0) / 1000000)) ms (a twentieth or less, or 30 s) node1 holds $vertices vertices ($awaiting awaiting settling, $pruned pruned); RSS $(rss) MB"
   fi

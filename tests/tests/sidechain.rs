@@ -670,19 +670,22 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
             "{held} vertices wait for settling after 60 s"
         );
     }
-    let out = cpchain(&[
-        "sidechain",
-        "retire",
-        "--home",
-        net.nodes[0].home.to_str().unwrap(),
-        "--key",
-        foundation.to_str().unwrap(),
-        "--group",
-        "e2e-district",
-        "--gateway",
-        &gone,
-        "--wait",
-    ]);
+    let retire = |gateway: &str| {
+        cpchain(&[
+            "sidechain",
+            "retire",
+            "--home",
+            net.nodes[0].home.to_str().unwrap(),
+            "--key",
+            foundation.to_str().unwrap(),
+            "--group",
+            "e2e-district",
+            "--gateway",
+            gateway,
+            "--wait",
+        ])
+    };
+    let out = retire(&gone);
     assert!(out.status.success(), "{out:?}");
     let after = event(group, &load, nonce, 1);
     assert_eq!(post(&net.nodes[2], &after).status, 202);
@@ -705,21 +708,11 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
         assert_eq!(st["on_chain"]["retired"], serde_json::json!([gone]), "{st}");
     }
     // The main chain retires at most f = 1 of four.
-    let out = cpchain(&[
-        "sidechain",
-        "retire",
-        "--home",
-        net.nodes[0].home.to_str().unwrap(),
-        "--key",
-        foundation.to_str().unwrap(),
-        "--group",
-        "e2e-district",
-        "--gateway",
+    let out = retire(
         net.nodes[0].get("/v1/sidechain/status").body["gateway"]
             .as_str()
             .unwrap(),
-        "--wait",
-    ]);
+    );
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && said.contains("at most 1"),
