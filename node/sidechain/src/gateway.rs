@@ -254,9 +254,9 @@ pub struct VertexInfo {
     clock: Vec<u64>,
     /// Gateways with a vertex whose causal history holds this one (bit i = gateway i).
     pub seen_by: u64,
-    /// Gateways with a vertex that every gateway has seen and whose history holds this one:
-    /// once all are set, every gateway knows, for each creator, a vertex of it above this
-    /// one (see `prune`).
+    /// Gateways with a vertex that every gateway has seen (every one not retired, see
+    /// `waived`) and whose history holds this one: once all are set, every such gateway
+    /// knows, for each creator, a vertex of it above this one (see `prune`).
     settled_by: u64,
     /// When this node confirmed it.
     pub confirmed_ms: Option<u64>,
@@ -1251,9 +1251,10 @@ impl SideChain {
 
     /// The retired gateways whose bit settling no longer waits for: all but those this
     /// node knows to equivocate. Their bit keeps the equivocator rule (their chain must
-    /// reach the vertex): waived, a vertex above an abandoned twin would be pruned while
-    /// the twin is held, and nothing held may lie below a pruned vertex. So retiring a
-    /// known equivocator that went silent does not resume pruning.
+    /// reach the vertex, and they must have seen the settling vertices): waived, a vertex
+    /// above an abandoned twin would be pruned while the twin is held, and nothing held
+    /// may lie below a pruned vertex. So retiring a known equivocator does not resume
+    /// pruning.
     fn waived(&self) -> u64 {
         self.equivocators
             .iter()

@@ -169,12 +169,19 @@
 //! gateways reference the retired one's vertices no more; it names no anchor's proposer;
 //! and the retired gateway itself stops signing, proposing and endorsing. A gateway this
 //! node knows to equivocate keeps the equivocator rule above even when retired (its
-//! chain must reach the vertex): waived, a vertex above its abandoned twin would leave
-//! memory while the twin stays, and nothing held may lie below a pruned vertex. So
-//! retiring a known equivocator that went silent does not resume pruning. A slot it has not endorsed is not called lost
-//! while its endorsement could tip it: such a slot stays in memory, with its sender's
-//! later ones, as an equivocator's does. A restarting node applies the retirements after
-//! it replayed its log, as it had applied them after the vertices logged before.
+//! chain must reach the vertex, and it must have seen each gateway's settling vertex):
+//! waived, a vertex above its abandoned twin would leave memory while the twin stays,
+//! and nothing held may lie below a pruned vertex. So retiring a known equivocator does
+//! not resume pruning, and neither does a retirement on a node that learns only later
+//! that the gateway equivocated. Anyone holding a retired gateway's key can sign such a
+//! twin, so a gateway retired because its key was stolen can still stop pruning (left
+//! open). A slot it has not endorsed is not called lost while its endorsement could tip
+//! it: such a slot stays in memory, with its sender's later ones, as an equivocator's
+//! does. A restarting node applies the retirements made since its snapshot after it
+//! replayed its log: the logged vertices were taken before the node knew of them, and
+//! with them known from the start the replay could refuse a retired gateway's vertex it
+//! had taken. Until the replay ends, it holds what the logs since the snapshot hold for
+//! the retired gateway.
 //!
 //! This is safe but not exact: nodes learn of the retirement at different times, and a
 //! vertex of the retired gateway that reaches a node after the node pruned past that

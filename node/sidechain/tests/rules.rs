@@ -1614,6 +1614,10 @@ fn a_retired_gateway_no_longer_holds_up_pruning() {
     for i in 0..4 {
         net.nodes[i].handle(net.now, Input::Retire(gone));
     }
+    // A second one (a later set's, say) is one more than f = 1: ignored.
+    for i in 0..3 {
+        net.nodes[i].handle(net.now, Input::Retire(net.keys[1].public()));
+    }
     // What every other gateway has seen is settled now: pruning goes on without it.
     net.run(100, &up);
     let after = net.nodes[0].status();

@@ -448,7 +448,8 @@ fn apply_kind(
             let f = (gateways.len() - 1) / 3;
             if retired.len() > f {
                 return Err(TxError::NotAllowed(format!(
-                    "{} of these gateways are retired; {} gateways may have at most {f}",
+                    "{} of these gateways are retired, and a group of {} may have at most {f}: \
+                     leave a retired key out or list more gateways",
                     retired.len(),
                     gateways.len()
                 )));
