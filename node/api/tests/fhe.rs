@@ -125,12 +125,7 @@ fn node(jobs: FheJobsConfig, api: ApiConfig, matcher: Arc<dyn FheMatcher>) -> No
         timestamp_ms: 1_767_225_600_000,
         params: Params::with_foundation(foundation),
         allocations: BTreeMap::from([(foundation, TOTAL_SUPPLY - deposit)]),
-        validators: vec![GenesisValidator {
-            key: validator.public(),
-            vrf_key: validator.public(),
-            endpoint: String::new(),
-            deposit,
-        }],
+        validators: vec![GenesisValidator::new(validator.public(), deposit)],
         side_groups: Vec::new(),
     };
     let chain = Arc::new(

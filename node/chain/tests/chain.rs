@@ -29,12 +29,7 @@ fn genesis(validator: &SecretKey, users: &[SecretKey]) -> Genesis {
         timestamp_ms: T0,
         params,
         allocations,
-        validators: vec![GenesisValidator {
-            key: validator.public(),
-            vrf_key: validator.public(),
-            endpoint: String::new(),
-            deposit,
-        }],
+        validators: vec![GenesisValidator::new(validator.public(), deposit)],
         side_groups: Vec::new(),
     }
 }

@@ -71,12 +71,7 @@ fn network_with(n: usize, followers: usize, tweak: impl FnOnce(&mut Params)) -> 
         allocations,
         validators: keys
             .iter()
-            .map(|k| GenesisValidator {
-                key: k.public(),
-                vrf_key: k.public(),
-                endpoint: String::new(),
-                deposit,
-            })
+            .map(|k| GenesisValidator::new(k.public(), deposit))
             .collect(),
         side_groups: Vec::new(),
     };

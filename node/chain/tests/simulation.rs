@@ -64,12 +64,7 @@ fn genesis(keys: &[SecretKey], term_length: u64) -> Genesis {
         allocations,
         validators: keys
             .iter()
-            .map(|k| GenesisValidator {
-                key: k.public(),
-                vrf_key: k.public(),
-                endpoint: String::new(),
-                deposit,
-            })
+            .map(|k| GenesisValidator::new(k.public(), deposit))
             .collect(),
         side_groups: Vec::new(),
     }

@@ -78,12 +78,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<ExitCode> {
         timestamp_ms: now,
         params: Params::with_foundation(foundation.address()),
         allocations,
-        validators: vec![GenesisValidator {
-            key: validator.public(),
-            vrf_key: validator.public(),
-            endpoint: String::new(),
-            deposit,
-        }],
+        validators: vec![GenesisValidator::new(validator.public(), deposit)],
         side_groups: Vec::new(),
     };
     genesis.validate()?;

@@ -854,7 +854,6 @@ impl Task {
         side.halt(format!("{why} (fix the disk and restart the node)"));
         drop(guard);
         self.halted = true;
-        self.node.meter().m.halted = 1;
         tracing::error!(
             "this side-chain gateway stops signing: {why}; it refuses transactions (clients go to another gateway) and follows the group until the node is restarted with a working disk"
         );
@@ -997,24 +996,22 @@ impl Task {
     /// Hands one input to the state machine and carries out its actions; returns them.
     fn input(&mut self, input: Input) -> Vec<Action> {
         let now = cpc_api::now_ms();
-        let (actions, vertices, awaiting, retired) = {
+        let (actions, vertices, awaiting, halted) = {
             let mut guard = self.node.lock();
             let Some(side) = guard.as_mut() else {
                 return Vec::new();
             };
             let actions = side.handle(now, input);
-            // Only a retirement halts a gateway from inside (`halt_if_unlogged` does the rest).
-            let retired = !self.halted && side.halted().is_some();
             (
                 actions,
                 side.vertex_count(),
                 side.awaiting_settling(),
-                retired,
+                side.halted().is_some(),
             )
         };
-        if retired {
+        // Only a retirement halts a gateway from inside (`halt_if_unlogged` says why it did).
+        if halted && !self.halted {
             self.halted = true;
-            self.node.meter().m.halted = 1;
             tracing::error!(
                 "the group's owner retired this side-chain gateway on the main chain: it signs no more (its clients go to another gateway) and follows the group, for as long as the group lists its key"
             );
@@ -1023,6 +1020,7 @@ impl Task {
             let m = &mut self.node.meter().m;
             m.vertices_total = vertices;
             m.awaiting_settling = awaiting;
+            m.halted = u64::from(halted);
         }
         let mut actions = actions;
         for a in actions.extract_if(.., |a| matches!(a, Action::Pruned { .. })) {
@@ -1281,23 +1279,20 @@ impl Task {
     }
 
     /// Feeds the main chain's side locks and anchors committed since `fed` into `s`
-    /// before it is shared (at start, ahead of the log's replay); returns the
-    /// retirements, which wait for the end of the replay: the logged vertices were taken
-    /// before them, and with them known the replay could prune past a retired gateway's
-    /// vertex it had taken.
-    fn feed_into(&mut self, s: &mut SideChain) -> Vec<Input> {
-        let mut retirements = Vec::new();
+    /// before it is shared (at start, ahead of the log's replay). Retirements wait for
+    /// the end of the replay (`open_group` takes them from the group's record): the
+    /// logged vertices were taken before them, and with them known the replay could
+    /// prune past a retired gateway's vertex it had taken.
+    fn feed_into(&mut self, s: &mut SideChain) {
         while let Some(inputs) = self.next_main_chain_inputs() {
             for input in inputs {
                 if matches!(input, Input::Retire(_)) {
-                    retirements.push(input);
                     continue;
                 }
                 let out = s.handle(cpc_api::now_ms(), input);
                 self.archive_pruned(out);
             }
         }
-        retirements
     }
 
     /// Builds the state machine once the group is on the main chain.
@@ -1341,13 +1336,12 @@ impl Task {
             Ok((mut s, first_log)) => {
                 // The main chain first: with its final anchors known, the replay prunes as
                 // it goes, and memory stays what it is at run time. Retirements after it
-                // (those in the snapshot stand); the group's record has them all,
-                // whatever the node fed.
-                let mut retirements = self.feed_into(&mut s);
+                // (those in the snapshot stand), from the group's record, which has them
+                // all.
+                self.feed_into(&mut s);
                 self.replay_logs(&mut s, first_log);
-                retirements.extend(retired.into_iter().map(Input::Retire));
-                for input in retirements {
-                    let out = s.handle(cpc_api::now_ms(), input);
+                for gateway in retired {
+                    let out = s.handle(cpc_api::now_ms(), Input::Retire(gateway));
                     self.archive_pruned(out);
                 }
                 *self.node.lock() = Some(s);

@@ -25,12 +25,7 @@ pub(crate) fn chain(dir: &Path, validator: &SecretKey, owner: Address, owned: u6
         timestamp_ms: T0,
         params: Params::with_foundation(foundation),
         allocations,
-        validators: vec![GenesisValidator {
-            key: validator.public(),
-            vrf_key: validator.public(),
-            endpoint: String::new(),
-            deposit,
-        }],
+        validators: vec![GenesisValidator::new(validator.public(), deposit)],
         side_groups: Vec::new(),
     };
     let accel = Arc::new(Dispatcher::new(DispatchConfig::default()).unwrap());

@@ -1186,19 +1186,19 @@ impl SideChain {
     /// reference its vertices no more, and a retired gateway stops signing, proposing
     /// and endorsing (see [`SideChain::halt`]).
     /// Confirmation does not change: the quorum stays `n − f` of all `n` gateways, which
-    /// is why the main chain retires at most `f`. See "Pruning" in the crate docs for why
-    /// a retired gateway must never sign again.
+    /// is why the main chain retires at most `f`. See "Retired gateways" in the crate docs
+    /// for why a retired gateway must really be gone.
     pub fn retire(&mut self, gateway: &PublicKey) {
         let Some(c) = self.cfg.group.index(gateway) else {
             return;
         };
         // At most f, as the main chain allows: a running group keeps its gateways when the
         // main chain's change, so a retirement there may be one too many here.
-        if self.is_retired(Some(c)) || self.retired.count_ones() as usize >= self.cfg.group.f() {
+        if self.is_retired(c) || self.retired.count_ones() as usize >= self.cfg.group.f() {
             return;
         }
         self.retired |= bit(c);
-        if self.is_retired(self.me) {
+        if self.me == Some(c) {
             self.halt(RETIRED.into());
         }
         let (all, waived) = (self.all_gateways(), self.waived());
@@ -1218,12 +1218,11 @@ impl SideChain {
         }
         // An idle group signed its round for settling while it still waited for the
         // retired gateway; one more round settles what that one left.
-        if self.me.is_some_and(|me| me != c) {
+        if let Some(me) = self.me.filter(|me| *me != c) {
+            let ignored = self.unreferenced() | bit(me);
             for (g, l) in self.latest.iter().enumerate() {
                 if let Some((_, id)) = l
-                    && Some(g) != self.me
-                    && !self.equivocators.contains(&g)
-                    && !self.is_retired(Some(g))
+                    && ignored & bit(g) == 0
                 {
                     self.to_settle.insert(*id);
                 }
@@ -1256,14 +1255,28 @@ impl SideChain {
     /// may lie below a pruned vertex. So retiring a known equivocator does not resume
     /// pruning.
     fn waived(&self) -> u64 {
-        self.equivocators
-            .iter()
-            .fold(self.retired, |m, c| m & !bit(*c))
+        self.retired & !self.equivocator_bits()
     }
 
-    /// Whether gateway `g` (if any) is retired.
-    fn is_retired(&self, g: Option<usize>) -> bool {
-        g.is_some_and(|g| self.retired & bit(g) != 0)
+    /// The gateways this node knows to equivocate (a mask).
+    fn equivocator_bits(&self) -> u64 {
+        self.equivocators.iter().fold(0, |m, c| m | bit(*c))
+    }
+
+    /// The gateways whose vertices gateways reference no more: known equivocators and
+    /// retired gateways (a mask).
+    fn unreferenced(&self) -> u64 {
+        self.equivocator_bits() | self.retired
+    }
+
+    /// Whether gateway `c` is retired.
+    fn is_retired(&self, c: usize) -> bool {
+        self.retired & bit(c) != 0
+    }
+
+    /// Whether this node is a retired gateway.
+    fn retired_me(&self) -> bool {
+        self.me.is_some_and(|me| self.is_retired(me))
     }
 
     /// Why this gateway stopped signing, if it did ([`SideChain::halt`], or it was
@@ -1458,12 +1471,11 @@ impl SideChain {
         };
         // Equivocators' and retired gateways' vertices are not referenced any more, so
         // they cannot oblige.
-        let (vertices, equivocators, retired) = (&self.vertices, &self.equivocators, self.retired);
-        let ignored = |c: usize| equivocators.contains(&c) || retired & bit(c) != 0;
+        let (vertices, ignored) = (&self.vertices, self.unreferenced());
         self.to_reference.retain(|id| {
             vertices
                 .get(id)
-                .is_some_and(|v| v.seen_by & bit(me) == 0 && !ignored(v.creator))
+                .is_some_and(|v| v.seen_by & bit(me) == 0 && ignored & bit(v.creator) == 0)
         });
         let must_ack = !self.to_reference.is_empty();
         if self.pool.is_empty() && !must_ack {
@@ -1474,7 +1486,7 @@ impl SideChain {
         // Rotate the start so that with more than 8 others every gateway gets referenced.
         for k in 0..n {
             let c = (me + 1 + k + self.my_seq as usize) % n;
-            if c == me || ignored(c) || parents.len() > MAX_TIPS {
+            if c == me || ignored & bit(c) != 0 || parents.len() > MAX_TIPS {
                 continue;
             }
             if let Some((_, id)) = self.latest[c]
@@ -2578,7 +2590,7 @@ impl SideChain {
     // ---- anchoring ----
 
     fn maybe_anchor(&mut self, out: &mut Vec<Action>) {
-        let Some(me) = self.me.filter(|_| !self.is_retired(self.me)) else {
+        let Some(me) = self.me.filter(|_| !self.retired_me()) else {
             return;
         };
         let next = self.final_seq + 1;
@@ -2645,14 +2657,14 @@ impl SideChain {
         let first = (seq % n as u64) as usize;
         (0..n)
             .map(|k| (first + k) % n)
-            .find(|c| !self.is_retired(Some(*c)))
+            .find(|c| !self.is_retired(*c))
             .unwrap_or(first)
     }
 
     /// Adds this gateway's endorsement to a proposal it recomputed, and tells the group.
     fn endorse(&mut self, seq: u64, hash: Hash32, out: &mut Vec<Action>) {
         // A retired gateway has no say any more.
-        let Some(key) = self.key.as_ref().filter(|_| !self.is_retired(self.me)) else {
+        let Some(key) = self.key.as_ref().filter(|_| !self.retired_me()) else {
             return;
         };
         let me = key.public();
@@ -2682,7 +2694,7 @@ impl SideChain {
     /// designated gateway does, and any gateway once the anchor is overdue; again if the
     /// main chain has not taken it after a while.
     fn maybe_submit(&mut self, out: &mut Vec<Action>) {
-        let Some(me) = self.me.filter(|_| !self.is_retired(self.me)) else {
+        let Some(me) = self.me.filter(|_| !self.retired_me()) else {
             return;
         };
         let next = self.final_seq + 1;
@@ -2952,7 +2964,7 @@ impl SideChain {
         // A known equivocator's bit counts once its chain reaches the vertex: gateways no
         // longer reference its vertices, so none of its later ones is ever seen by every
         // gateway, and waiting for one would stop pruning for good.
-        let known = equivocators.iter().fold(0, |m, c| m | bit(*c));
+        let known = self.equivocator_bits();
         // A retired gateway signs nothing more: nothing of it is waited for (unless it is
         // a known equivocator, whose bit stays as above: see `waived`).
         let waived = self.waived();
@@ -3279,10 +3291,7 @@ impl SideChain {
             // another node may count it for `h`: while that could tip it, the slot waits.
             // So may a retired gateway's vertex signed before it left that reaches a node
             // only now (pruning no longer waits for it to see the slot).
-            let swing = (0..self.cfg.group.n())
-                .filter(|g| self.equivocators.contains(g) || self.is_retired(Some(*g)))
-                .filter(|g| endorsers & bit(*g) == 0)
-                .count();
+            let swing = (self.unreferenced() & !endorsers).count_ones() as usize;
             if count + swing >= self.quorum() {
                 return None;
             }

@@ -46,7 +46,7 @@ impl Group {
 
     /// Faulty gateways tolerated: `⌊(n − 1) / 3⌋`.
     pub fn f(&self) -> usize {
-        (self.n() - 1) / 3
+        cpc_types::side_faults(self.n())
     }
 
     /// Distinct gateways needed to confirm a vertex or endorse an anchor: `n − f`

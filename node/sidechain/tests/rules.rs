@@ -1788,12 +1788,7 @@ impl MainChain {
             allocations: [(sender.address(), cpc_types::TOTAL_SUPPLY - reward_pool)]
                 .into_iter()
                 .collect(),
-            validators: vec![GenesisValidator {
-                key: sender.public(),
-                vrf_key: sender.public(),
-                endpoint: String::new(),
-                deposit: 0,
-            }],
+            validators: vec![GenesisValidator::new(sender.public(), 0)],
             side_groups: vec![GenesisSideGroup {
                 id: group.id,
                 owner: sender.address(),

@@ -445,7 +445,7 @@ fn apply_kind(
                 .into_iter()
                 .filter(|k| gateways.binary_search(k).is_ok())
                 .collect();
-            let f = (gateways.len() - 1) / 3;
+            let f = cpc_types::side_faults(gateways.len());
             if retired.len() > f {
                 return Err(TxError::NotAllowed(format!(
                     "{} of these gateways are retired, and a group of {} may have at most {f}: \
@@ -492,7 +492,7 @@ fn apply_kind(
                     "a group of {} gateways may retire at most {}: the rest must stay a quorum; \
                      bring a gateway back instead",
                     g.gateways.len(),
-                    (g.gateways.len() - 1) / 3
+                    cpc_types::side_faults(g.gateways.len())
                 )));
             }
             g.retired.insert(at, *gateway);

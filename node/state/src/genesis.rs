@@ -174,6 +174,19 @@ pub struct GenesisValidator {
     /// Deposit locked from the supply.
     pub deposit: u64,
 }
+impl GenesisValidator {
+    /// A validator whose VRF key is its signing key and whose endpoint is unknown (peers
+    /// find it some other way): what `cpchain init` and the tests declare.
+    pub fn new(key: PublicKey, deposit: u64) -> GenesisValidator {
+        GenesisValidator {
+            key,
+            vrf_key: key,
+            endpoint: String::new(),
+            deposit,
+        }
+    }
+}
+
 codec_struct!(GenesisValidator {
     key,
     vrf_key,

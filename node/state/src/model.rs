@@ -174,9 +174,7 @@ impl SideGroup {
     /// Gateways that may still be retired: a group keeps a quorum (`n − f`) of gateways
     /// that are not, or it could confirm nothing once they are gone.
     pub fn retirable(&self) -> usize {
-        let n = self.gateways.len();
-        let f = n.saturating_sub(1) / 3;
-        f.saturating_sub(self.retired.len())
+        cpc_types::side_faults(self.gateways.len()).saturating_sub(self.retired.len())
     }
 }
 

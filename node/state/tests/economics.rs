@@ -130,12 +130,7 @@ fn genesis_must_allocate_exactly_the_supply() {
         timestamp_ms: 0,
         params: Params::with_foundation(foundation),
         allocations: [(foundation, TOTAL_SUPPLY - 1)].into_iter().collect(),
-        validators: vec![GenesisValidator {
-            key: key(1).public(),
-            vrf_key: key(1).public(),
-            endpoint: String::new(),
-            deposit: 0,
-        }],
+        validators: vec![GenesisValidator::new(key(1).public(), 0)],
         side_groups: Vec::new(),
     };
     assert!(matches!(
@@ -165,12 +160,7 @@ fn genesis_side_groups_are_on_chain_and_absent_ones_keep_the_hash() {
         timestamp_ms: 0,
         params: Params::with_foundation(foundation),
         allocations: [(foundation, TOTAL_SUPPLY)].into_iter().collect(),
-        validators: vec![GenesisValidator {
-            key: key(1).public(),
-            vrf_key: key(1).public(),
-            endpoint: String::new(),
-            deposit: 0,
-        }],
+        validators: vec![GenesisValidator::new(key(1).public(), 0)],
         side_groups: Vec::new(),
     };
     let plain = g.hash();

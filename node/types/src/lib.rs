@@ -23,7 +23,7 @@ pub use block::{
 pub use codec::{Decode, DecodeError, Encode, decode_exact};
 pub use keys::SecretKey;
 pub use primitives::{Address, Hash32, PublicKey, Signature, VrfProof, sha256};
-pub use side::{Endorsement, SideAnchor, SideReward, VertexHeader, side_quorum};
+pub use side::{Endorsement, SideAnchor, SideReward, VertexHeader, side_faults, side_quorum};
 pub use tx::{
     AccessPolicy, DataRecord, MisbehaviourEvidence, SignedMessage, SignedTransaction, Transaction,
     TxKind,

@@ -21,7 +21,13 @@ pub const ANCHOR_DOMAIN: &[u8] = b"cpchain/side/anchor/v2";
 /// f + 1`. With n = 6, f = 1, two disjoint sets of three gateways could each endorse one
 /// side of a double spend.
 pub fn side_quorum(n: usize) -> usize {
-    n - n.saturating_sub(1) / 3
+    n - side_faults(n)
+}
+
+/// Faulty gateways a group of `n` tolerates: `f = ⌊(n − 1) / 3⌋` (and the most it may
+/// retire).
+pub fn side_faults(n: usize) -> usize {
+    n.saturating_sub(1) / 3
 }
 
 /// What a gateway signs for a vertex: everything but the transactions, which it commits

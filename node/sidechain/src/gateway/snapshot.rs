@@ -479,7 +479,7 @@ impl SideChain {
             return Err(DecodeError::Invalid("a vertex the state names is not held"));
         }
         s.parked_len = s.parked.values().map(Vec::len).sum();
-        if s.is_retired(s.me) {
+        if s.retired_me() {
             s.halted = Some(RETIRED.into());
         }
         Ok(s)
