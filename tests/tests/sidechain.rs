@@ -718,6 +718,20 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
         !out.status.success() && said.contains("at most 1"),
         "{said}"
     );
+    // A restart replays the retirement where its log has it (unless a snapshot since
+    // holds it), and the node goes on pruning without the retired gateway.
+    let snapshots = |n: &Node| n.log().matches("side-chain snapshot written").count();
+    let written = snapshots(&net.nodes[0]);
+    net.nodes[0].kill9();
+    net.nodes[0].start();
+    let again = event(group, &load, nonce + 1, 2);
+    post_final(&net.nodes[0], &net.nodes[..3], &again);
+    if snapshots(&net.nodes[0]) == written {
+        assert_logged(&net.nodes[0], "retirements=1");
+    }
+    let st = net.nodes[0].get("/v1/sidechain/status").body;
+    assert_eq!(st["retired"], serde_json::json!([gone]), "{st}");
+    assert!(awaiting(&net.nodes[0]) * 4 <= held, "{st}");
     // Anchors after the change paid from the topped-up pool, at most 2 CPC each.
     let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();
     let left = on_chain["reward_pool"].as_u64().unwrap();

@@ -43,7 +43,7 @@ use cpc_types::codec::{Decode, DecodeError, Reader, decode_exact};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
 
-use crate::side_files::{SideFiles, SideLog, Snapshot};
+use crate::side_files::{LogRecord, SideFiles, SideLog, Snapshot};
 use crate::side_outbox::{Durable, Outgoing, Part, Refused};
 
 /// The `[sidechain]` section.
@@ -1211,7 +1211,15 @@ impl Task {
         }
         while let Some(inputs) = self.next_main_chain_inputs() {
             for input in inputs {
+                let retired = match &input {
+                    Input::Retire(gateway) => Some(*gateway),
+                    _ => None,
+                };
                 self.input(input);
+                // Where the run learnt of it, for a restart's replay.
+                if let Some(gateway) = retired {
+                    self.log.append_retire(&gateway);
+                }
             }
         }
     }
@@ -1279,10 +1287,11 @@ impl Task {
     }
 
     /// Feeds the main chain's side locks and anchors committed since `fed` into `s`
-    /// before it is shared (at start, ahead of the log's replay). Retirements wait for
-    /// the end of the replay (`open_group` takes them from the group's record): the
-    /// logged vertices were taken before them, and with them known the replay could
-    /// prune past a retired gateway's vertex it had taken.
+    /// before it is shared (at start, ahead of the log's replay). Retirements are not fed
+    /// here: those the last run learnt of are in its log, where it learnt of them, and
+    /// the rest wait for the end of the replay (`open_group` takes them from the group's
+    /// record). The logged vertices were taken before them, and with them known the
+    /// replay could prune past a retired gateway's vertex it had taken.
     fn feed_into(&mut self, s: &mut SideChain) {
         while let Some(inputs) = self.next_main_chain_inputs() {
             for input in inputs {
@@ -1335,14 +1344,17 @@ impl Task {
         match self.restore_or_new(cfg, key) {
             Ok((mut s, first_log)) => {
                 // The main chain first: with its final anchors known, the replay prunes as
-                // it goes, and memory stays what it is at run time. Retirements after it
-                // (those in the snapshot stand), from the group's record, which has them
-                // all.
+                // it goes, and memory stays what it is at run time. The log holds the
+                // retirements the last run learnt of; those made while the node was down
+                // come after it, from the group's record, which has them all (a retirement
+                // known already is ignored).
                 self.feed_into(&mut s);
                 self.replay_logs(&mut s, first_log);
-                for gateway in retired {
+                let known = s.status().retired;
+                for gateway in retired.into_iter().filter(|g| !known.contains(g)) {
                     let out = s.handle(cpc_api::now_ms(), Input::Retire(gateway));
                     self.archive_pruned(out);
+                    self.log.append_retire(&gateway);
                 }
                 *self.node.lock() = Some(s);
                 tracing::info!(group = %id, gateways = n, gateway = self.key.is_some(), "following the side-chain group");
@@ -1399,15 +1411,22 @@ impl Task {
             Vec::new()
         });
         // Answers and requests of the replay go nowhere; peers fill any gaps.
-        let mut count = 0u64;
+        let (mut count, mut retirements) = (0u64, 0u64);
         self.node.replaying.store(0, Ordering::Relaxed);
         let mut last = None;
         for (id, path) in logs.into_iter().filter(|(id, _)| *id >= first) {
             let log = SideLog::new(path);
             let mut records = log.records();
-            for msg in records.by_ref() {
+            for record in records.by_ref() {
                 let now = cpc_api::now_ms();
-                let out = s.handle(now, Input::Message { from: REPLAY, msg });
+                let input = match record {
+                    LogRecord::Message(msg) => Input::Message { from: REPLAY, msg },
+                    LogRecord::Retire(gateway) => {
+                        retirements += 1;
+                        Input::Retire(gateway)
+                    }
+                };
+                let out = s.handle(now, input);
                 self.archive_pruned(out);
                 self.archive_pruned(s.handle(now, Input::SummarisePruned));
                 count += 1;
@@ -1435,6 +1454,7 @@ impl Task {
         if count > 0 {
             tracing::info!(
                 records = count,
+                retirements,
                 vertices_accepted = s.vertex_count(),
                 "side-chain history replayed from the log"
             );

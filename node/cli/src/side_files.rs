@@ -1,7 +1,8 @@
 //! The side chain's files under `<home>/sidechain`: per group, a snapshot of the state
 //! machine and the logs of the messages it accepted since.
 //!
-//! Every vertex and anchor the node accepts is appended to the current log, and a restart
+//! Every vertex and anchor the node accepts is appended to the current log, and so is every
+//! gateway retirement it is fed from the main chain, in the order it handled them; a restart
 //! restores the snapshot and replays the logs after it. Logs are numbered: the snapshot
 //! names the first log that follows it, and a log numbered below that is covered by it.
 //! Once the current log outgrows its limit (and the last snapshot), the node starts the
@@ -21,7 +22,21 @@ use std::sync::Arc;
 
 use cpc_sidechain::Message;
 use cpc_types::codec::{Decode, Encode, Reader};
-use cpc_types::{Hash32, sha256};
+use cpc_types::{Hash32, PublicKey, sha256};
+
+/// What a retirement record starts with: a byte no message encoding starts with.
+const RETIRE_RECORD: u8 = 0x80;
+
+/// A record of the side-chain log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LogRecord {
+    /// A message the state machine took (as received, or one the node sent).
+    Message(Message),
+    /// A gateway the main chain retired, where the node learnt of it: replayed in place,
+    /// a restart prunes past the retired gateway's history as the run did (see
+    /// "Retired gateways" in `cpc_sidechain`).
+    Retire(PublicKey),
+}
 
 /// What a snapshot file starts with; the version follows.
 const SNAPSHOT_MAGIC: &[u8; 16] = b"cpchain-side-snp";
@@ -326,7 +341,14 @@ impl SideLog {
         }
     }
 
-    /// Appends a message's encoding (as received: decoding checked it is one).
+    /// Appends the retirement of `gateway`.
+    pub(crate) fn append_retire(&mut self, gateway: &PublicKey) {
+        let mut rec = [RETIRE_RECORD; 33];
+        rec[1..].copy_from_slice(&gateway.0);
+        self.append_encoded(&rec);
+    }
+
+    /// Appends a record's encoding (a message as received: decoding checked it is one).
     pub(crate) fn append_encoded(&mut self, data: &[u8]) {
         let Some(f) = &self.file else {
             return;
@@ -354,9 +376,9 @@ pub(crate) struct LogRecords {
 }
 
 impl Iterator for LogRecords {
-    type Item = Message;
+    type Item = LogRecord;
 
-    fn next(&mut self) -> Option<Message> {
+    fn next(&mut self) -> Option<LogRecord> {
         let r = self.reader.as_mut()?;
         let mut len = [0u8; 4];
         let mut read = |buf: &mut [u8]| match r.read_exact(buf) {
@@ -375,7 +397,14 @@ impl Iterator for LogRecords {
             }
             self.rec.resize(len, 0);
             read(&mut self.rec)?;
-            Message::decode_untrusted(&self.rec).ok()
+            match *self.rec {
+                [RETIRE_RECORD, ref key @ ..] => <[u8; 32]>::try_from(key)
+                    .ok()
+                    .map(|k| LogRecord::Retire(PublicKey(k))),
+                _ => Message::decode_untrusted(&self.rec)
+                    .ok()
+                    .map(LogRecord::Message),
+            }
         });
         if msg.is_some() {
             self.end += 4 + self.rec.len() as u64;
@@ -395,15 +424,23 @@ mod tests {
     fn the_log_replays_whole_records_and_drops_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("side").join("g.log");
-        let msgs: Vec<Message> = (0..5u8)
-            .map(|i| Message::Heads(vec![Hash32([i; 32]); usize::from(i) + 1]))
+        // Messages, and a retirement between them.
+        let msgs: Vec<LogRecord> = (0..5u8)
+            .map(|i| match i {
+                1 => LogRecord::Retire(PublicKey([i; 32])),
+                _ => LogRecord::Message(Message::Heads(vec![Hash32([i; 32]); usize::from(i) + 1])),
+            })
             .collect();
+        let put = |log: &mut SideLog, r: &LogRecord| match r {
+            LogRecord::Message(m) => log.append(m),
+            LogRecord::Retire(k) => log.append_retire(k),
+        };
         // A log that does not exist yet reads as empty and is created.
         let mut log = SideLog::new(path.clone());
         assert_eq!(log.records().count(), 0);
         log.append_after(log.records());
-        for m in &msgs[..3] {
-            log.append(m);
+        for r in &msgs[..3] {
+            put(&mut log, r);
         }
         drop(log);
         let whole = std::fs::metadata(&path).unwrap().len();
@@ -412,6 +449,7 @@ mod tests {
             &[0, 0, 0, 9, 1, 2][..],          // a torn record
             &[0xff, 0xff, 0xff, 0xff, 0][..], // a length no message has
             &[0, 0, 0, 1, 0xee][..],          // a record that does not decode
+            &[0, 0, 0, 3, 0x80, 1, 2][..],    // a retirement without a whole key
         ] {
             std::fs::OpenOptions::new()
                 .append(true)
@@ -434,8 +472,8 @@ mod tests {
         // New records follow the last whole one.
         let mut log = SideLog::new(path.clone());
         log.append_after(log.records());
-        log.append(&msgs[3]);
-        log.append(&msgs[4]);
+        put(&mut log, &msgs[3]);
+        put(&mut log, &msgs[4]);
         assert_eq!(SideLog::new(path).records().collect::<Vec<_>>(), msgs);
     }
 

@@ -177,11 +177,10 @@
 //! twin, so a gateway retired because its key was stolen can still stop pruning (left
 //! open). A slot it has not endorsed is not called lost while its endorsement could tip
 //! it: such a slot stays in memory, with its sender's later ones, as an equivocator's
-//! does. A restarting node applies the retirements made since its snapshot after it
-//! replayed its log: the logged vertices were taken before the node knew of them, and
-//! with them known from the start the replay could refuse a retired gateway's vertex it
-//! had taken. Until the replay ends, it holds what the logs since the snapshot hold for
-//! the retired gateway.
+//! does. A node logs a retirement between the vertices it took before and after
+//! learning of it, and a restart replays it there; those made while the node was down
+//! are applied after the replay. Applied from the start, the replay could refuse a
+//! retired gateway's vertex the node had taken before it knew.
 //!
 //! This is safe but not exact: nodes learn of the retirement at different times, and a
 //! vertex of the retired gateway that reaches a node after the node pruned past that
