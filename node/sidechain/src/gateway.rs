@@ -2709,11 +2709,25 @@ impl SideChain {
         {
             return;
         }
+        // The main chain counts no retired gateway's endorsement.
         let quorum = self.quorum();
+        let counted = |p: &SignedAnchor| {
+            p.endorsements
+                .iter()
+                .filter(|e| {
+                    self.cfg
+                        .group
+                        .index(&e.gateway)
+                        .is_some_and(|c| !self.is_retired(c))
+                })
+                .count()
+        };
         let Some(best) = self.proposals.get(&next).and_then(|l| {
             l.iter()
-                .filter(|p| p.endorsements.len() >= quorum)
-                .max_by_key(|p| p.endorsements.len())
+                .map(|p| (counted(p), p))
+                .filter(|(k, _)| *k >= quorum)
+                .max_by_key(|(k, _)| *k)
+                .map(|(_, p)| p)
         }) else {
             return;
         };

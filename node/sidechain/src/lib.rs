@@ -167,7 +167,9 @@
 //! against the f faults the group tolerates. Once a node learns of it, settling needs,
 //! for each gateway not retired, a vertex of it that every gateway not retired has seen;
 //! gateways reference the retired one's vertices no more; it names no anchor's proposer;
-//! and the retired gateway itself stops signing, proposing and endorsing. A gateway this
+//! and the retired gateway itself stops signing, proposing and endorsing (the main chain
+//! counts no anchor endorsement of it, its key may be in anyone's hands, so gateways
+//! submit an anchor only once n − f gateways not retired endorsed it). A gateway this
 //! node knows to equivocate keeps the equivocator rule above even when retired (its
 //! chain must reach the vertex, and it must have seen each gateway's settling vertex):
 //! waived, a vertex above its abandoned twin would leave memory while the twin stays,

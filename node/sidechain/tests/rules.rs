@@ -1743,6 +1743,78 @@ fn a_retired_gateway_that_runs_on_signs_proposes_and_endorses_nothing() {
 }
 
 #[test]
+fn a_retired_gateways_endorsement_does_not_count() {
+    // Gateway 3 is retired on chain, but its node has not read that yet and endorses on;
+    // gateway 2 is down. With gateway 3, gateways 0 and 1 would make three endorsements,
+    // a quorum of four, but the main chain counts no retired gateway's, so they send none.
+    let mut net = net(4);
+    let all = [0, 1, 2, 3];
+    let m = SecretKey::from_bytes([121; 32]);
+    let mut nonce = 0;
+    let mut load = |net: &mut Net, at: &[usize], ms: u64| {
+        let mut submitted = Vec::new();
+        for k in 0..10u8 {
+            let e = net.event(&m, nonce, k);
+            nonce += 1;
+            assert!(
+                net.nodes[at[usize::from(k) % at.len()]].submit(net.now, vec![e.clone()])[0]
+                    .is_ok()
+            );
+            submitted.push(e);
+            for (from, a) in net.run(ms, &[0, 1, 3]) {
+                assert!(
+                    from == 3 || !matches!(a, Action::SubmitAnchor(_)),
+                    "gateway {from} sent an anchor gateway 3 endorsed"
+                );
+            }
+        }
+        submitted
+    };
+    let first = SecretKey::from_bytes([122; 32]);
+    for k in 0..10u8 {
+        let e = net.event(&first, u64::from(k), k);
+        assert!(net.nodes[usize::from(k % 4)].submit(net.now, vec![e])[0].is_ok());
+        net.run(10, &all);
+    }
+    let finals = net.finals.len();
+    assert!(finals > 0);
+    let retired = net.keys[3].public();
+    net.main
+        .apply(cpc_types::TxKind::SideRetire {
+            group_id: net.group.id,
+            gateway: retired,
+        })
+        .unwrap();
+    for i in [0, 1, 2] {
+        net.nodes[i].handle(net.now, Input::Retire(retired));
+    }
+    let taken = load(&mut net, &[0, 1], 30);
+    for _ in 0..10 {
+        load(&mut net, &[0, 1], 30);
+    }
+    // Confirmed all the same (vertices of three gateways reach them), never final.
+    for e in &taken {
+        for i in [0, 1, 3] {
+            assert!(
+                matches!(
+                    net.status(i, &e.hash()),
+                    TxStatus::Confirmed | TxStatus::Anchored { .. }
+                ),
+                "node {i}: {:?}",
+                net.status(i, &e.hash())
+            );
+        }
+    }
+    assert_eq!(net.finals.len(), finals);
+    // With gateway 2 back, the three not retired endorse, and anchors go on.
+    net.run(500, &all);
+    for e in &taken {
+        assert!(matches!(net.status(0, &e.hash()), TxStatus::Final { .. }));
+    }
+    assert!(net.finals.len() > finals);
+}
+
+#[test]
 fn messages_round_trip_and_garbage_is_refused() {
     use cpc_types::codec::Encode;
     let net = net(4);

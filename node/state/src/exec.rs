@@ -605,10 +605,20 @@ fn side_anchor(
             "endorsements must be sorted by gateway, each once".into(),
         ));
     }
-    if endorsements.len() < quorum {
+    // A retired gateway's endorsement does not count: the box is gone, and its key may
+    // be in anyone's hands.
+    let counted = endorsements
+        .iter()
+        .filter(|e| group.retired.binary_search(&e.gateway).is_err())
+        .count();
+    if counted < quorum {
+        let retired = if counted < endorsements.len() {
+            " by gateways not retired"
+        } else {
+            ""
+        };
         return Err(TxError::NotAllowed(format!(
-            "{} endorsements; an anchor of this group needs {quorum}",
-            endorsements.len()
+            "{counted} endorsements{retired}; an anchor of this group needs {quorum}"
         )));
     }
     let msg = a.signing_bytes();

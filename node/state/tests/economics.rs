@@ -918,6 +918,16 @@ fn side_chain_groups_locks_and_anchors() {
         w.state.side_group(&group_id).unwrap().retired,
         vec![gateways[3]]
     );
+    // A retired gateway's endorsement does not count towards the quorum.
+    let short = w
+        .send(T0, 0, fee, anchor(side(3, [0; 4]), &[0, 1, 3]))
+        .unwrap_err();
+    assert!(
+        matches!(short, TxError::NotAllowed(ref m) if m.contains("2 endorsements by gateways not retired")),
+        "{short}"
+    );
+    w.send(T0, 0, fee, anchor(side(3, [0; 4]), &[0, 1, 2, 3]))
+        .unwrap();
     let three = [gateways[0], gateways[1], gateways[3]].to_vec();
     let over = w.send(T0, 0, fee, group(three, 0)).unwrap_err();
     assert!(matches!(over, TxError::NotAllowed(ref m) if m.contains("at most 0")));
