@@ -1248,14 +1248,11 @@ impl SideChain {
         }
     }
 
-    /// The retired gateways whose bit settling no longer waits for: all but those this
-    /// node knows to equivocate. Their bit keeps the equivocator rule (their chain must
-    /// reach the vertex, and they must have seen the settling vertices): waived, a vertex
-    /// above an abandoned twin would be pruned while the twin is held, and nothing held
-    /// may lie below a pruned vertex. So retiring a known equivocator does not resume
-    /// pruning.
+    /// The gateways whose bit settling no longer waits for: the retired ones, known
+    /// equivocators among them (whose vertices, abandoned twins too, are then pruned once
+    /// settled: see `prune`).
     fn waived(&self) -> u64 {
-        self.retired & !self.equivocator_bits()
+        self.retired
     }
 
     /// The gateways this node knows to equivocate (a mask).
@@ -1769,11 +1766,7 @@ impl SideChain {
             // A parent pruned from memory: the vertex builds on final history without
             // reaching all of it (a fork of an equivocator's) or names what its creator's
             // previous vertex already holds; either way it cannot be checked any more.
-            if v.vertex
-                .parents
-                .iter()
-                .any(|p| self.pruned_known.contains_key(p))
-            {
+            if v.vertex.parents.iter().any(|p| self.pruned_away(p)) {
                 self.refuse(&v, OUTSIDE_PRUNED.into(), out);
                 continue;
             }
@@ -1802,6 +1795,18 @@ impl SideChain {
         self.vertices.contains_key(id)
             || self.waiting.contains_key(id)
             || self.pruned_known.contains_key(id)
+    }
+
+    /// Whether `id` is pruned and no pruned tip: a pruning node removed it from memory
+    /// (and recalls it among the recently pruned), one that keeps its history holds it.
+    /// A vertex naming it is refused at once either way, not after its other parents
+    /// arrived, so that both act alike.
+    fn pruned_away(&self, id: &VertexId) -> bool {
+        self.pruned_known.contains_key(id)
+            || self
+                .vertices
+                .get(id)
+                .is_some_and(|v| v.pruned && !self.pruned_tips[v.creator].contains(id))
     }
 
     /// The `seen_by` of a vertex every gateway has seen.
@@ -1864,7 +1869,7 @@ impl SideChain {
             let mut doomed = Vec::new();
             for (id, (v, _, _)) in &self.waiting {
                 let parents = &v.vertex.parents;
-                if parents.iter().any(|p| self.pruned_known.contains_key(p)) {
+                if parents.iter().any(|p| self.pruned_away(p)) {
                     doomed.push(*id);
                 } else if parents.iter().all(|p| self.vertices.contains_key(p)) {
                     ready.push(*id);
@@ -2974,13 +2979,13 @@ impl SideChain {
         }
         let all = self.all_gateways();
         let mut ready = Vec::new();
-        let (vertices, equivocators) = (&self.vertices, &self.equivocators);
+        let (vertices, equivocators, retired) = (&self.vertices, &self.equivocators, self.retired);
         // A known equivocator's bit counts once its chain reaches the vertex: gateways no
         // longer reference its vertices, so none of its later ones is ever seen by every
         // gateway, and waiting for one would stop pruning for good.
         let known = self.equivocator_bits();
-        // A retired gateway signs nothing more: nothing of it is waited for (unless it is
-        // a known equivocator, whose bit stays as above: see `waived`).
+        // A retired gateway signs nothing more: nothing of it is waited for, even when it
+        // is a known equivocator.
         let waived = self.waived();
         // An equivocator's vertex that no later vertex of its own reaches (its twin's chain
         // goes on) counts as seen by it only through itself: pruned, it would make every
@@ -2989,11 +2994,15 @@ impl SideChain {
         // creator's chain reaches it (forever for an abandoned twin, which is one vertex).
         // Whatever reaches it is then unprunable too (a vertex pruned above it carries
         // its creator's bit, from a vertex that reaches it), so nothing held lies below a
-        // pruned vertex, as `in_view` relies on.
+        // pruned vertex, as `in_view` relies on. A retired equivocator's waits for nothing
+        // but settling, which its ancestors share, so they leave together; a later vertex
+        // of it that lacks the twin is refused (see "Retired gateways" in the crate docs).
         self.prunable.retain(|id| match vertices.get(id) {
             Some(v)
                 if (v.settled_by | (v.seen_by & known) | waived) == all
-                    && (v.continued || !equivocators.contains(&v.creator)) =>
+                    && (v.continued
+                        || !equivocators.contains(&v.creator)
+                        || retired & bit(v.creator) != 0) =>
             {
                 ready.push((v.vertex.vertex.sequence, *id));
                 false

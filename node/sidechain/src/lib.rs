@@ -169,17 +169,20 @@
 //! gateways reference the retired one's vertices no more; it names no anchor's proposer;
 //! and the retired gateway itself stops signing, proposing and endorsing (the main chain
 //! counts no anchor endorsement of it, its key may be in anyone's hands, so gateways
-//! submit an anchor only once n − f gateways not retired endorsed it). A gateway this
-//! node knows to equivocate keeps the equivocator rule above even when retired (its
-//! chain must reach the vertex, and it must have seen each gateway's settling vertex):
-//! waived, a vertex above its abandoned twin would leave memory while the twin stays,
-//! and nothing held may lie below a pruned vertex. So retiring a known equivocator does
-//! not resume pruning, and neither does a retirement on a node that learns only later
-//! that the gateway equivocated. Anyone holding a retired gateway's key can sign such a
-//! twin, so a gateway retired because its key was stolen can still stop pruning (left
-//! open). A slot it has not endorsed is not called lost while its endorsement could tip
-//! it: such a slot stays in memory, with its sender's later ones, as an equivocator's
-//! does. A node logs a retirement between the vertices it took before and after
+//! submit an anchor only once n − f gateways not retired endorsed it).
+//!
+//! This holds for an equivocator too, the gateway most worth retiring (a stolen key): its
+//! bit is waived whether or not the node knows of its twins, and its own vertices, an
+//! abandoned twin among them, leave memory once settled by the others, without waiting
+//! for its chain to go on. Kept, the equivocator rule would wait for a chain that a gone
+//! gateway never continues, and pruning would stop for good. Pruned, a twin becomes a
+//! pruned tip that every new vertex must hold: the gateways not retired do (settling), and
+//! a later vertex of the retired gateway that lacks it is refused, as above for history
+//! pruned past. So that a node that keeps its history acts as a pruning one, either
+//! refuses a vertex naming a pruned vertex other than a tip as soon as it arrives, before
+//! its other parents do. A slot the retired gateway has not endorsed is not called lost
+//! while its endorsement could tip it: such a slot stays in memory, with its sender's
+//! later ones, as an equivocator's does. A node logs a retirement between the vertices it took before and after
 //! learning of it, and a restart replays it there; those made while the node was down
 //! are applied after the replay. Applied from the start, the replay could refuse a
 //! retired gateway's vertex the node had taken before it knew.

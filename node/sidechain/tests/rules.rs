@@ -1695,6 +1695,75 @@ fn a_retired_gateway_no_longer_holds_up_pruning() {
 }
 
 #[test]
+fn a_retired_equivocator_no_longer_holds_up_pruning() {
+    // Gateway 3 signs two first vertices, one for gateway 0 and one for gateway 1, which
+    // each reference theirs before they learn of the other, and is gone: known to
+    // equivocate, its bit waits for its chain, which goes no further.
+    let mut net = net(4);
+    let up = [0, 1, 2];
+    net.run(100, &up);
+    let gone = net.keys[3].public();
+    let (a, b) = (
+        SecretKey::from_bytes([158; 32]),
+        SecretKey::from_bytes([159; 32]),
+    );
+    let (ta, tb) = (net.event(&a, 0, 1), net.event(&b, 0, 2));
+    let first = net.vertex(3, 1, vec![], vec![ta.clone()]);
+    let twin = net.vertex(3, 1, vec![], vec![tb.clone()]);
+    for (i, v) in [(0, &first), (1, &twin)] {
+        let msg = Message::Vertex(v.clone());
+        net.nodes[i].handle(net.now, Input::Message { from: 3, msg });
+    }
+    let mut machines = Vec::new();
+    for k in 0..60u8 {
+        let m = SecretKey::from_bytes([k.wrapping_add(160); 32]);
+        let e = net.event(&m, 0, k);
+        assert!(net.nodes[usize::from(k % 3)].submit(net.now, vec![e])[0].is_ok());
+        machines.push(m);
+        net.run(5, &up);
+    }
+    let before = net.nodes[0].status();
+    assert!(
+        before.equivocators == [gone] && before.awaiting_settling > 50,
+        "{before:?}"
+    );
+    for i in 0..4 {
+        net.nodes[i].handle(net.now, Input::Retire(gone));
+    }
+    // Retired, it is waited for no more, and its vertices, both twins among them, are
+    // pruned once settled, like any other (what they hold leaves memory).
+    let later: Vec<SignedMachineTx> = machines
+        .iter()
+        .take(6)
+        .enumerate()
+        .map(|(k, m)| net.event(m, 1, k as u8))
+        .collect();
+    for (k, t) in later.iter().enumerate() {
+        assert!(net.nodes[k % 3].submit(net.now, vec![t.clone()])[0].is_ok());
+    }
+    net.run(300, &up);
+    for i in up {
+        let after = net.nodes[i].status();
+        assert!(
+            after.awaiting_settling < before.awaiting_settling / 4,
+            "node {i}: {} of {} still waiting",
+            after.awaiting_settling,
+            before.awaiting_settling
+        );
+        for t in [&ta, &tb] {
+            assert!(
+                net.archive[i].contains_key(&t.hash()),
+                "node {i} holds a twin's transaction: {:?}",
+                net.status(i, &t.hash())
+            );
+        }
+        for t in &later {
+            assert!(matches!(net.status(i, &t.hash()), TxStatus::Final { .. }));
+        }
+    }
+}
+
+#[test]
 fn a_retired_gateway_that_runs_on_signs_proposes_and_endorses_nothing() {
     let mut net = net(4);
     let all = [0, 1, 2, 3];

@@ -13,6 +13,9 @@
 //! the nodes handed out to archive. In the pruning run every node's snapshot must restore
 //! to a node with the same snapshot every 97 ms; a third run restarts the whole network
 //! from its snapshots while transactions still come in, and must pass the same checks.
+//! Two more pairs of runs (pruning and not) crash a gateway for good and retire it: the
+//! equivocator, and with f ≥ 2 an honest gateway. Pruning must go on without it, and
+//! both runs of a pair must act alike.
 //!
 //! A failing seed names itself; replay it with `CPC_SIDE_SIM_SEED=<seed> cargo test -p
 //! cpc-sidechain --test simulation -- --nocapture`. `CPC_SIDE_SIM_SEEDS` sets how many
@@ -60,6 +63,14 @@ enum Ev {
     },
 }
 
+/// Which gateway, if any, crashes for good and is retired.
+#[derive(Clone, Copy, Debug)]
+enum Gone {
+    None,
+    Honest,
+    Equivocator,
+}
+
 /// In a retirement run, when the gone gateway crashes and when the main chain retires it.
 const CRASH_AT: u64 = 2_000;
 const RETIRE_AT: u64 = 2_600;
@@ -100,8 +111,13 @@ struct Sim {
     /// restarts at once.
     restart_at: Option<u64>,
     /// A gateway that crashes for good at [`CRASH_AT`], and that the group's owner retires
-    /// at [`RETIRE_AT`]: honest, and none of those the run sends special traffic to.
+    /// at [`RETIRE_AT`]: an honest one that the run sends no special traffic to, or the
+    /// equivocator.
     gone: Option<usize>,
+    /// Every vertex the gone gateway sent.
+    gone_vertices: BTreeSet<Hash32>,
+    /// Per node, whether it was told of the retirement.
+    knows_retired: Vec<bool>,
 }
 
 fn fail(seed: u64, what: &str) -> ! {
@@ -112,17 +128,17 @@ fn fail(seed: u64, what: &str) -> ! {
 
 impl Sim {
     fn new(seed: u64, prune: bool, round_trip_every: u64, restart_at: Option<u64>) -> Sim {
-        Sim::with_gone(seed, prune, round_trip_every, restart_at, false)
+        Sim::with_gone(seed, prune, round_trip_every, restart_at, Gone::None)
     }
 
-    /// A run where, with `gone` and `f ≥ 2` (the equivocator is the other fault), an
-    /// honest gateway crashes for good and is retired on the main chain.
+    /// A run where a gateway crashes for good and is retired on the main chain: an honest
+    /// one if `f ≥ 2` (the equivocator is the other fault), or the equivocator.
     fn with_gone(
         seed: u64,
         prune: bool,
         round_trip_every: u64,
         restart_at: Option<u64>,
-        gone: bool,
+        gone: Gone,
     ) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.gen_range(4..=10);
@@ -146,10 +162,14 @@ impl Sim {
             .collect();
         let byzantine = rng.gen_range(0..n);
         // Chosen without the random stream, which would change every seed's run.
-        let gone = (gone && (n - 1) / 3 >= 2).then(|| {
-            let busy = [byzantine, (byzantine + 1) % n];
-            (0..n).rev().find(|g| !busy.contains(g)).expect("n ≥ 7")
-        });
+        let gone = match gone {
+            Gone::None => None,
+            Gone::Honest => ((n - 1) / 3 >= 2).then(|| {
+                let busy = [byzantine, (byzantine + 1) % n];
+                (0..n).rev().find(|g| !busy.contains(g)).expect("n ≥ 7")
+            }),
+            Gone::Equivocator => Some(byzantine),
+        };
         Sim {
             seed,
             rng,
@@ -176,6 +196,8 @@ impl Sim {
             round_trip_every,
             restart_at,
             gone,
+            gone_vertices: BTreeSet::new(),
+            knows_retired: vec![false; n],
         }
     }
 
@@ -268,6 +290,11 @@ impl Sim {
             match a {
                 Action::Send { to: Some(to), msg } => self.send(from, to as usize, &msg),
                 Action::Send { to: None, msg } => {
+                    if Some(from) == self.gone
+                        && let Message::Vertex(v) = &msg
+                    {
+                        self.gone_vertices.insert(v.id);
+                    }
                     // The equivocator signs a second vertex for some of its sequence
                     // numbers and sends each fork to half of the group.
                     if from == self.byzantine
@@ -372,6 +399,10 @@ impl Sim {
                     self.check_evidence(from, &EquivocationEvidence::of(original, *vertex));
                 }
                 Action::Rejected { vertex, .. } if self.twins.contains(&vertex) => {}
+                // A retired gateway's vertex that reaches a node after the node pruned
+                // past its history is refused there (crate docs, "Retired gateways").
+                Action::Rejected { vertex, .. }
+                    if self.knows_retired[from] && self.gone_vertices.contains(&vertex) => {}
                 Action::Rejected { vertex, reason } => fail(
                     self.seed,
                     &format!("node {from} rejected vertex {vertex}: {reason}"),
@@ -507,6 +538,7 @@ impl Sim {
                 self.apply(to, out);
             }
             Ev::Retire { to, gone } => {
+                self.knows_retired[to] = true;
                 let out = self.nodes[to].handle(self.now, Input::Retire(self.keys[gone].public()));
                 self.apply(to, out);
             }
@@ -817,24 +849,35 @@ fn run_seed(seed: u64) {
         kept.main.len(),
         kept.evidence
     );
-    // With f ≥ 2, an honest gateway also crashes for good and is retired: pruning goes on
-    // without it, and still changes nothing a node does.
+    // With f ≥ 2, an honest gateway also crashes for good and is retired, and in every
+    // seed the equivocator does (in other runs).
     let base: Vec<u64> = pruned
         .nodes
         .iter()
         .map(SideChain::awaiting_settling)
         .collect();
-    let mut kept = Sim::with_gone(seed, false, 0, None, true);
+    for kind in [Gone::Honest, Gone::Equivocator] {
+        run_retirement(seed, kind, &base);
+    }
+}
+
+/// A gateway crashes for good and is retired: pruning goes on without it, and still
+/// changes nothing a node does.
+fn run_retirement(seed: u64, kind: Gone, base: &[u64]) {
+    let mut kept = Sim::with_gone(seed, false, 0, None, kind);
     let Some(gone) = kept.gone else {
         return;
     };
     kept.run();
     kept.check();
-    let mut pruned = Sim::with_gone(seed, true, 97, None, true);
+    let mut pruned = Sim::with_gone(seed, true, 97, None, kind);
     pruned.run();
     pruned.check();
     if pruned.trace != kept.trace {
-        fail(seed, "pruning changed what a node did after a retirement");
+        fail(
+            seed,
+            &format!("pruning changed what a node did after a retirement ({kind:?})"),
+        );
     }
     // Every node holds what it holds in the run without a crash (the equivocator's
     // abandoned twins and what builds on them), give or take the idle group's last rounds
@@ -854,7 +897,7 @@ fn run_seed(seed: u64) {
             fail(
                 seed,
                 &format!(
-                    "node {i} holds {} vertices for settling after gateway {gone} retired, {} in the run without a crash",
+                    "node {i} holds {} vertices for settling after gateway {gone} ({kind:?}) retired, {} in the run without a crash",
                     st.awaiting_settling, base[i]
                 ),
             );
