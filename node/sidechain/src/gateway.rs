@@ -276,7 +276,8 @@ pub struct VertexInfo {
     pruned: bool,
     /// A later vertex of its creator reaches it: its creator's own bit in `seen_by` comes
     /// from more than the vertex itself (an equivocator's twin that its chain left behind
-    /// never is; see `prune`).
+    /// is not, unless a later vertex of its creator reaches it through another gateway's;
+    /// see `prune`).
     continued: bool,
 }
 
@@ -2012,12 +2013,25 @@ impl SideChain {
         })
     }
 
-    /// Whether vertex `u` is in the causal history of `view`. Exact: the clock answers
-    /// unless the creator equivocated, in which case the history is searched.
+    /// Whether vertex `u` is in the causal history of `view`, a history that holds every
+    /// pruned tip (see `validate`; a gateway's own chain holds them too, as settling
+    /// needs). Such a history holds every pruned vertex, each below a pruned tip of its
+    /// creator, whether this node still holds it (a tip, or history it keeps) or not.
+    /// Searching for a held tip could miss it where the vertices above it left memory.
     fn in_view(&self, u: &VertexId, view: &View<'_>) -> bool {
-        // Pruned: every history checked here holds it (see `validate`).
+        match self.vertices.get(u) {
+            None => true,
+            Some(uv) if uv.pruned => true,
+            Some(_) => self.reaches(u, view),
+        }
+    }
+
+    /// Whether held vertex `u` is in the causal history of `view`. Exact: the clock
+    /// answers unless the creator equivocated, in which case the history is searched; a
+    /// vertex no longer held is pruned, and nothing unpruned lies below one.
+    fn reaches(&self, u: &VertexId, view: &View<'_>) -> bool {
         let Some(uv) = self.vertices.get(u) else {
-            return true;
+            return false;
         };
         let (c, s) = (uv.creator, uv.vertex.vertex.sequence);
         if view.clock[c] < s {
@@ -2036,7 +2050,7 @@ impl SideChain {
             if !seen.insert(w) {
                 continue;
             }
-            // Nothing held lies below a pruned vertex.
+            // Not held: pruned, and so is all below it.
             let Some(wv) = self.vertices.get(&w) else {
                 continue;
             };
@@ -2991,10 +3005,10 @@ impl SideChain {
         // goes on) counts as seen by it only through itself: pruned, it would make every
         // later vertex of its creator fail the pruned-tips rule on this node but not on
         // one that pruned later, and their confirmations would part. It waits until its
-        // creator's chain reaches it (forever for an abandoned twin, which is one vertex).
+        // creator's chain reaches it (an abandoned twin, one vertex, may wait for good).
         // Whatever reaches it is then unprunable too (a vertex pruned above it carries
-        // its creator's bit, from a vertex that reaches it), so nothing held lies below a
-        // pruned vertex, as `in_view` relies on. A retired equivocator's waits for nothing
+        // its creator's bit, from a vertex that reaches it), so nothing unpruned lies
+        // below a pruned vertex, as `reaches` relies on. A retired equivocator's waits for nothing
         // but settling, which its ancestors share, so they leave together; a later vertex
         // of it that lacks the twin is refused (see "Retired gateways" in the crate docs).
         self.prunable.retain(|id| match vertices.get(id) {
@@ -3174,7 +3188,9 @@ impl SideChain {
                 };
                 missing.extend(
                     new.iter()
-                        .filter(|t| *t != id && !self.in_view(t, &view))
+                        // The new tips are pruned, and what lies above them is still
+                        // held: the search is exact.
+                        .filter(|t| *t != id && !self.reaches(t, &view))
                         .copied(),
                 );
             }
@@ -3299,8 +3315,8 @@ impl SideChain {
     }
 
     /// Why transaction `h`, unconfirmed in slot `si` whose every copy is pruned, can never
-    /// confirm; `None` while it still may. Every gateway has endorsed in a pruned slot, so
-    /// its endorsements are final; what it depends on is decided once its own slot is
+    /// confirm; `None` while it still may. Every gateway not retired has endorsed in a
+    /// pruned slot, so its endorsements are final (a retired one's count as swing below); what it depends on is decided once its own slot is
     /// summarised (in nonce order for the sender's previous transaction; a credit that is
     /// no longer held went unconfirmed, as confirmed ones are cleared from their spends).
     fn never_confirms(&self, h: &Hash32, si: &SlotInfo) -> Option<String> {

@@ -130,7 +130,7 @@
 //!   them, and their confirmations would part. The abandoned twin stays in memory, and
 //!   so do the slots of its transactions, with the later ones of their senders: summing
 //!   them up would put them in the history of the equivocator's chain too, which does not
-//!   hold them.
+//!   hold them. (A retired equivocator's vertices wait for no chain: see below.)
 //!
 //! Why settled and not only seen by every gateway: a twin that reaches a node only after
 //! the node pruned past its history fails the rule there, while nodes that had it earlier
@@ -173,19 +173,25 @@
 //!
 //! This holds for an equivocator too, the gateway most worth retiring (a stolen key): its
 //! bit is waived whether or not the node knows of its twins, and its own vertices, an
-//! abandoned twin among them, leave memory once settled by the others, without waiting
-//! for its chain to go on. Kept, the equivocator rule would wait for a chain that a gone
+//! abandoned twin among them, are pruned once settled by the others, without waiting for
+//! its chain to go on. Kept, the equivocator rule would wait for a chain that a gone
 //! gateway never continues, and pruning would stop for good. Pruned, a twin becomes a
-//! pruned tip that every new vertex must hold: the gateways not retired do (settling), and
-//! a later vertex of the retired gateway that lacks it is refused, as above for history
-//! pruned past. So that a node that keeps its history acts as a pruning one, either
-//! refuses a vertex naming a pruned vertex other than a tip as soon as it arrives, before
-//! its other parents do. A slot the retired gateway has not endorsed is not called lost
-//! while its endorsement could tip it: such a slot stays in memory, with its sender's
-//! later ones, as an equivocator's does. A node logs a retirement between the vertices it took before and after
-//! learning of it, and a restart replays it there; those made while the node was down
-//! are applied after the replay. Applied from the start, the replay could refuse a
-//! retired gateway's vertex the node had taken before it knew.
+//! pruned tip (held, without its transactions) that every new vertex must hold: the
+//! gateways not retired do (settling; a known equivocator that is not retired excepted,
+//! as above), and a later vertex of the retired gateway that lacks it is refused, as above
+//! for history pruned past. Whether a checked history holds a pruned vertex is then
+//! answered yes without a search, which could miss a held tip whose vertices above left
+//! memory. So that a node that keeps its history acts as a pruning one, either refuses a
+//! vertex naming a pruned vertex other than a tip as soon as it arrives, before its other
+//! parents do (a pruning node knows the last 65,536 it pruned; one older is asked for,
+//! and the vertex waits until it expires). A slot the retired gateway has not endorsed is
+//! not called lost while its endorsement could tip it: such a slot stays in memory, with
+//! its sender's later ones, as an equivocator's does.
+//!
+//! A node logs a retirement between the vertices it took before and after learning of
+//! it, and a restart replays it there; those made while the node was down are applied
+//! after the replay. Applied from the start, the replay could refuse a retired gateway's
+//! vertex the node had taken before it knew.
 //!
 //! This is safe but not exact: nodes learn of the retirement at different times, and a
 //! vertex of the retired gateway that reaches a node after the node pruned past that

@@ -49,6 +49,11 @@ enum Ev {
         to: usize,
         tx: SignedMachineTx,
     },
+    /// The colluding machine's next transfer after its double spends, which a gateway
+    /// may refuse.
+    RogueNext {
+        to: usize,
+    },
     Final {
         to: usize,
         seq: u64,
@@ -96,6 +101,8 @@ struct Sim {
     /// double spend, an honest gateway gets the other.
     rogue: SecretKey,
     twins: BTreeSet<Hash32>,
+    /// Its next transfer after them (it may confirm, if one side of the last did).
+    rogue_next: Vec<Hash32>,
     /// Per node, the transactions and vertices it pruned, as it handed them out.
     archive: Vec<BTreeMap<Hash32, TxInfo>>,
     archived: Vec<BTreeMap<Hash32, SignedVertex>>,
@@ -188,6 +195,7 @@ impl Sim {
             evidence: 0,
             rogue: SecretKey::from_bytes([77; 32]),
             twins: BTreeSet::new(),
+            rogue_next: Vec::new(),
             archive: (0..n).map(|_| BTreeMap::new()).collect(),
             archived: (0..n).map(|_| BTreeMap::new()).collect(),
             trace: Hash32::ZERO,
@@ -537,6 +545,24 @@ impl Sim {
                 );
                 self.apply(to, out);
             }
+            Ev::RogueNext { to } => {
+                let tx = MachineTx {
+                    group_id: Group::id_of("sim"),
+                    sender: self.rogue.public(),
+                    nonce: u64::from(self.forks_sent) + 1,
+                    kind: MachineKind::Transfer {
+                        to: SecretKey::from_bytes([202; 32]).address(),
+                        amount: 1,
+                    },
+                }
+                .sign(&self.rogue);
+                if !self.rogue_next.contains(&tx.hash()) {
+                    self.rogue_next.push(tx.hash());
+                }
+                if !self.down(to) {
+                    let _ = self.nodes[to].submit(self.now, vec![tx]);
+                }
+            }
             Ev::Retire { to, gone } => {
                 self.knows_retired[to] = true;
                 let out = self.nodes[to].handle(self.now, Input::Retire(self.keys[gone].public()));
@@ -653,6 +679,13 @@ impl Sim {
         let cut_at = 600;
         let heal_at = 1_400;
         let minority: BTreeSet<usize> = (0..self.n).filter(|_| self.rng.gen_bool(0.3)).collect();
+        // Late in the run, when a retired equivocator's twins are pruned, the colluding
+        // machine sends its next transfer to every honest gateway: its previous nonce is
+        // on both sides of a double spend, and every node must judge that alike.
+        let byzantine = self.byzantine;
+        for to in (0..self.n).filter(|g| *g != byzantine) {
+            self.push(3_000 + to as u64, Ev::RogueNext { to });
+        }
         if let Some(gone) = self.gone {
             // The main chain's block reaches nodes at different times.
             for to in 0..self.n {
@@ -682,7 +715,7 @@ impl Sim {
                     Ev::Deliver { to, .. } | Ev::Final { to, .. } | Ev::Retire { to, .. } => {
                         Some(*to)
                     }
-                    Ev::Submit { .. } => None,
+                    Ev::Submit { .. } | Ev::RogueNext { .. } => None,
                 };
                 if !to.is_some_and(|to| self.down(to)) {
                     self.deliver(ev);
@@ -781,7 +814,11 @@ impl Sim {
             }
             let st = node.status();
             let c = |h: &Hash32| self.tx(i, h).is_some_and(|t| confirmed(&t.status));
-            let all = self.conflicts.iter().flat_map(|(a, b)| [a, b]);
+            let all = self
+                .conflicts
+                .iter()
+                .flat_map(|(a, b)| [a, b])
+                .chain(&self.rogue_next);
             if st.confirmed_txs as usize
                 != self.honest_txs.iter().chain(all).filter(|h| c(h)).count()
             {
@@ -789,7 +826,11 @@ impl Sim {
             }
             // The node's account index equals a recount of its confirmed transactions.
             let mut recount: BTreeMap<Address, i128> = BTreeMap::new();
-            let all = self.conflicts.iter().flat_map(|(a, b)| [a, b]);
+            let all = self
+                .conflicts
+                .iter()
+                .flat_map(|(a, b)| [a, b])
+                .chain(&self.rogue_next);
             for h in self.honest_txs.iter().chain(all) {
                 let Some(t) = self.tx(i, h).filter(|t| confirmed(&t.status)) else {
                     continue;
@@ -885,6 +926,14 @@ fn run_retirement(seed: u64, kind: Gone, base: &[u64]) {
     // retirement came while the group was idle. Not retired, the history since the crash
     // would stay: 100 to 400 vertices in most seeds.
     let key = kept.keys[gone].public();
+    let most = (0..kept.n)
+        .filter(|i| *i != gone)
+        .map(|i| pruned.nodes[i].awaiting_settling())
+        .max();
+    eprintln!(
+        "seed {seed}: gateway {gone} ({kind:?}) retired: at most {most:?} vertices wait for settling on a node, {:?} without the crash",
+        base.iter().max()
+    );
     for i in (0..kept.n).filter(|i| *i != gone) {
         let st = pruned.nodes[i].status();
         if st.retired != [key] {
