@@ -1350,7 +1350,7 @@ impl Task {
                 // known already is ignored).
                 self.feed_into(&mut s);
                 self.replay_logs(&mut s, first_log);
-                let known = s.status().retired;
+                let known = s.retired();
                 for gateway in retired.into_iter().filter(|g| !known.contains(g)) {
                     let out = s.handle(cpc_api::now_ms(), Input::Retire(gateway));
                     self.archive_pruned(out);

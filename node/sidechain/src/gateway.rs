@@ -1167,7 +1167,7 @@ impl SideChain {
                 .collect(),
             awaiting_settling: self.awaiting_settling(),
             halted: self.halted.clone(),
-            retired: self.gateways_in(self.retired),
+            retired: self.retired(),
         }
     }
 
@@ -1275,6 +1275,11 @@ impl SideChain {
     /// Whether this node is a retired gateway.
     fn retired_me(&self) -> bool {
         self.me.is_some_and(|me| self.is_retired(me))
+    }
+
+    /// The gateways this node knows to be retired, in group order.
+    pub fn retired(&self) -> Vec<PublicKey> {
+        self.gateways_in(self.retired)
     }
 
     /// Why this gateway stopped signing, if it did ([`SideChain::halt`], or it was

@@ -261,6 +261,24 @@ impl Net {
     fn status(&self, node: usize, h: &Hash32) -> TxStatus {
         self.info(node, h).map_or(TxStatus::Pending, |t| t.status)
     }
+
+    /// Asserts that every one of `txs` is final on every one of `nodes`.
+    fn assert_final<'a>(
+        &self,
+        txs: impl IntoIterator<Item = &'a SignedMachineTx>,
+        nodes: &[usize],
+    ) {
+        for t in txs {
+            for &i in nodes {
+                let status = self.status(i, &t.hash());
+                assert!(
+                    matches!(status, TxStatus::Final { .. }),
+                    "node {i}: {} is {status:?}",
+                    t.hash()
+                );
+            }
+        }
+    }
 }
 
 fn confirmed(s: &TxStatus) -> bool {
@@ -1441,13 +1459,7 @@ fn a_halted_gateway_signs_nothing_more_and_sends_clients_elsewhere() {
     assert!(net.nodes[1].submit(net.now, vec![next.clone()])[0].is_ok());
     net.run(400, &all);
     // It follows the group: the transaction another gateway took is final there too.
-    for i in all {
-        assert!(
-            matches!(net.status(i, &next.hash()), TxStatus::Final { .. }),
-            "node {i}: {:?}",
-            net.status(i, &next.hash())
-        );
-    }
+    net.assert_final([&next], &all);
     let st = net.nodes[0].status();
     assert_eq!(st.own_sequence, Some(signed));
     assert_eq!(st.halted.as_deref(), Some("its log cannot be written"));
@@ -1642,15 +1654,7 @@ fn a_retired_gateway_no_longer_holds_up_pruning() {
         assert!(net.nodes[k % 3].submit(net.now, vec![t.clone()])[0].is_ok());
     }
     net.run(300, &up);
-    for t in &later {
-        for i in up {
-            assert!(
-                matches!(net.status(i, &t.hash()), TxStatus::Final { .. }),
-                "node {i}: {:?}",
-                net.status(i, &t.hash())
-            );
-        }
-    }
+    net.assert_final(&later, &up);
     assert!(
         net.sent[sent_at_retire..]
             .iter()
@@ -1757,10 +1761,8 @@ fn a_retired_equivocator_no_longer_holds_up_pruning() {
                 net.status(i, &t.hash())
             );
         }
-        for t in &later {
-            assert!(matches!(net.status(i, &t.hash()), TxStatus::Final { .. }));
-        }
     }
+    net.assert_final(&later, &up);
 }
 
 #[test]
@@ -1793,15 +1795,7 @@ fn a_retired_gateway_that_runs_on_signs_proposes_and_endorses_nothing() {
     }
     net.run(300, &all);
     // It follows the group: what the others took is final on it too.
-    for e in &later {
-        for i in all {
-            assert!(
-                matches!(net.status(i, &e.hash()), TxStatus::Final { .. }),
-                "node {i}: {:?}",
-                net.status(i, &e.hash())
-            );
-        }
-    }
+    net.assert_final(&later, &all);
     assert!(
         net.sent[vertices..]
             .iter()
