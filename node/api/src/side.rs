@@ -43,6 +43,8 @@ pub struct SideMetrics {
     pub equivocations_total: u64,
     /// Peer vertices refused as invalid.
     pub rejected_vertices_total: u64,
+    /// Vertices of retired gateways dropped unchecked, nothing needing them.
+    pub unneeded_vertices_total: u64,
     /// Anchors this node sent to the main chain.
     pub anchors_submitted_total: u64,
     /// Equivocation evidence this node sent to the main chain.
@@ -400,7 +402,7 @@ pub(crate) async fn side_account(
 
 /// The side chain's part of `/metrics`.
 pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 12] = [
         (
             "cpchain_side_vertices_total",
             "Side-chain vertices accepted (own and peers').",
@@ -430,6 +432,11 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
             "cpchain_side_rejected_vertices_total",
             "Peer vertices refused as invalid.",
             m.rejected_vertices_total,
+        ),
+        (
+            "cpchain_side_unneeded_vertices_total",
+            "Vertices of retired gateways dropped unchecked, nothing needing them.",
+            m.unneeded_vertices_total,
         ),
         (
             "cpchain_side_anchors_submitted_total",

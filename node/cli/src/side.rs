@@ -233,6 +233,41 @@ fn rejected_vertices(actions: &[Action], side: &SideChain) -> BTreeSet<Hash32> {
         .collect()
 }
 
+/// What a received message comes to once the state machine (`side`, if the node follows
+/// the group yet) judged it in `actions`: the vertices to leave out of the log, and the
+/// verdict on gossiping it on (`vertex`, for a single vertex).
+///
+/// The rejected vertices (see [`rejected_vertices`]) are left out and get the sender
+/// penalised. So are a retired gateway's vertices that the state machine dropped unchecked,
+/// nothing needing them ([`Action::Unneeded`]), but they are not held against the peer,
+/// which may not know of the retirement yet. A refused twin is relayed: it is evidence,
+/// and the peer that sent it may be an honest gateway that took it before this node pruned.
+fn judge(
+    actions: &[Action],
+    side: Option<&SideChain>,
+    vertex: Option<Hash32>,
+) -> (BTreeSet<Hash32>, Verdict) {
+    // Not following the group yet: relay nothing unchecked.
+    let Some(side) = side else {
+        return (BTreeSet::new(), Verdict::Ignore);
+    };
+    let mut left_out = rejected_vertices(actions, side);
+    let unneeded: BTreeSet<Hash32> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Unneeded { vertex } => Some(*vertex),
+            _ => None,
+        })
+        .collect();
+    let verdict = match vertex {
+        Some(id) if left_out.contains(&id) => Verdict::Reject,
+        Some(id) if unneeded.contains(&id) => Verdict::Ignore,
+        _ => Verdict::Accept,
+    };
+    left_out.extend(unneeded);
+    (left_out, verdict)
+}
+
 /// A side message from the network: its author, the gossip message (for the verdict) and
 /// the payload.
 pub(crate) type Incoming = (PeerId, Option<MessageRef>, Vec<u8>);
@@ -942,25 +977,11 @@ impl Task {
         if !asked.is_empty() {
             self.answer_from_archive(peer, &asked);
         }
-        let (rejected, following) = match self.node.lock().as_ref() {
-            Some(side) => (rejected_vertices(&actions, side), true),
-            None => (BTreeSet::new(), false),
-        };
-        if let Some(record) = to_log.record(&data, &rejected) {
+        let (left_out, verdict) = judge(&actions, self.node.lock().as_ref(), vertex);
+        if let Some(record) = to_log.record(&data, &left_out) {
             self.log.append_encoded(&record);
         }
         if let Some(msg) = msg {
-            // A refused twin is relayed: it is evidence, and the peer that sent it may be
-            // an honest gateway that took it before this node pruned.
-            let bad = vertex.is_some_and(|id| rejected.contains(&id));
-            let verdict = if bad {
-                Verdict::Reject
-            } else if !following {
-                // Not following the group yet: relay nothing unchecked.
-                Verdict::Ignore
-            } else {
-                Verdict::Accept
-            };
             self.net.validate(msg, verdict);
         }
     }
@@ -1125,6 +1146,10 @@ impl Task {
                 }
             }
             Action::Confirmed { latency_ms, .. } => self.node.meter().confirmed(*latency_ms),
+            Action::Unneeded { vertex } => {
+                self.node.meter().m.unneeded_vertices_total += 1;
+                tracing::debug!(%vertex, "a retired side-chain gateway's vertex dropped: nothing needs it");
+            }
             Action::Rejected { vertex, reason } => {
                 self.node.meter().m.rejected_vertices_total += 1;
                 tracing::debug!(%vertex, %reason, "side-chain vertex refused");
@@ -1819,6 +1844,73 @@ mod tests {
         };
         assert!(kept.contains(&good_twin));
         assert_eq!(ToLog::Nothing.record(&data, &BTreeSet::new()), None);
+    }
+
+    #[test]
+    fn a_retired_gateways_unneeded_vertices_are_neither_logged_nor_relayed() {
+        let (keys, group, accel) = district();
+        let vertex = |g: usize, parents: Vec<Hash32>| {
+            cpc_sidechain::Vertex {
+                group_id: group.id,
+                creator: keys[g].public(),
+                sequence: 1,
+                timestamp_ms: 1,
+                parents,
+                txs: Vec::new(),
+            }
+            .sign(&keys[g])
+        };
+        // Gateway 1 is retired; whoever holds its key signs on.
+        let (stolen, good) = (vertex(1, Vec::new()), vertex(0, Vec::new()));
+        // A vertex of gateway 2 that took it before learning of the retirement.
+        let child = vertex(2, vec![stolen.id]);
+        let observer = || {
+            let mut side = SideChain::new(
+                cpc_sidechain::Config::new(group.clone()),
+                None,
+                accel.clone(),
+            )
+            .unwrap();
+            side.handle(1, Input::Retire(keys[1].public()));
+            side
+        };
+        let feed = |side: &mut SideChain, msg: &Message| {
+            let data = msg.encode();
+            let m = Message::decode_untrusted(&data).unwrap();
+            let vertex = match &m {
+                Message::Vertex(v) => Some(v.id),
+                _ => None,
+            };
+            let actions = side.handle(1, Input::Message { from: 0, msg: m });
+            let (left_out, verdict) = judge(&actions, Some(side), vertex);
+            let logged = ToLog::AsReceived
+                .record(&data, &left_out)
+                .map(|r| Message::decode_untrusted(&r).unwrap());
+            (logged, verdict)
+        };
+
+        let mut side = observer();
+        let alone = Message::Vertex(stolen.clone());
+        // Dropped without a penalty for the peer, which may not know of the retirement.
+        assert_eq!(feed(&mut side, &alone), (None, Verdict::Ignore));
+        assert!(!side.known(&stolen.id));
+        let list = Message::Vertices(vec![good.clone(), stolen.clone()]);
+        assert_eq!(
+            feed(&mut side, &list),
+            (Some(Message::Vertices(vec![good])), Verdict::Accept)
+        );
+        // Named by another gateway's vertex, it is taken and logged, alone or along.
+        let msg = Message::Vertex(child.clone());
+        assert_eq!(feed(&mut side, &msg), (Some(msg), Verdict::Accept));
+        assert_eq!(feed(&mut side, &alone), (Some(alone), Verdict::Accept));
+        assert!(side.vertex(&stolen.id).is_some() && side.vertex(&child.id).is_some());
+        let both = Message::Vertices(vec![child, stolen.clone()]);
+        assert_eq!(feed(&mut observer(), &both), (Some(both), Verdict::Accept));
+        // Not following the group yet: nothing is relayed.
+        assert_eq!(
+            judge(&[], None, Some(stolen.id)),
+            (BTreeSet::new(), Verdict::Ignore)
+        );
     }
 
     #[test]

@@ -175,6 +175,15 @@ pub enum Action {
         /// Milliseconds from first sight to confirmation.
         latency_ms: u64,
     },
+    /// A vertex of a retired gateway that nothing here needs, dropped unchecked: that
+    /// gateway's key may be in anyone's hands, and what it signs now would only fill
+    /// memory and logs (nothing references it, so it never confirms or leaves). The node
+    /// neither logs nor relays it. One that another gateway's vertex or the next anchor's
+    /// frontier names is asked for again then, and taken.
+    Unneeded {
+        /// The vertex.
+        vertex: VertexId,
+    },
     /// A peer's vertex broke a rule (its creator is faulty).
     Rejected {
         /// The vertex.
@@ -1294,12 +1303,14 @@ impl SideChain {
         if self.now >= self.last_heads_ms + self.cfg.heads_interval_ms {
             self.last_heads_ms = self.now;
             // A halted gateway's own latest vertex may never have left: peers would ask
-            // for it at every interval.
+            // for it at every interval. Nor is a retired gateway's worth asking for: a
+            // node that needs one asks for it as a parent.
             let heads: Vec<VertexId> = self
                 .latest
                 .iter()
                 .enumerate()
                 .filter(|(c, _)| self.halted.is_none() || Some(*c) != self.me)
+                .filter(|(c, _)| !self.is_retired(*c))
                 .filter_map(|(_, l)| l.map(|(_, id)| id))
                 .collect();
             if !heads.is_empty() {
@@ -1708,6 +1719,9 @@ impl SideChain {
             self.requested.remove(&v.id);
         }
         let vs: Vec<SignedVertex> = vs.into_iter().filter(|v| self.is_new(v)).collect();
+        // Before any signature is checked: a flood of a retired key costs little.
+        let needed = self.needed(&vs, |_| true);
+        let vs = self.drop_unneeded(vs, &needed, out);
         if vs.is_empty() {
             return;
         }
@@ -1734,11 +1748,22 @@ impl SideChain {
         }
         let verdicts = self.accel.ed25519_verify_batch(&items);
         let mut at = 0;
+        let signed: Vec<bool> = vs
+            .iter()
+            .map(|v| {
+                let k = 1 + v.vertex.txs.len();
+                at += k;
+                verdicts[at - k..at].iter().all(|b| *b)
+            })
+            .collect();
+        // A forged vertex needs nothing.
+        let needed = self.needed(&vs, |i| signed[i]);
         let mut missing = Vec::new();
-        for (v, tms) in vs.into_iter().zip(&tx_signing) {
-            let k = 1 + v.vertex.txs.len();
-            let ok = verdicts[at..at + k].iter().all(|b| *b);
-            at += k;
+        for (((v, tms), ok), needed) in vs.into_iter().zip(&tx_signing).zip(signed).zip(needed) {
+            if !needed {
+                out.push(Action::Unneeded { vertex: v.id });
+                continue;
+            }
             if !ok {
                 out.push(Action::Rejected {
                     vertex: v.id,
@@ -1793,6 +1818,76 @@ impl SideChain {
         missing.sort();
         missing.dedup();
         self.request(from, missing, out);
+    }
+
+    /// Which of `vs`, new vertices received together, this node takes: every one but a
+    /// retired gateway's, which only when something here needs it (see
+    /// [`Action::Unneeded`]): a waiting vertex or the next anchor's frontier names it, or
+    /// a vertex of `vs` this node takes does, if `names(i)` lets vertex `i` count.
+    fn needed(&self, vs: &[SignedVertex], names: impl Fn(usize) -> bool) -> Vec<bool> {
+        let retired = |v: &SignedVertex| {
+            self.cfg
+                .group
+                .index(&v.vertex.creator)
+                .is_some_and(|c| self.is_retired(c))
+        };
+        let mut take: Vec<bool> = vs.iter().map(|v| !retired(v)).collect();
+        if take.iter().all(|t| *t) {
+            return take;
+        }
+        let next = self.final_seq + 1;
+        let proposed = self.proposals.get(&next).into_iter().flatten();
+        let mut wanted: BTreeSet<VertexId> = self
+            .waiting
+            .values()
+            .flat_map(|(w, _, _)| w.vertex.parents.iter().copied())
+            .chain(
+                self.finals
+                    .get(&next)
+                    .into_iter()
+                    .flat_map(|f| f.frontier.iter().copied()),
+            )
+            .chain(proposed.flat_map(|p| p.anchor.frontier.iter().copied()))
+            .collect();
+        for (i, v) in vs.iter().enumerate() {
+            if take[i] && names(i) {
+                wanted.extend(v.vertex.parents.iter().copied());
+            }
+        }
+        // Children may come before their parents: to a fixed point.
+        loop {
+            let mut more = false;
+            for (i, v) in vs.iter().enumerate() {
+                if !take[i] && wanted.contains(&v.id) {
+                    take[i] = true;
+                    more = true;
+                    if names(i) {
+                        wanted.extend(v.vertex.parents.iter().copied());
+                    }
+                }
+            }
+            if !more {
+                return take;
+            }
+        }
+    }
+
+    /// `vs` without those `needed` leaves out, each reported [`Action::Unneeded`].
+    fn drop_unneeded(
+        &self,
+        vs: Vec<SignedVertex>,
+        needed: &[bool],
+        out: &mut Vec<Action>,
+    ) -> Vec<SignedVertex> {
+        vs.into_iter()
+            .zip(needed)
+            .filter_map(|(v, needed)| {
+                if !needed {
+                    out.push(Action::Unneeded { vertex: v.id });
+                }
+                needed.then_some(v)
+            })
+            .collect()
     }
 
     /// Whether this node holds, awaits or recently pruned vertex `id` (the recent ones
@@ -2457,10 +2552,17 @@ impl SideChain {
         let mut stack = vec![id];
         let mut reached = Vec::new();
         while let Some(u) = stack.pop() {
-            // Pruned vertices are seen by every gateway.
+            // Pruned vertices are seen by every gateway. A node that keeps its history
+            // walks no further than a pruning one, which holds only the pruned tips (see
+            // `pruned_away`): a late vertex of a gateway retired or known to equivocate
+            // may reach pruned history its chain had not, and its endorsements there
+            // would confirm a slot on one node and not on the other.
             let Some(info) = self.vertices.get_mut(&u) else {
                 continue;
             };
+            if info.pruned && !self.pruned_tips[info.creator].contains(&u) {
+                continue;
+            }
             // Reached by a later vertex of its own creator (its own bit is set already).
             if info.creator == g && u != id {
                 info.continued = true;
@@ -2475,10 +2577,12 @@ impl SideChain {
             reached.push(u);
             stack.extend(info.vertex.vertex.parents.iter().rev().copied());
         }
+        // A pruned tip's transactions count for nothing here: a pruning node forgot them.
+        let holds_txs = |v: &VertexInfo| !v.pruned && !v.keys.is_empty();
         if self.me.is_some_and(|me| me != g)
             && reached
                 .iter()
-                .any(|u| *u != id && !self.vertices[u].keys.is_empty())
+                .any(|u| *u != id && holds_txs(&self.vertices[u]))
         {
             self.to_settle.insert(id);
         }
@@ -2491,7 +2595,7 @@ impl SideChain {
             if info.seen_by | waived == all {
                 newly_settled.push((*u, info.creator));
             }
-            for &TxKey { hash: h, slot } in &info.keys {
+            for &TxKey { hash: h, slot } in info.keys.iter().filter(|_| holds_txs(info)) {
                 let endorsed = self.slots.get_mut(&slot).and_then(|s| s.endorse(g, h));
                 if endorsed.is_some_and(|m| m.count_ones() as usize == q) {
                     endorsed_quorum.push(h);

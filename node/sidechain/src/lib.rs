@@ -154,8 +154,12 @@
 //! that pruned cannot take. Either way the node stops following that honest gateway, and
 //! safety holds: each gateway endorses along its own chain.
 //!
-//! A node judges a vertex from the same pruned tips whether or not it prunes; the seeded
-//! simulation runs every seed both ways and requires every action of every node to match.
+//! A node judges a vertex from the same pruned tips whether or not it prunes, and one that
+//! keeps its history walks down a new vertex's history no further than a pruning one
+//! can: to the pruned tips, whose transactions count for nothing. A late vertex of a
+//! gateway that had not reached some pruned history (retired, or known to equivocate)
+//! so endorses nothing there on either. The seeded simulation runs every seed both ways
+//! and requires every action of every node to match.
 //!
 //! ## Retired gateways
 //!
@@ -187,6 +191,18 @@
 //! and the vertex waits until it expires). A slot the retired gateway has not endorsed is
 //! not called lost while its endorsement could tip it: such a slot stays in memory, with
 //! its sender's later ones, as an equivocator's does.
+//!
+//! A retired gateway's key may be in anyone's hands, and what it signs from now on is
+//! never referenced (nothing confirms it, so nothing prunes it either). So a node takes
+//! a vertex of a retired gateway only when something here needs it: a vertex waiting
+//! for its parents names it (one of a gateway that took it before learning of the
+//! retirement), or the next anchor's frontier, or another vertex of the same message
+//! that the node takes (a catch-up answer). Any other is dropped before its signature
+//! is checked ([`Action::Unneeded`]), and the node neither logs nor relays it; if it is
+//! needed later, it is asked for again. A retired gateway whose node has not read the
+//! retirement yet so counts towards no confirmation on a node that has, as the main chain
+//! counts none of its anchor endorsements; and a twin of it may go unreported (the main
+//! chain pays a retired gateway nothing anyway).
 //!
 //! A node logs a retirement between the vertices it took before and after learning of
 //! it, and a restart replays it there; those made while the node was down are applied
