@@ -732,6 +732,33 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     let st = net.nodes[0].get("/v1/sidechain/status").body;
     assert_eq!(st["retired"], serde_json::json!([gone]), "{st}");
     assert!(awaiting(&net.nodes[0]) * 4 <= held, "{st}");
+    // The retired gateway's box comes back with its key: it reads the retirement, signs
+    // nothing and sends clients elsewhere, and the group goes on without it.
+    net.nodes[3].start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = net.nodes[3].get("/v1/sidechain/status").body;
+        if st["halted"]
+            .as_str()
+            .is_some_and(|why| why.contains("retired"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the retired gateway did not stop: {st}\n{}",
+            tail(&net.nodes[3].log())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let back = event(group, &load, nonce + 2, 3);
+    assert_eq!(post(&net.nodes[3], &back).status, 503);
+    post_final(&net.nodes[1], &net.nodes[..3], &back);
+    for n in &net.nodes[..3] {
+        let st = n.get("/v1/sidechain/status").body;
+        assert!(st["halted"].is_null(), "{st}");
+        assert!(metric(&metrics(n), "cpchain_side_unneeded_vertices_total").is_some());
+    }
     // Anchors after the change paid from the topped-up pool, at most 2 CPC each.
     let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();
     let left = on_chain["reward_pool"].as_u64().unwrap();
