@@ -36,8 +36,8 @@ use cpc_api::{SIDE_LATENCY_BUCKETS_MS, SideAccount, SideMetrics, SideService};
 use cpc_chain::Chain;
 use cpc_p2p::{MessageRef, Network, PeerId, Verdict};
 use cpc_sidechain::{
-    Action, EquivocationEvidence, Group, Input, Message, SideChain, SideError, SignedMachineTx,
-    SignedVertex, Status, TxInfo, TxStatus, VertexInfo,
+    Action, EquivocationEvidence, Group, Input, Message, REPLAYED, SideChain, SideError,
+    SignedMachineTx, SignedVertex, Status, TxInfo, TxStatus, VertexInfo,
 };
 use cpc_types::codec::{Decode, DecodeError, Reader, decode_exact};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
@@ -167,9 +167,6 @@ const QUEUE: usize = 8192;
 /// Pruned transactions waiting for the archive before the gateway task waits for it.
 const MAX_IN_FLIGHT: usize = 500_000;
 
-/// Peer token of replayed messages: answers to it go nowhere.
-const REPLAY: u64 = u64::MAX;
-
 /// What of a received message goes to the side-chain log.
 enum ToLog {
     Nothing,
@@ -235,17 +232,18 @@ fn rejected_vertices(actions: &[Action], side: &SideChain) -> BTreeSet<Hash32> {
 
 /// What a received message comes to once the state machine (`side`, if the node follows
 /// the group yet) judged it in `actions`: the vertices to leave out of the log, and the
-/// verdict on gossiping it on (`vertex`, for a single vertex).
+/// verdict on gossiping it on (`vertices`: the ids of those it carries).
 ///
-/// The rejected vertices (see [`rejected_vertices`]) are left out and get the sender
-/// penalised. So are a retired gateway's vertices that the state machine dropped unchecked,
-/// nothing needing them ([`Action::Unneeded`]), but they are not held against the peer,
-/// which may not know of the retirement yet. A refused twin is relayed: it is evidence,
-/// and the peer that sent it may be an honest gateway that took it before this node pruned.
+/// The rejected vertices (see [`rejected_vertices`]) are left out, and a message of one
+/// gets the sender penalised. So are a retired gateway's vertices that the state machine
+/// dropped unchecked, nothing needing them ([`Action::Unneeded`]), but they are not held
+/// against the peer, which may not know of the retirement yet; nor is a list whose every
+/// vertex is left out relayed. A refused twin is relayed: it is evidence, and the peer
+/// that sent it may be an honest gateway that took it before this node pruned.
 fn judge(
     actions: &[Action],
     side: Option<&SideChain>,
-    vertex: Option<Hash32>,
+    vertices: &[Hash32],
 ) -> (BTreeSet<Hash32>, Verdict) {
     // Not following the group yet: relay nothing unchecked.
     let Some(side) = side else {
@@ -259,12 +257,15 @@ fn judge(
             _ => None,
         })
         .collect();
-    let verdict = match vertex {
-        Some(id) if left_out.contains(&id) => Verdict::Reject,
-        Some(id) if unneeded.contains(&id) => Verdict::Ignore,
-        _ => Verdict::Accept,
-    };
+    let rejected = vertices.len() == 1 && left_out.contains(&vertices[0]);
     left_out.extend(unneeded);
+    let verdict = if rejected {
+        Verdict::Reject
+    } else if !vertices.is_empty() && vertices.iter().all(|id| left_out.contains(id)) {
+        Verdict::Ignore
+    } else {
+        Verdict::Accept
+    };
     (left_out, verdict)
 }
 
@@ -944,9 +945,10 @@ impl Task {
             }
             return;
         };
-        let vertex = match &m {
-            Message::Vertex(v) => Some(v.id),
-            _ => None,
+        let vertices: Vec<Hash32> = match &m {
+            Message::Vertex(v) => vec![v.id],
+            Message::Vertices(vs) => vs.iter().map(|v| v.id).collect(),
+            _ => Vec::new(),
         };
         // New vertices and anchors go to the log; known vertices are not logged again.
         let to_log = {
@@ -977,7 +979,7 @@ impl Task {
         if !asked.is_empty() {
             self.answer_from_archive(peer, &asked);
         }
-        let (left_out, verdict) = judge(&actions, self.node.lock().as_ref(), vertex);
+        let (left_out, verdict) = judge(&actions, self.node.lock().as_ref(), &vertices);
         if let Some(record) = to_log.record(&data, &left_out) {
             self.log.append_encoded(&record);
         }
@@ -1124,7 +1126,7 @@ impl Task {
                 self.send(msg, split(msg).into_iter().map(Part::Publish).collect());
             }
             Action::Send {
-                to: Some(REPLAY), ..
+                to: Some(REPLAYED), ..
             } => {}
             Action::Send { to: Some(t), msg } => {
                 let Some(&peer) = usize::try_from(*t).ok().and_then(|i| self.tokens.get(i)) else {
@@ -1445,7 +1447,7 @@ impl Task {
             for record in records.by_ref() {
                 let now = cpc_api::now_ms();
                 let input = match record {
-                    LogRecord::Message(msg) => Input::Message { from: REPLAY, msg },
+                    LogRecord::Message(msg) => Input::Replayed(msg),
                     LogRecord::Retire(gateway) => {
                         retirements += 1;
                         Input::Retire(gateway)
@@ -1877,12 +1879,13 @@ mod tests {
         let feed = |side: &mut SideChain, msg: &Message| {
             let data = msg.encode();
             let m = Message::decode_untrusted(&data).unwrap();
-            let vertex = match &m {
-                Message::Vertex(v) => Some(v.id),
-                _ => None,
+            let vertices: Vec<Hash32> = match &m {
+                Message::Vertex(v) => vec![v.id],
+                Message::Vertices(vs) => vs.iter().map(|v| v.id).collect(),
+                _ => Vec::new(),
             };
             let actions = side.handle(1, Input::Message { from: 0, msg: m });
-            let (left_out, verdict) = judge(&actions, Some(side), vertex);
+            let (left_out, verdict) = judge(&actions, Some(side), &vertices);
             let logged = ToLog::AsReceived
                 .record(&data, &left_out)
                 .map(|r| Message::decode_untrusted(&r).unwrap());
@@ -1894,6 +1897,9 @@ mod tests {
         // Dropped without a penalty for the peer, which may not know of the retirement.
         assert_eq!(feed(&mut side, &alone), (None, Verdict::Ignore));
         assert!(!side.known(&stolen.id));
+        // Nor is a list of such relayed, which no gateway sends to the topic.
+        let only = Message::Vertices(vec![stolen.clone()]);
+        assert_eq!(feed(&mut side, &only), (None, Verdict::Ignore));
         let list = Message::Vertices(vec![good.clone(), stolen.clone()]);
         assert_eq!(
             feed(&mut side, &list),
@@ -1906,9 +1912,14 @@ mod tests {
         assert!(side.vertex(&stolen.id).is_some() && side.vertex(&child.id).is_some());
         let both = Message::Vertices(vec![child, stolen.clone()]);
         assert_eq!(feed(&mut observer(), &both), (Some(both), Verdict::Accept));
+        // Replayed from the log, it is taken: the node logged it because it was needed,
+        // whether or not what needed it is still there.
+        let mut replayed = observer();
+        replayed.handle(1, Input::Replayed(Message::Vertex(stolen.clone())));
+        assert!(replayed.vertex(&stolen.id).is_some());
         // Not following the group yet: nothing is relayed.
         assert_eq!(
-            judge(&[], None, Some(stolen.id)),
+            judge(&[], None, &[stolen.id]),
             (BTreeSet::new(), Verdict::Ignore)
         );
     }

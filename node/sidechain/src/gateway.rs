@@ -52,6 +52,10 @@ const RECENT_PRUNED: usize = 1 << 16;
 /// Why a vertex that builds on pruned history without reaching all of it is refused.
 const OUTSIDE_PRUNED: &str = "its history does not reach the pruned (final) history";
 
+/// The peer a replayed message ([`Input::Replayed`]) comes from: what the state machine
+/// sends it (requests for parents) goes nowhere.
+pub const REPLAYED: u64 = u64::MAX;
+
 /// Why a retired gateway stopped signing.
 const RETIRED: &str = "the group's owner retired it on the main chain";
 
@@ -139,6 +143,11 @@ pub enum Input {
     /// The group's owner retired a gateway on the main chain: it is gone for good, and
     /// pruning no longer waits for it (see [`SideChain::retire`]).
     Retire(PublicKey),
+    /// A message from this node's own log, replayed at start: as [`Input::Message`] from
+    /// peer [`REPLAYED`], but none of its vertices is dropped as unneeded. The node logs
+    /// only what it took, and what made a retired gateway's vertex needed then may be
+    /// gone by now (a final anchor applied before the replay, a vertex refused since).
+    Replayed(Message),
     /// Summarise the pruned history due now, unpaced. A node replaying its log at start
     /// sends it between the replayed messages: they come far faster than real time, and
     /// the pace set by input time would leave the history they prune in memory.
@@ -900,7 +909,11 @@ impl SideChain {
         match input {
             Input::Tick => self.on_tick(&mut out),
             Input::Message { from, msg } => {
-                self.on_message(from, msg, &mut out);
+                self.on_message(from, msg, false, &mut out);
+                self.emit_if_due(&mut out);
+            }
+            Input::Replayed(msg) => {
+                self.on_message(REPLAYED, msg, true, &mut out);
                 self.emit_if_due(&mut out);
             }
             Input::Lock {
@@ -1605,10 +1618,11 @@ impl SideChain {
 
     // ---- messages in ----
 
-    fn on_message(&mut self, from: u64, msg: Message, out: &mut Vec<Action>) {
+    /// Handles a peer's message, or (`logged`) one replayed from this node's log.
+    fn on_message(&mut self, from: u64, msg: Message, logged: bool, out: &mut Vec<Action>) {
         match msg {
-            Message::Vertex(v) => self.receive(from, vec![v], out),
-            Message::Vertices(vs) => self.receive(from, vs, out),
+            Message::Vertex(v) => self.receive(from, vec![v], logged, out),
+            Message::Vertices(vs) => self.receive(from, vs, logged, out),
             Message::Heads(ids) => {
                 let missing: Vec<VertexId> = ids
                     .into_iter()
@@ -1634,11 +1648,16 @@ impl SideChain {
                 {
                     return;
                 }
-                // Only endorsements by gateways that verify are kept.
+                // Only endorsements that verify, by gateways not retired, are kept: the
+                // main chain counts no other, and a proposal with only a retired key's
+                // endorsement would make the vertices its frontier names needed here.
                 let msg = a.anchor.signing_bytes();
-                let group = &self.cfg.group;
+                let (group, retired) = (&self.cfg.group, self.retired);
                 a.endorsements.retain(|e| {
-                    group.index(&e.gateway).is_some() && e.gateway.verify(&msg, &e.signature)
+                    group
+                        .index(&e.gateway)
+                        .is_some_and(|c| retired & bit(c) == 0)
+                        && e.gateway.verify(&msg, &e.signature)
                 });
                 a.endorsements.sort_by_key(|e| e.gateway);
                 a.endorsements.dedup_by_key(|e| e.gateway);
@@ -1713,14 +1732,16 @@ impl SideChain {
         });
     }
 
-    fn receive(&mut self, from: u64, vs: Vec<SignedVertex>, out: &mut Vec<Action>) {
+    fn receive(&mut self, from: u64, vs: Vec<SignedVertex>, logged: bool, out: &mut Vec<Action>) {
         // Whatever arrives answers a request for it.
-        for v in &vs {
-            self.requested.remove(&v.id);
-        }
+        let asked: BTreeSet<VertexId> = vs
+            .iter()
+            .filter(|v| self.requested.remove(&v.id).is_some())
+            .map(|v| v.id)
+            .collect();
         let vs: Vec<SignedVertex> = vs.into_iter().filter(|v| self.is_new(v)).collect();
-        // Before any signature is checked: a flood of a retired key costs little.
-        let needed = self.needed(&vs, |_| true);
+        // Before any signature is checked: a flood of a retired key costs a lookup each.
+        let needed = self.needed(&vs, &asked, logged, |_| true);
         let vs = self.drop_unneeded(vs, &needed, out);
         if vs.is_empty() {
             return;
@@ -1757,7 +1778,7 @@ impl SideChain {
             })
             .collect();
         // A forged vertex needs nothing.
-        let needed = self.needed(&vs, |i| signed[i]);
+        let needed = self.needed(&vs, &asked, logged, |i| signed[i]);
         let mut missing = Vec::new();
         for (((v, tms), ok), needed) in vs.into_iter().zip(&tx_signing).zip(signed).zip(needed) {
             if !needed {
@@ -1822,33 +1843,50 @@ impl SideChain {
 
     /// Which of `vs`, new vertices received together, this node takes: every one but a
     /// retired gateway's, which only when something here needs it (see
-    /// [`Action::Unneeded`]): a waiting vertex or the next anchor's frontier names it, or
-    /// a vertex of `vs` this node takes does, if `names(i)` lets vertex `i` count.
-    fn needed(&self, vs: &[SignedVertex], names: impl Fn(usize) -> bool) -> Vec<bool> {
+    /// [`Action::Unneeded`]): it was `asked` for, as a parent a waiting vertex lacks or a
+    /// vertex the next anchor's frontier names, and is so still; or a vertex of `vs` this
+    /// node takes names it, if `names(i)` lets vertex `i` count. All of them when they
+    /// come from the log (`logged`).
+    fn needed(
+        &self,
+        vs: &[SignedVertex],
+        asked: &BTreeSet<VertexId>,
+        logged: bool,
+        names: impl Fn(usize) -> bool,
+    ) -> Vec<bool> {
         let retired = |v: &SignedVertex| {
-            self.cfg
-                .group
-                .index(&v.vertex.creator)
-                .is_some_and(|c| self.is_retired(c))
+            !logged
+                && self
+                    .cfg
+                    .group
+                    .index(&v.vertex.creator)
+                    .is_some_and(|c| self.is_retired(c))
         };
         let mut take: Vec<bool> = vs.iter().map(|v| !retired(v)).collect();
         if take.iter().all(|t| *t) {
             return take;
         }
+        // Only what this node asked for is looked up further: the rest costs nothing more.
         let next = self.final_seq + 1;
-        let proposed = self.proposals.get(&next).into_iter().flatten();
-        let mut wanted: BTreeSet<VertexId> = self
-            .waiting
-            .values()
-            .flat_map(|(w, _, _)| w.vertex.parents.iter().copied())
-            .chain(
-                self.finals
+        let still_wanted = |id: &VertexId| {
+            self.waiting
+                .values()
+                .any(|(w, _, _)| w.vertex.parents.contains(id))
+                || self
+                    .finals
                     .get(&next)
-                    .into_iter()
-                    .flat_map(|f| f.frontier.iter().copied()),
-            )
-            .chain(proposed.flat_map(|p| p.anchor.frontier.iter().copied()))
-            .collect();
+                    .is_some_and(|f| f.frontier.contains(id))
+                || self
+                    .proposals
+                    .get(&next)
+                    .is_some_and(|l| l.iter().any(|p| p.anchor.frontier.contains(id)))
+        };
+        for (i, v) in vs.iter().enumerate() {
+            if !take[i] && asked.contains(&v.id) && still_wanted(&v.id) {
+                take[i] = true;
+            }
+        }
+        let mut wanted = BTreeSet::new();
         for (i, v) in vs.iter().enumerate() {
             if take[i] && names(i) {
                 wanted.extend(v.vertex.parents.iter().copied());

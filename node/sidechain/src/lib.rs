@@ -194,15 +194,19 @@
 //!
 //! A retired gateway's key may be in anyone's hands, and what it signs from now on is
 //! never referenced (nothing confirms it, so nothing prunes it either). So a node takes
-//! a vertex of a retired gateway only when something here needs it: a vertex waiting
-//! for its parents names it (one of a gateway that took it before learning of the
-//! retirement), or the next anchor's frontier, or another vertex of the same message
-//! that the node takes (a catch-up answer). Any other is dropped before its signature
-//! is checked ([`Action::Unneeded`]), and the node neither logs nor relays it; if it is
-//! needed later, it is asked for again. A retired gateway whose node has not read the
-//! retirement yet so counts towards no confirmation on a node that has, as the main chain
-//! counts none of its anchor endorsements; and a twin of it may go unreported (the main
-//! chain pays a retired gateway nothing anyway).
+//! a vertex of a retired gateway only when something here needs it: the node asked for
+//! it, as a parent a waiting vertex lacks (one of a gateway that took it before learning
+//! of the retirement) or as a vertex the next anchor's frontier names, and still needs
+//! it; or another vertex of the same message names it (a catch-up answer), one that the
+//! node takes and whose signature verifies. Any other is dropped before its signature is
+//! checked, at the cost of a lookup ([`Action::Unneeded`]), and the node neither logs nor
+//! relays it; if it is needed later, it is asked for again. A node keeps no anchor
+//! endorsement of a retired gateway (the main chain counts none), so the key cannot make
+//! its own vertices needed through a proposal. What the node logged it replays whole
+//! ([`Input::Replayed`]): it was needed when it came. A retired gateway whose node has
+//! not read the retirement yet so counts towards confirmations on a node that has only
+//! through the vertices other gateways reference; and a twin of it may go unreported
+//! (the main chain pays a retired gateway nothing anyway).
 //!
 //! A node logs a retirement between the vertices it took before and after learning of
 //! it, and a restart replays it there; those made while the node was down are applied
@@ -244,8 +248,8 @@ use cpc_types::Hash32;
 
 pub use cpc_types::{Endorsement, SideAnchor as Anchor, SideReward as Reward};
 pub use gateway::{
-    Action, AnchorStatus, CheckedTxs, Config, Input, MAX_TIPS, RELAY_HALF_MS, SideChain, Status,
-    TxInfo, TxStatus, VertexInfo,
+    Action, AnchorStatus, CheckedTxs, Config, Input, MAX_TIPS, RELAY_HALF_MS, REPLAYED, SideChain,
+    Status, TxInfo, TxStatus, VertexInfo,
 };
 pub use group::{Group, MAX_GATEWAYS};
 pub use main_chain::inputs_from_block;

@@ -1938,8 +1938,8 @@ fn a_retired_key_cannot_grow_the_nodes_memory() {
         assert!(net.nodes[i].vertex(&taken.id).is_some(), "node {i}");
         net.nodes[i].handle(net.now, Input::Retire(gone));
     }
-    // Once every node knows, nothing the thief signs is kept, alone or next to a forged
-    // vertex that names it.
+    // Once every node knows, nothing the thief signs is kept, alone, next to a forged
+    // vertex that names it, or named by an anchor proposal only the retired key endorsed.
     let mut last = taken;
     let (mut dropped, mut stolen) = (0, Vec::new());
     for k in 1..=30u8 {
@@ -1948,8 +1948,24 @@ fn a_retired_key_cannot_grow_the_nodes_memory() {
         let mut forged = net.vertex(0, 1_000, vec![v.id], Vec::new());
         forged.signature.0[3] ^= 1;
         let both = Message::Vertices(vec![forged.clone(), v.clone()]);
+        let anchor = cpc_sidechain::Anchor {
+            group_id: net.group.id,
+            sequence: net.finals.len() as u64 + 1,
+            frontier: vec![v.id],
+            root: Hash32([7; 32]),
+            confirmed_vertices: 1_000_000,
+            rewards: Vec::new(),
+        };
+        let endorsement = cpc_sidechain::Endorsement {
+            gateway: gone,
+            signature: net.keys[3].sign(&anchor.signing_bytes()),
+        };
+        let proposal = Message::Anchor(cpc_sidechain::SignedAnchor {
+            anchor,
+            endorsements: vec![endorsement],
+        });
         for i in up {
-            for msg in [Message::Vertex(v.clone()), both.clone()] {
+            for msg in [proposal.clone(), Message::Vertex(v.clone()), both.clone()] {
                 for a in net.nodes[i].handle(net.now, Input::Message { from: 3, msg }) {
                     match a {
                         Action::Unneeded { vertex } if vertex == v.id => dropped += 1,
