@@ -40,6 +40,33 @@ fn metric(page: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Whether `node`'s gateway stopped signing, by its metric.
+fn halted(node: &Node) -> Option<u64> {
+    metric(&node.get_text("/metrics", None).1, "cpchain_side_halted")
+}
+
+/// Waits until `node`'s gateway stopped signing for a reason that says `why`, as its
+/// status and its metric tell.
+fn wait_halted(node: &Node, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = node.get("/v1/sidechain/status").body;
+        // The metric follows the status within microseconds.
+        if let Some(reason) = st["halted"].as_str()
+            && halted(node) == Some(1)
+        {
+            assert!(reason.contains(why), "{st}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not halted: {st}\n{}",
+            tail(&node.log())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn status_of(node: &Node, hash: &Hash32) -> Value {
     node.get(&format!("/v1/sidechain/txs/{hash}")).body
 }
@@ -583,24 +610,7 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     std::fs::rename(&side_dir, &aside).unwrap();
     std::fs::write(&side_dir, b"not a directory").unwrap();
     net.nodes[1].start();
-    let halted = |n: &Node| metric(&n.get_text("/metrics", None).1, "cpchain_side_halted");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let st = net.nodes[1].get("/v1/sidechain/status").body;
-        // The metric follows the status within microseconds.
-        if let Some(why) = st["halted"].as_str()
-            && halted(&net.nodes[1]) == Some(1)
-        {
-            assert!(why.contains("log cannot be written"), "{st}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not halted: {st}\n{}",
-            tail(&net.nodes[1].log())
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_halted(&net.nodes[1], "log cannot be written");
     assert_logged(&net.nodes[1], "this side-chain gateway stops signing");
     assert_eq!(halted(&net.nodes[0]), Some(0));
     let without = event(group, &SecretKey::from_bytes([11; 32]), 0, 7);
@@ -735,22 +745,7 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     // The retired gateway's box comes back with its key: it reads the retirement, signs
     // nothing and sends clients elsewhere, and the group goes on without it.
     net.nodes[3].start();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let st = net.nodes[3].get("/v1/sidechain/status").body;
-        if st["halted"]
-            .as_str()
-            .is_some_and(|why| why.contains("retired"))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the retired gateway did not stop: {st}\n{}",
-            tail(&net.nodes[3].log())
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_halted(&net.nodes[3], "retired");
     let back = event(group, &load, nonce + 2, 3);
     assert_eq!(post(&net.nodes[3], &back).status, 503);
     post_final(&net.nodes[1], &net.nodes[..3], &back);
