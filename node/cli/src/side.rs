@@ -230,6 +230,15 @@ fn rejected_vertices(actions: &[Action], side: &SideChain) -> BTreeSet<Hash32> {
         .collect()
 }
 
+/// The ids of the vertices a message carries.
+fn vertex_ids(msg: &Message) -> Vec<Hash32> {
+    match msg {
+        Message::Vertex(v) => vec![v.id],
+        Message::Vertices(vs) => vs.iter().map(|v| v.id).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// What a received message comes to once the state machine (`side`, if the node follows
 /// the group yet) judged it in `actions`: the vertices to leave out of the log, and the
 /// verdict on gossiping it on (`vertices`: the ids of those it carries).
@@ -945,11 +954,7 @@ impl Task {
             }
             return;
         };
-        let vertices: Vec<Hash32> = match &m {
-            Message::Vertex(v) => vec![v.id],
-            Message::Vertices(vs) => vs.iter().map(|v| v.id).collect(),
-            _ => Vec::new(),
-        };
+        let vertices = vertex_ids(&m);
         // New vertices and anchors go to the log; known vertices are not logged again.
         let to_log = {
             let guard = self.node.lock();
@@ -1879,11 +1884,7 @@ mod tests {
         let feed = |side: &mut SideChain, msg: &Message| {
             let data = msg.encode();
             let m = Message::decode_untrusted(&data).unwrap();
-            let vertices: Vec<Hash32> = match &m {
-                Message::Vertex(v) => vec![v.id],
-                Message::Vertices(vs) => vs.iter().map(|v| v.id).collect(),
-                _ => Vec::new(),
-            };
+            let vertices = vertex_ids(&m);
             let actions = side.handle(1, Input::Message { from: 0, msg: m });
             let (left_out, verdict) = judge(&actions, Some(side), &vertices);
             let logged = ToLog::AsReceived

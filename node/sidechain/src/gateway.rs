@@ -2633,7 +2633,8 @@ impl SideChain {
             if info.seen_by | waived == all {
                 newly_settled.push((*u, info.creator));
             }
-            for &TxKey { hash: h, slot } in info.keys.iter().filter(|_| holds_txs(info)) {
+            let keys: &[TxKey] = if holds_txs(info) { &info.keys } else { &[] };
+            for &TxKey { hash: h, slot } in keys {
                 let endorsed = self.slots.get_mut(&slot).and_then(|s| s.endorse(g, h));
                 if endorsed.is_some_and(|m| m.count_ones() as usize == q) {
                     endorsed_quorum.push(h);
