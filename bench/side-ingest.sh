@@ -98,9 +98,10 @@ import json, sys
 s = json.load(sys.stdin)
 m = s["metrics"]
 a = s.get("last_anchor") or {}
-print("node'"$i"' vertices held {} pruned {} confirmed txs {} pruned {} last anchor {} (final {}) rejected vertices {}; log synced {} times, {:.2f} ms each".format(
+print("node'"$i"' vertices held {} pruned {} confirmed txs {} pruned {} last anchor {} (final {}) rejected vertices {}; log synced {} times, {:.2f} ms each; archive {:.1f} MiB from anchor {}".format(
     s["vertices"], s["pruned_vertices"], s["confirmed_txs"], s["pruned_txs"], a.get("sequence"), a.get("is_final"), m["rejected_vertices_total"],
-    m["log_syncs_total"], m["log_sync_us_total"] / 1e3 / max(1, m["log_syncs_total"])))
+    m["log_syncs_total"], m["log_sync_us_total"] / 1e3 / max(1, m["log_syncs_total"]),
+    m.get("archive_bytes", 0) / 2**20, m.get("archive_kept_from", 0)))
 '
 done
 # Snapshots the gateways wrote meanwhile (snapshot_log_mib), and how long encoding one held

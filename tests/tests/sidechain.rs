@@ -142,14 +142,18 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     let mut net = Testnet::with_args(4, &["--side-group", "e2e-district"]);
     let group = Group::id_of("e2e-district");
     // Anchor every second so the test sees several anchors, and snapshot the side chain
-    // once the log passes 1 MiB, so that the restarts below restore snapshots.
-    for n in &net.nodes {
+    // once the log passes 1 MiB, so that the restarts below restore snapshots. Node 2
+    // keeps at most 1 MiB of final history in its store.
+    for (i, n) in net.nodes.iter().enumerate() {
         let path = n.home.join("config.toml");
         let cfg = std::fs::read_to_string(&path).unwrap();
         assert!(cfg.contains("group = \"e2e-district\"") && cfg.contains("gateway = true"));
-        let cfg = cfg
+        let mut cfg = cfg
             .replace("anchor_interval_ms = 5000", "anchor_interval_ms = 1000")
             .replace("snapshot_log_mib = 256", "snapshot_log_mib = 1");
+        if i == 2 {
+            cfg = cfg.replace("archive_max_mib = 0", "archive_max_mib = 1");
+        }
         std::fs::write(&path, cfg).unwrap();
     }
     net.start_all();
@@ -560,10 +564,54 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
         assert!(!n.home.join(format!("sidechain/{group}.log")).exists());
     }
     net.start_all();
-    for n in &net.nodes {
-        wait_status(n, &hashes[0], &["final"], 60);
-        wait_status(n, &back.hash(), &["final"], 60);
+    for (i, n) in net.nodes.iter().enumerate() {
+        if i == 2 {
+            wait_status(n, &traffic[traffic.len() - 1].hash(), &["final"], 60);
+        } else {
+            wait_status(n, &hashes[0], &["final"], 60);
+            wait_status(n, &back.hash(), &["final"], 60);
+        }
         assert_logged(n, "side-chain state restored from its snapshot");
+    }
+    // Past its 1 MiB, node 2's store deleted the oldest anchors' history (the first
+    // transactions among it), and it says so; the others keep it all.
+    let metrics = |n: &Node| n.get_text("/metrics", None).1;
+    let anchor_of = |h: &Hash32| status_of(&net.nodes[0], h)["anchor"].as_u64().unwrap();
+    let first_anchor = anchor_of(&hashes[0]).max(anchor_of(&back.hash()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = metrics(&net.nodes[2]);
+        let kept_from = metric(&page, "cpchain_side_archive_kept_from_anchor").unwrap();
+        if kept_from > first_anchor {
+            assert!(metric(&page, "cpchain_side_archive_bytes").unwrap() > 0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 2 keeps history from anchor {kept_from}, first anchor {first_anchor}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for path in [
+        format!("/v1/sidechain/txs/{}", hashes[0]),
+        format!("/v1/sidechain/txs/{}", back.hash()),
+        format!(
+            "/v1/sidechain/vertices/{}",
+            status_of(&net.nodes[0], &hashes[0])["vertices"][0]
+                .as_str()
+                .unwrap()
+        ),
+    ] {
+        let a = net.nodes[2].get(&path);
+        assert_eq!(a.status, 404, "{a:?}");
+        let why = a.body["message"].as_str().unwrap();
+        assert!(why.contains("keeps final history from anchor"), "{why}");
+    }
+    for n in [&net.nodes[0], &net.nodes[1], &net.nodes[3]] {
+        assert_eq!(
+            metric(&metrics(n), "cpchain_side_archive_kept_from_anchor"),
+            Some(0)
+        );
     }
     // New transactions confirm and become final after the restart: the anchor the main
     // chain took carries its frontier, so no gateway needs the lost proposal.
@@ -627,7 +675,6 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     for n in &net.nodes {
         wait_status(n, &without.hash(), CONFIRMED, 60);
     }
-    let metrics = |n: &Node| n.get_text("/metrics", None).1;
     assert_eq!(
         metric(&metrics(&net.nodes[0]), "cpchain_side_withheld_total"),
         Some(0)

@@ -68,6 +68,11 @@ pub struct SideMetrics {
     pub awaiting_settling: u64,
     /// 1 once this gateway stopped signing for want of a working log, else 0.
     pub halted: u64,
+    /// Bytes of final history in the node's store (`sidechain.archive_max_mib` bounds it;
+    /// history archived by a version before the count is not in it).
+    pub archive_bytes: u64,
+    /// The first anchor whose final history the store keeps (0: all of it).
+    pub archive_kept_from: u64,
     /// Confirmations per bucket of [`SIDE_LATENCY_BUCKETS_MS`] (not cumulative), plus one
     /// last bucket for slower ones.
     pub latency_counts: Vec<u64>,
@@ -277,9 +282,11 @@ pub(crate) async fn side_tx(
 ) -> Result<Json<SideTxView>, ApiError> {
     let hash = parse_hash("the transaction hash", &hash)?;
     let side = service(&s)?;
-    let info = blocking(move || Ok(side.tx(&hash))).await?.ok_or_else(|| {
-        ApiError::NotFound(format!("transaction {hash} is not known to this node"))
-    })?;
+    let info = blocking(move || {
+        side.tx(&hash)
+            .ok_or_else(|| unknown(&*side, &format!("transaction {hash}")))
+    })
+    .await?;
     Ok(Json(SideTxView {
         hash: hash.to_string(),
         status: info.status,
@@ -288,6 +295,18 @@ pub(crate) async fn side_tx(
         vertices: info.vertices.iter().map(ToString::to_string).collect(),
         tx: *info.tx,
     }))
+}
+
+/// A 404 for `what`, saying how far back this node's store keeps final history when it
+/// deleted some (`sidechain.archive_max_mib`).
+fn unknown(side: &dyn SideService, what: &str) -> ApiError {
+    ApiError::NotFound(match side.metrics().archive_kept_from {
+        0 => format!("{what} is not known to this node"),
+        k => format!(
+            "{what} is not known to this node, which keeps final history from anchor {k} on \
+             (sidechain.archive_max_mib); ask a node that keeps more"
+        ),
+    })
 }
 
 /// A vertex and what this node derived from it.
@@ -328,9 +347,11 @@ pub(crate) async fn side_vertex(
 ) -> Result<Json<SideVertexView>, ApiError> {
     let id = parse_hash("the vertex id", &id)?;
     let side = service(&s)?;
-    let v = blocking(move || Ok(side.vertex(&id)))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("vertex {id} is not known to this node")))?;
+    let v = blocking(move || {
+        side.vertex(&id)
+            .ok_or_else(|| unknown(&*side, &format!("vertex {id}")))
+    })
+    .await?;
     let x = &v.vertex.vertex;
     Ok(Json(SideVertexView {
         id: id.to_string(),
@@ -489,6 +510,16 @@ pub(crate) fn render_metrics(out: &mut String, m: &SideMetrics) {
             "cpchain_side_halted",
             "1 once this gateway stopped signing because its side-chain log cannot be written or synced.",
             m.halted,
+        ),
+        (
+            "cpchain_side_archive_bytes",
+            "Bytes of final side-chain history in the node's store (sidechain.archive_max_mib bounds it).",
+            m.archive_bytes,
+        ),
+        (
+            "cpchain_side_archive_kept_from_anchor",
+            "The first anchor whose final side-chain history the node's store keeps (0: all of it).",
+            m.archive_kept_from,
         ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}");

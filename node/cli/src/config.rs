@@ -230,6 +230,10 @@ snapshot_log_mib = 256
 # power loss cannot make it sign a sequence number twice (and be slashed); false only for
 # a disk that survives power loss.
 sync_log = true
+# The most MiB of final side-chain history (pruned vertices and transactions) the node's
+# store keeps for the API and for peers catching up; past it, the oldest anchors' history
+# is deleted (a node whose peers all deleted what it lacks cannot catch up). 0: keep all.
+archive_max_mib = 0
 
 [accel]
 # Backend of each operation: auto, cpu, wgpu, cuda or fpga. A backend that is

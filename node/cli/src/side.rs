@@ -18,7 +18,9 @@
 //! (which also tells a gateway its own last sequence number, so it never signs one twice).
 //! A log is read one record at a time. A torn last record is dropped; what it held comes
 //! back from peers. A log that cannot be read is left as it is. Final history the state
-//! machine prunes goes to the node's store, where the API and peers' requests find it.
+//! machine prunes goes to the node's store, where the API and peers' requests find it,
+//! filed by the final anchor that covers it, so that past `archive_max_mib` the oldest
+//! anchors' history can be deleted whole.
 //! What the task sends goes out through [`crate::side_outbox`], in order, a message with
 //! one of this gateway's vertices only once the log holding it is synced.
 
@@ -39,6 +41,7 @@ use cpc_sidechain::{
     Action, EquivocationEvidence, Group, Input, Message, REPLAYED, SideChain, SideError,
     SignedMachineTx, SignedVertex, Status, TxInfo, TxStatus, VertexInfo,
 };
+use cpc_storage::SideRecord;
 use cpc_types::codec::{Decode, DecodeError, Reader, decode_exact};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
@@ -75,6 +78,10 @@ pub(crate) struct SideSection {
     /// cannot make it sign a sequence number twice; `false` only for a disk that survives
     /// power loss (or to measure what syncing costs).
     pub(crate) sync_log: bool,
+    /// The most MiB of final history the node's store keeps (pruned vertices and
+    /// transactions, for the API and peers catching up): past it, the history of the
+    /// oldest anchors is deleted; 0 keeps it all.
+    pub(crate) archive_max_mib: u64,
 }
 
 impl Default for SideSection {
@@ -90,6 +97,7 @@ impl Default for SideSection {
             prune_history: true,
             snapshot_log_mib: 256,
             sync_log: true,
+            archive_max_mib: 0,
         }
     }
 }
@@ -142,6 +150,12 @@ impl SideSection {
             bail!(
                 "sidechain.snapshot_log_mib is {}; use 0 (no snapshots) to 1048576 MiB",
                 self.snapshot_log_mib
+            );
+        }
+        if self.archive_max_mib > 1 << 30 {
+            bail!(
+                "sidechain.archive_max_mib is {}; use 0 (keep all final history) to 1073741824 MiB",
+                self.archive_max_mib
             );
         }
         Ok(())
@@ -347,6 +361,11 @@ pub(crate) struct SideNode {
     /// Set once the outbox found the log unsyncable: this gateway's vertices no longer
     /// leave, and the task stops it signing.
     log_lost: AtomicBool,
+    /// The archive's size and the first anchor it keeps, for the metrics: atomics, so
+    /// that the archive thread, which runs at a low priority, takes no lock the gateway
+    /// task waits for.
+    archive_bytes: AtomicU64,
+    archive_kept_from: AtomicU64,
 }
 
 /// `SideNode::replaying` when no replay runs.
@@ -395,12 +414,100 @@ struct InFlight {
     txs: HashMap<Hash32, Arc<TxInfo>>,
 }
 
+/// What the archive thread knows of the store's side-chain archive, to keep it under
+/// `archive_max_mib`: the bytes filed under each final anchor.
+#[derive(Default)]
+struct Retention {
+    /// Bytes per anchor, oldest first.
+    sizes: BTreeMap<u64, u64>,
+    /// Their sum.
+    total: u64,
+    /// The most the archive keeps; 0: no limit.
+    max_bytes: u64,
+    /// The first anchor whose history is kept (0: none was deleted).
+    kept_from: u64,
+    /// The newest anchor filed under so far.
+    newest: u64,
+}
+
+impl Retention {
+    /// Reads what the store holds of group `group`.
+    fn load(store: &cpc_storage::Store, group: &Hash32, max_bytes: u64) -> Retention {
+        let (sizes, kept_from) = store.side_archive_sizes(group).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the side-chain archive's sizes; archive_max_mib counts only what this run archives");
+            (Vec::new(), 0)
+        });
+        let mut r = Retention {
+            max_bytes,
+            kept_from,
+            newest: kept_from,
+            ..Retention::default()
+        };
+        r.add(&sizes);
+        r
+    }
+
+    /// The anchor a record covered by `anchor` is filed under: that one, or the newest
+    /// one so far for a record no anchor covers.
+    fn file(&mut self, anchor: Option<u64>) -> u64 {
+        let a = anchor.unwrap_or(self.newest);
+        self.newest = self.newest.max(a);
+        a
+    }
+
+    fn add(&mut self, added: &[(u64, u64)]) {
+        for &(anchor, bytes) in added {
+            *self.sizes.entry(anchor).or_default() += bytes;
+            self.total += bytes;
+            self.newest = self.newest.max(anchor);
+        }
+    }
+
+    /// The anchor up to which to delete history to come under the limit; the newest
+    /// anchor's history always stays.
+    fn over(&self) -> Option<u64> {
+        if self.max_bytes == 0 || self.total <= self.max_bytes {
+            return None;
+        }
+        let mut left = self.total;
+        let mut upto = None;
+        for (&anchor, &bytes) in self.sizes.iter().take(self.sizes.len() - 1) {
+            left -= bytes;
+            upto = Some(anchor);
+            if left <= self.max_bytes {
+                break;
+            }
+        }
+        upto
+    }
+
+    /// The store deleted the history up to `upto`.
+    fn forgot(&mut self, upto: u64) {
+        let kept = self.sizes.split_off(&(upto + 1));
+        self.total -= self.sizes.values().sum::<u64>();
+        self.sizes = kept;
+        self.kept_from = self.kept_from.max(upto + 1);
+    }
+}
+
+/// The transactions of an archived vertex record, for the store to forget with it.
+fn txs_in(record: &[u8]) -> Vec<Hash32> {
+    decode_exact::<VertexInfo>(record).map_or_else(
+        |e| {
+            tracing::warn!(error = %e, "an archived side-chain vertex does not decode; its transactions stay in the store");
+            Vec::new()
+        },
+        |v| v.vertex.vertex.txs.iter().map(SignedMachineTx::hash).collect(),
+    )
+}
+
 /// One batch for the archive thread.
 type ArchiveBatch = (Vec<Arc<VertexInfo>>, Vec<(Hash32, Arc<TxInfo>)>);
 
 /// Work for the archive thread, done in order.
 enum ArchiveJob {
-    Batch(ArchiveBatch),
+    /// Pruned history; `replayed` when a restart pruned it again (the store may have it).
+    Batch { batch: ArchiveBatch, replayed: bool },
     /// Answered once every batch sent before it is written.
     Barrier(std::sync::mpsc::Sender<()>),
 }
@@ -418,6 +525,8 @@ impl SideNode {
             replaying: AtomicU64::new(NOT_REPLAYING),
             archive_failed: AtomicBool::new(false),
             log_lost: AtomicBool::new(false),
+            archive_bytes: AtomicU64::new(0),
+            archive_kept_from: AtomicU64::new(0),
         }
     }
 
@@ -425,26 +534,58 @@ impl SideNode {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes a batch of pruned history to the store, then forgets it in flight. A failed
-    /// write loses only what the API and peers could read back: the side-chain log still
-    /// holds the history.
-    fn write_archive(&self, (vertices, txs): &ArchiveBatch) {
-        let mut vs: Vec<(Hash32, Vec<u8>)> = vertices
+    /// Writes a batch of pruned history to the store, each record filed under the final
+    /// anchor that covers it, then forgets it in flight. A failed write loses only what
+    /// the API and peers could read back: the side-chain log still holds the history.
+    fn write_archive(&self, (vertices, txs): &ArchiveBatch, replayed: bool, kept: &mut Retention) {
+        let mut vs: Vec<SideRecord> = vertices
             .iter()
-            .map(|v| (v.vertex.id, VertexInfo::encode(v)))
+            .map(|v| SideRecord {
+                anchor: kept.file(v.anchor),
+                id: v.vertex.id,
+                value: VertexInfo::encode(v),
+                indexed: true,
+            })
             .collect();
-        let mut ts: Vec<(Hash32, Vec<u8>)> = txs
+        let mut ts: Vec<SideRecord> = txs
             .iter()
-            .map(|(hash, t)| (*hash, TxRecord::encode(t)))
+            .map(|(hash, t)| {
+                // A final transaction goes with the vertex that made it final (which
+                // carries its anchor), one that never confirms with the newest history.
+                let anchor = match t.status {
+                    TxStatus::Final { anchor } if !t.vertices.is_empty() => Some(anchor),
+                    _ => None,
+                };
+                SideRecord {
+                    anchor: kept.file(anchor),
+                    id: *hash,
+                    value: TxRecord::encode(t),
+                    indexed: anchor.is_none(),
+                }
+            })
             .collect();
         // In key order: the memtable then inserts each next to the last, instead of
         // searching its skip list from the top for every random hash.
-        vs.sort_unstable_by_key(|(id, _)| *id);
-        ts.sort_unstable_by_key(|(hash, _)| *hash);
-        if let Err(e) = self.chain.store().side_archive(&self.group_id, &vs, &ts) {
-            self.archive_failed.store(true, Ordering::Relaxed);
-            tracing::warn!(error = %e, "cannot archive pruned side-chain history; the API will not find it");
+        vs.sort_unstable_by_key(|r| r.id);
+        ts.sort_unstable_by_key(|r| r.id);
+        let store = self.chain.store();
+        match store.side_archive(&self.group_id, &vs, &ts, replayed) {
+            Ok(added) => kept.add(&added),
+            Err(e) => {
+                self.archive_failed.store(true, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot archive pruned side-chain history; the API will not find it");
+            }
         }
+        if let Some(upto) = kept.over() {
+            match store.side_forget(&self.group_id, upto, txs_in) {
+                Ok(_) => kept.forgot(upto),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete old side-chain history from the store; it keeps growing");
+                    kept.max_bytes = 0;
+                }
+            }
+        }
+        self.show_archive(kept);
         let mut f = self.in_flight();
         for v in vertices {
             f.vertices.remove(&v.vertex.id);
@@ -452,6 +593,13 @@ impl SideNode {
         for (h, _) in txs {
             f.txs.remove(h);
         }
+    }
+
+    /// Publishes the archive's size and reach to the metrics.
+    fn show_archive(&self, kept: &Retention) {
+        self.archive_bytes.store(kept.total, Ordering::Relaxed);
+        self.archive_kept_from
+            .store(kept.kept_from, Ordering::Relaxed);
     }
 
     /// A record of the store's archive; a read error is logged and reads as none.
@@ -583,6 +731,8 @@ impl SideService for SideNode {
         let eq = self.lock().as_ref().map_or(0, SideChain::equivocations);
         let mut m = self.meter().m.clone();
         m.equivocations_total = eq;
+        m.archive_bytes = self.archive_bytes.load(Ordering::Relaxed);
+        m.archive_kept_from = self.archive_kept_from.load(Ordering::Relaxed);
         if m.latency_counts.is_empty() {
             m.latency_counts = vec![0; SIDE_LATENCY_BUCKETS_MS.len() + 1];
         }
@@ -631,13 +781,16 @@ pub(crate) fn start(
     let (archiver, batches) = std::sync::mpsc::channel::<ArchiveJob>();
     {
         let node = node.clone();
+        let max_bytes = section.archive_max_mib << 20;
         std::thread::Builder::new()
             .name("cpc-side-archive".into())
             .spawn(move || {
                 lower_priority();
+                let mut kept = Retention::load(node.chain.store(), &node.group_id, max_bytes);
+                node.show_archive(&kept);
                 while let Ok(job) = batches.recv() {
-                    let (vertices, txs) = match job {
-                        ArchiveJob::Batch(b) => b,
+                    let ((vertices, txs), replayed) = match job {
+                        ArchiveJob::Batch { batch, replayed } => (batch, replayed),
                         ArchiveJob::Barrier(done) => {
                             let _ = done.send(());
                             continue;
@@ -645,10 +798,10 @@ pub(crate) fn start(
                     };
                     // Small writes, so that no burst holds the cores for long.
                     for part in vertices.chunks(64) {
-                        node.write_archive(&(part.to_vec(), Vec::new()));
+                        node.write_archive(&(part.to_vec(), Vec::new()), replayed, &mut kept);
                     }
                     for part in txs.chunks(1024) {
-                        node.write_archive(&(Vec::new(), part.to_vec()));
+                        node.write_archive(&(Vec::new(), part.to_vec()), replayed, &mut kept);
                     }
                 }
             })?;
@@ -1053,7 +1206,7 @@ impl Task {
         let mut actions = actions;
         for a in actions.extract_if(.., |a| matches!(a, Action::Pruned { .. })) {
             if let Action::Pruned { vertices, txs } = a {
-                self.archive(vertices, txs);
+                self.archive(vertices, txs, false);
             }
         }
         for a in &actions {
@@ -1285,13 +1438,14 @@ impl Task {
     fn archive_pruned(&self, actions: Vec<Action>) {
         for a in actions {
             if let Action::Pruned { vertices, txs } = a {
-                self.archive(vertices, txs);
+                self.archive(vertices, txs, true);
             }
         }
     }
 
     /// Hands pruned history to the archive thread; lookups find it in flight meanwhile.
-    fn archive(&self, vertices: Vec<VertexInfo>, txs: Vec<(Hash32, TxInfo)>) {
+    /// `replayed`: a restart pruned it again, and the store may hold it already.
+    fn archive(&self, vertices: Vec<VertexInfo>, txs: Vec<(Hash32, TxInfo)>, replayed: bool) {
         let vertices: Vec<Arc<VertexInfo>> = vertices.into_iter().map(Arc::new).collect();
         let txs: Vec<(Hash32, Arc<TxInfo>)> =
             txs.into_iter().map(|(h, t)| (h, Arc::new(t))).collect();
@@ -1311,7 +1465,10 @@ impl Task {
         }
         if self
             .archiver
-            .send(ArchiveJob::Batch((vertices, txs)))
+            .send(ArchiveJob::Batch {
+                batch: (vertices, txs),
+                replayed,
+            })
             .is_err()
         {
             tracing::warn!("the side-chain archive thread is gone; pruned history is not archived");
@@ -1697,11 +1854,48 @@ mod tests {
                 },
                 "sidechain.anchor_interval_ms",
             ),
+            (
+                SideSection {
+                    archive_max_mib: u64::MAX,
+                    ..ok.clone()
+                },
+                "sidechain.archive_max_mib",
+            ),
             (SideSection { max_batch: 0, ..ok }, "sidechain.max_batch"),
         ] {
             let e = bad.validate().unwrap_err().to_string();
             assert!(e.contains(field), "{e}");
         }
+    }
+
+    #[test]
+    fn the_archive_deletes_the_oldest_anchors_past_its_limit_and_keeps_the_newest() {
+        let mut kept = Retention {
+            max_bytes: 250,
+            ..Retention::default()
+        };
+        assert_eq!(kept.file(None), 0);
+        kept.add(&[(1, 100), (2, 60)]);
+        kept.add(&[(2, 40), (3, 100)]);
+        assert_eq!((kept.total, kept.over()), (300, Some(1)));
+        // A transaction that never confirms goes with the newest history.
+        assert_eq!((kept.file(None), kept.file(Some(2))), (3, 2));
+        kept.forgot(1);
+        assert_eq!((kept.total, kept.kept_from, kept.over()), (200, 2, None));
+        // Far over: everything but the newest anchor goes, which stays whatever its size.
+        kept.max_bytes = 10;
+        kept.add(&[(4, 50)]);
+        assert_eq!(kept.over(), Some(3));
+        kept.forgot(3);
+        assert_eq!((kept.total, kept.kept_from, kept.over()), (50, 4, None));
+        assert_eq!(kept.sizes.into_iter().collect::<Vec<_>>(), vec![(4, 50)]);
+        // No limit: nothing goes.
+        let all = Retention {
+            sizes: BTreeMap::from([(1, 1 << 40)]),
+            total: 1 << 40,
+            ..Retention::default()
+        };
+        assert_eq!(all.over(), None);
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! | `kfrags` | stream id, grantee | a kfrag this node holds as a proxy |
 //! | `keys` | account address | the account's signed umbral key announcement |
 //! | `side` | group id, `v` or `t`, vertex id or transaction hash | side-chain history the node pruned from memory |
+//! | | group id, `a`, anchor (u64 BE), `v` or `t`, id | empty: the vertices the archive files under that final anchor, and the transactions no vertex there holds |
+//! | | group id, `s`, anchor | the bytes filed under it (u64 LE) |
+//! | | group id, `k` | the first anchor not forgotten (u64 LE; see `Store::side_forget`) |
 //!
 //! A committed block is one atomic write batch: header, body, receipts, index entries,
 //! the state changes and the new head. A crash leaves the store at the last committed
@@ -478,19 +481,44 @@ impl Store {
     }
 
     /// Archives side-chain history of group `group` that the node pruned from memory:
-    /// vertex records and transaction records under their ids, in one write.
+    /// vertex records and transaction records under their ids, each filed under the final
+    /// anchor whose history it belongs to, in one write. Returns the bytes added per
+    /// anchor, which [`Store::side_forget`] frees again. A record of an anchor the archive
+    /// forgot is not written; with `replayed` (history a restart prunes again), neither is
+    /// one the archive holds.
     pub fn side_archive(
         &self,
         group: &Hash32,
-        vertices: &[(Hash32, Vec<u8>)],
-        txs: &[(Hash32, Vec<u8>)],
-    ) -> Result<(), StorageError> {
+        vertices: &[SideRecord],
+        txs: &[SideRecord],
+        replayed: bool,
+    ) -> Result<Vec<(u64, u64)>, StorageError> {
         let cf = self.cf(CF_SIDE)?;
+        let kept_from = self.side_kept_from(group)?;
         let mut batch = WriteBatch::default();
+        let mut added: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
         for (tag, records) in [(b'v', vertices), (b't', txs)] {
-            for (id, value) in records {
-                batch.put_cf(cf, side_key(group, tag, id), value);
+            for r in records.iter().filter(|r| r.anchor >= kept_from) {
+                let key = side_key(group, tag, &r.id);
+                if replayed && self.db.get_pinned_cf(cf, key)?.is_some() {
+                    continue;
+                }
+                let mut bytes = key.len() + r.value.len();
+                batch.put_cf(cf, key, &r.value);
+                if r.indexed {
+                    let index = side_index_key(group, r.anchor, tag, &r.id);
+                    batch.put_cf(cf, index, []);
+                    bytes += index.len();
+                }
+                *added.entry(r.anchor).or_default() += bytes as u64;
             }
+        }
+        let mut totals = Vec::with_capacity(added.len());
+        for (anchor, bytes) in added {
+            let key = side_size_key(group, anchor);
+            let before = read_u64(self.db.get_pinned_cf(cf, key)?.as_deref())?;
+            batch.put_cf(cf, key, (before + bytes).to_le_bytes());
+            totals.push((anchor, bytes));
         }
         // Neither synced nor logged: the side-chain log holds the same history, and a
         // restart replays it (a crash loses at most the unflushed part of the archive);
@@ -498,7 +526,110 @@ impl Store {
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
         self.db.write_opt(batch, &wo)?;
-        Ok(())
+        Ok(totals)
+    }
+
+    /// The side-chain archive of group `group` by anchor: the bytes filed under each
+    /// (oldest first), and the first anchor not forgotten (0 when none was).
+    pub fn side_archive_sizes(
+        &self,
+        group: &Hash32,
+    ) -> Result<(Vec<(u64, u64)>, u64), StorageError> {
+        Ok((
+            self.side_sizes(group, u64::MAX)?,
+            self.side_kept_from(group)?,
+        ))
+    }
+
+    /// Forgets the side-chain history of group `group` filed under anchor `anchor` and
+    /// any anchor below it: its records leave the archive, those of the transactions
+    /// that `txs_of` finds in a vertex record among them, and later ones of those anchors
+    /// are not written. Returns the bytes freed.
+    ///
+    /// It deletes in writes of at most 64 index entries, so that no single write holds
+    /// the cores for long; a crash between them leaves the rest for the next call.
+    pub fn side_forget(
+        &self,
+        group: &Hash32,
+        anchor: u64,
+        txs_of: impl Fn(&[u8]) -> Vec<Hash32>,
+    ) -> Result<u64, StorageError> {
+        let cf = self.cf(CF_SIDE)?;
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        let mut batch = WriteBatch::default();
+        let mut entries = 0;
+        let mut freed = 0;
+        for (a, bytes) in self.side_sizes(group, anchor)? {
+            let prefix = side_index_prefix(group, a);
+            for kv in self
+                .db
+                .iterator_cf(cf, IteratorMode::From(&prefix, rocksdb::Direction::Forward))
+            {
+                let (k, _) = kv?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let (tag, id) =
+                    (
+                        k[41],
+                        Hash32(k[42..].try_into().map_err(|_| {
+                            StorageError::Corrupt("a side-chain index entry".into())
+                        })?),
+                    );
+                let key = side_key(group, tag, &id);
+                if tag == b'v'
+                    && let Some(record) = self.db.get_pinned_cf(cf, key)?
+                {
+                    for tx in txs_of(&record) {
+                        batch.delete_cf(cf, side_key(group, b't', &tx));
+                    }
+                }
+                batch.delete_cf(cf, key);
+                batch.delete_cf(cf, k);
+                entries += 1;
+                if entries % 64 == 0 {
+                    self.db.write_opt(std::mem::take(&mut batch), &wo)?;
+                }
+            }
+            batch.delete_cf(cf, side_size_key(group, a));
+            freed += bytes;
+        }
+        let kept_from = self.side_kept_from(group)?.max(anchor.saturating_add(1));
+        batch.put_cf(cf, side_kept_key(group), kept_from.to_le_bytes());
+        self.db.write_opt(batch, &wo)?;
+        Ok(freed)
+    }
+
+    /// The bytes the side-chain archive of group `group` files under each anchor up to
+    /// `upto`, oldest first.
+    fn side_sizes(&self, group: &Hash32, upto: u64) -> Result<Vec<(u64, u64)>, StorageError> {
+        let from = side_size_key(group, 0);
+        let mut sizes = Vec::new();
+        for kv in self.db.iterator_cf(
+            self.cf(CF_SIDE)?,
+            IteratorMode::From(&from, rocksdb::Direction::Forward),
+        ) {
+            let (k, v) = kv?;
+            if k.len() != from.len() || k[..33] != from[..33] {
+                break;
+            }
+            let anchor = u64::from_be_bytes(k[33..].try_into().expect("8 bytes"));
+            if anchor > upto {
+                break;
+            }
+            sizes.push((anchor, read_u64(Some(&v))?));
+        }
+        Ok(sizes)
+    }
+
+    /// The first anchor of group `group` whose history the archive did not forget.
+    fn side_kept_from(&self, group: &Hash32) -> Result<u64, StorageError> {
+        read_u64(
+            self.db
+                .get_pinned_cf(self.cf(CF_SIDE)?, side_kept_key(group))?
+                .as_deref(),
+        )
     }
 
     /// Writes the side-chain archive's memory to disk and waits for it: what
@@ -563,6 +694,21 @@ impl Store {
     }
 }
 
+/// A record of pruned side-chain history for [`Store::side_archive`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SideRecord {
+    /// The final anchor it is filed under: the archive forgets whole anchors.
+    pub anchor: u64,
+    /// The vertex id or transaction hash.
+    pub id: Hash32,
+    /// The record.
+    pub value: Vec<u8>,
+    /// Whether it has an index entry under its anchor. A transaction in a vertex of the
+    /// same anchor needs none: [`Store::side_forget`] finds it through the vertex, which
+    /// keeps the index a hundredth of the records under load.
+    pub indexed: bool,
+}
+
 /// The key of a side-chain archive record.
 fn side_key(group: &Hash32, tag: u8, id: &Hash32) -> [u8; 65] {
     let mut k = [0u8; 65];
@@ -570,4 +716,49 @@ fn side_key(group: &Hash32, tag: u8, id: &Hash32) -> [u8; 65] {
     k[32] = tag;
     k[33..].copy_from_slice(&id.0);
     k
+}
+
+/// The key of a side-chain archive record's index entry, under its anchor.
+fn side_index_key(group: &Hash32, anchor: u64, tag: u8, id: &Hash32) -> [u8; 74] {
+    let mut k = [0u8; 74];
+    k[..41].copy_from_slice(&side_index_prefix(group, anchor));
+    k[41] = tag;
+    k[42..].copy_from_slice(&id.0);
+    k
+}
+
+/// The start of every index entry of the side-chain archive under an anchor.
+fn side_index_prefix(group: &Hash32, anchor: u64) -> [u8; 41] {
+    let mut k = [0u8; 41];
+    k[..32].copy_from_slice(&group.0);
+    k[32] = b'a';
+    k[33..].copy_from_slice(&anchor.to_be_bytes());
+    k
+}
+
+/// The key of the bytes the side-chain archive files under an anchor.
+fn side_size_key(group: &Hash32, anchor: u64) -> [u8; 41] {
+    let mut k = [0u8; 41];
+    k[..32].copy_from_slice(&group.0);
+    k[32] = b's';
+    k[33..].copy_from_slice(&anchor.to_be_bytes());
+    k
+}
+
+/// The key of the first anchor whose side-chain history the archive keeps.
+fn side_kept_key(group: &Hash32) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[..32].copy_from_slice(&group.0);
+    k[32] = b'k';
+    k
+}
+
+/// A little-endian u64 value; none reads as 0.
+fn read_u64(v: Option<&[u8]>) -> Result<u64, StorageError> {
+    match v {
+        None => Ok(0),
+        Some(b) => Ok(u64::from_le_bytes(b.try_into().map_err(|_| {
+            StorageError::Corrupt("a side-chain archive size".into())
+        })?)),
+    }
 }

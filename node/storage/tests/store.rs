@@ -1,6 +1,6 @@
 //! The store: atomic commits, reopening, and refusing foreign data directories.
 
-use cpc_storage::{StorageError, Store, StoreConfig};
+use cpc_storage::{SideRecord, StorageError, Store, StoreConfig};
 use cpc_types::{Block, BlockHeader, Certificate, Hash32, PublicKey, TxReceipt};
 
 fn config(dir: &std::path::Path) -> StoreConfig {
@@ -180,7 +180,13 @@ fn side_chain_archive_survives_a_reopen_and_keeps_groups_apart() {
     let id = Hash32([3; 32]);
     {
         let s = Store::open(&config(dir.path()), g).unwrap();
-        s.side_archive(&one, &[(id, b"vertex".to_vec())], &[(id, b"tx".to_vec())])
+        let rec = |value: &[u8]| SideRecord {
+            anchor: 1,
+            id,
+            value: value.to_vec(),
+            indexed: true,
+        };
+        s.side_archive(&one, &[rec(b"vertex")], &[rec(b"tx")], false)
             .unwrap();
     }
     let s = Store::open(&config(dir.path()), g).unwrap();
@@ -191,4 +197,109 @@ fn side_chain_archive_survives_a_reopen_and_keeps_groups_apart() {
     assert_eq!(s.side_tx(&one, &id).unwrap().as_deref(), Some(&b"tx"[..]));
     assert_eq!(s.side_vertex(&two, &id).unwrap(), None);
     assert_eq!(s.side_tx(&one, &Hash32([4; 32])).unwrap(), None);
+}
+
+#[test]
+fn side_chain_archive_forgets_whole_anchors_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Hash32([7; 32]);
+    let (one, two) = (Hash32([1; 32]), Hash32([2; 32]));
+    let id = |a: u64, i: u8| Hash32([a as u8 * 16 + i; 32]);
+    // Anchors 1 to 3 file a vertex holding two transactions (the record names them) and a
+    // transaction of no vertex, in both groups.
+    let file = |s: &Store, group: &Hash32, a: u64, replayed: bool| {
+        let rec = |i: u8, value: Vec<u8>, indexed| SideRecord {
+            anchor: a,
+            id: id(a, i),
+            value,
+            indexed,
+        };
+        s.side_archive(
+            group,
+            &[rec(0, [id(a, 1).0, id(a, 2).0].concat(), true)],
+            &[
+                rec(1, vec![1; 10], false),
+                rec(2, vec![2; 10], false),
+                rec(3, vec![3; 10], true),
+            ],
+            replayed,
+        )
+        .unwrap()
+    };
+    let txs_of = |record: &[u8]| -> Vec<Hash32> {
+        record
+            .chunks(32)
+            .map(|c| Hash32(c.try_into().unwrap()))
+            .collect()
+    };
+    // Keys: 4 × 65, two index entries of 74; records: 64 + 30 bytes.
+    let size = 4 * 65 + 2 * 74 + 94;
+    {
+        let s = Store::open(&config(dir.path()), g).unwrap();
+        for a in 1..=3 {
+            assert_eq!(file(&s, &one, a, false), vec![(a, size)]);
+            file(&s, &two, a, false);
+        }
+        // History pruned again at a restart is not counted twice.
+        assert_eq!(file(&s, &one, 2, true), vec![]);
+        let (sizes, kept_from) = s.side_archive_sizes(&one).unwrap();
+        assert_eq!(sizes, vec![(1, size), (2, size), (3, size)]);
+        assert_eq!(kept_from, 0);
+        assert_eq!(s.side_forget(&one, 2, txs_of).unwrap(), 2 * size);
+    }
+    let s = Store::open(&config(dir.path()), g).unwrap();
+    assert_eq!(
+        s.side_archive_sizes(&one).unwrap(),
+        (vec![(3, size)], 3),
+        "survives a reopen"
+    );
+    for a in 1..=2 {
+        assert_eq!(s.side_vertex(&one, &id(a, 0)).unwrap(), None);
+        for i in 1..=3 {
+            assert_eq!(s.side_tx(&one, &id(a, i)).unwrap(), None);
+        }
+        // The other group keeps its own.
+        assert!(s.side_vertex(&two, &id(a, 0)).unwrap().is_some());
+        assert!(s.side_tx(&two, &id(a, 1)).unwrap().is_some());
+    }
+    assert!(s.side_vertex(&one, &id(3, 0)).unwrap().is_some());
+    for i in 1..=3 {
+        assert!(s.side_tx(&one, &id(3, i)).unwrap().is_some());
+    }
+    // A late record of a forgotten anchor is not written; one of a kept anchor is.
+    assert_eq!(file(&s, &one, 2, false), vec![]);
+    assert_eq!(s.side_vertex(&one, &id(2, 0)).unwrap(), None);
+    assert_eq!(file(&s, &one, 4, false), vec![(4, size)]);
+    assert_eq!(s.side_archive_sizes(&two).unwrap().0.len(), 3);
+    // Forgetting never moves the kept anchor back.
+    assert_eq!(s.side_forget(&one, 1, txs_of).unwrap(), 0);
+    assert_eq!(s.side_archive_sizes(&one).unwrap().1, 3);
+    // An anchor of many vertices goes in several writes, all of it.
+    let many: Vec<SideRecord> = (0..200u8)
+        .map(|i| SideRecord {
+            anchor: 9,
+            id: Hash32([i; 32]),
+            value: Hash32([i ^ 0xff; 32]).0.to_vec(),
+            indexed: true,
+        })
+        .collect();
+    let txs: Vec<SideRecord> = (0..200u8)
+        .map(|i| SideRecord {
+            anchor: 9,
+            id: Hash32([i ^ 0xff; 32]),
+            value: vec![i],
+            indexed: false,
+        })
+        .collect();
+    let added = s.side_archive(&one, &many, &txs, false).unwrap();
+    assert_eq!(
+        s.side_forget(&one, 9, txs_of).unwrap(),
+        added[0].1 + 2 * size,
+        "anchors 3 and 4 go too"
+    );
+    for i in 0..200u8 {
+        assert_eq!(s.side_vertex(&one, &Hash32([i; 32])).unwrap(), None);
+        assert_eq!(s.side_tx(&one, &Hash32([i ^ 0xff; 32])).unwrap(), None);
+    }
+    assert_eq!(s.side_archive_sizes(&one).unwrap(), (vec![], 10));
 }
