@@ -108,6 +108,9 @@ pub trait SideService: Send + Sync + 'static {
     fn account(&self, address: &Address) -> SideAccount;
     /// Counters.
     fn metrics(&self) -> SideMetrics;
+    /// The first anchor whose final history this node's store keeps (0: all of it); a
+    /// cheap read, for the answer to a lookup of history it does not have.
+    fn archive_kept_from(&self) -> u64;
 }
 
 /// The public routes.
@@ -300,7 +303,7 @@ pub(crate) async fn side_tx(
 /// A 404 for `what`, saying how far back this node's store keeps final history when it
 /// deleted some (`sidechain.archive_max_mib`).
 fn unknown(side: &dyn SideService, what: &str) -> ApiError {
-    ApiError::NotFound(match side.metrics().archive_kept_from {
+    ApiError::NotFound(match side.archive_kept_from() {
         0 => format!("{what} is not known to this node"),
         k => format!(
             "{what} is not known to this node, which keeps final history from anchor {k} on \

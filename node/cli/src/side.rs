@@ -41,7 +41,7 @@ use cpc_sidechain::{
     Action, EquivocationEvidence, Group, Input, Message, REPLAYED, SideChain, SideError,
     SignedMachineTx, SignedVertex, Status, TxInfo, TxStatus, VertexInfo,
 };
-use cpc_storage::SideRecord;
+use cpc_storage::{SideFormat, SideRecord};
 use cpc_types::codec::{Decode, DecodeError, Reader, decode_exact};
 use cpc_types::{Address, Encode, Hash32, PublicKey, SecretKey, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
@@ -428,6 +428,8 @@ struct Retention {
     kept_from: u64,
     /// The newest anchor filed under so far.
     newest: u64,
+    /// The newest anchor the store held history of at start.
+    loaded: Option<u64>,
 }
 
 impl Retention {
@@ -441,6 +443,7 @@ impl Retention {
             max_bytes,
             kept_from,
             newest: kept_from,
+            loaded: sizes.last().map(|(a, _)| *a),
             ..Retention::default()
         };
         r.add(&sizes);
@@ -490,15 +493,27 @@ impl Retention {
     }
 }
 
-/// The transactions of an archived vertex record, for the store to forget with it.
-fn txs_in(record: &[u8]) -> Vec<Hash32> {
-    decode_exact::<VertexInfo>(record).map_or_else(
-        |e| {
-            tracing::warn!(error = %e, "an archived side-chain vertex does not decode; its transactions stay in the store");
-            Vec::new()
-        },
-        |v| v.vertex.vertex.txs.iter().map(SignedMachineTx::hash).collect(),
-    )
+/// The archive's records as the store reads them to forget them: vertex records hold
+/// their transactions, transaction records their status.
+struct ArchiveFormat;
+
+impl SideFormat for ArchiveFormat {
+    fn txs_of(&self, vertex: &[u8]) -> Vec<Hash32> {
+        decode_exact::<VertexInfo>(vertex).map_or_else(
+            |e| {
+                tracing::warn!(error = %e, "an archived side-chain vertex does not decode; its transactions stay in the store");
+                Vec::new()
+            },
+            |v| v.vertex.vertex.txs.iter().map(SignedMachineTx::hash).collect(),
+        )
+    }
+
+    fn final_anchor(&self, tx: &[u8]) -> Option<u64> {
+        match decode_exact::<TxRecord>(tx).map(|t| t.status) {
+            Ok(TxStatus::Final { anchor }) => Some(anchor),
+            _ => None,
+        }
+    }
 }
 
 /// One batch for the archive thread.
@@ -568,8 +583,15 @@ impl SideNode {
         // searching its skip list from the top for every random hash.
         vs.sort_unstable_by_key(|r| r.id);
         ts.sort_unstable_by_key(|r| r.id);
+        // History filed under an anchor the store held at start may be there already: a
+        // replay prunes it again, and so does a node rebuilding from peers.
+        let may_exist = replayed
+            || vs
+                .iter()
+                .chain(&ts)
+                .any(|r| kept.loaded.is_some_and(|n| r.anchor <= n));
         let store = self.chain.store();
-        match store.side_archive(&self.group_id, &vs, &ts, replayed) {
+        match store.side_archive(&self.group_id, &vs, &ts, may_exist) {
             Ok(added) => kept.add(&added),
             Err(e) => {
                 self.archive_failed.store(true, Ordering::Relaxed);
@@ -577,7 +599,7 @@ impl SideNode {
             }
         }
         if let Some(upto) = kept.over() {
-            match store.side_forget(&self.group_id, upto, txs_in) {
+            match store.side_forget(&self.group_id, upto, &ArchiveFormat) {
                 Ok(_) => kept.forgot(upto),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot delete old side-chain history from the store; it keeps growing");
@@ -725,6 +747,10 @@ impl SideService for SideNode {
             next_nonce,
             balance,
         }
+    }
+
+    fn archive_kept_from(&self) -> u64 {
+        self.archive_kept_from.load(Ordering::Relaxed)
     }
 
     fn metrics(&self) -> SideMetrics {

@@ -484,14 +484,14 @@ impl Store {
     /// vertex records and transaction records under their ids, each filed under the final
     /// anchor whose history it belongs to, in one write. Returns the bytes added per
     /// anchor, which [`Store::side_forget`] frees again. A record of an anchor the archive
-    /// forgot is not written; with `replayed` (history a restart prunes again), neither is
-    /// one the archive holds.
+    /// forgot is not written; with `may_exist` (history pruned again, as a restart's
+    /// replay does), neither is one the archive holds, so that it is not counted twice.
     pub fn side_archive(
         &self,
         group: &Hash32,
         vertices: &[SideRecord],
         txs: &[SideRecord],
-        replayed: bool,
+        may_exist: bool,
     ) -> Result<Vec<(u64, u64)>, StorageError> {
         let cf = self.cf(CF_SIDE)?;
         let kept_from = self.side_kept_from(group)?;
@@ -500,7 +500,7 @@ impl Store {
         for (tag, records) in [(b'v', vertices), (b't', txs)] {
             for r in records.iter().filter(|r| r.anchor >= kept_from) {
                 let key = side_key(group, tag, &r.id);
-                if replayed && self.db.get_pinned_cf(cf, key)?.is_some() {
+                if may_exist && self.db.get_pinned_cf(cf, key)?.is_some() {
                     continue;
                 }
                 let mut bytes = key.len() + r.value.len();
@@ -542,23 +542,34 @@ impl Store {
     }
 
     /// Forgets the side-chain history of group `group` filed under anchor `anchor` and
-    /// any anchor below it: its records leave the archive, those of the transactions
-    /// that `txs_of` finds in a vertex record among them, and later ones of those anchors
-    /// are not written. Returns the bytes freed.
+    /// any anchor below it: its records leave the archive, with the transactions that
+    /// `records` finds in a vertex record among them and that are final no later than
+    /// `anchor` (a transaction final at a later anchor is filed there), and later records
+    /// of those anchors are not written. Returns the bytes freed.
     ///
-    /// It deletes in writes of at most 64 index entries, so that no single write holds
+    /// It deletes in writes of at most about 4,096 records, so that no single write holds
     /// the cores for long; a crash between them leaves the rest for the next call.
     pub fn side_forget(
         &self,
         group: &Hash32,
         anchor: u64,
-        txs_of: impl Fn(&[u8]) -> Vec<Hash32>,
+        records: &impl SideFormat,
     ) -> Result<u64, StorageError> {
         let cf = self.cf(CF_SIDE)?;
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
         let mut batch = WriteBatch::default();
-        let mut entries = 0;
+        // A transaction record filed under `anchor` or below: final there, or (one with
+        // its own index entry) not final at a later anchor since it was filed.
+        let filed_here = |id: &Hash32, own_entry: bool| -> Result<bool, StorageError> {
+            let Some(tx) = self.db.get_pinned_cf(cf, side_key(group, b't', id))? else {
+                return Ok(false);
+            };
+            Ok(match records.final_anchor(&tx) {
+                Some(a) => a <= anchor,
+                None => own_entry,
+            })
+        };
         let mut freed = 0;
         for (a, bytes) in self.side_sizes(group, anchor)? {
             let prefix = side_index_prefix(group, a);
@@ -570,25 +581,29 @@ impl Store {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                let (tag, id) =
-                    (
-                        k[41],
-                        Hash32(k[42..].try_into().map_err(|_| {
-                            StorageError::Corrupt("a side-chain index entry".into())
-                        })?),
-                    );
-                let key = side_key(group, tag, &id);
-                if tag == b'v'
-                    && let Some(record) = self.db.get_pinned_cf(cf, key)?
-                {
-                    for tx in txs_of(&record) {
-                        batch.delete_cf(cf, side_key(group, b't', &tx));
+                let corrupt = || StorageError::Corrupt("a side-chain index entry".into());
+                let tag = *k.get(41).ok_or_else(corrupt)?;
+                let id = Hash32(k[42..].try_into().map_err(|_| corrupt())?);
+                match tag {
+                    b'v' => {
+                        let key = side_key(group, b'v', &id);
+                        if let Some(vertex) = self.db.get_pinned_cf(cf, key)? {
+                            for tx in records.txs_of(&vertex) {
+                                if filed_here(&tx, false)? {
+                                    batch.delete_cf(cf, side_key(group, b't', &tx));
+                                }
+                            }
+                        }
+                        batch.delete_cf(cf, key);
+                    }
+                    _ => {
+                        if filed_here(&id, true)? {
+                            batch.delete_cf(cf, side_key(group, tag, &id));
+                        }
                     }
                 }
-                batch.delete_cf(cf, key);
                 batch.delete_cf(cf, k);
-                entries += 1;
-                if entries % 64 == 0 {
+                if batch.len() >= 4096 {
                     self.db.write_opt(std::mem::take(&mut batch), &wo)?;
                 }
             }
@@ -703,10 +718,19 @@ pub struct SideRecord {
     pub id: Hash32,
     /// The record.
     pub value: Vec<u8>,
-    /// Whether it has an index entry under its anchor. A transaction in a vertex of the
-    /// same anchor needs none: [`Store::side_forget`] finds it through the vertex, which
-    /// keeps the index a hundredth of the records under load.
+    /// Whether it has an index entry under its anchor. A transaction final at the anchor
+    /// of a vertex that holds it (and filed there) needs none: [`Store::side_forget`]
+    /// finds it through the vertex, which keeps the index a hundredth of the records
+    /// under load.
     pub indexed: bool,
+}
+
+/// What [`Store::side_forget`] needs to read in the records the node archives.
+pub trait SideFormat {
+    /// The hashes of the transactions a vertex record holds.
+    fn txs_of(&self, vertex: &[u8]) -> Vec<Hash32>;
+    /// The anchor at which a transaction record is final, if it is.
+    fn final_anchor(&self, tx: &[u8]) -> Option<u64>;
 }
 
 /// The key of a side-chain archive record.

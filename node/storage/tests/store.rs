@@ -1,6 +1,6 @@
 //! The store: atomic commits, reopening, and refusing foreign data directories.
 
-use cpc_storage::{SideRecord, StorageError, Store, StoreConfig};
+use cpc_storage::{SideFormat, SideRecord, StorageError, Store, StoreConfig};
 use cpc_types::{Block, BlockHeader, Certificate, Hash32, PublicKey, TxReceipt};
 
 fn config(dir: &std::path::Path) -> StoreConfig {
@@ -218,22 +218,16 @@ fn side_chain_archive_forgets_whole_anchors_oldest_first() {
             group,
             &[rec(0, [id(a, 1).0, id(a, 2).0].concat(), true)],
             &[
-                rec(1, vec![1; 10], false),
-                rec(2, vec![2; 10], false),
+                rec(1, a.to_le_bytes().to_vec(), false),
+                rec(2, a.to_le_bytes().to_vec(), false),
                 rec(3, vec![3; 10], true),
             ],
             replayed,
         )
         .unwrap()
     };
-    let txs_of = |record: &[u8]| -> Vec<Hash32> {
-        record
-            .chunks(32)
-            .map(|c| Hash32(c.try_into().unwrap()))
-            .collect()
-    };
-    // Keys: 4 × 65, two index entries of 74; records: 64 + 30 bytes.
-    let size = 4 * 65 + 2 * 74 + 94;
+    // Keys: 4 × 65, two index entries of 74; records: 64 + 26 bytes.
+    let size = 4 * 65 + 2 * 74 + 90;
     {
         let s = Store::open(&config(dir.path()), g).unwrap();
         for a in 1..=3 {
@@ -245,7 +239,7 @@ fn side_chain_archive_forgets_whole_anchors_oldest_first() {
         let (sizes, kept_from) = s.side_archive_sizes(&one).unwrap();
         assert_eq!(sizes, vec![(1, size), (2, size), (3, size)]);
         assert_eq!(kept_from, 0);
-        assert_eq!(s.side_forget(&one, 2, txs_of).unwrap(), 2 * size);
+        assert_eq!(s.side_forget(&one, 2, &Format).unwrap(), 2 * size);
     }
     let s = Store::open(&config(dir.path()), g).unwrap();
     assert_eq!(
@@ -272,7 +266,7 @@ fn side_chain_archive_forgets_whole_anchors_oldest_first() {
     assert_eq!(file(&s, &one, 4, false), vec![(4, size)]);
     assert_eq!(s.side_archive_sizes(&two).unwrap().0.len(), 3);
     // Forgetting never moves the kept anchor back.
-    assert_eq!(s.side_forget(&one, 1, txs_of).unwrap(), 0);
+    assert_eq!(s.side_forget(&one, 1, &Format).unwrap(), 0);
     assert_eq!(s.side_archive_sizes(&one).unwrap().1, 3);
     // An anchor of many vertices goes in several writes, all of it.
     let many: Vec<SideRecord> = (0..200u8)
@@ -287,13 +281,13 @@ fn side_chain_archive_forgets_whole_anchors_oldest_first() {
         .map(|i| SideRecord {
             anchor: 9,
             id: Hash32([i ^ 0xff; 32]),
-            value: vec![i],
+            value: 9u64.to_le_bytes().to_vec(),
             indexed: false,
         })
         .collect();
     let added = s.side_archive(&one, &many, &txs, false).unwrap();
     assert_eq!(
-        s.side_forget(&one, 9, txs_of).unwrap(),
+        s.side_forget(&one, 9, &Format).unwrap(),
         added[0].1 + 2 * size,
         "anchors 3 and 4 go too"
     );
@@ -302,4 +296,72 @@ fn side_chain_archive_forgets_whole_anchors_oldest_first() {
         assert_eq!(s.side_tx(&one, &Hash32([i ^ 0xff; 32])).unwrap(), None);
     }
     assert_eq!(s.side_archive_sizes(&one).unwrap(), (vec![], 10));
+}
+
+/// The test's record format: a vertex record is the ids of its transactions, a
+/// transaction record of 8 bytes the anchor at which it is final (any other: not final).
+struct Format;
+
+impl SideFormat for Format {
+    fn txs_of(&self, vertex: &[u8]) -> Vec<Hash32> {
+        vertex
+            .chunks(32)
+            .map(|c| Hash32(c.try_into().unwrap()))
+            .collect()
+    }
+
+    fn final_anchor(&self, tx: &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(tx.try_into().ok()?))
+    }
+}
+
+#[test]
+fn side_chain_archive_forgets_a_transaction_with_the_anchor_it_is_filed_under() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&config(dir.path()), Hash32([7; 32])).unwrap();
+    let g = Hash32([1; 32]);
+    let (tx, refused) = (Hash32([0xaa; 32]), Hash32([0xbb; 32]));
+    let vertex = |anchor: u64, id: u8, txs: &[Hash32]| SideRecord {
+        anchor,
+        id: Hash32([id; 32]),
+        value: txs.iter().flat_map(|t| t.0).collect(),
+        indexed: true,
+    };
+    let record = |anchor: u64, id: Hash32, value: Vec<u8>, indexed| SideRecord {
+        anchor,
+        id,
+        value,
+        indexed,
+    };
+    // Copies of `tx` in a vertex of anchor 5 and one of anchor 7; the latter made it
+    // final. `refused` left memory as refused (under the newest anchor, 5, indexed),
+    // then came back in the vertex of anchor 7 and was archived again, final there.
+    s.side_archive(
+        &g,
+        &[vertex(5, 1, &[tx, refused])],
+        &[record(5, refused, vec![0], true)],
+        false,
+    )
+    .unwrap();
+    s.side_archive(
+        &g,
+        &[vertex(7, 2, &[tx, refused])],
+        &[
+            record(7, tx, 7u64.to_le_bytes().to_vec(), false),
+            record(7, refused, 7u64.to_le_bytes().to_vec(), false),
+        ],
+        false,
+    )
+    .unwrap();
+    s.side_forget(&g, 5, &Format).unwrap();
+    assert_eq!(s.side_vertex(&g, &Hash32([1; 32])).unwrap(), None);
+    assert!(s.side_tx(&g, &tx).unwrap().is_some(), "final at anchor 7");
+    assert!(
+        s.side_tx(&g, &refused).unwrap().is_some(),
+        "filed again at 7"
+    );
+    s.side_forget(&g, 7, &Format).unwrap();
+    assert_eq!(s.side_tx(&g, &tx).unwrap(), None);
+    assert_eq!(s.side_tx(&g, &refused).unwrap(), None);
+    assert_eq!(s.side_archive_sizes(&g).unwrap(), (vec![], 8));
 }
