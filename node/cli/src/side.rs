@@ -366,6 +366,10 @@ pub(crate) struct SideNode {
     /// task waits for.
     archive_bytes: AtomicU64,
     archive_kept_from: AtomicU64,
+    /// Batches of pruned history the archive thread wrote to the store: the gateway task
+    /// then takes them out of `in_flight` (the archive thread, at a low priority, takes
+    /// no lock the gateway task waits for: preempted holding it, it would stall it).
+    archived_batches: AtomicU64,
 }
 
 /// `SideNode::replaying` when no replay runs.
@@ -542,6 +546,7 @@ impl SideNode {
             log_lost: AtomicBool::new(false),
             archive_bytes: AtomicU64::new(0),
             archive_kept_from: AtomicU64::new(0),
+            archived_batches: AtomicU64::new(0),
         }
     }
 
@@ -550,8 +555,8 @@ impl SideNode {
     }
 
     /// Writes a batch of pruned history to the store, each record filed under the final
-    /// anchor that covers it, then forgets it in flight. A failed write loses only what
-    /// the API and peers could read back: the side-chain log still holds the history.
+    /// anchor that covers it. A failed write loses only what the API and peers could read
+    /// back: the side-chain log still holds the history.
     fn write_archive(&self, (vertices, txs): &ArchiveBatch, replayed: bool, kept: &mut Retention) {
         let mut vs: Vec<SideRecord> = vertices
             .iter()
@@ -608,13 +613,6 @@ impl SideNode {
             }
         }
         self.show_archive(kept);
-        let mut f = self.in_flight();
-        for v in vertices {
-            f.vertices.remove(&v.vertex.id);
-        }
-        for (h, _) in txs {
-            f.txs.remove(h);
-        }
     }
 
     /// Publishes the archive's size and reach to the metrics.
@@ -829,6 +827,7 @@ pub(crate) fn start(
                     for part in txs.chunks(1024) {
                         node.write_archive(&(Vec::new(), part.to_vec()), replayed, &mut kept);
                     }
+                    node.archived_batches.fetch_add(1, Ordering::Release);
                 }
             })?;
     }
@@ -859,6 +858,8 @@ pub(crate) fn start(
         writer: None,
         snapshots_off: false,
         archiver,
+        unarchived: std::cell::RefCell::new(VecDeque::new()),
+        archived: std::cell::Cell::new(0),
         node: node.clone(),
         section: section.clone(),
         chain,
@@ -898,6 +899,10 @@ struct Task {
     snapshots_off: bool,
     /// To the archive thread.
     archiver: std::sync::mpsc::Sender<ArchiveJob>,
+    /// The ids of the batches sent to the archive thread and still in flight, oldest
+    /// first, and how many batches left flight before them (see `drop_archived`).
+    unarchived: std::cell::RefCell<VecDeque<(Vec<Hash32>, Vec<Hash32>)>>,
+    archived: std::cell::Cell<u64>,
     /// What this node sends goes out through it.
     outbox: crate::side_outbox::Sender,
     /// Set once the outbox thread is found gone (reported once).
@@ -1477,7 +1482,7 @@ impl Task {
             txs.into_iter().map(|(h, t)| (h, Arc::new(t))).collect();
         // The archive thread runs at a low priority and may fall behind in a burst; the
         // gateway waits for it only when it is far behind (the store cannot keep up).
-        while self.node.in_flight().txs.len() > MAX_IN_FLIGHT {
+        while self.drop_archived() > MAX_IN_FLIGHT {
             std::thread::sleep(Duration::from_millis(1));
         }
         {
@@ -1489,6 +1494,10 @@ impl Task {
                 f.txs.insert(*h, t.clone());
             }
         }
+        self.unarchived.borrow_mut().push_back((
+            vertices.iter().map(|v| v.vertex.id).collect(),
+            txs.iter().map(|(h, _)| *h).collect(),
+        ));
         if self
             .archiver
             .send(ArchiveJob::Batch {
@@ -1499,6 +1508,27 @@ impl Task {
         {
             tracing::warn!("the side-chain archive thread is gone; pruned history is not archived");
         }
+    }
+
+    /// Takes the batches the archive thread has written out of `in_flight` (lookups find
+    /// them in the store now); returns the transactions still in flight.
+    fn drop_archived(&self) -> usize {
+        let written = self.node.archived_batches.load(Ordering::Acquire);
+        let mut unarchived = self.unarchived.borrow_mut();
+        let mut f = self.node.in_flight();
+        while self.archived.get() < written {
+            let Some((vertices, txs)) = unarchived.pop_front() else {
+                break;
+            };
+            for id in &vertices {
+                f.vertices.remove(id);
+            }
+            for h in &txs {
+                f.txs.remove(h);
+            }
+            self.archived.set(self.archived.get() + 1);
+        }
+        f.txs.len()
     }
 
     /// Feeds the main chain's side locks and anchors committed since `fed` into `s`
