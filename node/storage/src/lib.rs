@@ -629,7 +629,11 @@ impl Store {
             if k.len() != from.len() || k[..33] != from[..33] {
                 break;
             }
-            let anchor = u64::from_be_bytes(k[33..].try_into().expect("8 bytes"));
+            let anchor = u64::from_be_bytes(
+                k[33..]
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("a side-chain archive size key".into()))?,
+            );
             if anchor > upto {
                 break;
             }
@@ -753,18 +757,19 @@ fn side_index_key(group: &Hash32, anchor: u64, tag: u8, id: &Hash32) -> [u8; 74]
 
 /// The start of every index entry of the side-chain archive under an anchor.
 fn side_index_prefix(group: &Hash32, anchor: u64) -> [u8; 41] {
-    let mut k = [0u8; 41];
-    k[..32].copy_from_slice(&group.0);
-    k[32] = b'a';
-    k[33..].copy_from_slice(&anchor.to_be_bytes());
-    k
+    side_anchor_key(group, b'a', anchor)
 }
 
 /// The key of the bytes the side-chain archive files under an anchor.
 fn side_size_key(group: &Hash32, anchor: u64) -> [u8; 41] {
+    side_anchor_key(group, b's', anchor)
+}
+
+/// Group id, `tag`, anchor (big-endian, so that an anchor's keys sort in anchor order).
+fn side_anchor_key(group: &Hash32, tag: u8, anchor: u64) -> [u8; 41] {
     let mut k = [0u8; 41];
     k[..32].copy_from_slice(&group.0);
-    k[32] = b's';
+    k[32] = tag;
     k[33..].copy_from_slice(&anchor.to_be_bytes());
     k
 }
