@@ -547,9 +547,19 @@ fn machine_transactions_confirm_on_every_gateway_and_become_final() {
     ]
     .map(String::from)
     .to_vec();
-    for g in st["gateways"].as_array().unwrap() {
+    let gateways = st["gateways"].as_array().unwrap();
+    for g in gateways {
         args.extend(["--gateway".into(), g.as_str().unwrap().to_owned()]);
     }
+    // Another set of gateways is refused: the running ones sign the group's history.
+    let mut fewer = args.clone();
+    fewer.truncate(fewer.len() - 2);
+    let out = cpchain(&fewer.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("keeps the gateways it was declared with"),
+        "{out:?}"
+    );
     let out = cpchain(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{out:?}");
     let on_chain = net.nodes[0].get("/v1/sidechain/status").body["on_chain"].clone();

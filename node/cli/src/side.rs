@@ -927,7 +927,7 @@ struct Task {
     warned: bool,
     /// Gateways whose equivocation this node reported.
     reported: BTreeSet<PublicKey>,
-    /// Which gateways are silent, and whether the group changed on the main chain.
+    /// Which gateways are silent.
     watch: Watch,
 }
 
@@ -950,41 +950,20 @@ enum Noticed {
     Silent(PublicKey, Duration),
     /// A gateway reported silent sent a vertex again.
     Back(PublicKey),
-    /// The group's gateways on the main chain are no longer those it runs with.
-    GroupChanged { running: usize, on_chain: usize },
 }
 
-/// Finds what the group needs from outside: gateways whose silence keeps final history in
-/// memory, and a change of its gateways on the main chain, which a running group does not
-/// follow (reported once). Silence is timed on this node's clock from when it last saw
+/// Finds the gateways whose silence keeps final history in memory. Silence is timed on this node's clock from when it last saw
 /// the gateway's latest vertex change (from the first look at first, so a restart does
 /// not count the time it was down), and counts only while final history piles up: an
 /// idle group is silent by design.
 #[derive(Default)]
 struct Watch {
     gateways: BTreeMap<PublicKey, Watched>,
-    group_changed: bool,
 }
 
 impl Watch {
-    /// `on_chain`: the group's gateways on the main chain now.
-    fn observe(
-        &mut self,
-        status: &Status,
-        on_chain: Option<&[PublicKey]>,
-        now: Instant,
-    ) -> Vec<Noticed> {
+    fn observe(&mut self, status: &Status, now: Instant) -> Vec<Noticed> {
         let mut noticed = Vec::new();
-        if !self.group_changed
-            && let Some(on_chain) = on_chain
-            && on_chain != status.gateways
-        {
-            self.group_changed = true;
-            noticed.push(Noticed::GroupChanged {
-                running: status.gateways.len(),
-                on_chain: on_chain.len(),
-            });
-        }
         for (i, key) in status.gateways.iter().enumerate() {
             let tip = status.tips.get(i).copied().flatten();
             let fresh = || Watched {
@@ -1093,14 +1072,7 @@ impl Task {
         let Some(status) = self.node.lock().as_ref().map(SideChain::status) else {
             return;
         };
-        let on_chain = self
-            .chain
-            .with_state(|s| s.side_group(&status.group_id))
-            .map(|g| g.gateways);
-        for n in self
-            .watch
-            .observe(&status, on_chain.as_deref(), Instant::now())
-        {
+        for n in self.watch.observe(&status, Instant::now()) {
             match n {
                 Noticed::Silent(gateway, silent) => tracing::warn!(
                     %gateway,
@@ -1111,11 +1083,6 @@ impl Task {
                 Noticed::Back(gateway) => {
                     tracing::info!(%gateway, "the silent side-chain gateway is back");
                 }
-                Noticed::GroupChanged { running, on_chain } => tracing::error!(
-                    running,
-                    on_chain,
-                    "the side-chain group's gateways changed on the main chain; this node goes on with the gateways it started with: a running group's history is signed by them, and a group cannot change its gateways yet"
-                ),
             }
         }
     }
@@ -2357,8 +2324,7 @@ mod tests {
     }
 
     #[test]
-    fn the_watch_names_a_silent_gateway_only_while_final_history_piles_up_and_a_group_change_once()
-    {
+    fn the_watch_names_a_silent_gateway_only_while_final_history_piles_up() {
         let (keys, group, accel) = district();
         let side = SideChain::new(
             cpc_sidechain::Config::new(group),
@@ -2382,40 +2348,37 @@ mod tests {
         };
         step(&mut st, 1);
         st.awaiting_settling = 10;
-        assert_eq!(watch.observe(&st, Some(&st.gateways), s(0)), vec![]);
+        assert_eq!(watch.observe(&st, s(0)), vec![]);
         // Idle: the group is silent and nothing piles up.
-        assert_eq!(watch.observe(&st, Some(&st.gateways), s(120)), vec![]);
+        assert_eq!(watch.observe(&st, s(120)), vec![]);
         // Traffic: the others move on and final history piles up: `down`, silent for
         // over a minute, is named once.
         step(&mut st, 2);
         st.awaiting_settling = 500;
         assert_eq!(
-            watch.observe(&st, Some(&st.gateways), s(121)),
+            watch.observe(&st, s(121)),
             vec![Noticed::Silent(down, Duration::from_secs(121))]
         );
         step(&mut st, 3);
         st.awaiting_settling = 900;
-        assert_eq!(watch.observe(&st, Some(&st.gateways), s(200)), vec![]);
+        assert_eq!(watch.observe(&st, s(200)), vec![]);
         // It is back.
         let i = st.gateways.iter().position(|k| *k == down).unwrap();
         st.tips[i] = Some(at(99));
-        assert_eq!(
-            watch.observe(&st, Some(&st.gateways), s(201)),
-            vec![Noticed::Back(down)]
-        );
+        assert_eq!(watch.observe(&st, s(201)), vec![Noticed::Back(down)]);
         // A first look starts the clock: a node that was down itself names no one for
         // its own absence.
         let mut w = Watch::default();
-        assert_eq!(w.observe(&st, Some(&st.gateways), s(0)), vec![]);
+        assert_eq!(w.observe(&st, s(0)), vec![]);
         st.awaiting_settling = 2_000;
-        assert_eq!(w.observe(&st, Some(&st.gateways), s(30)), vec![]);
+        assert_eq!(w.observe(&st, s(30)), vec![]);
         // When nothing moves, every silent gateway is named but this node, a known
         // equivocator and a retired gateway.
         let retired = st.gateways[3];
         assert!(retired != me && retired != down);
         st.equivocators = vec![down];
         st.retired = vec![retired];
-        let mut named = w.observe(&st, Some(&st.gateways), s(61));
+        let mut named = w.observe(&st, s(61));
         named.sort_by_key(|n| format!("{n:?}"));
         let mut want: Vec<Noticed> = st
             .gateways
@@ -2425,18 +2388,6 @@ mod tests {
             .collect();
         want.sort_by_key(|n| format!("{n:?}"));
         assert_eq!(named, want);
-        // The group's gateways changed on the main chain: said once.
-        let mut w = Watch::default();
-        let shrunk = &st.gateways[1..];
-        assert_eq!(
-            w.observe(&st, Some(shrunk), s(0)),
-            vec![Noticed::GroupChanged {
-                running: 4,
-                on_chain: 3
-            }]
-        );
-        assert_eq!(w.observe(&st, Some(shrunk), s(1)), vec![]);
-        assert_eq!(Watch::default().observe(&st, None, s(0)), vec![]);
     }
 
     #[test]

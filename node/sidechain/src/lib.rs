@@ -163,7 +163,7 @@
 //!
 //! ## Retired gateways
 //!
-//! The group's gateways cannot change yet, so a gateway that is gone for good (a
+//! The group's gateways cannot change (the main chain refuses another set), so a gateway that is gone for good (a
 //! destroyed box whose key is lost) would hold every node's final history in memory for
 //! good. Its owner retires it instead (a `side_retire` transaction). A retired gateway
 //! stays one of the group's n: the quorum is unchanged, so the main chain retires at most

@@ -1,6 +1,6 @@
 //! Transaction execution rules.
 
-use cpc_types::{Address, Hash32, PublicKey, SignedTransaction, TxKind, TxReceipt, sha256};
+use cpc_types::{Address, Hash32, SignedTransaction, TxKind, TxReceipt, sha256};
 
 use crate::model::{Account, Anchor, Grant, LeaseOffer, SideGroup, Stream, Validator};
 use crate::store::{Overlay, key};
@@ -437,23 +437,20 @@ fn apply_kind(
                         "only the group's owner may change it".into(),
                     ));
                 }
+                // The running gateways sign the group's history and endorse its anchors
+                // as this set: another set here would refuse their anchors and stop its
+                // finality, and no handover from one set to the next exists yet.
+                Some(g) if g.gateways != *gateways => {
+                    return Err(TxError::NotAllowed(
+                        "a side-chain group keeps the gateways it was declared with: list \
+                         them as they are to change its reward or fund it; retire one that \
+                         is gone for good (side_retire), or declare a new group"
+                            .into(),
+                    ));
+                }
                 Some(g) => (g.locked, g.pool, g.retired),
                 None => (0, 0, Vec::new()),
             };
-            // A retired key listed again stays retired, within the new set's f.
-            let retired: Vec<PublicKey> = retired
-                .into_iter()
-                .filter(|k| gateways.binary_search(k).is_ok())
-                .collect();
-            let f = cpc_types::side_faults(gateways.len());
-            if retired.len() > f {
-                return Err(TxError::NotAllowed(format!(
-                    "{} of these gateways are retired, and a group of {} may have at most {f}: \
-                     leave a retired key out or list more gateways",
-                    retired.len(),
-                    gateways.len()
-                )));
-            }
             debit(ov, sender, *fund)?;
             ov.put(
                 k,

@@ -201,7 +201,7 @@ codec_struct!(GenesisValidator {
 pub struct GenesisSideGroup {
     /// The group id (`cpc_sidechain::Group::id_of(name)`).
     pub id: Hash32,
-    /// The account that owns the group and alone may change its gateways.
+    /// The account that owns the group and alone may change its reward or fund it.
     pub owner: Address,
     /// The gateways' keys, sorted, each once.
     pub gateways: Vec<PublicKey>,

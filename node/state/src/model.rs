@@ -155,7 +155,7 @@ codec_struct!(Anchor {
 /// A side-chain group declared on chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideGroup {
-    /// Who declared it, and alone may change its gateways.
+    /// Who declared it, and alone may change its reward or fund it.
     pub owner: Address,
     /// The gateways' keys, sorted.
     pub gateways: Vec<PublicKey>,
@@ -165,8 +165,7 @@ pub struct SideGroup {
     pub reward_per_anchor: u64,
     /// Base units left to pay rewards from.
     pub pool: u64,
-    /// Gateways the owner retired (gone for good), sorted: at most `f` of them. A new set
-    /// of gateways keeps those it lists.
+    /// Gateways the owner retired (gone for good), sorted: at most `f` of them.
     pub retired: Vec<PublicKey>,
 }
 

@@ -897,8 +897,8 @@ fn side_chain_groups_locks_and_anchors() {
     let a = w.state.side_anchor(&group_id).unwrap();
     assert_eq!((a.sequence, a.confirmed_vertices), (2, 20));
     assert_eq!(a.submitter, w.keys[0].address());
-    // Only the owner retires a gateway: one of the group's, at most f = 1 of four. A new
-    // declaration keeps the retirement of the keys it lists, within its own f.
+    // Only the owner retires a gateway: one of the group's, at most f = 1 of four. Sending
+    // the declaration again keeps the retirement.
     let retire = |gateway| TxKind::SideRetire { group_id, gateway };
     assert!(matches!(
         w.send(T0, 3, fee, retire(gateways[3])),
@@ -928,10 +928,28 @@ fn side_chain_groups_locks_and_anchors() {
     );
     w.send(T0, 0, fee, anchor(side(3, [0; 4]), &[0, 1, 2, 3]))
         .unwrap();
-    let three = [gateways[0], gateways[1], gateways[3]].to_vec();
-    let over = w.send(T0, 0, fee, group(three, 0)).unwrap_err();
-    assert!(matches!(over, TxError::NotAllowed(ref m) if m.contains("at most 0")));
-    w.send(T0, 0, fee, group(gateways[..3].to_vec(), 0))
-        .unwrap();
-    assert!(w.state.side_group(&group_id).unwrap().retired.is_empty());
+    // The gateways stay those the group was declared with: the running ones sign its
+    // history, and another set would refuse their anchors. Nothing changes on a refusal.
+    let before = w.state.side_group(&group_id).unwrap();
+    let mut replaced = gateways[..3].to_vec();
+    replaced.push(key(1).public());
+    replaced.sort();
+    for other in [gateways[..3].to_vec(), replaced, {
+        let mut more = gateways.clone();
+        more.push(key(1).public());
+        more.sort();
+        more
+    }] {
+        let refused = w.send(T0, 0, fee, group(other, 10 * CPC)).unwrap_err();
+        assert!(
+            matches!(refused, TxError::NotAllowed(ref m) if m.contains("keeps the gateways it was declared with")),
+            "{refused}"
+        );
+    }
+    assert_eq!(w.state.side_group(&group_id).unwrap(), before);
+    let funded = w.send(T0, 0, fee, group(gateways.clone(), 10 * CPC));
+    funded.unwrap();
+    let after = w.state.side_group(&group_id).unwrap();
+    assert_eq!(after.pool, before.pool + 10 * CPC);
+    assert_eq!(after.retired, vec![gateways[3]]);
 }

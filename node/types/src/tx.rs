@@ -266,7 +266,8 @@ pub enum TxKind {
         offer: Hash32,
     },
     /// Declares a side-chain group and its gateways; the first sender owns the group and
-    /// alone may change it later.
+    /// alone may send it again, to change its reward or fund it. The gateways stay those it
+    /// was declared with.
     SideGroup {
         /// The group id (`cpc_sidechain::Group::id_of(name)`).
         group_id: Hash32,
