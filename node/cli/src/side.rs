@@ -191,6 +191,40 @@ enum ToLog {
 }
 
 impl ToLog {
+    /// What of a received message goes to the log: new vertices, and an anchor with
+    /// endorsements this node lacks. What it knows already is not logged again.
+    fn of(side: Option<&SideChain>, m: &Message) -> ToLog {
+        let Some(side) = side else {
+            return ToLog::Nothing;
+        };
+        match m {
+            Message::Vertex(v) if side.is_new(v) => ToLog::AsReceived,
+            Message::Vertices(vs) => {
+                let new: Vec<_> = vs.iter().filter(|v| side.is_new(v)).collect();
+                if new.len() == vs.len() {
+                    ToLog::AsReceived
+                } else if new.is_empty() {
+                    ToLog::Nothing
+                } else {
+                    ToLog::Only(new.into_iter().cloned().collect())
+                }
+            }
+            Message::Anchor(a) if !side.fresh_endorsements(a).is_empty() => ToLog::AsReceived,
+            _ => ToLog::Nothing,
+        }
+    }
+
+    /// Whether `m`, vertices or an anchor, holds nothing this node lacks: it is not
+    /// relayed either, so that a peer repeating or padding one, or sending what lies
+    /// below every gateway's history, grows neither the logs nor the traffic.
+    fn no_news(&self, m: &Message) -> bool {
+        matches!(self, ToLog::Nothing)
+            && matches!(
+                m,
+                Message::Vertex(_) | Message::Vertices(_) | Message::Anchor(_)
+            )
+    }
+
     /// The record to append once the state machine has judged the message (`data`, as
     /// received): the vertices it rejected there (a bad signature, a broken structure)
     /// are left out, so that a peer sending garbage cannot grow the log.
@@ -1106,26 +1140,8 @@ impl Task {
             return;
         };
         let vertices = vertex_ids(&m);
-        // New vertices and anchors go to the log; known vertices are not logged again.
-        let to_log = {
-            let guard = self.node.lock();
-            match (guard.as_ref(), &m) {
-                (None, _) => ToLog::Nothing,
-                (Some(side), Message::Vertex(v)) if side.is_new(v) => ToLog::AsReceived,
-                (Some(side), Message::Vertices(vs)) => {
-                    let new: Vec<_> = vs.iter().filter(|v| side.is_new(v)).collect();
-                    if new.len() == vs.len() {
-                        ToLog::AsReceived
-                    } else if new.is_empty() {
-                        ToLog::Nothing
-                    } else {
-                        ToLog::Only(new.into_iter().cloned().collect())
-                    }
-                }
-                (Some(_), Message::Anchor(_)) => ToLog::AsReceived,
-                _ => ToLog::Nothing,
-            }
-        };
+        let to_log = ToLog::of(self.node.lock().as_ref(), &m);
+        let no_news = to_log.no_news(&m);
         let from = self.token(peer);
         let asked = match &m {
             Message::Request { ids, .. } => ids.clone(),
@@ -1135,7 +1151,10 @@ impl Task {
         if !asked.is_empty() {
             self.answer_from_archive(peer, &asked);
         }
-        let (left_out, verdict) = judge(&actions, self.node.lock().as_ref(), &vertices);
+        let (left_out, mut verdict) = judge(&actions, self.node.lock().as_ref(), &vertices);
+        if no_news {
+            verdict = Verdict::Ignore;
+        }
         if let Some(record) = to_log.record(&data, &left_out) {
             self.log.append_encoded(&record);
         }
@@ -1644,6 +1663,9 @@ impl Task {
                 count += 1;
                 self.node.replaying.store(count, Ordering::Relaxed);
             }
+            // A later log, or the snapshot that replaces this one, would leave the rest
+            // of a damaged log unread for good: it is copied aside now.
+            log.keep_damaged(&mut records);
             // Written by an earlier run, maybe never synced: its vertices of this gateway
             // may go out again in answers to peers.
             self.make_durable(log.path(), || log.sync());
@@ -1995,6 +2017,76 @@ mod tests {
         .unwrap();
         let accel = Arc::new(Dispatcher::new(cpc_accel::DispatchConfig::default()).unwrap());
         (keys, group, accel)
+    }
+
+    #[test]
+    fn what_holds_no_news_is_neither_logged_nor_relayed() {
+        let (keys, group, accel) = district();
+        let mut side =
+            SideChain::new(cpc_sidechain::Config::new(group.clone()), None, accel).unwrap();
+        let vertex = |sequence: u64| {
+            cpc_sidechain::Vertex {
+                group_id: group.id,
+                creator: keys[1].public(),
+                sequence,
+                timestamp_ms: 1,
+                parents: Vec::new(),
+                txs: Vec::new(),
+            }
+            .sign(&keys[1])
+        };
+        let anchor = cpc_sidechain::Anchor {
+            group_id: group.id,
+            sequence: 1,
+            frontier: vec![Hash32([1; 32])],
+            root: Hash32([2; 32]),
+            confirmed_vertices: 1,
+            rewards: Vec::new(),
+        };
+        let endorsed = |k: &SecretKey, copies: usize| {
+            Message::Anchor(cpc_sidechain::SignedAnchor {
+                anchor: anchor.clone(),
+                endorsements: vec![
+                    cpc_sidechain::Endorsement {
+                        gateway: k.public(),
+                        signature: k.sign(&anchor.signing_bytes()),
+                    };
+                    copies
+                ],
+            })
+        };
+        let outsider = SecretKey::from_bytes([40; 32]);
+        let judged = |side: &SideChain, m: &Message| {
+            let to_log = ToLog::of(Some(side), m);
+            (matches!(to_log, ToLog::AsReceived), to_log.no_news(m))
+        };
+        // News: logged and relayed.
+        let (v1, padded) = (Message::Vertex(vertex(1)), endorsed(&keys[2], 40));
+        for m in [&v1, &padded] {
+            assert_eq!(judged(&side, m), (true, false), "{m:?}");
+            side.handle(
+                1,
+                Input::Message {
+                    from: 0,
+                    msg: m.clone(),
+                },
+            );
+        }
+        // Again, or below every gateway's history, or endorsed by no gateway: neither.
+        for m in [
+            &v1,
+            &padded,
+            &endorsed(&keys[2], 1),
+            &endorsed(&outsider, 1),
+            &Message::Vertex(vertex(0)),
+            &Message::Vertices(vec![vertex(1), vertex(0)]),
+        ] {
+            assert_eq!(judged(&side, m), (false, true), "{m:?}");
+        }
+        // A new endorsement of a known anchor is news.
+        assert_eq!(judged(&side, &endorsed(&keys[3], 1)), (true, false));
+        // Other messages are judged as before.
+        assert!(!ToLog::Nothing.no_news(&Message::Heads(Vec::new())));
     }
 
     #[test]

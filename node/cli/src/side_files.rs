@@ -287,21 +287,61 @@ impl SideLog {
             rec: Vec::new(),
             end: 0,
             error,
+            damaged: false,
+            kept: None,
+        }
+    }
+
+    /// Where the part of the log after a damaged record is kept: next to it, named by
+    /// the offset of the damage.
+    pub(crate) fn damaged_copy(&self, at: u64) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".damaged-{at}"));
+        PathBuf::from(name)
+    }
+
+    /// Copies what follows a damaged record (`read` stopped at it) next to the log, once,
+    /// before anything could drop it: nothing a damaged disk left is deleted. The history
+    /// there comes back from peers.
+    pub(crate) fn keep_damaged(&self, read: &mut LogRecords) {
+        if !read.damaged || read.kept.is_some() {
+            return;
+        }
+        let copy = self.damaged_copy(read.end);
+        let kept = std::fs::read(&self.path).and_then(|all| {
+            let from = usize::try_from(read.end).map_or(all.len(), |e| e.min(all.len()));
+            std::fs::write(&copy, &all[from..])?;
+            std::fs::File::open(&copy)?.sync_all()?;
+            Ok(all.len() - from)
+        });
+        match kept {
+            Ok(bytes) => {
+                tracing::error!(path = %self.path.display(), at = read.end, bytes, copy = %copy.display(), "the side-chain log is damaged: the records before the damage are replayed, and what follows it is kept in the copy; peers send the history it held");
+                read.kept = Some(copy);
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), at = read.end, error = %e, "the side-chain log is damaged, and what follows the damage cannot be copied aside");
+            }
         }
     }
 
     /// Opens the log for appending after the records `read` ended at: a torn tail is
-    /// dropped, and what it held comes back from peers. A log that could not be read is
-    /// left as it is and not appended to. Records `read` has not handed out yet are
-    /// skipped, never dropped.
+    /// dropped, and what it held comes back from peers. A log that could not be read, or
+    /// whose damaged part could not be copied aside, is left as it is and not appended
+    /// to. Records `read` has not handed out yet are skipped, never dropped.
     pub(crate) fn append_after(&mut self, mut read: LogRecords) {
         read.by_ref().for_each(drop);
         if let Some(e) = read.error {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot read the side-chain log; it is left as it is and this run does not add to it");
             return;
         }
+        self.keep_damaged(&mut read);
+        if read.damaged && read.kept.is_none() {
+            tracing::warn!(path = %self.path.display(), "the damaged side-chain log is left as it is and this run does not add to it");
+            return;
+        }
         let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        if read.end < size {
+        if read.end < size && !read.damaged {
             tracing::warn!(path = %self.path.display(), bytes = size - read.end, "ignoring a torn record at the end of the side-chain log");
         }
         let file = self
@@ -365,7 +405,8 @@ impl SideLog {
 }
 
 /// A reading of the side-chain log, one record at a time; it stops at the first record
-/// that is torn or does not decode.
+/// that is torn (the file ends within it, as a crash leaves it) or damaged (whole, but
+/// with a length no record has or bytes that do not decode).
 pub(crate) struct LogRecords {
     reader: Option<std::io::BufReader<std::fs::File>>,
     rec: Vec<u8>,
@@ -373,6 +414,10 @@ pub(crate) struct LogRecords {
     end: u64,
     /// Why reading stopped short of the end, if not at a torn record.
     error: Option<std::io::Error>,
+    /// Whether it stopped at a damaged record.
+    damaged: bool,
+    /// Where what follows the damage was copied ([`SideLog::keep_damaged`]).
+    kept: Option<PathBuf>,
 }
 
 impl Iterator for LogRecords {
@@ -389,23 +434,28 @@ impl Iterator for LogRecords {
                 None
             }
         };
+        let mut damaged = false;
         let msg = read(&mut len).and_then(|()| {
             let len = u32::from_be_bytes(len) as usize;
-            // A length no message can have is torn: allocate nothing for it.
+            // A length no message can have: allocate nothing for it.
             if len > cpc_sidechain::MAX_MESSAGE_BYTES {
+                damaged = true;
                 return None;
             }
             self.rec.resize(len, 0);
             read(&mut self.rec)?;
-            match *self.rec {
+            let record = match *self.rec {
                 [RETIRE_RECORD, ref key @ ..] => <[u8; 32]>::try_from(key)
                     .ok()
                     .map(|k| LogRecord::Retire(PublicKey(k))),
                 _ => Message::decode_untrusted(&self.rec)
                     .ok()
                     .map(LogRecord::Message),
-            }
+            };
+            damaged = record.is_none();
+            record
         });
+        self.damaged = damaged;
         if msg.is_some() {
             self.end += 4 + self.rec.len() as u64;
         } else {
@@ -444,18 +494,25 @@ mod tests {
         }
         drop(log);
         let whole = std::fs::metadata(&path).unwrap().len();
-        for torn in [
-            &[0u8, 0][..],                    // a torn length
-            &[0, 0, 0, 9, 1, 2][..],          // a torn record
-            &[0xff, 0xff, 0xff, 0xff, 0][..], // a length no message has
-            &[0, 0, 0, 1, 0xee][..],          // a record that does not decode
-            &[0, 0, 0, 3, 0x80, 1, 2][..],    // a retirement without a whole key
+        let copy = SideLog::new(path.clone()).damaged_copy(whole);
+        // Torn as a crash leaves it: dropped. Damaged: copied aside, then dropped.
+        for (tail, damaged) in [
+            (&[0u8, 0][..], false),                   // a torn length
+            (&[0, 0, 0, 9, 1, 2][..], false),         // a torn record
+            (&[0xff, 0xff, 0xff, 0xff, 0][..], true), // a length no message has
+            (&[0, 0, 0, 1, 0xee][..], true),          // a record that does not decode
+            (&[0, 0, 0, 3, 0x80, 1, 2][..], true),    // a retirement without a whole key
         ] {
+            // Whole records after the damage are kept in the copy too.
+            let mut bytes = tail.to_vec();
+            if damaged {
+                bytes.extend_from_slice(&[0, 0, 0, 1, 0]);
+            }
             std::fs::OpenOptions::new()
                 .append(true)
                 .open(&path)
                 .unwrap()
-                .write_all(torn)
+                .write_all(&bytes)
                 .unwrap();
             let log = SideLog::new(path.clone());
             let mut records = log.records();
@@ -468,7 +525,27 @@ mod tests {
                 whole,
                 "the tail is dropped"
             );
+            let kept = std::fs::read(&copy).ok();
+            assert_eq!(kept, damaged.then_some(bytes), "{tail:?}");
+            let _ = std::fs::remove_file(&copy);
         }
+        // Damage in a log the replay only reads (an older one) is copied aside too.
+        let older = dir.path().join("side").join("g.1.log");
+        std::fs::copy(&path, &older).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&older)
+            .unwrap()
+            .write_all(&[0, 0, 0, 1, 0xee])
+            .unwrap();
+        let log = SideLog::new(older);
+        let mut records = log.records();
+        assert_eq!(records.by_ref().count(), 3);
+        log.keep_damaged(&mut records);
+        assert_eq!(
+            std::fs::read(log.damaged_copy(whole)).unwrap(),
+            vec![0, 0, 0, 1, 0xee]
+        );
         // New records follow the last whole one.
         let mut log = SideLog::new(path.clone());
         log.append_after(log.records());

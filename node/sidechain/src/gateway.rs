@@ -35,6 +35,14 @@ pub const RELAY_HALF_MS: u64 = 100;
 /// from the main chain.
 const MAX_PROPOSALS: usize = 64;
 
+/// Vertices asked for at most on the word of peers' heads, which anyone may send: a
+/// flood of made-up ids fills this many and no more. Parents a received vertex lacks,
+/// and vertices a final anchor names, are asked for regardless.
+const MAX_HEADS_ASKED: usize = 4096;
+
+/// Ids asked again in one request at most (every heads interval, to every peer).
+const MAX_ASK_AGAIN: usize = 1024;
+
 /// Pruned slots summarised per input at most (see `absorb_some`).
 const ABSORB_BUDGET: usize = 512;
 
@@ -513,7 +521,11 @@ struct PrunedLast {
 
 impl Account {
     fn next_nonce(&self) -> u64 {
-        let pooled = self.pooled.last_key_value().map_or(0, |(n, _)| n + 1);
+        // A client may pool any nonce, u64::MAX too.
+        let pooled = self
+            .pooled
+            .last_key_value()
+            .map_or(0, |(n, _)| n.saturating_add(1));
         self.included_next.max(pooled)
     }
 
@@ -697,6 +709,9 @@ pub struct SideChain {
     /// Gateways retired on the main chain (a mask; see [`SideChain::retire`]).
     retired: u64,
     waiting: BTreeMap<VertexId, (SignedVertex, Vec<TxKey>, u64)>,
+    /// Vertices asked for, and when first: asked again every heads interval, forgotten
+    /// once they arrive or after `max_pending_ms` (a vertex waits no longer for a parent,
+    /// and a final anchor asks again for what its frontier still lacks).
     requested: BTreeMap<VertexId, u64>,
     txs: Map<Hash32, TxInfo>,
     occs: Map<OccId, Occ>,
@@ -1080,6 +1095,49 @@ impl SideChain {
         !self.known(&v.id) && (!self.below_pruned(v) || self.pruned_twin_of(v).is_some())
     }
 
+    /// The endorsements of a received anchor this node would keep: one per gateway not
+    /// retired (the main chain counts no other, and a proposal with only a retired key's
+    /// endorsement would make the vertices its frontier names needed here), that it does
+    /// not hold for this anchor already, and that verifies. None for another group's
+    /// anchor or one outside the sequences the node takes. An anchor message with none is
+    /// no news (and not worth logging or relaying); signatures are checked last, so a
+    /// repeated or padded one costs no more than a lookup per endorsement.
+    pub fn fresh_endorsements(&self, a: &SignedAnchor) -> Vec<Endorsement> {
+        let seq = a.anchor.sequence;
+        if a.anchor.group_id != self.cfg.group.id
+            || seq <= self.final_seq
+            || seq > self.final_seq + 16
+        {
+            return Vec::new();
+        }
+        let held = self
+            .proposals
+            .get(&seq)
+            .and_then(|list| list.iter().find(|p| p.anchor == a.anchor))
+            .map_or(&[][..], |p| &p.endorsements[..]);
+        let mut fresh: Vec<&Endorsement> = a
+            .endorsements
+            .iter()
+            .filter(|e| {
+                self.cfg
+                    .group
+                    .index(&e.gateway)
+                    .is_some_and(|c| self.retired & bit(c) == 0)
+                    && held
+                        .binary_search_by_key(&e.gateway, |x| x.gateway)
+                        .is_err()
+            })
+            .collect();
+        fresh.sort_by_key(|e| e.gateway);
+        fresh.dedup_by_key(|e| e.gateway);
+        let msg = a.anchor.signing_bytes();
+        fresh
+            .into_iter()
+            .filter(|e| e.gateway.verify(&msg, &e.signature))
+            .cloned()
+            .collect()
+    }
+
     /// The recently pruned vertex that `v` is a twin of, if its creator is not known to
     /// equivocate yet (after that, further twins prove nothing new).
     fn pruned_twin_of(&self, v: &SignedVertex) -> Option<VertexId> {
@@ -1333,20 +1391,21 @@ impl SideChain {
                 });
             }
             // Requests that went unanswered are asked again; those answered by another
-            // way (an anchor's frontier asks for vertices that may already wait) are done.
+            // way (an anchor's frontier asks for vertices that may already wait) are done,
+            // and those no answer came to in `max_pending_ms` are given up: the ids may be
+            // made up (heads are anyone's word).
             let mut requested = std::mem::take(&mut self.requested);
-            requested.retain(|id, _| !self.known(id));
+            let given_up = self.now.saturating_sub(self.cfg.max_pending_ms);
+            requested.retain(|id, first| *first > given_up && !self.known(id));
             self.requested = requested;
             let stale: Vec<VertexId> = self
                 .requested
                 .iter()
-                .filter(|(_, t)| self.now >= **t + self.cfg.heads_interval_ms)
+                .filter(|(_, t)| self.now >= t.saturating_add(self.cfg.heads_interval_ms))
                 .map(|(id, _)| *id)
+                .take(MAX_ASK_AGAIN)
                 .collect();
             if !stale.is_empty() {
-                for id in &stale {
-                    self.requested.insert(*id, self.now);
-                }
                 // To every peer: each answers with the asked vertices alone, or a lagging
                 // node would get the same ancestors from all of them.
                 out.push(Action::Send {
@@ -1624,10 +1683,11 @@ impl SideChain {
             Message::Vertex(v) => self.receive(from, vec![v], logged, out),
             Message::Vertices(vs) => self.receive(from, vs, logged, out),
             Message::Heads(ids) => {
+                let room = MAX_HEADS_ASKED.saturating_sub(self.requested.len());
                 let missing: Vec<VertexId> = ids
                     .into_iter()
                     .filter(|id| !self.known(id))
-                    .take(64)
+                    .take(64.min(room))
                     .collect();
                 self.request(from, missing, out);
             }
@@ -1641,26 +1701,7 @@ impl SideChain {
                 }
             }
             Message::Anchor(mut a) => {
-                let seq = a.anchor.sequence;
-                if a.anchor.group_id != self.cfg.group.id
-                    || seq <= self.final_seq
-                    || seq > self.final_seq + 16
-                {
-                    return;
-                }
-                // Only endorsements that verify, by gateways not retired, are kept: the
-                // main chain counts no other, and a proposal with only a retired key's
-                // endorsement would make the vertices its frontier names needed here.
-                let msg = a.anchor.signing_bytes();
-                let (group, retired) = (&self.cfg.group, self.retired);
-                a.endorsements.retain(|e| {
-                    group
-                        .index(&e.gateway)
-                        .is_some_and(|c| retired & bit(c) == 0)
-                        && e.gateway.verify(&msg, &e.signature)
-                });
-                a.endorsements.sort_by_key(|e| e.gateway);
-                a.endorsements.dedup_by_key(|e| e.gateway);
+                a.endorsements = self.fresh_endorsements(&a);
                 if !a.endorsements.is_empty() {
                     self.propose(a);
                     self.progress_anchors(out);
@@ -1746,12 +1787,37 @@ impl SideChain {
         if vs.is_empty() {
             return;
         }
+        // The structure next, before any signature: a vertex of an outsider, or of another
+        // group, with thousands of transactions costs no signature check.
+        let mut formed = Vec::with_capacity(vs.len());
+        let mut tx_signing: Vec<Vec<Vec<u8>>> = Vec::with_capacity(vs.len());
+        let mut tx_keys: Vec<Vec<TxKey>> = Vec::with_capacity(vs.len());
+        for v in vs {
+            let tms: Vec<Vec<u8>> = v.vertex.txs.iter().map(|t| t.tx.signing_bytes()).collect();
+            let keys: Vec<TxKey> = v
+                .vertex
+                .txs
+                .iter()
+                .zip(&tms)
+                .map(|(t, m)| TxKey::new(t, m))
+                .collect();
+            if let Err(reason) = self.structure(&v, &keys) {
+                out.push(Action::Rejected {
+                    vertex: v.id,
+                    reason,
+                });
+                continue;
+            }
+            formed.push(v);
+            tx_signing.push(tms);
+            tx_keys.push(keys);
+        }
+        let vs = formed;
+        if vs.is_empty() {
+            return;
+        }
         // One accelerator batch for every signature of every vertex received together.
         let signing: Vec<Vec<u8>> = vs.iter().map(|v| v.vertex.signing_bytes()).collect();
-        let tx_signing: Vec<Vec<Vec<u8>>> = vs
-            .iter()
-            .map(|v| v.vertex.txs.iter().map(|t| t.tx.signing_bytes()).collect())
-            .collect();
         let mut items = Vec::new();
         for ((v, m), tms) in vs.iter().zip(&signing).zip(&tx_signing) {
             items.push(SigItem {
@@ -1780,7 +1846,7 @@ impl SideChain {
         // A forged vertex needs nothing.
         let needed = self.needed(&vs, &asked, logged, |i| signed[i]);
         let mut missing = Vec::new();
-        for (((v, tms), ok), needed) in vs.into_iter().zip(&tx_signing).zip(signed).zip(needed) {
+        for (((v, keys), ok), needed) in vs.into_iter().zip(tx_keys).zip(signed).zip(needed) {
             if !needed {
                 out.push(Action::Unneeded { vertex: v.id });
                 continue;
@@ -1789,20 +1855,6 @@ impl SideChain {
                 out.push(Action::Rejected {
                     vertex: v.id,
                     reason: "a signature is invalid".into(),
-                });
-                continue;
-            }
-            let keys: Vec<TxKey> = v
-                .vertex
-                .txs
-                .iter()
-                .zip(tms)
-                .map(|(t, m)| TxKey::new(t, m))
-                .collect();
-            if let Err(reason) = self.structure(&v, &keys) {
-                out.push(Action::Rejected {
-                    vertex: v.id,
-                    reason,
                 });
                 continue;
             }
@@ -2457,10 +2509,11 @@ impl SideChain {
         let points = others
             .iter()
             .map(|p| {
+                // Timestamps are the creators' word: any u64 may come.
                 let delay = x
                     .timestamp_ms
                     .saturating_sub(self.vertices[p].vertex.vertex.timestamp_ms);
-                100 * RELAY_HALF_MS / (RELAY_HALF_MS + delay)
+                100 * RELAY_HALF_MS / RELAY_HALF_MS.saturating_add(delay)
             })
             .sum();
         let lazy = others.is_empty();
@@ -2506,7 +2559,7 @@ impl SideChain {
                 news.push(k.slot.sender);
             }
             let a = self.accounts.entry(k.slot.sender).or_default();
-            a.included_next = a.included_next.max(k.slot.nonce + 1);
+            a.included_next = a.included_next.max(k.slot.nonce.saturating_add(1));
             if let Some(l) = occ.lock {
                 self.lock_occs.entry(l).or_default().push(oid);
             }
@@ -3546,7 +3599,9 @@ impl SideChain {
         if !unknown.is_empty() {
             for id in unknown {
                 if !self.known(&id) {
-                    self.requested.entry(id).or_insert(0);
+                    // Asked at the next heads interval.
+                    let due = self.now.saturating_sub(self.cfg.heads_interval_ms);
+                    self.requested.entry(id).or_insert(due);
                 }
             }
             return Ok(None);

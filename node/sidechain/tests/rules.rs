@@ -2288,3 +2288,282 @@ fn an_idle_group_prunes_its_last_transactions_too() {
     net.run(200, &all);
     assert_eq!(net.sent.len(), sent);
 }
+
+/// Every rule a vertex's form must meet, each refused with its reason and nothing of it
+/// kept; the form is checked before any signature, so a malformed vertex costs none.
+#[test]
+fn malformed_vertices_are_refused_with_their_reason() {
+    let mut net = net(4);
+    let stamped = |g: usize, sequence: u64, timestamp_ms: u64, parents: Vec<VertexId>| {
+        Vertex {
+            group_id: net.group.id,
+            creator: net.keys[g].public(),
+            sequence,
+            timestamp_ms,
+            parents,
+            txs: Vec::new(),
+        }
+        .sign(&net.keys[g])
+    };
+    // A valid start: gateways 1, 2 and 3 at sequence 1; gateway 1 at 2 on 2's first.
+    let a1 = net.vertex(3, 1, vec![], vec![]);
+    let b1 = net.vertex(1, 1, vec![], vec![]);
+    let c1 = net.vertex(2, 1, vec![], vec![]);
+    let b2 = net.vertex(1, 2, vec![b1.id, c1.id], vec![]);
+    let out = feed(&mut net.nodes[0], &[&a1, &b1, &c1, &b2]);
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Rejected { .. })),
+        "{out:?}"
+    );
+    let m = SecretKey::from_bytes([94; 32]);
+    let event = net.event(&m, 0, 1);
+    let foreign = MachineTx {
+        group_id: Hash32([9; 32]),
+        ..event.tx.clone()
+    }
+    .sign(&m);
+    let outsider = SecretKey::from_bytes([95; 32]);
+    // Sequence 0 is below every gateway's history: dropped as no news, unchecked.
+    let zero = net.vertex(3, 0, vec![], vec![]);
+    assert!(!net.nodes[0].is_new(&zero));
+    assert_eq!(feed(&mut net.nodes[0], &[&zero]), vec![]);
+    assert!(net.nodes[0].vertex(&zero.id).is_none());
+    let mut cases: Vec<(SignedVertex, &str)> = vec![
+        (net.vertex(3, 2, vec![a1.id; 10], vec![]), "10 parents"),
+        (
+            Vertex {
+                group_id: Hash32([9; 32]),
+                ..a1.vertex.clone()
+            }
+            .sign(&net.keys[3]),
+            "another group's vertex",
+        ),
+        (
+            Vertex {
+                creator: outsider.public(),
+                ..a1.vertex.clone()
+            }
+            .sign(&outsider),
+            "the creator is not a gateway of the group",
+        ),
+        (
+            net.vertex(3, 2, vec![a1.id], vec![event.clone(), event]),
+            "a transaction twice",
+        ),
+        (
+            net.vertex(3, 2, vec![a1.id], vec![foreign]),
+            "a transaction of another group",
+        ),
+        (
+            net.vertex(3, 2, vec![b1.id], vec![]),
+            "the first parent is not the creator's previous vertex",
+        ),
+        (
+            net.vertex(3, 3, vec![a1.id], vec![]),
+            "the first parent is not the creator's previous vertex",
+        ),
+        (stamped(2, 2, 0, vec![c1.id]), "time runs backwards"),
+        (
+            net.vertex(3, 2, vec![a1.id, b1.id, b2.id], vec![]),
+            "two parents of one gateway",
+        ),
+        (
+            net.vertex(3, 2, vec![a1.id, a1.id], vec![]),
+            "a parent the creator's previous vertex already reaches",
+        ),
+        (
+            net.vertex(1, 3, vec![b2.id, c1.id], vec![]),
+            "a parent the creator's previous vertex already reaches",
+        ),
+    ];
+    // Form before signature: a malformed vertex with a broken signature is refused for
+    // its form, unverified.
+    let mut unsigned = Vertex {
+        creator: outsider.public(),
+        ..a1.vertex.clone()
+    }
+    .sign(&outsider);
+    unsigned.signature.0[7] ^= 1;
+    cases.push((unsigned, "the creator is not a gateway of the group"));
+    for (v, why) in &cases {
+        let out = feed(&mut net.nodes[0], &[v]);
+        assert!(
+            out.iter().any(
+                |a| matches!(a, Action::Rejected { vertex, reason } if *vertex == v.id && reason == why)
+            ),
+            "{why}: {out:?}"
+        );
+        assert!(net.nodes[0].vertex(&v.id).is_none(), "{why}");
+    }
+    // The node goes on: a well-formed next vertex of gateway 3 is taken.
+    let a2 = net.vertex(3, 2, vec![a1.id, b2.id], vec![]);
+    feed(&mut net.nodes[0], &[&a2]);
+    assert!(net.nodes[0].vertex(&a2.id).is_some());
+}
+
+/// Heads are anyone's word: made-up ids are asked for a while, a bounded number of them,
+/// and never crowd out the parents a received vertex lacks.
+#[test]
+fn made_up_heads_are_asked_for_within_bounds_and_then_given_up() {
+    let mut net = net(4);
+    let mut now = 1;
+    let requests = |out: &[Action]| -> Vec<(Option<u64>, usize)> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    to,
+                    msg: Message::Request { ids, .. },
+                } => Some((*to, ids.len())),
+                _ => None,
+            })
+            .collect()
+    };
+    let node = &mut net.nodes[0];
+    let mut asked = 0;
+    for k in 0..100u32 {
+        let ids = (0..64u32)
+            .map(|i| Hash32(sha256(&[&k.to_be_bytes(), &i.to_be_bytes()]).0))
+            .collect();
+        let out = node.handle(
+            now,
+            Input::Message {
+                from: 7,
+                msg: Message::Heads(ids),
+            },
+        );
+        // Asked of the peer that sent them, while there is room.
+        for (to, n) in requests(&out) {
+            assert_eq!(to, Some(7));
+            asked += n;
+        }
+    }
+    assert_eq!(asked, 4096);
+    // Asked again of every peer, a bounded number at a time, until they are given up.
+    let mut again = Vec::new();
+    while now < 40_000 {
+        now += 10;
+        let out = node.handle(now, Input::Tick);
+        again.extend(requests(&out).into_iter().map(|(to, n)| (now, to, n)));
+    }
+    assert!(again.iter().all(|(_, to, n)| to.is_none() && *n <= 1024));
+    let last = again.last().map(|(t, _, _)| *t).unwrap();
+    assert!(
+        (29_000..=31_000).contains(&last),
+        "asked again until {last}"
+    );
+    // A vertex's missing parent is asked for even while heads fill the room.
+    for k in 0..70u32 {
+        let ids = (0..64u32)
+            .map(|i| Hash32(sha256(&[b"more", &k.to_be_bytes(), &i.to_be_bytes()]).0))
+            .collect();
+        node.handle(
+            now,
+            Input::Message {
+                from: 7,
+                msg: Message::Heads(ids),
+            },
+        );
+    }
+    let parent = net.vertex(1, 1, vec![], vec![]);
+    let child = net.vertex(2, 1, vec![parent.id], vec![]);
+    let out = net.nodes[0].handle(
+        now,
+        Input::Message {
+            from: 2,
+            msg: Message::Vertex(child),
+        },
+    );
+    assert!(
+        out.iter().any(|a| matches!(a,
+            Action::Send { to: Some(2), msg: Message::Request { ids, .. } } if ids == &vec![parent.id])),
+        "{out:?}"
+    );
+}
+
+/// An anchor message is news only for the endorsements it brings that this node lacks:
+/// one per gateway, by a gateway of the group, that verify.
+#[test]
+fn an_anchor_brings_only_fresh_endorsements() {
+    let mut net = net(4);
+    let anchor = cpc_sidechain::Anchor {
+        group_id: net.group.id,
+        sequence: 1,
+        frontier: vec![Hash32([1; 32])],
+        root: Hash32([7; 32]),
+        confirmed_vertices: 1,
+        rewards: Vec::new(),
+    };
+    let by = |k: &SecretKey, a: &cpc_sidechain::Anchor| cpc_sidechain::Endorsement {
+        gateway: k.public(),
+        signature: k.sign(&a.signing_bytes()),
+    };
+    let signed = |a: &cpc_sidechain::Anchor, endorsements| cpc_sidechain::SignedAnchor {
+        anchor: a.clone(),
+        endorsements,
+    };
+    let node = &mut net.nodes[0];
+    let e1 = by(&net.keys[1], &anchor);
+    // Another group's, a sequence out of reach, an outsider's and a forged endorsement.
+    let other_group = cpc_sidechain::Anchor {
+        group_id: Hash32([9; 32]),
+        ..anchor.clone()
+    };
+    let far = cpc_sidechain::Anchor {
+        sequence: 17,
+        ..anchor.clone()
+    };
+    let mut forged = by(&net.keys[2], &anchor);
+    forged.signature.0[1] ^= 1;
+    for a in [
+        signed(&other_group, vec![by(&net.keys[1], &other_group)]),
+        signed(&far, vec![by(&net.keys[1], &far)]),
+        signed(&anchor, vec![by(&SecretKey::from_bytes([96; 32]), &anchor)]),
+        signed(&anchor, vec![forged]),
+    ] {
+        assert!(node.fresh_endorsements(&a).is_empty(), "{a:?}");
+    }
+    // One endorsement repeated is one.
+    let padded = signed(&anchor, vec![e1.clone(); 40]);
+    assert_eq!(node.fresh_endorsements(&padded), vec![e1.clone()]);
+    node.handle(
+        1,
+        Input::Message {
+            from: 1,
+            msg: Message::Anchor(padded.clone()),
+        },
+    );
+    // Once held, it is no news; another gateway's is.
+    assert!(node.fresh_endorsements(&padded).is_empty());
+    let e2 = by(&net.keys[2], &anchor);
+    let more = signed(&anchor, vec![e1, e2.clone()]);
+    assert_eq!(node.fresh_endorsements(&more), vec![e2]);
+}
+
+/// Timestamps and nonces are whatever a gateway or a client sends: the extremes are
+/// taken without a panic.
+#[test]
+fn extreme_timestamps_and_nonces_are_handled() {
+    let mut net = net(4);
+    let stamped = |g: usize, timestamp_ms: u64, parents: Vec<VertexId>| {
+        Vertex {
+            group_id: net.group.id,
+            creator: net.keys[g].public(),
+            sequence: 1,
+            timestamp_ms,
+            parents,
+            txs: Vec::new(),
+        }
+        .sign(&net.keys[g])
+    };
+    // Two faulty gateways: one stamps 99, the other u64::MAX on top of it (the relay
+    // delay's discount once divided by zero).
+    let low = stamped(2, 99, vec![]);
+    let high = stamped(3, u64::MAX, vec![low.id]);
+    feed(&mut net.nodes[0], &[&low, &high]);
+    assert!(net.nodes[0].vertex(&high.id).is_some());
+    // A client's nonce u64::MAX waits in the pool; the account's next nonce stays sane.
+    let m = SecretKey::from_bytes([97; 32]);
+    let last = net.event(&m, u64::MAX, 1);
+    assert!(net.nodes[0].submit(1, vec![last])[0].is_ok());
+    assert_eq!(net.nodes[0].next_nonce(&m.public().address()), u64::MAX);
+}
