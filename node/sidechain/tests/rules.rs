@@ -2567,3 +2567,76 @@ fn extreme_timestamps_and_nonces_are_handled() {
     assert!(net.nodes[0].submit(1, vec![last])[0].is_ok());
     assert_eq!(net.nodes[0].next_nonce(&m.public().address()), u64::MAX);
 }
+
+/// Cooperation rewards: a gateway whose vertices reference only its own earns nothing;
+/// one that references the others late (as its timestamps tell) earns a small share.
+#[test]
+fn cooperation_rewards_pass_over_a_lazy_gateway_and_discount_a_slow_one() {
+    // Gateway 3 is driven by hand, the others run; `lag` is how far after the others'
+    // latest vertices gateway 3 stamps its own (None: it references none of them). Status
+    // vectors are in the group's key order: gateway 3 is `g` there.
+    let run = |lag: Option<u64>| {
+        let mut net = net(4);
+        let live = [0, 1, 2];
+        let g = net.group.index(&net.keys[3].public()).unwrap();
+        let m = SecretKey::from_bytes([98; 32]);
+        let mut last: Option<SignedVertex> = None;
+        for k in 0..40u64 {
+            let t = net.event(&m, k, k as u8);
+            assert!(net.nodes[(k % 3) as usize].submit(net.now, vec![t])[0].is_ok());
+            net.run(10, &live);
+            let st = net.nodes[0].status();
+            let mut parents: Vec<VertexId> = last.iter().map(|v| v.id).collect();
+            let mut stamp = net.now;
+            if let Some(lag) = lag {
+                let others = st.tips.iter().enumerate().filter(|(c, _)| *c != g);
+                for tip in others.filter_map(|(_, t)| t.as_ref()) {
+                    // Gateway 3's chain reaches it already: no reference.
+                    let info = net.nodes[0].vertex(tip).unwrap();
+                    if info.seen_by & (1 << g) == 0 {
+                        parents.push(*tip);
+                        stamp = stamp.max(info.vertex.vertex.timestamp_ms + lag);
+                    }
+                }
+            }
+            if let Some(l) = &last {
+                stamp = stamp.max(l.vertex.timestamp_ms);
+            }
+            let v = Vertex {
+                group_id: net.group.id,
+                creator: net.keys[3].public(),
+                sequence: k + 1,
+                timestamp_ms: stamp,
+                parents,
+                txs: Vec::new(),
+            }
+            .sign(&net.keys[3]);
+            for i in live {
+                let out = net.hand(i, 3, &v);
+                assert!(
+                    !out.iter().any(|a| matches!(a, Action::Rejected { .. })),
+                    "{out:?}"
+                );
+            }
+            last = Some(v);
+        }
+        net.run(200, &live);
+        let st = net.nodes[1].status();
+        assert!(st.last_anchor.is_some_and(|a| a.is_final));
+        let (mut scores, mut rewards) = (st.scores, st.rewards);
+        let (score, reward) = (scores.remove(g), rewards.remove(g));
+        assert!(rewards.iter().all(|r| *r > 0), "{rewards:?}");
+        (score, reward, scores, rewards)
+    };
+    let (score, reward, _, _) = run(None);
+    assert_eq!((score, reward), (0, 0), "lazy");
+    // 1,000 ms late: about 9 points a reference against about 100 for a prompt one.
+    let (score, reward, scores, rewards) = run(Some(1_000));
+    assert!(reward > 0, "slow but not lazy");
+    for (s, r) in scores.iter().zip(&rewards) {
+        assert!(
+            score * 4 < *s && reward * 4 < *r,
+            "slow: {score}/{reward} against {scores:?} {rewards:?}"
+        );
+    }
+}
