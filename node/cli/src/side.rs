@@ -17,7 +17,8 @@
 //! chain's side inputs since it, and replays the logs after it through the state machine
 //! (which also tells a gateway its own last sequence number, so it never signs one twice).
 //! A log is read one record at a time. A torn last record is dropped; what it held comes
-//! back from peers. A log that cannot be read is left as it is. Final history the state
+//! back from peers. At a damaged record the replay of that log ends, and the rest of the
+//! log is copied aside before anything is cut. A log that cannot be read is left as it is. Final history the state
 //! machine prunes goes to the node's store, where the API and peers' requests find it,
 //! filed by the final anchor that covers it, so that past `archive_max_mib` the oldest
 //! anchors' history can be deleted whole.
@@ -191,13 +192,21 @@ enum ToLog {
 }
 
 impl ToLog {
-    /// What of a received message goes to the log: new vertices, and an anchor with
-    /// endorsements this node lacks. What it knows already is not logged again.
-    fn of(side: Option<&SideChain>, m: &Message) -> ToLog {
+    /// What of a received message goes to the log, before the state machine takes it:
+    /// new vertices, and an anchor with endorsements this node lacks; what it knows
+    /// already is not logged again. With it, the verdict on the message when that is
+    /// known already: vertices or an anchor that hold nothing this node lacks are not
+    /// relayed (a peer repeating one, or sending what lies below every gateway's
+    /// history, grows neither the logs nor the traffic), and an anchor no gateway would
+    /// send (endorsements repeated, unsorted, or by outsiders) is refused.
+    fn of(side: Option<&SideChain>, m: &Message) -> (ToLog, Option<Verdict>) {
         let Some(side) = side else {
-            return ToLog::Nothing;
+            return (ToLog::Nothing, None);
         };
-        match m {
+        let to_log = match m {
+            Message::Anchor(a) if !side.anchor_well_formed(a) => {
+                return (ToLog::Nothing, Some(Verdict::Reject));
+            }
             Message::Vertex(v) if side.is_new(v) => ToLog::AsReceived,
             Message::Vertices(vs) => {
                 let new: Vec<_> = vs.iter().filter(|v| side.is_new(v)).collect();
@@ -211,18 +220,13 @@ impl ToLog {
             }
             Message::Anchor(a) if !side.fresh_endorsements(a).is_empty() => ToLog::AsReceived,
             _ => ToLog::Nothing,
-        }
-    }
-
-    /// Whether `m`, vertices or an anchor, holds nothing this node lacks: it is not
-    /// relayed either, so that a peer repeating or padding one, or sending what lies
-    /// below every gateway's history, grows neither the logs nor the traffic.
-    fn no_news(&self, m: &Message) -> bool {
-        matches!(self, ToLog::Nothing)
+        };
+        let no_news = matches!(to_log, ToLog::Nothing)
             && matches!(
                 m,
                 Message::Vertex(_) | Message::Vertices(_) | Message::Anchor(_)
-            )
+            );
+        (to_log, no_news.then_some(Verdict::Ignore))
     }
 
     /// The record to append once the state machine has judged the message (`data`, as
@@ -1140,8 +1144,7 @@ impl Task {
             return;
         };
         let vertices = vertex_ids(&m);
-        let to_log = ToLog::of(self.node.lock().as_ref(), &m);
-        let no_news = to_log.no_news(&m);
+        let (to_log, verdict_now) = ToLog::of(self.node.lock().as_ref(), &m);
         let from = self.token(peer);
         let asked = match &m {
             Message::Request { ids, .. } => ids.clone(),
@@ -1151,10 +1154,8 @@ impl Task {
         if !asked.is_empty() {
             self.answer_from_archive(peer, &asked);
         }
-        let (left_out, mut verdict) = judge(&actions, self.node.lock().as_ref(), &vertices);
-        if no_news {
-            verdict = Verdict::Ignore;
-        }
+        let (left_out, verdict) = judge(&actions, self.node.lock().as_ref(), &vertices);
+        let verdict = verdict_now.unwrap_or(verdict);
         if let Some(record) = to_log.record(&data, &left_out) {
             self.log.append_encoded(&record);
         }
@@ -2057,13 +2058,13 @@ mod tests {
         };
         let outsider = SecretKey::from_bytes([40; 32]);
         let judged = |side: &SideChain, m: &Message| {
-            let to_log = ToLog::of(Some(side), m);
-            (matches!(to_log, ToLog::AsReceived), to_log.no_news(m))
+            let (to_log, verdict) = ToLog::of(Some(side), m);
+            (matches!(to_log, ToLog::AsReceived), verdict)
         };
-        // News: logged and relayed.
-        let (v1, padded) = (Message::Vertex(vertex(1)), endorsed(&keys[2], 40));
-        for m in [&v1, &padded] {
-            assert_eq!(judged(&side, m), (true, false), "{m:?}");
+        // News: logged, and judged by what the state machine makes of it.
+        let (v1, e2) = (Message::Vertex(vertex(1)), endorsed(&keys[2], 1));
+        for m in [&v1, &e2] {
+            assert_eq!(judged(&side, m), (true, None), "{m:?}");
             side.handle(
                 1,
                 Input::Message {
@@ -2072,21 +2073,27 @@ mod tests {
                 },
             );
         }
-        // Again, or below every gateway's history, or endorsed by no gateway: neither.
+        // Again, or below every gateway's history: neither logged nor relayed.
         for m in [
             &v1,
-            &padded,
-            &endorsed(&keys[2], 1),
-            &endorsed(&outsider, 1),
+            &e2,
             &Message::Vertex(vertex(0)),
             &Message::Vertices(vec![vertex(1), vertex(0)]),
         ] {
-            assert_eq!(judged(&side, m), (false, true), "{m:?}");
+            assert_eq!(judged(&side, m), (false, Some(Verdict::Ignore)), "{m:?}");
+        }
+        // An anchor no gateway sends, padded or endorsed by an outsider: refused.
+        for m in [&endorsed(&keys[3], 2), &endorsed(&outsider, 1)] {
+            assert_eq!(judged(&side, m), (false, Some(Verdict::Reject)), "{m:?}");
         }
         // A new endorsement of a known anchor is news.
-        assert_eq!(judged(&side, &endorsed(&keys[3], 1)), (true, false));
-        // Other messages are judged as before.
-        assert!(!ToLog::Nothing.no_news(&Message::Heads(Vec::new())));
+        assert_eq!(judged(&side, &endorsed(&keys[3], 1)), (true, None));
+        // Other messages are left to the state machine's verdict.
+        assert!(matches!(
+            ToLog::of(Some(&side), &Message::Heads(Vec::new())),
+            (ToLog::Nothing, None)
+        ));
+        assert!(matches!(ToLog::of(None, &v1), (ToLog::Nothing, None)));
     }
 
     #[test]

@@ -293,29 +293,27 @@ impl SideLog {
     }
 
     /// Where the part of the log after a damaged record is kept: next to it, named by
-    /// the offset of the damage.
-    pub(crate) fn damaged_copy(&self, at: u64) -> PathBuf {
+    /// the offset of the damage (and a number, if that name is taken by other bytes).
+    pub(crate) fn damaged_copy(&self, at: u64, k: u32) -> PathBuf {
         let mut name = self.path.clone().into_os_string();
         name.push(format!(".damaged-{at}"));
+        if k > 0 {
+            name.push(format!(".{k}"));
+        }
         PathBuf::from(name)
     }
 
     /// Copies what follows a damaged record (`read` stopped at it) next to the log, once,
     /// before anything could drop it: nothing a damaged disk left is deleted. The history
-    /// there comes back from peers.
+    /// there comes back from peers. A tail of zeros is what some file systems leave after
+    /// a crash, not damage: it is dropped as a torn record is.
     pub(crate) fn keep_damaged(&self, read: &mut LogRecords) {
         if !read.damaged || read.kept.is_some() {
             return;
         }
-        let copy = self.damaged_copy(read.end);
-        let kept = std::fs::read(&self.path).and_then(|all| {
-            let from = usize::try_from(read.end).map_or(all.len(), |e| e.min(all.len()));
-            std::fs::write(&copy, &all[from..])?;
-            std::fs::File::open(&copy)?.sync_all()?;
-            Ok(all.len() - from)
-        });
-        match kept {
-            Ok(bytes) => {
+        match self.copy_tail(read.end) {
+            Ok(None) => read.damaged = false,
+            Ok(Some((copy, bytes))) => {
                 tracing::error!(path = %self.path.display(), at = read.end, bytes, copy = %copy.display(), "the side-chain log is damaged: the records before the damage are replayed, and what follows it is kept in the copy; peers send the history it held");
                 read.kept = Some(copy);
             }
@@ -323,6 +321,57 @@ impl SideLog {
                 tracing::error!(path = %self.path.display(), at = read.end, error = %e, "the side-chain log is damaged, and what follows the damage cannot be copied aside");
             }
         }
+    }
+
+    /// Copies the log from `at` on to a file of its own, unless it is all zeros (`None`);
+    /// a copy of the same bytes made by an earlier run is kept as it is.
+    fn copy_tail(&self, at: u64) -> std::io::Result<Option<(PathBuf, u64)>> {
+        use std::io::{Seek, SeekFrom};
+        let mut log = std::fs::File::open(&self.path)?;
+        let size = log.metadata()?.len();
+        log.seek(SeekFrom::Start(at))?;
+        let mut zeros = true;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = log.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if buf[..n].iter().any(|b| *b != 0) {
+                zeros = false;
+                break;
+            }
+        }
+        if zeros {
+            return Ok(None);
+        }
+        let bytes = size.saturating_sub(at);
+        for k in 0..u32::MAX {
+            let copy = self.damaged_copy(at, k);
+            let mut file = match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&copy)
+            {
+                Ok(f) => f,
+                // An older log stays uncut: each start finds its damage again.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if std::fs::metadata(&copy)?.len() == bytes {
+                        return Ok(Some((copy, bytes)));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            log.seek(SeekFrom::Start(at))?;
+            std::io::copy(&mut log, &mut file)?;
+            file.sync_all()?;
+            if let Some(dir) = copy.parent() {
+                sync_dir(dir)?;
+            }
+            return Ok(Some((copy, bytes)));
+        }
+        Err(std::io::Error::other("every name for the copy is taken"))
     }
 
     /// Opens the log for appending after the records `read` ended at: a torn tail is
@@ -494,10 +543,11 @@ mod tests {
         }
         drop(log);
         let whole = std::fs::metadata(&path).unwrap().len();
-        let copy = SideLog::new(path.clone()).damaged_copy(whole);
+        let copy = SideLog::new(path.clone()).damaged_copy(whole, 0);
         // Torn as a crash leaves it: dropped. Damaged: copied aside, then dropped.
         for (tail, damaged) in [
             (&[0u8, 0][..], false),                   // a torn length
+            (&[0u8; 9][..], false),                   // zeros a crash left
             (&[0, 0, 0, 9, 1, 2][..], false),         // a torn record
             (&[0xff, 0xff, 0xff, 0xff, 0][..], true), // a length no message has
             (&[0, 0, 0, 1, 0xee][..], true),          // a record that does not decode
@@ -539,12 +589,30 @@ mod tests {
             .write_all(&[0, 0, 0, 1, 0xee])
             .unwrap();
         let log = SideLog::new(older);
+        // Each start finds it again: one copy.
+        for _ in 0..2 {
+            let mut records = log.records();
+            assert_eq!(records.by_ref().count(), 3);
+            log.keep_damaged(&mut records);
+        }
+        assert_eq!(
+            std::fs::read(log.damaged_copy(whole, 0)).unwrap(),
+            vec![0, 0, 0, 1, 0xee]
+        );
+        assert!(!log.damaged_copy(whole, 1).exists());
+        // Other damage at the same offset later is kept beside it.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap()
+            .write_all(&[1])
+            .unwrap();
         let mut records = log.records();
-        assert_eq!(records.by_ref().count(), 3);
+        records.by_ref().for_each(drop);
         log.keep_damaged(&mut records);
         assert_eq!(
-            std::fs::read(log.damaged_copy(whole)).unwrap(),
-            vec![0, 0, 0, 1, 0xee]
+            std::fs::read(log.damaged_copy(whole, 1)).unwrap(),
+            vec![0, 0, 0, 1, 0xee, 1]
         );
         // New records follow the last whole one.
         let mut log = SideLog::new(path.clone());

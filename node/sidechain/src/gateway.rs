@@ -40,8 +40,9 @@ const MAX_PROPOSALS: usize = 64;
 /// and vertices a final anchor names, are asked for regardless.
 const MAX_HEADS_ASKED: usize = 4096;
 
-/// Ids asked again in one request at most (every heads interval, to every peer).
-const MAX_ASK_AGAIN: usize = 1024;
+/// Ids asked again in one request at most (every heads interval, to every peer): no more
+/// than a peer answers.
+const MAX_ASK_AGAIN: usize = MAX_ANSWER;
 
 /// Pruned slots summarised per input at most (see `absorb_some`).
 const ABSORB_BUDGET: usize = 512;
@@ -713,6 +714,8 @@ pub struct SideChain {
     /// once they arrive or after `max_pending_ms` (a vertex waits no longer for a parent,
     /// and a final anchor asks again for what its frontier still lacks).
     requested: BTreeMap<VertexId, u64>,
+    /// When each peer's heads were last taken (not in a snapshot).
+    heads_seen: BTreeMap<u64, u64>,
     txs: Map<Hash32, TxInfo>,
     occs: Map<OccId, Occ>,
     slots: Map<Slot, SlotInfo>,
@@ -851,6 +854,7 @@ impl SideChain {
             retired: 0,
             waiting: BTreeMap::new(),
             requested: BTreeMap::new(),
+            heads_seen: BTreeMap::new(),
             txs: map(),
             occs: map(),
             slots: map(),
@@ -1095,18 +1099,32 @@ impl SideChain {
         !self.known(&v.id) && (!self.below_pruned(v) || self.pruned_twin_of(v).is_some())
     }
 
-    /// The endorsements of a received anchor this node would keep: one per gateway not
+    /// Whether an anchor message is as gateways send them: its endorsements by gateways
+    /// of the group, sorted by key, one each (so at most n). Any other is a peer's
+    /// making, and nothing of it is taken.
+    pub fn anchor_well_formed(&self, a: &SignedAnchor) -> bool {
+        a.endorsements
+            .windows(2)
+            .all(|w| w[0].gateway < w[1].gateway)
+            && a.endorsements
+                .iter()
+                .all(|e| self.cfg.group.index(&e.gateway).is_some())
+    }
+
+    /// The endorsements of a received anchor this node would keep: those by gateways not
     /// retired (the main chain counts no other, and a proposal with only a retired key's
     /// endorsement would make the vertices its frontier names needed here), that it does
-    /// not hold for this anchor already, and that verifies. None for another group's
-    /// anchor or one outside the sequences the node takes. An anchor message with none is
-    /// no news (and not worth logging or relaying); signatures are checked last, so a
-    /// repeated or padded one costs no more than a lookup per endorsement.
+    /// not hold for this anchor already, and that verify. None for an anchor that is not
+    /// well formed ([`SideChain::anchor_well_formed`]), of another group, or outside the
+    /// sequences the node takes. An anchor message with none is no news (not worth
+    /// logging or relaying); signatures are checked last, so a repeated one costs no
+    /// more than a lookup per endorsement.
     pub fn fresh_endorsements(&self, a: &SignedAnchor) -> Vec<Endorsement> {
         let seq = a.anchor.sequence;
         if a.anchor.group_id != self.cfg.group.id
             || seq <= self.final_seq
             || seq > self.final_seq + 16
+            || !self.anchor_well_formed(a)
         {
             return Vec::new();
         }
@@ -1115,8 +1133,8 @@ impl SideChain {
             .get(&seq)
             .and_then(|list| list.iter().find(|p| p.anchor == a.anchor))
             .map_or(&[][..], |p| &p.endorsements[..]);
-        let mut fresh: Vec<&Endorsement> = a
-            .endorsements
+        let msg = a.anchor.signing_bytes();
+        a.endorsements
             .iter()
             .filter(|e| {
                 self.cfg
@@ -1126,14 +1144,8 @@ impl SideChain {
                     && held
                         .binary_search_by_key(&e.gateway, |x| x.gateway)
                         .is_err()
+                    && e.gateway.verify(&msg, &e.signature)
             })
-            .collect();
-        fresh.sort_by_key(|e| e.gateway);
-        fresh.dedup_by_key(|e| e.gateway);
-        let msg = a.anchor.signing_bytes();
-        fresh
-            .into_iter()
-            .filter(|e| e.gateway.verify(&msg, &e.signature))
             .cloned()
             .collect()
     }
@@ -1391,19 +1403,27 @@ impl SideChain {
                 });
             }
             // Requests that went unanswered are asked again; those answered by another
-            // way (an anchor's frontier asks for vertices that may already wait) are done,
-            // and those no answer came to in `max_pending_ms` are given up: the ids may be
-            // made up (heads are anyone's word).
+            // way (an anchor's frontier asks for vertices that may already wait) are done.
+            // Those no answer came to in `max_pending_ms` are given up, unless a waiting
+            // vertex or the next final anchor still needs them: the ids may be made up
+            // (heads are anyone's word). What is needed is asked first, then the oldest.
+            let wanted = self.wanted();
             let mut requested = std::mem::take(&mut self.requested);
             let given_up = self.now.saturating_sub(self.cfg.max_pending_ms);
-            requested.retain(|id, first| *first > given_up && !self.known(id));
+            requested
+                .retain(|id, first| (*first > given_up || wanted.contains(id)) && !self.known(id));
             self.requested = requested;
-            let stale: Vec<VertexId> = self
+            let mut due: Vec<(bool, u64, VertexId)> = self
                 .requested
                 .iter()
                 .filter(|(_, t)| self.now >= t.saturating_add(self.cfg.heads_interval_ms))
-                .map(|(id, _)| *id)
+                .map(|(id, t)| (!wanted.contains(id), *t, *id))
+                .collect();
+            due.sort_unstable();
+            let stale: Vec<VertexId> = due
+                .into_iter()
                 .take(MAX_ASK_AGAIN)
+                .map(|(_, _, id)| id)
                 .collect();
             if !stale.is_empty() {
                 // To every peer: each answers with the asked vertices alone, or a lagging
@@ -1683,11 +1703,18 @@ impl SideChain {
             Message::Vertex(v) => self.receive(from, vec![v], logged, out),
             Message::Vertices(vs) => self.receive(from, vs, logged, out),
             Message::Heads(ids) => {
+                // A peer announces its heads once an interval, one per gateway: what it
+                // sends faster or longer is not taken, so that no one peer fills the room.
+                let last = self.heads_seen.insert(from, self.now);
+                if last.is_some_and(|t| self.now < t.saturating_add(self.cfg.heads_interval_ms / 2))
+                {
+                    return;
+                }
                 let room = MAX_HEADS_ASKED.saturating_sub(self.requested.len());
                 let missing: Vec<VertexId> = ids
                     .into_iter()
                     .filter(|id| !self.known(id))
-                    .take(64.min(room))
+                    .take(self.cfg.group.n().min(room))
                     .collect();
                 self.request(from, missing, out);
             }
@@ -1743,6 +1770,21 @@ impl SideChain {
         // where the receiver's waiting room puts them in order anyway).
         found.sort_by_key(|v| (v.clock.iter().sum::<u64>(), v.vertex.id));
         found.into_iter().map(|v| v.vertex.clone()).collect()
+    }
+
+    /// Vertices something here still needs: the parents waiting vertices lack, and the
+    /// next final anchor's frontier.
+    fn wanted(&self) -> BTreeSet<VertexId> {
+        let mut wanted: BTreeSet<VertexId> = self
+            .waiting
+            .values()
+            .flat_map(|(v, _, _)| v.vertex.parents.iter().copied())
+            .filter(|p| !self.known(p))
+            .collect();
+        if let Some(f) = self.finals.get(&(self.final_seq + 1)) {
+            wanted.extend(f.frontier.iter().filter(|id| !self.known(id)));
+        }
+        wanted
     }
 
     /// This node's highest sequence held per gateway, as a request tells it.

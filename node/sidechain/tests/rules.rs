@@ -2401,81 +2401,108 @@ fn malformed_vertices_are_refused_with_their_reason() {
     assert!(net.nodes[0].vertex(&a2.id).is_some());
 }
 
-/// Heads are anyone's word: made-up ids are asked for a while, a bounded number of them,
-/// and never crowd out the parents a received vertex lacks.
+/// Heads are anyone's word: made-up ids are asked for a while, a bounded number of them
+/// (a few per peer and interval, 4,096 in all), and never crowd out what a waiting vertex
+/// lacks, which is asked for first and kept until it comes.
 #[test]
 fn made_up_heads_are_asked_for_within_bounds_and_then_given_up() {
     let mut net = net(4);
-    let mut now = 1;
-    let requests = |out: &[Action]| -> Vec<(Option<u64>, usize)> {
+    let requests = |out: &[Action]| -> Vec<(Option<u64>, Vec<VertexId>)> {
         out.iter()
             .filter_map(|a| match a {
                 Action::Send {
                     to,
                     msg: Message::Request { ids, .. },
-                } => Some((*to, ids.len())),
+                } => Some((*to, ids.clone())),
                 _ => None,
             })
             .collect()
     };
-    let node = &mut net.nodes[0];
-    let mut asked = 0;
-    for k in 0..100u32 {
-        let ids = (0..64u32)
-            .map(|i| Hash32(sha256(&[&k.to_be_bytes(), &i.to_be_bytes()]).0))
-            .collect();
-        let out = node.handle(
-            now,
-            Input::Message {
-                from: 7,
-                msg: Message::Heads(ids),
-            },
-        );
-        // Asked of the peer that sent them, while there is room.
-        for (to, n) in requests(&out) {
-            assert_eq!(to, Some(7));
-            asked += n;
-        }
-    }
-    assert_eq!(asked, 4096);
-    // Asked again of every peer, a bounded number at a time, until they are given up.
-    let mut again = Vec::new();
-    while now < 40_000 {
-        now += 10;
-        let out = node.handle(now, Input::Tick);
-        again.extend(requests(&out).into_iter().map(|(to, n)| (now, to, n)));
-    }
-    assert!(again.iter().all(|(_, to, n)| to.is_none() && *n <= 1024));
-    let last = again.last().map(|(t, _, _)| *t).unwrap();
-    assert!(
-        (29_000..=31_000).contains(&last),
-        "asked again until {last}"
-    );
-    // A vertex's missing parent is asked for even while heads fill the room.
-    for k in 0..70u32 {
-        let ids = (0..64u32)
-            .map(|i| Hash32(sha256(&[b"more", &k.to_be_bytes(), &i.to_be_bytes()]).0))
-            .collect();
+    let made_up = |peer: u64| -> Vec<VertexId> {
+        (0..64u32)
+            .map(|i| Hash32(sha256(&[&peer.to_be_bytes(), &i.to_be_bytes()]).0))
+            .collect()
+    };
+    let heads = |node: &mut SideChain, now: u64, peer: u64, ids: Vec<VertexId>| {
         node.handle(
             now,
             Input::Message {
-                from: 7,
+                from: peer,
                 msg: Message::Heads(ids),
             },
-        );
-    }
+        )
+    };
+    // A real vertex a peer announces, whose child comes 29 s later.
     let parent = net.vertex(1, 1, vec![], vec![]);
     let child = net.vertex(2, 1, vec![parent.id], vec![]);
+    let node = &mut net.nodes[0];
+    let mut now = 1;
+    let out = heads(node, now, 7, vec![parent.id]);
+    assert_eq!(requests(&out), vec![(Some(7), vec![parent.id])]);
+    // One peer: its heads once an interval, one id per gateway of each.
+    let mut asked = 0;
+    for _ in 0..100 {
+        for (to, ids) in requests(&heads(node, now, 8, made_up(8))) {
+            assert_eq!(to, Some(8));
+            asked += ids.len();
+        }
+    }
+    assert_eq!(asked, 4);
+    // Many peers: 4,096 in all.
+    for peer in 9..1_200 {
+        for (_, ids) in requests(&heads(node, now, peer, made_up(peer))) {
+            asked += ids.len();
+        }
+    }
+    assert_eq!(asked + 1, 4096);
+    // Asked again of every peer, no more than a peer answers, until given up.
+    let mut again = Vec::new();
+    while now < 62_000 {
+        now += 10;
+        if now == 29_001 {
+            let out = node.handle(
+                now,
+                Input::Message {
+                    from: 2,
+                    msg: Message::Vertex(child.clone()),
+                },
+            );
+            // Asked for already: not again at once.
+            assert!(requests(&out).is_empty(), "{out:?}");
+        }
+        for (to, ids) in requests(&node.handle(now, Input::Tick)) {
+            assert!(to.is_none() && ids.len() <= 256);
+            // What the waiting child lacks comes first.
+            if now > 29_001 {
+                assert_eq!(ids[0], parent.id, "at {now}");
+            }
+            again.push((now, ids.len()));
+        }
+    }
+    // The made-up ones are given up after 30 s; the parent is asked for while the child
+    // waits (30 s from its arrival), and no longer.
+    let last_full = again.iter().filter(|(_, n)| *n > 1).map(|(t, _)| *t).max();
+    assert!(
+        last_full.is_some_and(|t| (29_000..=31_000).contains(&t)),
+        "{last_full:?}"
+    );
+    let last = again.last().map(|(t, _)| *t).unwrap();
+    assert!((58_500..=59_500).contains(&last), "{last}");
+    // A vertex's missing parent is asked for even while heads fill the room.
+    for peer in 2_000..3_100 {
+        heads(node, now, peer, made_up(peer));
+    }
+    let lone = net.vertex(3, 1, vec![], vec![]);
+    let orphan = net.vertex(1, 1, vec![lone.id], vec![]);
     let out = net.nodes[0].handle(
         now,
         Input::Message {
             from: 2,
-            msg: Message::Vertex(child),
+            msg: Message::Vertex(orphan),
         },
     );
     assert!(
-        out.iter().any(|a| matches!(a,
-            Action::Send { to: Some(2), msg: Message::Request { ids, .. } } if ids == &vec![parent.id])),
+        requests(&out).contains(&(Some(2), vec![lone.id])),
         "{out:?}"
     );
 }
@@ -2522,21 +2549,29 @@ fn an_anchor_brings_only_fresh_endorsements() {
     ] {
         assert!(node.fresh_endorsements(&a).is_empty(), "{a:?}");
     }
-    // One endorsement repeated is one.
-    let padded = signed(&anchor, vec![e1.clone(); 40]);
-    assert_eq!(node.fresh_endorsements(&padded), vec![e1.clone()]);
+    // An endorsement repeated, or out of order, is no gateway's making: nothing is taken.
+    let padded = signed(&anchor, vec![e1.clone(); 2]);
+    assert!(!node.anchor_well_formed(&padded));
+    assert!(node.fresh_endorsements(&padded).is_empty());
+    let one = signed(&anchor, vec![e1.clone()]);
+    assert!(node.anchor_well_formed(&one));
+    assert_eq!(node.fresh_endorsements(&one), vec![e1.clone()]);
     node.handle(
         1,
         Input::Message {
             from: 1,
-            msg: Message::Anchor(padded.clone()),
+            msg: Message::Anchor(one.clone()),
         },
     );
     // Once held, it is no news; another gateway's is.
-    assert!(node.fresh_endorsements(&padded).is_empty());
+    assert!(node.fresh_endorsements(&one).is_empty());
     let e2 = by(&net.keys[2], &anchor);
-    let more = signed(&anchor, vec![e1, e2.clone()]);
+    let mut both = vec![e1, e2.clone()];
+    both.sort_by_key(|e| e.gateway);
+    let more = signed(&anchor, both.clone());
     assert_eq!(node.fresh_endorsements(&more), vec![e2]);
+    both.reverse();
+    assert!(!node.anchor_well_formed(&signed(&anchor, both)));
 }
 
 /// Timestamps and nonces are whatever a gateway or a client sends: the extremes are

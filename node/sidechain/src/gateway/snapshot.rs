@@ -182,6 +182,8 @@ impl SideChain {
             retired,
             waiting,
             requested,
+            // Peers' pace, which a restored node learns again.
+            heads_seen: _,
             txs,
             occs,
             slots,
@@ -343,9 +345,7 @@ impl SideChain {
         let group = Hash32::decode_from(&mut r).map_err(bad)?;
         let gateways = Vec::<PublicKey>::decode_from(&mut r).map_err(bad)?;
         if group != fresh.cfg.group.id || gateways != fresh.cfg.group.gateways {
-            return Err(SideError::Snapshot(
-                "taken of another group, or of the group before its gateways changed".into(),
-            ));
+            return Err(SideError::Snapshot("taken of another group".into()));
         }
         let me = Option::<usize>::decode_from(&mut r).map_err(bad)?;
         if me != fresh.me {
@@ -383,6 +383,7 @@ impl SideChain {
             retired: 0,
             waiting: get(r)?,
             requested: get(r)?,
+            heads_seen: Default::default(),
             txs: get_map(r, get)?,
             occs: get_map(r, get)?,
             slots: get_map(r, get)?,
