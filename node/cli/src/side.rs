@@ -17,8 +17,9 @@
 //! chain's side inputs since it, and replays the logs after it through the state machine
 //! (which also tells a gateway its own last sequence number, so it never signs one twice).
 //! A log is read one record at a time. A torn last record is dropped; what it held comes
-//! back from peers. At a damaged record the replay of that log ends, and the rest of the
-//! log is copied aside before anything is cut. A log that cannot be read is left as it is. Final history the state
+//! back from peers, and so is a tail of zeros (a crash on some file systems). At a damaged
+//! record the replay of that log ends, and the rest of the log is copied aside before
+//! anything is cut. A log that cannot be read is left as it is. Final history the state
 //! machine prunes goes to the node's store, where the API and peers' requests find it,
 //! filed by the final anchor that covers it, so that past `archive_max_mib` the oldest
 //! anchors' history can be deleted whole.

@@ -73,7 +73,8 @@ pub(crate) struct LoadgenArgs {
     #[arg(long)]
     json: bool,
     /// Write each latency sample to this CSV file (gateway, first seen in Unix ms,
-    /// latency in ms), to see when in the run the slow ones were taken.
+    /// latency in ms; both empty for a sample not confirmed), to see when in the run the
+    /// slow ones were taken.
     #[arg(long)]
     samples: Option<PathBuf>,
 }
@@ -452,9 +453,11 @@ fn loadgen(args: &LoadgenArgs) -> Result<ExitCode> {
             csv.push_str(&format!("{},{seen},{ms}\n", gateway + 1));
         } else {
             // Not confirmed (or not known) when the wait ended: slower than any that
-            // was, so that it counts in the percentiles rather than vanishing.
+            // was, so that it counts in the percentiles rather than vanishing (an empty
+            // latency in the samples file, an infinite or null percentile).
             latencies.push(f64::INFINITY);
             unconfirmed += 1;
+            csv.push_str(&format!("{},,\n", gateway + 1));
         }
     }
     if let Some(path) = &args.samples {

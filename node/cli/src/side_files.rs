@@ -112,6 +112,29 @@ impl SideFiles {
     }
 }
 
+/// Whether two files hold the same bytes.
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    let (fa, fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut ra, mut rb) = (
+        std::io::BufReader::with_capacity(1 << 16, fa),
+        std::io::BufReader::with_capacity(1 << 16, fb),
+    );
+    let (mut xa, mut xb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = ra.read(&mut xa)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        rb.read_exact(&mut xb[..n])?;
+        if xa[..n] != xb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
 /// Makes the directory's entries (a rename, a new file) durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -323,55 +346,62 @@ impl SideLog {
         }
     }
 
-    /// Copies the log from `at` on to a file of its own, unless it is all zeros (`None`);
-    /// a copy of the same bytes made by an earlier run is kept as it is.
+    /// Copies the log from `at` on to a file of its own, unless it is all zeros (`None`).
+    /// The copy is written whole and synced under a temporary name first, then linked to
+    /// its name, which never replaces a file: a copy of the same bytes an earlier start
+    /// made (an older log stays uncut, so each start finds its damage again) is kept.
     fn copy_tail(&self, at: u64) -> std::io::Result<Option<(PathBuf, u64)>> {
-        use std::io::{Seek, SeekFrom};
-        let mut log = std::fs::File::open(&self.path)?;
-        let size = log.metadata()?.len();
-        log.seek(SeekFrom::Start(at))?;
+        let tail = || -> std::io::Result<std::fs::File> {
+            use std::io::{Seek, SeekFrom};
+            let mut log = std::fs::File::open(&self.path)?;
+            log.seek(SeekFrom::Start(at))?;
+            Ok(log)
+        };
         let mut zeros = true;
+        let mut bytes = 0u64;
+        let mut log = tail()?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = log.read(&mut buf)?;
             if n == 0 {
                 break;
             }
-            if buf[..n].iter().any(|b| *b != 0) {
-                zeros = false;
-                break;
-            }
+            bytes += n as u64;
+            zeros &= buf[..n].iter().all(|b| *b == 0);
         }
         if zeros {
             return Ok(None);
         }
-        let bytes = size.saturating_sub(at);
+        let mut tmp = self.damaged_copy(at, 0).into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::copy(&mut tail()?, &mut file)?;
+        file.sync_all()?;
+        let mut kept = None;
         for k in 0..u32::MAX {
             let copy = self.damaged_copy(at, k);
-            let mut file = match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&copy)
-            {
-                Ok(f) => f,
-                // An older log stays uncut: each start finds its damage again.
+            match std::fs::hard_link(&tmp, &copy) {
+                Ok(()) => {
+                    kept = Some(copy);
+                    break;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if std::fs::metadata(&copy)?.len() == bytes {
-                        return Ok(Some((copy, bytes)));
+                    if same_bytes(&tmp, &copy)? {
+                        kept = Some(copy);
+                        break;
                     }
-                    continue;
                 }
                 Err(e) => return Err(e),
-            };
-            log.seek(SeekFrom::Start(at))?;
-            std::io::copy(&mut log, &mut file)?;
-            file.sync_all()?;
-            if let Some(dir) = copy.parent() {
-                sync_dir(dir)?;
             }
-            return Ok(Some((copy, bytes)));
         }
-        Err(std::io::Error::other("every name for the copy is taken"))
+        // A temporary file left over is harmless: the next copy truncates it.
+        let _ = std::fs::remove_file(&tmp);
+        if let Some(dir) = self.path.parent() {
+            sync_dir(dir)?;
+        }
+        kept.map(|copy| Some((copy, bytes)))
+            .ok_or_else(|| std::io::Error::other("every name for the copy is taken"))
     }
 
     /// Opens the log for appending after the records `read` ended at: a torn tail is
@@ -613,6 +643,26 @@ mod tests {
         assert_eq!(
             std::fs::read(log.damaged_copy(whole, 1)).unwrap(),
             vec![0, 0, 0, 1, 0xee, 1]
+        );
+        // A file of that name with other bytes of the same length (a copy a crash cut
+        // short) is neither taken for it nor replaced.
+        let third = dir.path().join("side").join("g.3.log");
+        std::fs::copy(&path, &third).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&third)
+            .unwrap()
+            .write_all(&[0, 0, 0, 1, 0xee])
+            .unwrap();
+        let log = SideLog::new(third);
+        std::fs::write(log.damaged_copy(whole, 0), [0u8; 5]).unwrap();
+        let mut records = log.records();
+        records.by_ref().for_each(drop);
+        log.keep_damaged(&mut records);
+        assert_eq!(std::fs::read(log.damaged_copy(whole, 0)).unwrap(), [0u8; 5]);
+        assert_eq!(
+            std::fs::read(log.damaged_copy(whole, 1)).unwrap(),
+            vec![0, 0, 0, 1, 0xee]
         );
         // New records follow the last whole one.
         let mut log = SideLog::new(path.clone());

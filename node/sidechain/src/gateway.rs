@@ -1407,24 +1407,38 @@ impl SideChain {
             // Those no answer came to in `max_pending_ms` are given up, unless a waiting
             // vertex or the next final anchor still needs them: the ids may be made up
             // (heads are anyone's word). What is needed is asked first, then the oldest.
-            let wanted = self.wanted();
+            let wanted = if self.requested.is_empty() {
+                BTreeSet::new()
+            } else {
+                self.wanted()
+            };
             let mut requested = std::mem::take(&mut self.requested);
             let given_up = self.now.saturating_sub(self.cfg.max_pending_ms);
             requested
                 .retain(|id, first| (*first > given_up || wanted.contains(id)) && !self.known(id));
             self.requested = requested;
-            let mut due: Vec<(bool, u64, VertexId)> = self
+            // Past what one request holds, each interval asks the next ones in turn.
+            let round = usize::try_from(self.now / self.cfg.heads_interval_ms.max(1))
+                .unwrap_or(0)
+                .wrapping_mul(MAX_ASK_AGAIN);
+            let (mut first, mut rest): (Vec<VertexId>, Vec<VertexId>) = self
                 .requested
                 .iter()
                 .filter(|(_, t)| self.now >= t.saturating_add(self.cfg.heads_interval_ms))
-                .map(|(id, t)| (!wanted.contains(id), *t, *id))
-                .collect();
-            due.sort_unstable();
-            let stale: Vec<VertexId> = due
-                .into_iter()
-                .take(MAX_ASK_AGAIN)
-                .map(|(_, _, id)| id)
-                .collect();
+                .map(|(id, _)| *id)
+                .partition(|id| wanted.contains(id));
+            for ids in [&mut first, &mut rest] {
+                if !ids.is_empty() {
+                    let len = ids.len();
+                    ids.rotate_left(round % len);
+                }
+            }
+            let stale: Vec<VertexId> = first.into_iter().chain(rest).take(MAX_ASK_AGAIN).collect();
+            // Peers whose heads were taken longer ago than that are forgotten: anyone can
+            // make up peers.
+            let half = self.cfg.heads_interval_ms / 2;
+            let now = self.now;
+            self.heads_seen.retain(|_, t| now < t.saturating_add(half));
             if !stale.is_empty() {
                 // To every peer: each answers with the asked vertices alone, or a lagging
                 // node would get the same ancestors from all of them.
@@ -1705,11 +1719,15 @@ impl SideChain {
             Message::Heads(ids) => {
                 // A peer announces its heads once an interval, one per gateway: what it
                 // sends faster or longer is not taken, so that no one peer fills the room.
-                let last = self.heads_seen.insert(from, self.now);
-                if last.is_some_and(|t| self.now < t.saturating_add(self.cfg.heads_interval_ms / 2))
+                let half = self.cfg.heads_interval_ms / 2;
+                if self
+                    .heads_seen
+                    .get(&from)
+                    .is_some_and(|t| self.now < t.saturating_add(half))
                 {
                     return;
                 }
+                self.heads_seen.insert(from, self.now);
                 let room = MAX_HEADS_ASKED.saturating_sub(self.requested.len());
                 let missing: Vec<VertexId> = ids
                     .into_iter()

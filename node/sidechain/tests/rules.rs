@@ -2448,8 +2448,16 @@ fn made_up_heads_are_asked_for_within_bounds_and_then_given_up() {
         }
     }
     assert_eq!(asked, 4);
+    // Heads sent too soon are dropped without putting off the next ones (the interval
+    // is 10 ms here).
+    let taken =
+        |node: &mut SideChain, at: u64| !requests(&heads(node, at, 9, made_up(at))).is_empty();
+    assert!(taken(node, 100));
+    assert!(!taken(node, 103));
+    assert!(taken(node, 106));
+    asked += 8;
     // Many peers: 4,096 in all.
-    for peer in 9..1_200 {
+    for peer in 10..1_200 {
         for (_, ids) in requests(&heads(node, now, peer, made_up(peer))) {
             asked += ids.len();
         }
