@@ -575,6 +575,21 @@ mod tests {
         let whole = std::fs::metadata(&path).unwrap().len();
         let copy = SideLog::new(path.clone()).damaged_copy(whole, 0);
         // Torn as a crash leaves it: dropped. Damaged: copied aside, then dropped.
+        let append = |p: &Path, bytes: &[u8]| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(p)
+                .unwrap()
+                .write_all(bytes)
+                .unwrap();
+        };
+        // The whole records, then a record that does not decode.
+        let damaged_log = |name: &str| {
+            let p = dir.path().join("side").join(name);
+            std::fs::copy(&path, &p).unwrap();
+            append(&p, &[0, 0, 0, 1, 0xee]);
+            SideLog::new(p)
+        };
         for (tail, damaged) in [
             (&[0u8, 0][..], false),                   // a torn length
             (&[0u8; 9][..], false),                   // zeros a crash left
@@ -588,12 +603,7 @@ mod tests {
             if damaged {
                 bytes.extend_from_slice(&[0, 0, 0, 1, 0]);
             }
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .unwrap()
-                .write_all(&bytes)
-                .unwrap();
+            append(&path, &bytes);
             let log = SideLog::new(path.clone());
             let mut records = log.records();
             assert_eq!(records.by_ref().collect::<Vec<_>>(), msgs[..3]);
@@ -610,15 +620,7 @@ mod tests {
             let _ = std::fs::remove_file(&copy);
         }
         // Damage in a log the replay only reads (an older one) is copied aside too.
-        let older = dir.path().join("side").join("g.1.log");
-        std::fs::copy(&path, &older).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&older)
-            .unwrap()
-            .write_all(&[0, 0, 0, 1, 0xee])
-            .unwrap();
-        let log = SideLog::new(older);
+        let log = damaged_log("g.1.log");
         // Each start finds it again: one copy.
         for _ in 0..2 {
             let mut records = log.records();
@@ -631,12 +633,7 @@ mod tests {
         );
         assert!(!log.damaged_copy(whole, 1).exists());
         // Other damage at the same offset later is kept beside it.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(log.path())
-            .unwrap()
-            .write_all(&[1])
-            .unwrap();
+        append(log.path(), &[1]);
         let mut records = log.records();
         records.by_ref().for_each(drop);
         log.keep_damaged(&mut records);
@@ -646,15 +643,7 @@ mod tests {
         );
         // A file of that name with other bytes of the same length (a copy a crash cut
         // short) is neither taken for it nor replaced.
-        let third = dir.path().join("side").join("g.3.log");
-        std::fs::copy(&path, &third).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&third)
-            .unwrap()
-            .write_all(&[0, 0, 0, 1, 0xee])
-            .unwrap();
-        let log = SideLog::new(third);
+        let log = damaged_log("g.3.log");
         std::fs::write(log.damaged_copy(whole, 0), [0u8; 5]).unwrap();
         let mut records = log.records();
         records.by_ref().for_each(drop);
