@@ -297,7 +297,9 @@ fn vertex_ids(msg: &Message) -> Vec<Hash32> {
 /// verdict on gossiping it on (`vertices`: the ids of those it carries).
 ///
 /// The rejected vertices (see [`rejected_vertices`]) are left out, and a message of one
-/// gets the sender penalised. So are a retired gateway's vertices that the state machine
+/// gets the sender penalised, as does any message with a vertex whose signature fails
+/// or whose form is broken (no honest node sends one, and checking a list of them costs
+/// a signature check per transaction). So are a retired gateway's vertices that the state machine
 /// dropped unchecked, nothing needing them ([`Action::Unneeded`]), but they are not held
 /// against the peer, which may not know of the retirement yet; nor is a list whose every
 /// vertex is left out relayed. A refused twin is relayed: it is evidence, and the peer
@@ -319,7 +321,16 @@ fn judge(
             _ => None,
         })
         .collect();
-    let rejected = vertices.len() == 1 && left_out.contains(&vertices[0]);
+    let malformed = actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Rejected {
+                malformed: true,
+                ..
+            }
+        )
+    });
+    let rejected = malformed || (vertices.len() == 1 && left_out.contains(&vertices[0]));
     left_out.extend(unneeded);
     let verdict = if rejected {
         Verdict::Reject
@@ -1329,7 +1340,7 @@ impl Task {
                 self.node.meter().m.unneeded_vertices_total += 1;
                 tracing::debug!(%vertex, "a retired side-chain gateway's vertex dropped: nothing needs it");
             }
-            Action::Rejected { vertex, reason } => {
+            Action::Rejected { vertex, reason, .. } => {
                 self.node.meter().m.rejected_vertices_total += 1;
                 tracing::debug!(%vertex, %reason, "side-chain vertex refused");
             }
@@ -2095,6 +2106,41 @@ mod tests {
             (ToLog::Nothing, None)
         ));
         assert!(matches!(ToLog::of(None, &v1), (ToLog::Nothing, None)));
+    }
+
+    #[test]
+    fn a_list_with_a_forged_or_malformed_vertex_gets_its_sender_penalised() {
+        let (keys, group, accel) = district();
+        let first = |g: usize, group_id: Hash32| {
+            cpc_sidechain::Vertex {
+                group_id,
+                creator: keys[g].public(),
+                sequence: 1,
+                timestamp_ms: 1,
+                parents: Vec::new(),
+                txs: Vec::new(),
+            }
+            .sign(&keys[g])
+        };
+        let good = first(0, group.id);
+        let mut forged = first(1, group.id);
+        forged.signature.0[5] ^= 1;
+        let foreign = first(2, Hash32([9; 32]));
+        let verdict = |vs: Vec<SignedVertex>| {
+            let mut side = SideChain::new(
+                cpc_sidechain::Config::new(group.clone()),
+                None,
+                accel.clone(),
+            )
+            .unwrap();
+            let ids: Vec<Hash32> = vs.iter().map(|v| v.id).collect();
+            let msg = Message::Vertices(vs);
+            let actions = side.handle(1, Input::Message { from: 0, msg });
+            judge(&actions, Some(&side), &ids).1
+        };
+        assert_eq!(verdict(vec![good.clone()]), Verdict::Accept);
+        assert_eq!(verdict(vec![good.clone(), forged]), Verdict::Reject);
+        assert_eq!(verdict(vec![good, foreign]), Verdict::Reject);
     }
 
     #[test]

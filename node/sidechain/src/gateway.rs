@@ -208,6 +208,9 @@ pub enum Action {
         vertex: VertexId,
         /// Why.
         reason: String,
+        /// A signature fails or the form is broken: no honest node sends it, whatever it
+        /// holds (unlike a vertex refused for what this node's history lacks or pruned).
+        malformed: bool,
     },
     /// An anchor does not match this node's confirmed history.
     AnchorMismatch {
@@ -1865,6 +1868,7 @@ impl SideChain {
                 out.push(Action::Rejected {
                     vertex: v.id,
                     reason,
+                    malformed: true,
                 });
                 continue;
             }
@@ -1915,6 +1919,7 @@ impl SideChain {
                 out.push(Action::Rejected {
                     vertex: v.id,
                     reason: "a signature is invalid".into(),
+                    malformed: true,
                 });
                 continue;
             }
@@ -2651,6 +2656,7 @@ impl SideChain {
         out.push(Action::Rejected {
             vertex: v.id,
             reason,
+            malformed: false,
         });
     }
 

@@ -1097,7 +1097,7 @@ fn a_twin_is_reported_even_when_it_is_refused() {
     let out = feed(&mut net.nodes[0], &[&a, &b]);
     assert!(
         out.iter().any(
-            |x| matches!(x, Action::Rejected { vertex, reason } if *vertex == b.id && reason.contains("insufficient"))
+            |x| matches!(x, Action::Rejected { vertex, reason, .. } if *vertex == b.id && reason.contains("insufficient"))
         ),
         "{out:?}"
     );
@@ -1189,7 +1189,7 @@ fn a_twin_of_pruned_history_is_reported_through_the_archive() {
     let out = net.hand(1, 0, &twin);
     assert!(
         out.iter()
-            .any(|x| matches!(x, Action::Rejected { vertex, reason }
+            .any(|x| matches!(x, Action::Rejected { vertex, reason, .. }
             if *vertex == twin.id && reason.contains("pruned (final) history"))),
         "{out:?}"
     );
@@ -2389,7 +2389,7 @@ fn malformed_vertices_are_refused_with_their_reason() {
         let out = feed(&mut net.nodes[0], &[v]);
         assert!(
             out.iter().any(
-                |a| matches!(a, Action::Rejected { vertex, reason } if *vertex == v.id && reason == why)
+                |a| matches!(a, Action::Rejected { vertex, reason, .. } if *vertex == v.id && reason == why)
             ),
             "{why}: {out:?}"
         );

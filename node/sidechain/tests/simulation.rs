@@ -442,7 +442,7 @@ impl Sim {
                 // past its history is refused there (crate docs, "Retired gateways").
                 Action::Rejected { vertex, .. }
                     if self.knows_retired[from] && self.gone_vertices.contains(&vertex) => {}
-                Action::Rejected { vertex, reason } => fail(
+                Action::Rejected { vertex, reason, .. } => fail(
                     self.seed,
                     &format!("node {from} rejected vertex {vertex}: {reason}"),
                 ),
