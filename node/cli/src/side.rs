@@ -283,6 +283,20 @@ fn rejected_vertices(actions: &[Action], side: &SideChain) -> BTreeSet<Hash32> {
         .collect()
 }
 
+/// Whether the state machine found a vertex whose signature fails or whose form is
+/// broken, which no honest node sends.
+fn malformed(actions: &[Action]) -> bool {
+    actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Rejected {
+                malformed: true,
+                ..
+            }
+        )
+    })
+}
+
 /// The ids of the vertices a message carries.
 fn vertex_ids(msg: &Message) -> Vec<Hash32> {
     match msg {
@@ -321,16 +335,7 @@ fn judge(
             _ => None,
         })
         .collect();
-    let malformed = actions.iter().any(|a| {
-        matches!(
-            a,
-            Action::Rejected {
-                malformed: true,
-                ..
-            }
-        )
-    });
-    let rejected = malformed || (vertices.len() == 1 && left_out.contains(&vertices[0]));
+    let rejected = malformed(actions) || (vertices.len() == 1 && left_out.contains(&vertices[0]));
     left_out.extend(unneeded);
     let verdict = if rejected {
         Verdict::Reject
@@ -1150,8 +1155,9 @@ impl Task {
     fn on_incoming(&mut self, (peer, msg, data): Incoming) {
         let decoded = Message::decode_untrusted(&data);
         let Ok(m) = decoded else {
-            if let Some(msg) = msg {
-                self.net.validate(msg, Verdict::Reject);
+            match msg {
+                Some(msg) => self.net.validate(msg, Verdict::Reject),
+                None => self.net.strike(peer),
             }
             return;
         };
@@ -1171,8 +1177,15 @@ impl Task {
         if let Some(record) = to_log.record(&data, &left_out) {
             self.log.append_encoded(&record);
         }
-        if let Some(msg) = msg {
-            self.net.validate(msg, verdict);
+        match msg {
+            Some(msg) => self.net.validate(msg, verdict),
+            // A direct message (an answer) counts against its sender only for what no
+            // honest node sends: a vertex it answers with may be refused here for
+            // history this node pruned.
+            None if verdict_now == Some(Verdict::Reject) || malformed(&actions) => {
+                self.net.strike(peer);
+            }
+            None => {}
         }
     }
 
