@@ -318,10 +318,16 @@ fn vertex_ids(msg: &Message) -> Vec<Hash32> {
 /// against the peer, which may not know of the retirement yet; nor is a list whose every
 /// vertex is left out relayed. A refused twin is relayed: it is evidence, and the peer
 /// that sent it may be an honest gateway that took it before this node pruned.
+///
+/// A list of vertices (`list`) is never relayed: honest nodes send lists only to one peer
+/// (answers), never to the topic, and a relay could not vouch for a list holding copies
+/// of vertices it has (an id leaves the signature out, so a forged copy is skipped here
+/// unchecked) — a node that checks that copy would count it against the relay.
 fn judge(
     actions: &[Action],
     side: Option<&SideChain>,
     vertices: &[Hash32],
+    list: bool,
 ) -> (BTreeSet<Hash32>, Verdict) {
     // Not following the group yet: relay nothing unchecked.
     let Some(side) = side else {
@@ -339,7 +345,7 @@ fn judge(
     left_out.extend(unneeded);
     let verdict = if rejected {
         Verdict::Reject
-    } else if !vertices.is_empty() && vertices.iter().all(|id| left_out.contains(id)) {
+    } else if list || (!vertices.is_empty() && vertices.iter().all(|id| left_out.contains(id))) {
         Verdict::Ignore
     } else {
         Verdict::Accept
@@ -1162,6 +1168,7 @@ impl Task {
             return;
         };
         let vertices = vertex_ids(&m);
+        let list = matches!(m, Message::Vertices(_));
         let (to_log, verdict_now) = ToLog::of(self.node.lock().as_ref(), &m);
         let from = self.token(peer);
         let asked = match &m {
@@ -1172,7 +1179,7 @@ impl Task {
         if !asked.is_empty() {
             self.answer_from_archive(peer, &asked);
         }
-        let (left_out, verdict) = judge(&actions, self.node.lock().as_ref(), &vertices);
+        let (left_out, verdict) = judge(&actions, self.node.lock().as_ref(), &vertices, list);
         let verdict = verdict_now.unwrap_or(verdict);
         if let Some(record) = to_log.record(&data, &left_out) {
             self.log.append_encoded(&record);
@@ -1206,6 +1213,8 @@ impl Task {
         let found: Vec<SignedVertex> = pruned
             .iter()
             .filter_map(|id| self.node.archived_vertex(id).map(|v| v.vertex))
+            // A damaged store answers for nothing it was not asked.
+            .filter(|v| pruned.contains(&v.id))
             .collect();
         if !found.is_empty() {
             // Final history: every gateway holds it, so it needs no sync, even this one's.
@@ -2139,21 +2148,49 @@ mod tests {
         let mut forged = first(1, group.id);
         forged.signature.0[5] ^= 1;
         let foreign = first(2, Hash32([9; 32]));
-        let verdict = |vs: Vec<SignedVertex>| {
-            let mut side = SideChain::new(
+        let observer = || {
+            SideChain::new(
                 cpc_sidechain::Config::new(group.clone()),
                 None,
                 accel.clone(),
             )
-            .unwrap();
-            let ids: Vec<Hash32> = vs.iter().map(|v| v.id).collect();
-            let msg = Message::Vertices(vs);
-            let actions = side.handle(1, Input::Message { from: 0, msg });
-            judge(&actions, Some(&side), &ids).1
+            .unwrap()
         };
-        assert_eq!(verdict(vec![good.clone()]), Verdict::Accept);
-        assert_eq!(verdict(vec![good.clone(), forged]), Verdict::Reject);
-        assert_eq!(verdict(vec![good, foreign]), Verdict::Reject);
+        let verdict = |side: &mut SideChain, vs: Vec<SignedVertex>| {
+            let ids: Vec<Hash32> = vs.iter().map(|v| v.id).collect();
+            let (list, msg) = match <[SignedVertex; 1]>::try_from(vs) {
+                Ok([v]) => (false, Message::Vertex(v)),
+                Err(vs) => (true, Message::Vertices(vs)),
+            };
+            let actions = side.handle(1, Input::Message { from: 0, msg });
+            judge(&actions, Some(side), &ids, list).1
+        };
+        assert_eq!(
+            verdict(&mut observer(), vec![good.clone()]),
+            Verdict::Accept
+        );
+        // A list is taken but never relayed; one with a forged or malformed vertex is
+        // refused.
+        let other = first(3, group.id);
+        assert_eq!(
+            verdict(&mut observer(), vec![good.clone(), other.clone()]),
+            Verdict::Ignore
+        );
+        assert_eq!(
+            verdict(&mut observer(), vec![good.clone(), forged.clone()]),
+            Verdict::Reject
+        );
+        assert_eq!(
+            verdict(&mut observer(), vec![good, foreign]),
+            Verdict::Reject
+        );
+        // A node that holds the vertex a forged copy stands for skips the copy unchecked:
+        // it must not vouch for the list by relaying it.
+        let mut holder = observer();
+        let mut real = forged.clone();
+        real.signature = first(1, group.id).signature;
+        assert_eq!(verdict(&mut holder, vec![real]), Verdict::Accept);
+        assert_eq!(verdict(&mut holder, vec![other, forged]), Verdict::Ignore);
     }
 
     #[test]
@@ -2261,8 +2298,9 @@ mod tests {
             let data = msg.encode();
             let m = Message::decode_untrusted(&data).unwrap();
             let vertices = vertex_ids(&m);
+            let list = matches!(m, Message::Vertices(_));
             let actions = side.handle(1, Input::Message { from: 0, msg: m });
-            let (left_out, verdict) = judge(&actions, Some(side), &vertices);
+            let (left_out, verdict) = judge(&actions, Some(side), &vertices, list);
             let logged = ToLog::AsReceived
                 .record(&data, &left_out)
                 .map(|r| Message::decode_untrusted(&r).unwrap());
@@ -2277,10 +2315,11 @@ mod tests {
         // Nor is a list of such relayed, which no gateway sends to the topic.
         let only = Message::Vertices(vec![stolen.clone()]);
         assert_eq!(feed(&mut side, &only), (None, Verdict::Ignore));
+        // A list is never relayed (no gateway sends one to the topic).
         let list = Message::Vertices(vec![good.clone(), stolen.clone()]);
         assert_eq!(
             feed(&mut side, &list),
-            (Some(Message::Vertices(vec![good])), Verdict::Accept)
+            (Some(Message::Vertices(vec![good])), Verdict::Ignore)
         );
         // Named by another gateway's vertex, it is taken and logged, alone or along.
         let msg = Message::Vertex(child.clone());
@@ -2288,7 +2327,7 @@ mod tests {
         assert_eq!(feed(&mut side, &alone), (Some(alone), Verdict::Accept));
         assert!(side.vertex(&stolen.id).is_some() && side.vertex(&child.id).is_some());
         let both = Message::Vertices(vec![child, stolen.clone()]);
-        assert_eq!(feed(&mut observer(), &both), (Some(both), Verdict::Accept));
+        assert_eq!(feed(&mut observer(), &both), (Some(both), Verdict::Ignore));
         // Replayed from the log, it is taken: the node logged it because it was needed,
         // whether or not what needed it is still there.
         let mut replayed = observer();
@@ -2296,7 +2335,7 @@ mod tests {
         assert!(replayed.vertex(&stolen.id).is_some());
         // Not following the group yet: nothing is relayed.
         assert_eq!(
-            judge(&[], None, &[stolen.id]),
+            judge(&[], None, &[stolen.id], false),
             (BTreeSet::new(), Verdict::Ignore)
         );
     }

@@ -128,7 +128,10 @@ fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
         if n == 0 {
             return Ok(true);
         }
-        rb.read_exact(&mut xb[..n])?;
+        match rb.read_exact(&mut xb[..n]) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            r => r?,
+        }
         if xa[..n] != xb[..n] {
             return Ok(false);
         }
@@ -375,13 +378,34 @@ impl SideLog {
         let mut tmp = self.damaged_copy(at, 0).into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        let mut file = std::fs::File::create(&tmp)?;
+        // One left over may be linked to a kept copy: it is unlinked, never truncated.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         std::io::copy(&mut tail()?, &mut file)?;
         file.sync_all()?;
         let mut kept = None;
         for k in 0..u32::MAX {
             let copy = self.damaged_copy(at, k);
-            match std::fs::hard_link(&tmp, &copy) {
+            let placed = std::fs::hard_link(&tmp, &copy).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+                // A file system without hard links: a new file of that name, written
+                // whole (a crash may leave it short; the next start then takes another).
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&copy)?;
+                std::io::copy(&mut std::fs::File::open(&tmp)?, &mut f)?;
+                f.sync_all()
+            });
+            match placed {
                 Ok(()) => {
                     kept = Some(copy);
                     break;
@@ -395,7 +419,6 @@ impl SideLog {
                 Err(e) => return Err(e),
             }
         }
-        // A temporary file left over is harmless: the next copy truncates it.
         let _ = std::fs::remove_file(&tmp);
         if let Some(dir) = self.path.parent() {
             sync_dir(dir)?;
@@ -632,7 +655,11 @@ mod tests {
             vec![0, 0, 0, 1, 0xee]
         );
         assert!(!log.damaged_copy(whole, 1).exists());
-        // Other damage at the same offset later is kept beside it.
+        // Other damage at the same offset later is kept beside it, and the first copy
+        // stays whole (even with the temporary name still linked to it).
+        let mut tmp = log.damaged_copy(whole, 0).into_os_string();
+        tmp.push(".tmp");
+        std::fs::hard_link(log.damaged_copy(whole, 0), &tmp).unwrap();
         append(log.path(), &[1]);
         let mut records = log.records();
         records.by_ref().for_each(drop);
@@ -641,6 +668,11 @@ mod tests {
             std::fs::read(log.damaged_copy(whole, 1)).unwrap(),
             vec![0, 0, 0, 1, 0xee, 1]
         );
+        assert_eq!(
+            std::fs::read(log.damaged_copy(whole, 0)).unwrap(),
+            vec![0, 0, 0, 1, 0xee]
+        );
+        assert!(!Path::new(&tmp).exists());
         // A file of that name with other bytes of the same length (a copy a crash cut
         // short) is neither taken for it nor replaced.
         let log = damaged_log("g.3.log");

@@ -1409,7 +1409,8 @@ impl SideChain {
             // way (an anchor's frontier asks for vertices that may already wait) are done.
             // Those no answer came to in `max_pending_ms` are given up, unless a waiting
             // vertex or the next final anchor still needs them: the ids may be made up
-            // (heads are anyone's word). What is needed is asked first, then the oldest.
+            // (heads are anyone's word). What is needed is asked first, then the rest, in
+            // turn past what one request holds.
             let wanted = if self.requested.is_empty() {
                 BTreeSet::new()
             } else {
@@ -2083,6 +2084,9 @@ impl SideChain {
     }
 
     /// Rules a vertex must meet on its own, before its parents are known.
+    /// A vertex failing these (or its signatures) gets its sender struck: a change of the
+    /// rules, or of the wire format, must come with a new protocol name
+    /// (`/cpchain/side/N`), or nodes of two versions would ban each other.
     fn structure(&self, v: &SignedVertex, keys: &[TxKey]) -> Result<(), String> {
         let x = &v.vertex;
         if x.group_id != self.cfg.group.id {
