@@ -445,6 +445,24 @@ impl Testnet {
         read_key(&self.dir.path().join(format!("keys/user-{i}.key")))
     }
 
+    /// What every node in `live` says of its consensus and peers, with the end of its
+    /// log: for the message of a test that failed on the network as a whole.
+    pub fn diagnose(&self, live: &[usize]) -> String {
+        let mut s = String::new();
+        for &i in live {
+            let n = &self.nodes[i];
+            let log = n.log();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            s.push_str(&format!(
+                "== node {i}\nconsensus: {}\npeers: {}\nlog (last lines, newest first):\n{}\n",
+                n.get("/v1/consensus").body,
+                n.get("/v1/peers").body,
+                tail.join("\n")
+            ));
+        }
+        s
+    }
+
     /// Starts every node.
     pub fn start_all(&mut self) {
         for n in &mut self.nodes {
