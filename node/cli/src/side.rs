@@ -313,11 +313,12 @@ fn vertex_ids(msg: &Message) -> Vec<Hash32> {
 /// The rejected vertices (see [`rejected_vertices`]) are left out, and a message of one
 /// gets the sender penalised, as does any message with a vertex whose signature fails
 /// or whose form is broken (no honest node sends one, and checking a list of them costs
-/// a signature check per transaction). So are a retired gateway's vertices that the state machine
-/// dropped unchecked, nothing needing them ([`Action::Unneeded`]), but they are not held
-/// against the peer, which may not know of the retirement yet; nor is a list whose every
-/// vertex is left out relayed. A refused twin is relayed: it is evidence, and the peer
-/// that sent it may be an honest gateway that took it before this node pruned.
+/// a signature check per transaction). So are a retired gateway's vertices that the
+/// state machine dropped unchecked, nothing needing them ([`Action::Unneeded`]), but
+/// they are not held against the peer, which may not know of the retirement yet, and a
+/// message of only such vertices is not relayed. A refused twin is relayed: it is
+/// evidence, and the peer that sent it may be an honest gateway that took it before this
+/// node pruned.
 ///
 /// A list of vertices (`list`) is never relayed: honest nodes send lists only to one peer
 /// (answers), never to the topic, and a relay could not vouch for a list holding copies
@@ -1013,10 +1014,10 @@ enum Noticed {
     Back(PublicKey),
 }
 
-/// Finds the gateways whose silence keeps final history in memory. Silence is timed on this node's clock from when it last saw
-/// the gateway's latest vertex change (from the first look at first, so a restart does
-/// not count the time it was down), and counts only while final history piles up: an
-/// idle group is silent by design.
+/// Finds the gateways whose silence keeps final history in memory. Silence is timed on
+/// this node's clock from when it last saw the gateway's latest vertex change (from the
+/// first look at first, so a restart does not count the time it was down), and counts
+/// only while final history piles up: an idle group is silent by design.
 #[derive(Default)]
 struct Watch {
     gateways: BTreeMap<PublicKey, Watched>,
@@ -2043,6 +2044,35 @@ mod tests {
     }
 
     /// Four gateway keys, their group and an accelerator.
+    /// `key`'s vertex of `group_id` at `sequence` (stamped 1 ms), on `parents`, with `txs`.
+    fn signed_vertex(
+        key: &SecretKey,
+        group_id: Hash32,
+        sequence: u64,
+        parents: Vec<Hash32>,
+        txs: Vec<cpc_sidechain::SignedMachineTx>,
+    ) -> SignedVertex {
+        cpc_sidechain::Vertex {
+            group_id,
+            creator: key.public(),
+            sequence,
+            timestamp_ms: 1,
+            parents,
+            txs,
+        }
+        .sign(key)
+    }
+
+    /// A node of `group` that is not a gateway.
+    fn observer(group: &Group, accel: &Arc<Dispatcher>) -> SideChain {
+        SideChain::new(
+            cpc_sidechain::Config::new(group.clone()),
+            None,
+            accel.clone(),
+        )
+        .expect("a group's observer")
+    }
+
     fn district() -> (Vec<SecretKey>, Group, Arc<Dispatcher>) {
         let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_bytes([i; 32])).collect();
         let group = Group::new(
@@ -2057,19 +2087,8 @@ mod tests {
     #[test]
     fn what_holds_no_news_is_neither_logged_nor_relayed() {
         let (keys, group, accel) = district();
-        let mut side =
-            SideChain::new(cpc_sidechain::Config::new(group.clone()), None, accel).unwrap();
-        let vertex = |sequence: u64| {
-            cpc_sidechain::Vertex {
-                group_id: group.id,
-                creator: keys[1].public(),
-                sequence,
-                timestamp_ms: 1,
-                parents: Vec::new(),
-                txs: Vec::new(),
-            }
-            .sign(&keys[1])
-        };
+        let mut side = observer(&group, &accel);
+        let vertex = |sequence| signed_vertex(&keys[1], group.id, sequence, Vec::new(), Vec::new());
         let anchor = cpc_sidechain::Anchor {
             group_id: group.id,
             sequence: 1,
@@ -2133,29 +2152,12 @@ mod tests {
     #[test]
     fn a_list_with_a_forged_or_malformed_vertex_gets_its_sender_penalised() {
         let (keys, group, accel) = district();
-        let first = |g: usize, group_id: Hash32| {
-            cpc_sidechain::Vertex {
-                group_id,
-                creator: keys[g].public(),
-                sequence: 1,
-                timestamp_ms: 1,
-                parents: Vec::new(),
-                txs: Vec::new(),
-            }
-            .sign(&keys[g])
-        };
+        let first =
+            |g: usize, group_id| signed_vertex(&keys[g], group_id, 1, Vec::new(), Vec::new());
         let good = first(0, group.id);
         let mut forged = first(1, group.id);
         forged.signature.0[5] ^= 1;
         let foreign = first(2, Hash32([9; 32]));
-        let observer = || {
-            SideChain::new(
-                cpc_sidechain::Config::new(group.clone()),
-                None,
-                accel.clone(),
-            )
-            .unwrap()
-        };
         let verdict = |side: &mut SideChain, vs: Vec<SignedVertex>| {
             let ids: Vec<Hash32> = vs.iter().map(|v| v.id).collect();
             let (list, msg) = match <[SignedVertex; 1]>::try_from(vs) {
@@ -2166,27 +2168,33 @@ mod tests {
             judge(&actions, Some(side), &ids, list).1
         };
         assert_eq!(
-            verdict(&mut observer(), vec![good.clone()]),
+            verdict(&mut observer(&group, &accel), vec![good.clone()]),
             Verdict::Accept
         );
         // A list is taken but never relayed; one with a forged or malformed vertex is
         // refused.
         let other = first(3, group.id);
         assert_eq!(
-            verdict(&mut observer(), vec![good.clone(), other.clone()]),
+            verdict(
+                &mut observer(&group, &accel),
+                vec![good.clone(), other.clone()]
+            ),
             Verdict::Ignore
         );
         assert_eq!(
-            verdict(&mut observer(), vec![good.clone(), forged.clone()]),
+            verdict(
+                &mut observer(&group, &accel),
+                vec![good.clone(), forged.clone()]
+            ),
             Verdict::Reject
         );
         assert_eq!(
-            verdict(&mut observer(), vec![good, foreign]),
+            verdict(&mut observer(&group, &accel), vec![good, foreign]),
             Verdict::Reject
         );
         // A node that holds the vertex a forged copy stands for skips the copy unchecked:
         // it must not vouch for the list by relaying it.
-        let mut holder = observer();
+        let mut holder = observer(&group, &accel);
         let mut real = forged.clone();
         real.signature = first(1, group.id).signature;
         assert_eq!(verdict(&mut holder, vec![real]), Verdict::Accept);
@@ -2196,28 +2204,13 @@ mod tests {
     #[test]
     fn rejected_vertices_stay_out_of_the_log() {
         let (keys, group, accel) = district();
-        let first = |g: usize| {
-            cpc_sidechain::Vertex {
-                group_id: group.id,
-                creator: keys[g].public(),
-                sequence: 1,
-                timestamp_ms: 1,
-                parents: Vec::new(),
-                txs: Vec::new(),
-            }
-            .sign(&keys[g])
-        };
+        let first = |g: usize| signed_vertex(&keys[g], group.id, 1, Vec::new(), Vec::new());
         let (good, other) = (first(0), first(2));
         let mut forged = first(1);
         forged.signature.0[5] ^= 1;
         // What an observer's state machine rejects, as the log sees it.
         let judge = |msg: &Message| {
-            let mut side = SideChain::new(
-                cpc_sidechain::Config::new(group.clone()),
-                None,
-                accel.clone(),
-            )
-            .unwrap();
+            let mut side = observer(&group, &accel);
             let data = msg.encode();
             let m = Message::decode_untrusted(&data).unwrap();
             let actions = side.handle(1, Input::Message { from: 0, msg: m });
@@ -2269,28 +2262,13 @@ mod tests {
     #[test]
     fn a_retired_gateways_unneeded_vertices_are_neither_logged_nor_relayed() {
         let (keys, group, accel) = district();
-        let vertex = |g: usize, parents: Vec<Hash32>| {
-            cpc_sidechain::Vertex {
-                group_id: group.id,
-                creator: keys[g].public(),
-                sequence: 1,
-                timestamp_ms: 1,
-                parents,
-                txs: Vec::new(),
-            }
-            .sign(&keys[g])
-        };
+        let vertex = |g: usize, parents| signed_vertex(&keys[g], group.id, 1, parents, Vec::new());
         // Gateway 1 is retired; whoever holds its key signs on.
         let (stolen, good) = (vertex(1, Vec::new()), vertex(0, Vec::new()));
         // A vertex of gateway 2 that took it before learning of the retirement.
         let child = vertex(2, vec![stolen.id]);
-        let observer = || {
-            let mut side = SideChain::new(
-                cpc_sidechain::Config::new(group.clone()),
-                None,
-                accel.clone(),
-            )
-            .unwrap();
+        let knowing = || {
+            let mut side = observer(&group, &accel);
             side.handle(1, Input::Retire(keys[1].public()));
             side
         };
@@ -2307,7 +2285,7 @@ mod tests {
             (logged, verdict)
         };
 
-        let mut side = observer();
+        let mut side = knowing();
         let alone = Message::Vertex(stolen.clone());
         // Dropped without a penalty for the peer, which may not know of the retirement.
         assert_eq!(feed(&mut side, &alone), (None, Verdict::Ignore));
@@ -2327,10 +2305,10 @@ mod tests {
         assert_eq!(feed(&mut side, &alone), (Some(alone), Verdict::Accept));
         assert!(side.vertex(&stolen.id).is_some() && side.vertex(&child.id).is_some());
         let both = Message::Vertices(vec![child, stolen.clone()]);
-        assert_eq!(feed(&mut observer(), &both), (Some(both), Verdict::Ignore));
+        assert_eq!(feed(&mut knowing(), &both), (Some(both), Verdict::Ignore));
         // Replayed from the log, it is taken: the node logged it because it was needed,
         // whether or not what needed it is still there.
-        let mut replayed = observer();
+        let mut replayed = knowing();
         replayed.handle(1, Input::Replayed(Message::Vertex(stolen.clone())));
         assert!(replayed.vertex(&stolen.id).is_some());
         // Not following the group yet: nothing is relayed.
@@ -2357,17 +2335,7 @@ mod tests {
             },
         }
         .sign(&machine);
-        let vertex = |txs| {
-            cpc_sidechain::Vertex {
-                group_id: group.id,
-                creator: keys[3].public(),
-                sequence: 1,
-                timestamp_ms: 1,
-                parents: Vec::new(),
-                txs,
-            }
-            .sign(&keys[3])
-        };
+        let vertex = |txs| signed_vertex(&keys[3], group.id, 1, Vec::new(), txs);
         let (original, twin) = (vertex(Vec::new()), vertex(vec![overdraft]));
         let judge = |side: &mut SideChain, v: &SignedVertex| {
             let data = Message::Vertex(v.clone()).encode();
@@ -2386,14 +2354,7 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
-        let fresh = || {
-            SideChain::new(
-                cpc_sidechain::Config::new(group.clone()),
-                None,
-                accel.clone(),
-            )
-            .unwrap()
-        };
+        let fresh = || observer(&group, &accel);
 
         let mut side = fresh();
         let (_, actions, _) = judge(&mut side, &original);
